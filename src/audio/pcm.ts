@@ -1,0 +1,192 @@
+/**
+ * Sizes, durations and chunking of 16-bit linear PCM, the only audio Exotel
+ * carries. Pure: no I/O, no clocks.
+ *
+ * @module
+ */
+
+/** Sample rates Exotel streams at. */
+export const SAMPLE_RATES = [8000, 16000, 24000] as const;
+
+/** A sample rate Exotel streams at. */
+export type SampleRate = typeof SAMPLE_RATES[number];
+
+/** Bytes per 16-bit mono sample. */
+export const BYTES_PER_SAMPLE = 2;
+
+/** Every outbound chunk must be a multiple of this many bytes (20 ms at 8 kHz). */
+export const CHUNK_ALIGN_BYTES = 320;
+
+/** Smallest outbound chunk Exotel plays without jitter. */
+export const MIN_CHUNK_BYTES = CHUNK_ALIGN_BYTES;
+
+/** Largest outbound chunk Exotel accepts before timing out. */
+export const MAX_CHUNK_BYTES = 100_000;
+
+/** The chunk size Exotel recommends. */
+export const DEFAULT_CHUNK_BYTES = 3200;
+
+/** Returns true when `rate` is a rate Exotel streams at. */
+export function isSampleRate(rate: number): rate is SampleRate {
+  return (SAMPLE_RATES as readonly number[]).includes(rate);
+}
+
+/**
+ * Bytes of PCM that play for one millisecond at `sampleRate`.
+ *
+ * @example
+ * ```ts
+ * bytesPerMs(8000); // 16
+ * ```
+ */
+export function bytesPerMs(sampleRate: number): number {
+  return sampleRate * BYTES_PER_SAMPLE / 1000;
+}
+
+/**
+ * How long `bytes` of PCM play at `sampleRate`, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * durationMs(3200, 8000); // 200
+ * durationMs(3200, 16000); // 100
+ * ```
+ */
+export function durationMs(bytes: number, sampleRate: number): number {
+  return bytes / bytesPerMs(sampleRate);
+}
+
+/** How many bytes of PCM play for `ms` milliseconds at `sampleRate`, whole samples only. */
+export function bytesForMs(ms: number, sampleRate: number): number {
+  return Math.round(ms * sampleRate / 1000) * BYTES_PER_SAMPLE;
+}
+
+/** Rounds `bytes` up to the next multiple of {@linkcode CHUNK_ALIGN_BYTES}. */
+export function alignUp(bytes: number): number {
+  return Math.ceil(bytes / CHUNK_ALIGN_BYTES) * CHUNK_ALIGN_BYTES;
+}
+
+/** Rounds `bytes` down to a multiple of {@linkcode CHUNK_ALIGN_BYTES}. */
+export function alignDown(bytes: number): number {
+  return bytes - bytes % CHUNK_ALIGN_BYTES;
+}
+
+/** Returns true when `bytes` is a size Exotel plays without a gap. */
+export function isValidChunkSize(bytes: number): boolean {
+  return bytes >= MIN_CHUNK_BYTES && bytes <= MAX_CHUNK_BYTES &&
+    bytes % CHUNK_ALIGN_BYTES === 0;
+}
+
+/**
+ * Returns `pcm` padded with silence (zero bytes) to a multiple of
+ * {@linkcode CHUNK_ALIGN_BYTES}, or `pcm` itself when it already is one.
+ */
+export function padToAlignment(pcm: Uint8Array): Uint8Array {
+  const size = alignUp(pcm.length);
+  if (size === pcm.length) return pcm;
+  const padded = new Uint8Array(size);
+  padded.set(pcm);
+  return padded;
+}
+
+/**
+ * Splits `pcm` into chunks of `chunkBytes`, the last one padded with silence
+ * to a multiple of {@linkcode CHUNK_ALIGN_BYTES}. For audio that arrives in
+ * pieces use {@linkcode Chunker}.
+ *
+ * @example
+ * ```ts
+ * chunkPcm(new Uint8Array(7000), 3200).map((c) => c.length); // [3200, 3200, 640]
+ * ```
+ */
+export function chunkPcm(pcm: Uint8Array, chunkBytes: number): Uint8Array[] {
+  const chunker = new Chunker(chunkBytes);
+  const chunks = chunker.push(pcm);
+  const last = chunker.flush();
+  if (last) chunks.push(last);
+  return chunks;
+}
+
+/** Error thrown for a chunk size Exotel cannot play cleanly. */
+export class InvalidChunkSizeError extends RangeError {
+  /** Creates the error for `bytes`. */
+  constructor(bytes: number) {
+    super(
+      `Invalid chunk size "${bytes}": expected a multiple of ${CHUNK_ALIGN_BYTES} from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}`,
+    );
+    this.name = "InvalidChunkSizeError";
+  }
+}
+
+/**
+ * Cuts PCM that arrives in pieces of any size into chunks of exactly
+ * `chunkBytes`, keeping the remainder for the next push.
+ *
+ * @example
+ * ```ts
+ * const chunker = new Chunker(3200);
+ * chunker.push(new Uint8Array(5000)).length; // 1 (3200 bytes), 1800 kept
+ * chunker.flush()?.length; // 1920: the 1800 left, padded to a multiple of 320
+ * ```
+ */
+export class Chunker {
+  #chunkBytes: number;
+  #pending: Uint8Array;
+  #filled = 0;
+
+  /** Creates a chunker emitting chunks of `chunkBytes`. */
+  constructor(chunkBytes: number) {
+    if (!isValidChunkSize(chunkBytes)) {
+      throw new InvalidChunkSizeError(chunkBytes);
+    }
+    this.#chunkBytes = chunkBytes;
+    this.#pending = new Uint8Array(chunkBytes);
+  }
+
+  /** Bytes kept back, waiting for a full chunk. */
+  get buffered(): number {
+    return this.#filled;
+  }
+
+  /** Adds `pcm` and returns the whole chunks it completes (each a fresh copy). */
+  push(pcm: Uint8Array): Uint8Array[] {
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    if (this.#filled > 0) {
+      const take = Math.min(this.#chunkBytes - this.#filled, pcm.length);
+      this.#pending.set(pcm.subarray(0, take), this.#filled);
+      this.#filled += take;
+      offset = take;
+      if (this.#filled < this.#chunkBytes) return chunks;
+      chunks.push(this.#pending);
+      this.#pending = new Uint8Array(this.#chunkBytes);
+      this.#filled = 0;
+    }
+    while (pcm.length - offset >= this.#chunkBytes) {
+      chunks.push(pcm.slice(offset, offset + this.#chunkBytes));
+      offset += this.#chunkBytes;
+    }
+    if (offset < pcm.length) {
+      this.#pending.set(pcm.subarray(offset), 0);
+      this.#filled = pcm.length - offset;
+    }
+    return chunks;
+  }
+
+  /**
+   * Returns what is kept back padded with silence to a multiple of
+   * {@linkcode CHUNK_ALIGN_BYTES}, or `undefined` when nothing is.
+   */
+  flush(): Uint8Array | undefined {
+    if (this.#filled === 0) return undefined;
+    const last = new Uint8Array(alignUp(this.#filled));
+    last.set(this.#pending.subarray(0, this.#filled));
+    this.#filled = 0;
+    return last;
+  }
+
+  /** Drops what is kept back. */
+  reset(): void {
+    this.#filled = 0;
+  }
+}

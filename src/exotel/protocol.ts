@@ -1,0 +1,335 @@
+/**
+ * The Exotel Voicebot WebSocket protocol: parsing inbound frames into typed
+ * events and encoding outbound ones. Pure: strings in, values out.
+ *
+ * Liberal in what it accepts (snake_case and camelCase, strings or numbers,
+ * fields at the top level or nested), strict in what it sends (the documented
+ * minimal snake_case frames).
+ *
+ * @module
+ */
+
+/** The `start` event's description of the call. */
+export interface StartInfo {
+  /** Exotel's id for this stream. */
+  streamSid: string;
+  /** Exotel's id for the call. */
+  callSid: string;
+  /** The Exotel account. */
+  accountSid: string;
+  /** The caller's number. */
+  from: string;
+  /** The number called. */
+  to: string;
+  /** Up to three `key=value` pairs from the applet URL. */
+  customParameters: Record<string, string>;
+  /** The declared encoding, informational (only 16-bit PCM is real). */
+  encoding: string;
+  /** The declared sample rate, when it is a number. */
+  sampleRate?: number;
+}
+
+/** Fields every event but `connected` may carry. */
+interface Sequenced {
+  /** Exotel's message counter; informational. */
+  sequenceNumber?: number;
+  /** The stream the event belongs to, when given. */
+  streamSid?: string;
+}
+
+/** An event Exotel sends us, parsed. */
+export type InboundEvent =
+  | { event: "connected" }
+  | Sequenced & { event: "start"; start: StartInfo }
+  | Sequenced & {
+    event: "media";
+    /** Media message counter; informational. */
+    chunk?: number;
+    /** Milliseconds, informational. */
+    timestamp?: number;
+    /** The decoded PCM. */
+    payload: Uint8Array;
+  }
+  | Sequenced & { event: "dtmf"; digit: string; durationMs?: number }
+  | Sequenced & { event: "mark"; name: string }
+  | Sequenced & {
+    event: "stop";
+    reason: string;
+    callSid?: string;
+    accountSid?: string;
+  }
+  | Sequenced & { event: "clear" };
+
+/** The names of the events in {@linkcode InboundEvent}. */
+export type InboundEventName = InboundEvent["event"];
+
+/** Why a frame could not be used. */
+export type ProtocolErrorCode =
+  | "invalid_json"
+  | "not_an_object"
+  | "unknown_event"
+  | "invalid_payload"
+  | "invalid_digit"
+  | "missing_field";
+
+/** A frame that could not be turned into an {@linkcode InboundEvent}. */
+export class ProtocolError extends Error {
+  /** Machine-readable reason, used as a counter label. */
+  readonly code: ProtocolErrorCode;
+
+  /** Creates the error. */
+  constructor(code: ProtocolErrorCode, message: string) {
+    super(message);
+    this.name = "ProtocolError";
+    this.code = code;
+  }
+}
+
+/** The outcome of parsing one frame: never throws. */
+export type ParseResult =
+  | { ok: true; event: InboundEvent }
+  | { ok: false; error: ProtocolError };
+
+type Fields = Record<string, unknown>;
+
+const DTMF_DIGIT = /^[0-9*#A-D]$/;
+
+/**
+ * Parses one text frame from Exotel.
+ *
+ * @example
+ * ```ts
+ * const result = parseInboundFrame('{"event":"mark","mark":{"name":"utt-1"}}');
+ * if (result.ok && result.event.event === "mark") result.event.name; // "utt-1"
+ * ```
+ */
+export function parseInboundFrame(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return failure("invalid_json", `Invalid JSON frame "${preview(text)}"`);
+  }
+  if (!isFields(value)) {
+    return failure(
+      "not_an_object",
+      `Invalid frame "${preview(text)}": expected a JSON object`,
+    );
+  }
+  return parseEvent(value);
+}
+
+function parseEvent(frame: Fields): ParseResult {
+  const name = frame.event;
+  switch (name) {
+    case "connected":
+      return { ok: true, event: { event: "connected" } };
+    case "start":
+      return {
+        ok: true,
+        event: {
+          event: "start",
+          ...sequenced(frame),
+          start: parseStart(frame),
+        },
+      };
+    case "media":
+      return parseMedia(frame);
+    case "dtmf":
+      return parseDtmf(frame);
+    case "mark": {
+      const mark = nested(frame, "mark");
+      const markName = text(mark.name) ?? text(frame.name);
+      if (markName === undefined) {
+        return failure("missing_field", 'Invalid mark event: no "name"');
+      }
+      return {
+        ok: true,
+        event: { event: "mark", ...sequenced(frame), name: markName },
+      };
+    }
+    case "stop": {
+      const stop = nested(frame, "stop");
+      return {
+        ok: true,
+        event: {
+          event: "stop",
+          ...sequenced(frame),
+          reason: text(stop.reason) ?? text(frame.reason) ?? "unspecified",
+          callSid: pick(stop, "call_sid", "callSid") ??
+            pick(frame, "call_sid", "callSid"),
+          accountSid: pick(stop, "account_sid", "accountSid"),
+        },
+      };
+    }
+    case "clear":
+      return { ok: true, event: { event: "clear", ...sequenced(frame) } };
+    default:
+      return failure(
+        "unknown_event",
+        `Unknown event "${preview(String(name))}"`,
+      );
+  }
+}
+
+function parseStart(frame: Fields): StartInfo {
+  const start = nested(frame, "start");
+  const format = isFields(start.media_format)
+    ? start.media_format
+    : isFields(start.mediaFormat)
+    ? start.mediaFormat
+    : {};
+  const field = (snake: string, camel: string) =>
+    pick(start, snake, camel) ?? pick(frame, snake, camel) ?? "";
+  const rate = Number(pick(format, "sample_rate", "sampleRate"));
+  return {
+    streamSid: field("stream_sid", "streamSid"),
+    callSid: field("call_sid", "callSid"),
+    accountSid: field("account_sid", "accountSid"),
+    from: text(start.from) ?? text(frame.from) ?? "",
+    to: text(start.to) ?? text(frame.to) ?? "",
+    customParameters: stringRecord(
+      start.custom_parameters ?? start.customParameters ??
+        frame.custom_parameters ??
+        frame.customParameters,
+    ),
+    encoding: text(format.encoding) ?? "audio/x-raw",
+    sampleRate: Number.isFinite(rate) && rate > 0 ? rate : undefined,
+  };
+}
+
+function parseMedia(frame: Fields): ParseResult {
+  const media = nested(frame, "media");
+  const encoded = media.payload ?? frame.payload;
+  if (typeof encoded !== "string") {
+    return failure("missing_field", 'Invalid media event: no "payload" string');
+  }
+  let payload: Uint8Array;
+  try {
+    // fromBase64 ignores ASCII white space, and accepts missing padding, as encoders differ.
+    payload = Uint8Array.fromBase64(encoded);
+  } catch {
+    return failure(
+      "invalid_payload",
+      `Invalid base64 payload "${preview(encoded)}"`,
+    );
+  }
+  return {
+    ok: true,
+    event: {
+      event: "media",
+      ...sequenced(frame),
+      chunk: integer(media.chunk),
+      timestamp: integer(media.timestamp),
+      payload,
+    },
+  };
+}
+
+function parseDtmf(frame: Fields): ParseResult {
+  const dtmf = nested(frame, "dtmf");
+  const digit = text(dtmf.digit) ?? text(frame.digit);
+  if (digit === undefined || !DTMF_DIGIT.test(digit)) {
+    return failure(
+      "invalid_digit",
+      `Invalid DTMF digit "${preview(String(digit))}"`,
+    );
+  }
+  return {
+    ok: true,
+    event: {
+      event: "dtmf",
+      ...sequenced(frame),
+      digit,
+      durationMs: integer(dtmf.duration),
+    },
+  };
+}
+
+function sequenced(frame: Fields): Sequenced {
+  return {
+    sequenceNumber: integer(frame.sequence_number ?? frame.sequenceNumber),
+    streamSid: pick(frame, "stream_sid", "streamSid"),
+  };
+}
+
+function nested(frame: Fields, key: string): Fields {
+  const value = frame[key];
+  return isFields(value) ? value : {};
+}
+
+function pick(
+  fields: Fields,
+  snake: string,
+  camel: string,
+): string | undefined {
+  return text(fields[snake]) ?? text(fields[camel]);
+}
+
+function text(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+function integer(value: unknown): number | undefined {
+  const number = typeof value === "string" && value !== ""
+    ? Number(value)
+    : value;
+  return typeof number === "number" && Number.isInteger(number)
+    ? number
+    : undefined;
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  if (!isFields(value)) return {};
+  const record: Record<string, string> = {};
+  for (const [key, entry] of Object.entries(value)) {
+    const entryText = text(entry);
+    if (entryText !== undefined) record[key] = entryText;
+  }
+  return record;
+}
+
+function isFields(value: unknown): value is Fields {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function failure(code: ProtocolErrorCode, message: string): ParseResult {
+  return { ok: false, error: new ProtocolError(code, message) };
+}
+
+/** Cuts what we quote from a bad frame, so a 1 MB frame does not become a 1 MB log line. */
+function preview(value: string): string {
+  return value.length > 80 ? `${value.slice(0, 80)}…` : value;
+}
+
+/**
+ * Encodes an outbound `media` frame carrying `pcm` for stream `streamSid`.
+ *
+ * @example
+ * ```ts
+ * encodeMedia("S1", new Uint8Array(320)).startsWith('{"event":"media"'); // true
+ * ```
+ */
+export function encodeMedia(streamSid: string, pcm: Uint8Array): string {
+  // Built by hand: this runs for every outbound frame and JSON.stringify of the
+  // wrapper object costs more than the concatenation of a pre-quoted id.
+  return `{"event":"media","stream_sid":${
+    JSON.stringify(streamSid)
+  },"media":{"payload":"${pcm.toBase64()}"}}`;
+}
+
+/** Encodes an outbound `mark` frame named `name`. */
+export function encodeMark(streamSid: string, name: string): string {
+  return JSON.stringify({
+    event: "mark",
+    stream_sid: streamSid,
+    mark: { name },
+  });
+}
+
+/** Encodes an outbound `clear` frame: Exotel drops audio it has not played yet. */
+export function encodeClear(streamSid: string): string {
+  return JSON.stringify({ event: "clear", stream_sid: streamSid });
+}
