@@ -1,0 +1,315 @@
+/**
+ * One Exotel call over one socket: the state machine from `connected` to
+ * `stop`, the bot it runs, and its cleanup however it ends.
+ *
+ * I/O-free: given a {@linkcode Socket} and a {@linkcode Clock}.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
+import type { Bot, BotFactory, CallInfo, CallOutput } from "../bots/bot.ts";
+import {
+  type InboundEvent,
+  parseInboundFrame,
+  type StartInfo,
+} from "../exotel/protocol.ts";
+import type { Clock } from "./clock.ts";
+import { createPlayoutCounters, Player } from "./player.ts";
+import type { Session, SessionRegistry } from "./registry.ts";
+import type { Socket, SocketMessage } from "./socket.ts";
+
+/** Limits and playout settings shared by every call. */
+export interface CallSettings {
+  /** Outbound chunk size. */
+  chunkBytes: number;
+  /** Audio kept queued at Exotel ahead of playback, in ms. */
+  leadMs: number;
+  /** Socket backlog above which the player waits. */
+  maxBufferedBytes: number;
+  /** Inbound text frames longer than this are skipped. */
+  maxFrameBytes: number;
+  /** Caller audio kept for the bot while `start` has not arrived. */
+  maxPreStartBytes: number;
+}
+
+/** What the upgrade request told us about the call. */
+export interface CallRequest {
+  /** `call_id` | `callSid` | `callLogId` from the URL. */
+  callId?: string;
+  /** `stream_sid` from the URL. */
+  streamSid?: string;
+  /** `sample-rate` from the URL, already validated. */
+  sampleRate: SampleRate;
+  /** The peer's address. */
+  remoteAddress: string;
+}
+
+/** Everything a call needs. */
+export interface CallOptions {
+  /** The call's socket. */
+  socket: Socket;
+  /** Time and timers. */
+  clock: Clock;
+  /** Where the call registers its session. */
+  registry: SessionRegistry;
+  /** Limits and playout settings. */
+  settings: CallSettings;
+  /** The bot's name, for monitoring. */
+  botName: string;
+  /** Creates the bot once `start` arrives. */
+  createBot: BotFactory;
+  /** What the upgrade request said. */
+  request: CallRequest;
+}
+
+/** Normal closure code, sent when the call ends on our side or after `stop`. */
+const CLOSE_NORMAL = 1000;
+
+const log = getLogger(["exovoice", "call"]);
+
+/**
+ * Runs one call. Construct it with an open socket; it registers its session
+ * at once and removes it when the call ends, whichever way.
+ */
+export class Call {
+  /** The call's monitoring entry. */
+  readonly session: Session;
+  /** Resolves once the call has ended and been cleaned up. */
+  readonly ended: Promise<string>;
+  #options: CallOptions;
+  #log: Logger;
+  #player?: Player;
+  #bot?: Bot;
+  #preStart: Uint8Array[] = [];
+  #preStartBytes = 0;
+  #resolveEnded!: (reason: string) => void;
+
+  /** Starts handling `options.socket`. */
+  constructor(options: CallOptions) {
+    this.#options = options;
+    const { request } = options;
+    const now = Date.now();
+    this.session = {
+      id: crypto.randomUUID(),
+      callId: request.callId ?? "",
+      streamSid: request.streamSid ?? "",
+      accountSid: "",
+      from: "",
+      to: "",
+      customParameters: {},
+      sampleRate: request.sampleRate,
+      bot: options.botName,
+      remoteAddress: request.remoteAddress,
+      connectedAt: now,
+      lastActivity: now,
+      sequenceNumber: 0,
+      state: "connected",
+      framesIn: 0,
+      bytesIn: 0,
+      badFrames: {},
+      audioChunksBuffered: 0,
+      dtmfDigits: "",
+      playout: createPlayoutCounters(),
+      end: (reason, closeCode) => this.end(reason, closeCode),
+    };
+    this.#log = log.with({
+      sessionId: this.session.id,
+      callId: this.session.callId,
+    });
+    this.ended = new Promise((resolve) => this.#resolveEnded = resolve);
+    options.registry.add(this.session);
+    this.#log.info("Call connected from {remoteAddress}", {
+      remoteAddress: request.remoteAddress,
+    });
+    options.socket.listen({
+      message: (data) => this.#receive(data),
+      close: (code, reason) =>
+        this.end(`closed:${code}${reason ? ` ${reason}` : ""}`),
+    });
+  }
+
+  /**
+   * Ends the call: stops the bot and the player, closes the socket (without
+   * waiting for the peer's answer, which may never come) and removes the
+   * session. Safe to call more than once.
+   */
+  end(reason: string, closeCode = CLOSE_NORMAL): void {
+    const { session } = this;
+    if (session.state === "stopped") return;
+    session.state = "stopped";
+    this.#player?.stop();
+    this.#preStart = [];
+    this.#options.socket.close(closeCode, reason.slice(0, 120));
+    this.#options.registry.remove(session.id);
+    this.#log.info("Call ended: {reason}", { reason, ...this.#stats() });
+    this.#resolveEnded(reason);
+    this.#callBot("stop", (bot) => bot.stop());
+    this.#bot = undefined;
+  }
+
+  #stats() {
+    const { framesIn, bytesIn, badFrames, dtmfDigits, playout } = this.session;
+    return {
+      framesIn,
+      bytesIn,
+      badFrames,
+      dtmfCount: dtmfDigits.length,
+      ...playout,
+    };
+  }
+
+  #receive(data: SocketMessage): void {
+    const { session } = this;
+    if (session.state === "stopped") return;
+    session.framesIn++;
+    session.lastActivity = Date.now();
+    if (typeof data !== "string") {
+      return this.#skip("binary", "Binary frame ignored");
+    }
+    if (data.length > this.#options.settings.maxFrameBytes) {
+      return this.#skip(
+        "too_large",
+        `Frame of ${data.length} bytes ignored: over the limit`,
+      );
+    }
+    const result = parseInboundFrame(data);
+    if (!result.ok) return this.#skip(result.error.code, result.error.message);
+    this.#handle(result.event);
+  }
+
+  #skip(kind: string, message: string): void {
+    const count = (this.session.badFrames[kind] ?? 0) + 1;
+    this.session.badFrames[kind] = count;
+    // Power-of-two counts only: a peer that floods bad frames must not flood the log.
+    if ((count & (count - 1)) === 0) {
+      this.#log.warn(`${message} ({kind} #{count})`, { kind, count });
+    }
+  }
+
+  #handle(event: InboundEvent): void {
+    const { session } = this;
+    if ("sequenceNumber" in event && event.sequenceNumber !== undefined) {
+      session.sequenceNumber = event.sequenceNumber;
+    }
+    switch (event.event) {
+      case "media":
+        session.bytesIn += event.payload.length;
+        if (this.#bot) {
+          this.#callBot("audio", (bot) => bot.audio(event.payload));
+        } else this.#holdUntilStart(event.payload);
+        return;
+      case "start":
+        return this.#start(event.start, event.streamSid);
+      case "mark":
+        if (this.#player?.acknowledge(event.name)) {
+          this.#callBot("marked", (bot) => bot.marked?.(event.name));
+        } else {
+          this.#log.debug("Unknown mark {name} ignored", { name: event.name });
+        }
+        return;
+      case "dtmf":
+        session.dtmfDigits += event.digit;
+        this.#callBot("dtmf", (bot) => bot.dtmf?.(event.digit));
+        return;
+      case "stop":
+        return this.end(`stop:${event.reason}`);
+      case "clear":
+        this.#log.debug("Inbound clear ignored");
+        return;
+      case "connected":
+        return;
+    }
+  }
+
+  #holdUntilStart(pcm: Uint8Array): void {
+    const room = this.#options.settings.maxPreStartBytes - this.#preStartBytes;
+    if (pcm.length > room) {
+      return this.#skip("media_before_start", "Media before start dropped");
+    }
+    this.#preStart.push(pcm);
+    this.#preStartBytes += pcm.length;
+    this.session.audioChunksBuffered = this.#preStart.length;
+  }
+
+  #start(start: StartInfo, streamSid: string | undefined): void {
+    const { session } = this;
+    if (session.state !== "connected") {
+      return this.#skip("duplicate_start", "Duplicate start ignored");
+    }
+    session.state = "started";
+    session.streamSid = start.streamSid || streamSid || session.streamSid ||
+      session.callId;
+    session.callId ||= start.callSid || session.streamSid;
+    session.accountSid = start.accountSid;
+    session.from = start.from;
+    session.to = start.to;
+    session.customParameters = start.customParameters;
+    if (start.sampleRate !== undefined && isSampleRate(start.sampleRate)) {
+      session.sampleRate = start.sampleRate;
+    }
+    this.#log = log.with({ sessionId: session.id, callId: session.callId });
+    this.#log.info("Call started at {sampleRate} Hz", {
+      sampleRate: session.sampleRate,
+    });
+
+    const { socket, settings, clock } = this.#options;
+    const player = new Player({
+      streamSid: session.streamSid,
+      sampleRate: session.sampleRate as SampleRate,
+      chunkBytes: settings.chunkBytes,
+      leadMs: settings.leadMs,
+      maxBufferedBytes: settings.maxBufferedBytes,
+      send: (text) => socket.send(text),
+      bufferedAmount: () => socket.bufferedAmount,
+      clock,
+      counters: session.playout,
+    });
+    this.#player = player;
+    const output: CallOutput = {
+      play: (audio, options) => player.play(audio, options),
+      clear: () => player.clear(),
+      hangup: (reason = "hangup") => this.end(`bot:${reason}`),
+    };
+    const info: CallInfo = {
+      callId: session.callId,
+      streamSid: session.streamSid,
+      accountSid: session.accountSid,
+      from: session.from,
+      to: session.to,
+      customParameters: session.customParameters,
+      sampleRate: session.sampleRate as SampleRate,
+    };
+    try {
+      this.#bot = this.#options.createBot(info, output);
+    } catch (error) {
+      this.#log.error("Bot could not be created: {error}", { error });
+      return this.end("bot_error", 1011);
+    }
+    this.#callBot("start", (bot) => bot.start?.());
+    const held = this.#preStart;
+    this.#preStart = [];
+    this.session.audioChunksBuffered = 0;
+    for (const pcm of held) this.#callBot("audio", (bot) => bot.audio(pcm));
+  }
+
+  /** Calls a bot hook, so that a bot that throws or rejects is logged, not fatal. */
+  #callBot(hook: string, invoke: (bot: Bot) => void | Promise<void>): void {
+    const bot = this.#bot;
+    if (!bot) return;
+    try {
+      const result = invoke(bot);
+      if (result instanceof Promise) {
+        result.catch((error) => this.#botFailed(hook, error));
+      }
+    } catch (error) {
+      this.#botFailed(hook, error);
+    }
+  }
+
+  #botFailed(hook: string, error: unknown): void {
+    this.#skip("bot_error", `Bot failed in ${hook}`);
+    this.#log.error("Bot failed in {hook}: {error}", { hook, error });
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * Configuration from environment variables into a typed {@linkcode Config}.
+ * Every bad value stops startup with a {@linkcode ConfigError} naming the
+ * variable and what it accepts.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_CHUNK_BYTES,
+  isSampleRate,
+  isValidChunkSize,
+  MAX_CHUNK_BYTES,
+  MIN_CHUNK_BYTES,
+  type SampleRate,
+} from "./audio/pcm.ts";
+import type { ExotelApiConfig } from "./exotel/connect_api.ts";
+
+/** Bots that `BOT` may name. */
+export const BOT_NAMES = ["echo"] as const;
+
+/** A bot `BOT` may name. */
+export type BotName = typeof BOT_NAMES[number];
+
+/** Log levels `LOG_LEVEL` accepts. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** A log level. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** Log formats `LOG_FORMAT` accepts. */
+export const LOG_FORMATS = ["json", "text"] as const;
+
+/** A log format. */
+export type LogFormat = typeof LOG_FORMATS[number];
+
+/** Credentials for `Authorization: Basic`, as Exotel sends from `wss://user:password@host`. */
+export interface BasicCredentials {
+  /** The user name (Exotel: the API key). */
+  user: string;
+  /** The password (Exotel: the API token). */
+  password: string;
+}
+
+/** The server's whole configuration. */
+export interface Config {
+  /** `HOST`: the address to listen on. */
+  host: string;
+  /** `PORT`: the port to listen on. */
+  port: number;
+  /** `TLS_CERT_FILE` and `TLS_KEY_FILE`: PEM files for serving `https`/`wss` directly. */
+  tls?: { certFile: string; keyFile: string };
+  /** `WS_PATH`: the voicebot WebSocket path. */
+  wsPath: string;
+  /** `EXOTEL_WS_TOKEN`: bearer token required on the socket. */
+  wsToken?: string;
+  /** `EXOTEL_WS_BASIC_AUTH`: `user:password` accepted on the socket. */
+  wsBasicAuth?: BasicCredentials;
+  /** `ADMIN_TOKEN`: bearer token for monitoring and call endpoints. */
+  adminToken?: string;
+  /** `BOT`: which bot answers calls. */
+  bot: BotName;
+  /** `CHUNK_BYTES`: outbound media chunk size. */
+  chunkBytes: number;
+  /** `PLAYOUT_LEAD_MS`: audio kept queued at Exotel ahead of playback. */
+  playoutLeadMs: number;
+  /** `MAX_FRAME_BYTES`: inbound frames longer than this are skipped. */
+  maxFrameBytes: number;
+  /** `IDLE_TIMEOUT_S`: a call with no frame for this long is closed. */
+  idleTimeoutS: number;
+  /** `DEFAULT_SAMPLE_RATE`: the rate the dynamic URL endpoint asks for. */
+  defaultSampleRate: SampleRate;
+  /** `WEBHOOK_BASE_URL`, else `RENDER_EXTERNAL_URL`: our public URL. */
+  publicBaseUrl?: string;
+  /** `EXOTEL_API_*`: the Connect API, when configured. */
+  exotelApi?: ExotelApiConfig;
+  /** `LOG_LEVEL`. */
+  logLevel: LogLevel;
+  /** `LOG_FORMAT`. */
+  logFormat: LogFormat;
+}
+
+/** A configuration value that cannot be used. */
+export class ConfigError extends Error {
+  /** The environment variable at fault. */
+  readonly variable: string;
+
+  /** Creates the error for `variable`. */
+  constructor(variable: string, message: string) {
+    super(message);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+/** Reads environment variables, e.g. `Deno.env.toObject()` or a test's record. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Builds the configuration from `env`.
+ *
+ * @throws {ConfigError} for the first bad value.
+ * @example
+ * ```ts
+ * const config = loadConfig({ PORT: "8080" });
+ * config.port; // 8080
+ * config.bot; // "echo"
+ * ```
+ */
+export function loadConfig(env: Env): Config {
+  const read = (name: string) => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const certFile = read("TLS_CERT_FILE");
+  const keyFile = read("TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE";
+    throw new ConfigError(
+      missing,
+      `Missing ${missing}: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE`,
+    );
+  }
+  const chunkBytes = integer(read, "CHUNK_BYTES", DEFAULT_CHUNK_BYTES, [
+    MIN_CHUNK_BYTES,
+    MAX_CHUNK_BYTES,
+  ]);
+  if (!isValidChunkSize(chunkBytes)) {
+    throw new ConfigError(
+      "CHUNK_BYTES",
+      `Invalid CHUNK_BYTES "${chunkBytes}": expected a multiple of 320 from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}`,
+    );
+  }
+  const defaultSampleRate = integer(read, "DEFAULT_SAMPLE_RATE", 8000, [
+    8000,
+    24000,
+  ]);
+  if (!isSampleRate(defaultSampleRate)) {
+    throw new ConfigError(
+      "DEFAULT_SAMPLE_RATE",
+      `Invalid DEFAULT_SAMPLE_RATE "${defaultSampleRate}": expected 8000, 16000 or 24000`,
+    );
+  }
+  const wsPath = read("WS_PATH") ?? "/voicebot/ws";
+  if (!wsPath.startsWith("/")) {
+    throw new ConfigError(
+      "WS_PATH",
+      `Invalid WS_PATH "${wsPath}": expected a path starting with "/"`,
+    );
+  }
+  return {
+    host: read("HOST") ?? "0.0.0.0",
+    port: integer(read, "PORT", 3000, [0, 65535]),
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    wsPath,
+    wsToken: read("EXOTEL_WS_TOKEN"),
+    wsBasicAuth: basicCredentials(read("EXOTEL_WS_BASIC_AUTH")),
+    adminToken: read("ADMIN_TOKEN"),
+    bot: oneOf(read, "BOT", BOT_NAMES, "echo"),
+    chunkBytes,
+    playoutLeadMs: integer(read, "PLAYOUT_LEAD_MS", 400, [0, 5000]),
+    maxFrameBytes: integer(read, "MAX_FRAME_BYTES", 256 * 1024, [
+      1024,
+      64 * 1024 * 1024,
+    ]),
+    idleTimeoutS: integer(read, "IDLE_TIMEOUT_S", 60, [1, 24 * 3600]),
+    defaultSampleRate,
+    publicBaseUrl: baseUrl(read, "WEBHOOK_BASE_URL") ??
+      baseUrl(read, "RENDER_EXTERNAL_URL"),
+    exotelApi: exotelApi(read),
+    logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
+    logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
+  };
+}
+
+type Read = (name: string) => string | undefined;
+
+function integer(
+  read: Read,
+  name: string,
+  fallback: number,
+  [min, max]: [number, number],
+): number {
+  const text = read(name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new ConfigError(
+      name,
+      `Invalid ${name} "${text}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return value;
+}
+
+function oneOf<T extends string>(
+  read: Read,
+  name: string,
+  accepted: readonly T[],
+  fallback: T,
+): T {
+  const text = read(name);
+  if (text === undefined) return fallback;
+  const value = accepted.find((candidate) => candidate === text.toLowerCase());
+  if (value === undefined) {
+    throw new ConfigError(
+      name,
+      `Invalid ${name} "${text}": expected one of ${accepted.join(", ")}`,
+    );
+  }
+  return value;
+}
+
+function basicCredentials(
+  text: string | undefined,
+): BasicCredentials | undefined {
+  if (text === undefined) return undefined;
+  const colon = text.indexOf(":");
+  if (colon <= 0 || colon === text.length - 1) {
+    // The value is a secret: name the variable, never echo it.
+    throw new ConfigError(
+      "EXOTEL_WS_BASIC_AUTH",
+      "Invalid EXOTEL_WS_BASIC_AUTH: expected user:password, both non-empty",
+    );
+  }
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+function baseUrl(read: Read, name: string): string | undefined {
+  const text = read(name);
+  if (text === undefined) return undefined;
+  const url = URL.parse(text);
+  if (!url || !["http:", "https:", "ws:", "wss:"].includes(url.protocol)) {
+    throw new ConfigError(
+      name,
+      `Invalid ${name} "${text}": expected an http(s):// or ws(s):// URL`,
+    );
+  }
+  return text.replace(/\/+$/, "");
+}
+
+const EXOTEL_API_REQUIRED = [
+  "EXOTEL_API_KEY",
+  "EXOTEL_API_TOKEN",
+  "EXOTEL_ACCOUNT_SID",
+  "EXOTEL_CALLER_ID",
+] as const;
+
+function exotelApi(read: Read): ExotelApiConfig | undefined {
+  const present = EXOTEL_API_REQUIRED.filter((name) =>
+    read(name) !== undefined
+  );
+  if (present.length === 0) return undefined;
+  const missing = EXOTEL_API_REQUIRED.filter((name) =>
+    read(name) === undefined
+  );
+  if (missing.length > 0) {
+    throw new ConfigError(
+      missing[0],
+      `Missing ${missing.join(", ")}: outbound calls need all of ${
+        EXOTEL_API_REQUIRED.join(", ")
+      }`,
+    );
+  }
+  const apiBaseUrl = baseUrl(read, "EXOTEL_API_BASE_URL");
+  return {
+    apiKey: read("EXOTEL_API_KEY")!,
+    apiToken: read("EXOTEL_API_TOKEN")!,
+    accountSid: read("EXOTEL_ACCOUNT_SID")!,
+    callerId: read("EXOTEL_CALLER_ID")!,
+    subdomain: read("EXOTEL_SUBDOMAIN") ?? "api.exotel.com",
+    baseUrl: apiBaseUrl,
+    appId: read("EXOTEL_APP_ID"),
+    timeoutMs: integer(read, "EXOTEL_API_TIMEOUT_MS", 10_000, [100, 120_000]),
+  };
+}

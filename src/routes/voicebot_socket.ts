@@ -1,0 +1,96 @@
+/**
+ * The voicebot WebSocket endpoint: authenticates the upgrade, reads the call's
+ * parameters from the URL and hands the socket to a {@linkcode Call}.
+ *
+ * @module
+ */
+
+import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
+import type { BotFactory } from "../bots/bot.ts";
+import { Call, type CallSettings } from "../call/call.ts";
+import type { Clock } from "../call/clock.ts";
+import type { SessionRegistry } from "../call/registry.ts";
+import { fromWebSocket } from "../call/socket.ts";
+import { type Credentials, isAuthorized } from "../http/auth.ts";
+import { HttpError } from "../http/json.ts";
+
+/** What the endpoint needs. */
+export interface VoicebotSocketDeps {
+  /** Accepted credentials; none means open. */
+  credentials: Credentials;
+  /** Where calls register. */
+  registry: SessionRegistry;
+  /** Time and timers. */
+  clock: Clock;
+  /** Per-call limits and playout settings. */
+  settings: CallSettings;
+  /** The bot's name. */
+  botName: string;
+  /** Creates a bot per call. */
+  createBot: BotFactory;
+  /** Called with every call accepted. */
+  onCall?(call: Call): void;
+}
+
+const CALL_ID_PARAMS = ["call_id", "callSid", "callLogId", "CallSid"];
+
+/** Reads `sample-rate` from the URL, falling back to 8000 on anything Exotel does not stream. */
+export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
+  const rate = Number(
+    query.get("sample-rate") ?? query.get("sample_rate") ??
+      query.get("sampleRate"),
+  );
+  return isSampleRate(rate) ? rate : 8000;
+}
+
+/**
+ * Upgrades an authenticated request to a voicebot call.
+ *
+ * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong credentials.
+ */
+export function handleVoicebotSocket(
+  request: Request,
+  info: Deno.ServeHandlerInfo,
+  deps: VoicebotSocketDeps,
+): Response {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    throw new HttpError(
+      426,
+      "upgrade_required",
+      "This is the Exotel voicebot WebSocket endpoint: connect with a WebSocket client (wss://…), not plain HTTP",
+      { headers: { upgrade: "websocket" } },
+    );
+  }
+  if (!isAuthorized(request.headers.get("authorization"), deps.credentials)) {
+    throw new HttpError(
+      401,
+      "unauthorized",
+      "Missing or invalid credentials for the voicebot socket",
+      {
+        headers: deps.credentials.basic
+          ? { "www-authenticate": 'Basic realm="exovoice"' }
+          : {},
+      },
+    );
+  }
+  const query = new URL(request.url).searchParams;
+  const { socket, response } = Deno.upgradeWebSocket(request);
+  const remote = info.remoteAddr as Deno.NetAddr;
+  const call = new Call({
+    socket: fromWebSocket(socket),
+    clock: deps.clock,
+    registry: deps.registry,
+    settings: deps.settings,
+    botName: deps.botName,
+    createBot: deps.createBot,
+    request: {
+      callId: CALL_ID_PARAMS.map((name) => query.get(name)).find((id) => id) ??
+        undefined,
+      streamSid: query.get("stream_sid") ?? query.get("streamSid") ?? undefined,
+      sampleRate: sampleRateFromQuery(query),
+      remoteAddress: remote.hostname ?? "",
+    },
+  });
+  deps.onCall?.(call);
+  return response;
+}

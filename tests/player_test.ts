@@ -1,0 +1,246 @@
+import { assert, assertEquals } from "@std/assert";
+import type { SampleRate } from "../src/audio/pcm.ts";
+import { PcmPipe } from "../src/audio/pcm_pipe.ts";
+import { Player } from "../src/call/player.ts";
+import { FakeClock, settle } from "./fakes/clock.ts";
+
+interface Sent {
+  at: number;
+  frame: {
+    event: string;
+    stream_sid: string;
+    media?: { payload: string };
+    mark?: { name: string };
+  };
+}
+
+function setup(
+  options: { sampleRate?: SampleRate; chunkBytes?: number; leadMs?: number } =
+    {},
+) {
+  const clock = new FakeClock();
+  const sent: Sent[] = [];
+  let buffered = 0;
+  const player = new Player({
+    streamSid: "S1",
+    sampleRate: options.sampleRate ?? 8000,
+    chunkBytes: options.chunkBytes ?? 3200,
+    leadMs: options.leadMs ?? 400,
+    maxBufferedBytes: 65536,
+    send: (text) => sent.push({ at: clock.now(), frame: JSON.parse(text) }),
+    bufferedAmount: () => buffered,
+    clock,
+  });
+  const media = () => sent.filter((entry) => entry.frame.event === "media");
+  const sizes = () =>
+    media().map((entry) =>
+      Uint8Array.fromBase64(entry.frame.media!.payload).length
+    );
+  return {
+    clock,
+    sent,
+    player,
+    media,
+    sizes,
+    setBuffered: (bytes: number) => buffered = bytes,
+  };
+}
+
+Deno.test("player sends the first chunks at once, up to the lead", async () => {
+  const { player, clock, sizes } = setup();
+  player.play(new Uint8Array(16000)); // 1 s at 8 kHz: five 200 ms chunks
+  await settle();
+  assertEquals(sizes(), [3200, 3200]);
+  await clock.advance(200);
+  assertEquals(sizes().length, 3);
+  await clock.advance(2000);
+  assertEquals(sizes().length, 5);
+  player.stop();
+});
+
+Deno.test("player paces at real time for the call's rate", async () => {
+  for (const [rate, upFront] of [[8000, 2], [16000, 4], [24000, 5]] as const) {
+    const { player, clock, media } = setup({ sampleRate: rate });
+    const seconds = 2;
+    player.play(new Uint8Array(rate * 2 * seconds));
+    await clock.advance(0);
+    assertEquals(media().length, upFront, `${rate} Hz`);
+    await clock.advance(seconds * 1000 + 1000);
+    const last = media().at(-1)!;
+    // Everything is sent by the time the audio is nearly played, never long before.
+    assert(
+      last.at >= seconds * 1000 - 400 - 200,
+      `${rate} Hz sent its last chunk at ${last.at} ms`,
+    );
+    assert(
+      last.at <= seconds * 1000,
+      `${rate} Hz sent its last chunk at ${last.at} ms`,
+    );
+    player.stop();
+  }
+});
+
+Deno.test("player pads the last chunk to a multiple of 320 bytes and marks the utterance", async () => {
+  const { player, clock, sent, sizes } = setup();
+  const audio = new Uint8Array(7000).fill(9);
+  player.play(audio, { mark: "greeting" });
+  await clock.advance(2000);
+  assertEquals(sizes(), [3200, 3200, 640]);
+  const last = sent.at(-2)!.frame;
+  const tail = Uint8Array.fromBase64(last.media!.payload);
+  assertEquals(tail.subarray(0, 600).every((byte) => byte === 9), true);
+  assertEquals(tail.subarray(600).every((byte) => byte === 0), true);
+  assertEquals(sent.at(-1)!.frame, {
+    event: "mark",
+    stream_sid: "S1",
+    mark: { name: "greeting" },
+  });
+  assertEquals(sent.every((entry) => entry.frame.stream_sid === "S1"), true);
+  player.stop();
+});
+
+Deno.test("player resolves an utterance when Exotel echoes its mark, earlier ones too", async () => {
+  const { player, clock, sent } = setup();
+  const first = player.play(new Uint8Array(3200));
+  const second = player.play(new Uint8Array(3200));
+  await clock.advance(1000);
+  const marks = sent.filter((entry) => entry.frame.event === "mark").map((
+    entry,
+  ) => entry.frame.mark!.name);
+  assertEquals(marks, ["utt-1", "utt-2"]);
+  assertEquals(player.acknowledge("nobody-sent-this"), false);
+  assertEquals(player.acknowledge("utt-2"), true);
+  assertEquals(await first, {
+    status: "played",
+    mark: "utt-1",
+    sentBytes: 3200,
+    heardMs: 200,
+  });
+  assertEquals((await second).status, "played");
+  assertEquals(player.counters.marksSent, 2);
+  assertEquals(player.counters.marksAcknowledged, 1);
+  assertEquals(player.isBusy, false);
+  player.stop();
+});
+
+Deno.test("player plays utterances one after another, never interleaved", async () => {
+  const { player, clock, sent } = setup();
+  player.play(new Uint8Array(6400).fill(1), { mark: "a" });
+  player.play(new Uint8Array(6400).fill(2), { mark: "b" });
+  await clock.advance(3000);
+  const order = sent.map((entry) =>
+    entry.frame.event === "mark"
+      ? entry.frame.mark!.name
+      : String(Uint8Array.fromBase64(entry.frame.media!.payload)[0])
+  );
+  assertEquals(order, ["1", "1", "a", "2", "2", "b"]);
+  player.stop();
+});
+
+Deno.test("clear drops what is queued, sends clear, and reports what was heard", async () => {
+  const { player, clock, sent, media } = setup();
+  const long = player.play(new Uint8Array(32000)); // 2 s
+  const next = player.play(new Uint8Array(3200));
+  await clock.advance(300);
+  const sentBefore = media().length;
+  assertEquals(player.clear(), true);
+  assertEquals(sent.at(-1)!.frame, { event: "clear", stream_sid: "S1" });
+  const interrupted = await long;
+  assertEquals(interrupted.status, "cleared");
+  assertEquals(interrupted.heardMs, 300);
+  assertEquals(interrupted.sentBytes, sentBefore * 3200);
+  assertEquals((await next).status, "cleared");
+  await clock.advance(3000);
+  assertEquals(
+    media().length,
+    sentBefore,
+    "nothing more of the cleared audio is sent",
+  );
+  assertEquals(player.counters.clears, 1);
+  player.stop();
+});
+
+Deno.test("clear with nothing playing sends nothing", async () => {
+  const { player, sent } = setup();
+  assertEquals(player.clear(), false);
+  await settle();
+  assertEquals(sent, []);
+});
+
+Deno.test("player plays new audio at once after a clear", async () => {
+  const { player, clock, media } = setup();
+  player.play(new Uint8Array(32000));
+  await clock.advance(100);
+  player.clear();
+  const before = media().length;
+  player.play(new Uint8Array(3200), { mark: "after" });
+  await settle();
+  assertEquals(media().length, before + 1);
+  player.stop();
+});
+
+Deno.test("player streams audio as it is produced and chunks across pieces", async () => {
+  const { player, clock, sizes, sent } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  const done = player.play(pipe, { mark: "stream" });
+  pipe.push(new Uint8Array(1000));
+  await clock.advance(0);
+  assertEquals(sizes(), [], "a partial chunk waits for more audio");
+  pipe.push(new Uint8Array(2500));
+  await clock.advance(0);
+  assertEquals(sizes(), [3200]);
+  pipe.push(new Uint8Array(100));
+  pipe.close();
+  await clock.advance(1000);
+  assertEquals(sizes(), [3200, 640]);
+  assertEquals(sent.at(-1)!.frame.mark, { name: "stream" });
+  player.acknowledge("stream");
+  assertEquals((await done).sentBytes, 3840);
+  player.stop();
+});
+
+Deno.test("clear stops pulling from a stream that is still producing", async () => {
+  const { player, clock } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  const done = player.play(pipe);
+  pipe.push(new Uint8Array(3200));
+  await clock.advance(0);
+  player.clear();
+  assertEquals((await done).status, "cleared");
+  pipe.push(new Uint8Array(3200));
+  assertEquals(pipe.bufferedBytes, 0, "the stream was closed by the clear");
+  player.stop();
+});
+
+Deno.test("player waits while the socket is backed up", async () => {
+  const { player, clock, media, setBuffered } = setup();
+  setBuffered(1 << 20);
+  player.play(new Uint8Array(6400));
+  await clock.advance(500);
+  assertEquals(media().length, 0);
+  setBuffered(0);
+  await clock.advance(20);
+  assertEquals(media().length, 2);
+  player.stop();
+});
+
+Deno.test("stop resolves everything as stopped and sends nothing more", async () => {
+  const { player, clock, sent } = setup();
+  const playing = player.play(new Uint8Array(32000));
+  await clock.advance(0);
+  const count = sent.length;
+  player.stop();
+  assertEquals((await playing).status, "stopped");
+  assertEquals((await player.play(new Uint8Array(320))).status, "stopped");
+  await clock.advance(3000);
+  assertEquals(sent.length, count);
+  assertEquals(clock.pending, 0, "no timer is left behind");
+});
+
+Deno.test("an empty utterance sends only its mark", async () => {
+  const { player, sent } = setup();
+  player.play(new Uint8Array(0), { mark: "checkpoint" });
+  await settle();
+  assertEquals(sent.map((entry) => entry.frame.event), ["mark"]);
+  player.stop();
+});
