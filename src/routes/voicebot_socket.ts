@@ -74,8 +74,9 @@ export function handleVoicebotSocket(
     );
   }
   const query = new URL(request.url).searchParams;
+  // Deno forgets the request's address once it is upgraded: read it first.
+  const remoteAddress = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
   const { socket, response } = Deno.upgradeWebSocket(request);
-  const remote = info.remoteAddr as Deno.NetAddr;
   const call = new Call({
     socket: fromWebSocket(socket),
     clock: deps.clock,
@@ -88,7 +89,7 @@ export function handleVoicebotSocket(
         undefined,
       streamSid: query.get("stream_sid") ?? query.get("streamSid") ?? undefined,
       sampleRate: sampleRateFromQuery(query),
-      remoteAddress: remote.hostname ?? "",
+      remoteAddress,
     },
   });
   deps.onCall?.(call);
