@@ -721,7 +721,7 @@ Deno.test("simulate CLI parses flags and names the bad one", () => {
 });
 
 async function runCli(...args: string[]) {
-  const output = await new Deno.Command("deno", {
+  const output = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
