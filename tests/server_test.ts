@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { type Config, loadConfig } from "../src/config.ts";
 import { createApp, startServer } from "../src/server.ts";
+import { FakeExotelApi } from "./fakes/exotel_api.ts";
 
 const info = {
   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
@@ -327,4 +328,56 @@ Deno.test("shutdown ends live calls with 1001", async () => {
   await server.shutdown();
   assertEquals(await closed, 1001);
   assertEquals(server.registry.size, 0);
+});
+
+Deno.test("POST /call through the router dials via the Exotel API set in the environment", async () => {
+  await using exotel = await FakeExotelApi.start();
+  const { apiKey, apiToken, accountSid } = exotel.credentials;
+  await using server = serve({
+    ADMIN_TOKEN: "adm",
+    WEBHOOK_BASE_URL: "https://bot.example.com",
+    EXOTEL_API_KEY: apiKey,
+    EXOTEL_API_TOKEN: apiToken,
+    EXOTEL_ACCOUNT_SID: accountSid,
+    EXOTEL_CALLER_ID: "08047491899",
+    EXOTEL_API_BASE_URL: exotel.baseUrl,
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const headers = {
+    authorization: "Bearer adm",
+    "content-type": "application/json",
+  };
+  const placed = await fetch(`${base}/call`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ to: "+919876543210", sampleRate: 16000 }),
+  });
+  const body = await placed.json();
+  assertEquals(placed.status, 201, JSON.stringify(body));
+  assertEquals(body.mode, "stream");
+  const sent = new URLSearchParams(exotel.requests.at(-1)!.body);
+  assertEquals(
+    sent.get("StreamUrl"),
+    "wss://bot.example.com/voicebot/ws?sample-rate=16000",
+  );
+  assertEquals(sent.get("StreamType"), "bidirectional");
+  const status = await fetch(`${base}/call/${body.sid}`, { headers });
+  assertEquals(status.status, 200);
+  assertEquals((await status.json()).sid, body.sid);
+});
+
+Deno.test("with TLS_CERT_FILE and TLS_KEY_FILE the server speaks https itself", async () => {
+  const tls = new URL("./fixtures/tls/", import.meta.url);
+  await using server = serve({
+    TLS_CERT_FILE: new URL("localhost.crt", tls).pathname,
+    TLS_KEY_FILE: new URL("localhost.key", tls).pathname,
+  });
+  using client = Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(new URL("ca.crt", tls))],
+  });
+  const response = await fetch(`https://localhost:${server.addr.port}/health`, {
+    client,
+  });
+  assertEquals(response.status, 200);
+  assertEquals((await response.json()).status, "ok");
 });

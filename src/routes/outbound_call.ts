@@ -20,6 +20,11 @@ import {
   type StatusCallbackEvent,
 } from "../exotel/connect_api.ts";
 import { HttpError, jsonResponse, readParams } from "../http/json.ts";
+import {
+  MAX_CUSTOM_PARAMETERS,
+  MAX_CUSTOM_QUERY_CHARS,
+} from "../http/public_url.ts";
+import { isSampleRate } from "../audio/pcm.ts";
 
 const logger = getLogger(["exovoice", "routes", "outbound_call"]);
 
@@ -34,12 +39,6 @@ export interface OutboundCallDeps {
   ): string;
 }
 
-/** The sample rates Exotel streams at. */
-const SAMPLE_RATES = [8000, 16000, 24000];
-/** Exotel copies at most three custom parameters from the stream URL. */
-const MAX_CUSTOM_PARAMETERS = 3;
-/** Exotel's limit on the custom parameters' part of the stream URL's query. */
-const MAX_CUSTOM_QUERY_LENGTH = 256;
 const CUSTOM_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
 // Keys the stream URL already uses for itself.
 const RESERVED_KEYS = new Set(["sample-rate", "call_id", "callSid", "token"]);
@@ -246,7 +245,7 @@ function parseSampleRate(value: unknown): number {
   const rate = Number(value);
   if (
     (typeof value !== "number" && typeof value !== "string") ||
-    !SAMPLE_RATES.includes(rate)
+    !isSampleRate(rate)
   ) {
     throw invalid(
       "sampleRate",
@@ -303,10 +302,10 @@ function parseCustomParameters(value: unknown): Record<string, string> {
     result[key] = String(raw);
   }
   const query = new URLSearchParams(result).toString();
-  if (query.length > MAX_CUSTOM_QUERY_LENGTH) {
+  if (query.length > MAX_CUSTOM_QUERY_CHARS) {
     throw invalid(
       "customParameters",
-      `Invalid customParameters: ${query.length} characters of URL query, Exotel allows at most ${MAX_CUSTOM_QUERY_LENGTH}`,
+      `Invalid customParameters: ${query.length} characters of URL query, Exotel allows at most ${MAX_CUSTOM_QUERY_CHARS}`,
     );
   }
   return result;
