@@ -2,18 +2,20 @@
  * exovoice: answers Exotel Voicebot calls.
  *
  * Reads the configuration from the environment, starts the server and, on
- * SIGTERM or SIGINT, ends live calls and exits.
+ * SIGTERM or SIGINT, drains: refuses new calls, lets live ones finish for up to
+ * `DRAIN_TIMEOUT_S`, ends the rest with 1001, and exits 0. A second signal
+ * exits at once.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { ConfigError, loadConfig } from "./src/config.ts";
+import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { configureLogging } from "./src/log.ts";
 import { startServer } from "./src/server.ts";
 
 if (import.meta.main) {
-  let config;
+  let config: Config;
   try {
     config = loadConfig(Deno.env.toObject());
   } catch (error) {
@@ -24,17 +26,25 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   await configureLogging(config.logLevel, config.logFormat);
-  const server = startServer(config);
   const log = getLogger(["exovoice", "main"]);
-  let stopping = false;
+  const server = startServer(config);
+  let draining = false;
   const stop = async (signal: Deno.Signal) => {
-    if (stopping) return;
-    stopping = true;
-    log.info("{signal} received: ending {calls} live calls", {
-      signal,
-      calls: server.registry.size,
-    });
-    await server.shutdown();
+    if (draining) {
+      log.warn("{signal} received again: exiting without waiting", { signal });
+      Deno.exit(1);
+    }
+    draining = true;
+    log.info(
+      "{signal} received: draining {calls} live calls for up to {seconds} s",
+      {
+        signal,
+        calls: server.registry.size,
+        seconds: config.drainTimeoutS,
+      },
+    );
+    const cut = await server.drain(config.drainTimeoutS * 1000);
+    log.info("Drained; {cut} calls were cut at the deadline", { cut });
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));

@@ -15,6 +15,7 @@ import {
   type SampleRate,
 } from "./audio/pcm.ts";
 import type { ExotelApiConfig } from "./exotel/connect_api.ts";
+import { InvalidCidrError, IpAllowList } from "./http/ip_allowlist.ts";
 
 /** Bots that `BOT` may name. */
 export const BOT_NAMES = ["echo"] as const;
@@ -74,6 +75,22 @@ export interface Config {
   publicBaseUrl?: string;
   /** `EXOTEL_API_*`: the Connect API, when configured. */
   exotelApi?: ExotelApiConfig;
+  /** `MAX_SESSIONS`: live calls beyond this get 503 on upgrade. */
+  maxSessions: number;
+  /** `MAX_CALL_S`: a call is ended after this long (Exotel's own cap is an hour). */
+  maxCallS: number;
+  /** `HANDSHAKE_TIMEOUT_S`: a socket that sends no `start` within this is closed. */
+  handshakeTimeoutS: number;
+  /** `DRAIN_TIMEOUT_S`: on SIGTERM/SIGINT, how long live calls may finish. */
+  drainTimeoutS: number;
+  /** `CALL_RATE_LIMIT_PER_MIN`: `POST /call` requests per client IP per minute. */
+  callRateLimitPerMin: number;
+  /** `AUTH_FAILURE_LIMIT_PER_MIN`: failed auth attempts per client IP per minute before 429. */
+  authFailureLimitPerMin: number;
+  /** `EXOTEL_IP_ALLOWLIST`: CIDR ranges allowed to open the voicebot socket; empty allows all. */
+  ipAllowList: string[];
+  /** `TRUST_PROXY`: take the client IP from `X-Forwarded-For` (only behind a proxy you run). */
+  trustProxy: boolean;
   /** `LOG_LEVEL`. */
   logLevel: LogLevel;
   /** `LOG_FORMAT`. */
@@ -168,6 +185,21 @@ export function loadConfig(env: Env): Config {
     publicBaseUrl: baseUrl(read, "WEBHOOK_BASE_URL") ??
       baseUrl(read, "RENDER_EXTERNAL_URL"),
     exotelApi: exotelApi(read),
+    maxSessions: integer(read, "MAX_SESSIONS", 3000, [1, 1_000_000]),
+    maxCallS: integer(read, "MAX_CALL_S", 3600, [1, 24 * 3600]),
+    handshakeTimeoutS: integer(read, "HANDSHAKE_TIMEOUT_S", 10, [1, 3600]),
+    drainTimeoutS: integer(read, "DRAIN_TIMEOUT_S", 30, [0, 24 * 3600]),
+    callRateLimitPerMin: integer(read, "CALL_RATE_LIMIT_PER_MIN", 30, [
+      1,
+      1_000_000,
+    ]),
+    authFailureLimitPerMin: integer(read, "AUTH_FAILURE_LIMIT_PER_MIN", 20, [
+      1,
+      1_000_000,
+    ]),
+    ipAllowList: ipRanges(read("EXOTEL_IP_ALLOWLIST")),
+    trustProxy:
+      oneOf(read, "TRUST_PROXY", ["true", "false"], "false") === "true",
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
   };
@@ -209,6 +241,21 @@ function oneOf<T extends string>(
     );
   }
   return value;
+}
+
+function ipRanges(text: string | undefined): string[] {
+  const ranges =
+    text?.split(",").map((range) => range.trim()).filter(Boolean) ?? [];
+  try {
+    new IpAllowList(ranges);
+  } catch (error) {
+    if (!(error instanceof InvalidCidrError)) throw error;
+    throw new ConfigError(
+      "EXOTEL_IP_ALLOWLIST",
+      `Invalid EXOTEL_IP_ALLOWLIST: ${error.message}`,
+    );
+  }
+  return ranges;
 }
 
 function basicCredentials(

@@ -1,6 +1,7 @@
 /**
- * The HTTP server: a hand-written router over `Deno.serve`, admin auth, JSON
- * errors, and the sweep that closes idle calls.
+ * The HTTP server: a hand-written router over `Deno.serve`, admin auth,
+ * limits, JSON errors, the sweep that ends calls past their deadlines, and
+ * the graceful drain.
  *
  * @module
  */
@@ -13,9 +14,11 @@ import { type Clock, systemClock } from "./call/clock.ts";
 import { SessionRegistry } from "./call/registry.ts";
 import type { BotName, Config } from "./config.ts";
 import { ConnectApi } from "./exotel/connect_api.ts";
-import { type Credentials, isAuthorized, isOpen } from "./http/auth.ts";
+import { type Credentials, isAuthorized } from "./http/auth.ts";
+import { IpAllowList } from "./http/ip_allowlist.ts";
 import { errorResponse, HttpError } from "./http/json.ts";
 import { publicBaseUrl, voicebotUrl } from "./http/public_url.ts";
+import { RateLimiter } from "./http/rate_limit.ts";
 import { handleHealth } from "./routes/health.ts";
 import {
   handleCallStatus,
@@ -36,12 +39,28 @@ export const VERSION: string = denoJson.version;
 /** The bots `BOT` can name. */
 export const BOTS: Record<BotName, BotFactory> = { echo: createEchoBot };
 
+/** Seconds a refused caller is told to wait before trying again. */
+const RETRY_AFTER_S = 5;
+
+/** Socket backlog above which the player stops sending, per call. */
+const MAX_SOCKET_BACKLOG_BYTES = 256 * 1024;
+
+/** Caller audio held per call while `start` has not arrived (1 s at 24 kHz). */
+const MAX_PRE_START_BYTES = 48_000;
+
 const log = getLogger(["exovoice", "server"]);
 
-/** A route's handler; `params` holds the `:name` segments of its path. */
+interface RequestContext {
+  info: Deno.ServeHandlerInfo;
+  /** The `:name` segments of the route's path. */
+  params: Record<string, string>;
+  /** The client's address (see `TRUST_PROXY`). */
+  clientIp: string;
+}
+
 type Handler = (
   request: Request,
-  context: { info: Deno.ServeHandlerInfo; params: Record<string, string> },
+  context: RequestContext,
 ) => Response | Promise<Response>;
 
 interface Route {
@@ -59,8 +78,10 @@ export interface App {
   handler: (request: Request, info: Deno.ServeHandlerInfo) => Promise<Response>;
   /** Live calls. */
   registry: SessionRegistry;
-  /** Ends calls that sent nothing for `IDLE_TIMEOUT_S`. Returns how many it ended. */
-  sweepIdleCalls(): number;
+  /** Ends calls past a deadline: idle, no `start` in time, or too long. Returns how many. */
+  sweepCalls(): number;
+  /** Refuses new calls from now on, as a drain starts. */
+  startDraining(): void;
 }
 
 /** Replaceable parts, for tests. */
@@ -75,12 +96,13 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const registry = new SessionRegistry();
   const startedAt = performance.now();
+  let draining = false;
   const settings: CallSettings = {
     chunkBytes: config.chunkBytes,
     leadMs: config.playoutLeadMs,
-    maxBufferedBytes: 256 * 1024,
+    maxBufferedBytes: MAX_SOCKET_BACKLOG_BYTES,
     maxFrameBytes: config.maxFrameBytes,
-    maxPreStartBytes: 48_000,
+    maxPreStartBytes: MAX_PRE_START_BYTES,
   };
   const socketDeps: VoicebotSocketDeps = {
     credentials: { bearer: config.wsToken, basic: config.wsBasicAuth },
@@ -100,20 +122,72 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }),
   };
   const admin: Credentials = { bearer: config.adminToken };
+  const allowList = config.ipAllowList.length > 0
+    ? new IpAllowList(config.ipAllowList)
+    : undefined;
+  const authFailures = new RateLimiter({
+    limit: config.authFailureLimitPerMin,
+    windowMs: 60_000,
+  });
+  const callLimiter = new RateLimiter({
+    limit: config.callRateLimitPerMin,
+    windowMs: 60_000,
+  });
+
+  const upgrade: Handler = (request, { info, clientIp }) => {
+    if (draining) {
+      throw unavailable(
+        "draining",
+        "Server is draining for a restart: call another instance",
+      );
+    }
+    if (allowList && !allowList.allows(clientIp)) {
+      throw new HttpError(
+        403,
+        "forbidden",
+        `Address "${clientIp}" is not in EXOTEL_IP_ALLOWLIST`,
+      );
+    }
+    if (registry.size >= config.maxSessions) {
+      throw unavailable(
+        "server_full",
+        `Server is at MAX_SESSIONS (${config.maxSessions} live calls)`,
+      );
+    }
+    return handleVoicebotSocket(request, info, socketDeps);
+  };
+
+  const placeCall: Handler = (request, { clientIp }) => {
+    if (!callLimiter.hit(clientIp, Date.now())) {
+      throw new HttpError(
+        429,
+        "rate_limited",
+        "Too many calls placed from this address: slow down",
+        {
+          headers: {
+            "retry-after": String(
+              callLimiter.retryAfterS(clientIp, Date.now()),
+            ),
+          },
+        },
+      );
+    }
+    return handlePlaceCall(request, outboundDeps);
+  };
+
   const routes: Route[] = [
     route("/health", false, {
       GET: (request) =>
         handleHealth(request, {
           version: VERSION,
           bot: config.bot,
-          startedAt,
-          registry,
+          uptimeS: Math.round((performance.now() - startedAt) / 1000),
+          activeSessions: registry.size,
+          maxSessions: config.maxSessions,
+          draining,
         }),
     }),
-    route(config.wsPath, false, {
-      GET: (request, { info }) =>
-        handleVoicebotSocket(request, info, socketDeps),
-    }),
+    route(config.wsPath, false, { GET: upgrade }),
     route("/voicebot/sessions", true, {
       GET: (request) => handleSessions(request, registry),
     }),
@@ -121,9 +195,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       GET: (request) => handleVoiceConnect(request, config),
       POST: (request) => handleVoiceConnect(request, config),
     }),
-    route("/call", true, {
-      POST: (request) => handlePlaceCall(request, outboundDeps),
-    }),
+    route("/call", true, { POST: placeCall }),
     route("/call/:sid", true, {
       GET: (request, { params }) =>
         handleCallStatus(request, params.sid, outboundDeps),
@@ -134,15 +206,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     request: Request,
     info: Deno.ServeHandlerInfo,
   ): Promise<Response> {
+    const clientIp = clientAddress(request, info, config.trustProxy);
+    const { pathname } = new URL(request.url);
     try {
-      const { pathname } = new URL(request.url);
       const match = findRoute(routes, pathname);
       if (!match) {
         throw new HttpError(404, "not_found", `No route for "${pathname}"`);
       }
       const { route, params } = match;
-      const method = request.method === "HEAD" ? "GET" : request.method;
-      const handle = route.methods[method];
+      const handle =
+        route.methods[request.method === "HEAD" ? "GET" : request.method];
       if (!handle) {
         const allow = Object.keys(route.methods).join(", ");
         throw new HttpError(
@@ -151,6 +224,20 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           `Method "${request.method}" not allowed: use ${allow}`,
           {
             headers: { allow },
+          },
+        );
+      }
+      if (authFailures.isLimited(clientIp, Date.now())) {
+        throw new HttpError(
+          429,
+          "too_many_auth_failures",
+          "Too many failed authentication attempts",
+          {
+            headers: {
+              "retry-after": String(
+                authFailures.retryAfterS(clientIp, Date.now()),
+              ),
+            },
           },
         );
       }
@@ -167,12 +254,18 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           },
         );
       }
-      return await handle(request, { info, params });
+      return await handle(request, { info, params, clientIp });
     } catch (error) {
-      if (!(error instanceof HttpError)) {
-        log.error("Request {method} {url} failed: {error}", {
+      if (error instanceof HttpError && error.status === 401) {
+        authFailures.hit(clientIp, Date.now());
+        log.warn("Authentication failed from {clientIp} on {pathname}", {
+          clientIp,
+          pathname,
+        });
+      } else if (!(error instanceof HttpError)) {
+        log.error("Request {method} {pathname} failed: {error}", {
           method: request.method,
-          url: request.url,
+          pathname,
           error,
         });
       }
@@ -180,24 +273,33 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }
   }
 
-  function sweepIdleCalls(): number {
-    const cutoff = Date.now() - config.idleTimeoutS * 1000;
+  function sweepCalls(): number {
+    const now = Date.now();
     let ended = 0;
     for (const session of [...registry.values()]) {
-      if (session.lastActivity < cutoff) {
-        session.end("idle_timeout");
+      const reason = session.lastActivity < now - config.idleTimeoutS * 1000
+        ? "idle_timeout"
+        : session.state === "connected" &&
+            session.connectedAt < now - config.handshakeTimeoutS * 1000
+        ? "handshake_timeout"
+        : session.connectedAt < now - config.maxCallS * 1000
+        ? "max_call_length"
+        : undefined;
+      if (reason) {
+        session.end(reason);
         ended++;
       }
     }
     return ended;
   }
 
-  if (isOpen(admin)) {
-    log.warn(
-      "ADMIN_TOKEN is not set: /voicebot/sessions and /call are open to anyone who can reach this server",
-    );
-  }
-  return { handler, registry, sweepIdleCalls };
+  warnIfExposed(config);
+  return {
+    handler,
+    registry,
+    sweepCalls,
+    startDraining: () => draining = true,
+  };
 }
 
 function route(
@@ -217,15 +319,53 @@ function findRoute(
     if (route.segments.length !== segments.length) continue;
     const params: Record<string, string> = {};
     const matches = route.segments.every((expected, i) => {
-      if (expected.startsWith(":")) {
-        params[expected.slice(1)] = decodeURIComponent(segments[i]);
-        return true;
-      }
-      return expected === segments[i];
+      if (!expected.startsWith(":")) return expected === segments[i];
+      params[expected.slice(1)] = decodeURIComponent(segments[i]);
+      return true;
     });
     if (matches) return { route, params };
   }
   return undefined;
+}
+
+function unavailable(code: string, message: string): HttpError {
+  return new HttpError(503, code, message, {
+    headers: { "retry-after": String(RETRY_AFTER_S) },
+  });
+}
+
+/** The socket's peer, or behind a trusted proxy the first `X-Forwarded-For` hop. */
+function clientAddress(
+  request: Request,
+  info: Deno.ServeHandlerInfo,
+  trustProxy: boolean,
+): string {
+  const forwarded = trustProxy
+    ? request.headers.get("x-forwarded-for")?.split(",")[0].trim()
+    : undefined;
+  return forwarded || ((info.remoteAddr as Deno.NetAddr).hostname ?? "");
+}
+
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+function warnIfExposed(config: Config): void {
+  if (LOOPBACK_HOST.test(config.host)) return;
+  if (
+    !config.wsToken && !config.wsBasicAuth && config.ipAllowList.length === 0
+  ) {
+    log.warn(
+      "The voicebot socket is open to anyone on {host}: set EXOTEL_WS_BASIC_AUTH or EXOTEL_IP_ALLOWLIST",
+      { host: config.host },
+    );
+  }
+  if (!config.adminToken) {
+    log.warn(
+      "ADMIN_TOKEN is not set: /voicebot/sessions and /call, which show phone numbers, are open on {host}",
+      {
+        host: config.host,
+      },
+    );
+  }
 }
 
 /** A running server. */
@@ -234,9 +374,18 @@ export interface RunningServer extends AsyncDisposable {
   registry: SessionRegistry;
   /** The address it listens on. */
   addr: Deno.NetAddr;
-  /** Ends every call with 1001, then stops listening. */
+  /**
+   * Refuses new calls, waits up to `timeoutMs` for live calls to end on their
+   * own, ends the rest with 1001, and stops listening. Resolves with the
+   * number of calls it had to cut.
+   */
+  drain(timeoutMs: number): Promise<number>;
+  /** Ends every call with 1001 and stops listening: a drain with no wait. */
   shutdown(): Promise<void>;
 }
+
+/** How often a drain looks whether the live calls have ended. */
+const DRAIN_POLL_MS = 100;
 
 /** Starts serving `config` on its host and port (port 0 picks a free one). */
 export function startServer(
@@ -255,26 +404,43 @@ export function startServer(
     port: config.port,
     ...tls,
     onListen({ hostname, port }) {
-      const scheme = config.tls ? "https" : "http";
       log.info("Listening on {url} (voicebot socket at {wsPath}, bot {bot})", {
-        url: `${scheme}://${hostname}:${port}`,
+        url: `${config.tls ? "https" : "http"}://${hostname}:${port}`,
         wsPath: config.wsPath,
         bot: config.bot,
       });
     },
   }, app.handler);
-  const sweepMs = Math.min(5000, config.idleTimeoutS * 500);
-  const sweep = setInterval(() => app.sweepIdleCalls(), sweepMs);
-  async function shutdown() {
-    clearInterval(sweep);
-    for (const session of [...app.registry.values()]) {
-      session.end("server_shutdown", 1001);
-    }
-    await server.shutdown();
+  const sweep = setInterval(
+    () => app.sweepCalls(),
+    Math.min(5000, config.idleTimeoutS * 500),
+  );
+  let stopped: Promise<number> | undefined;
+
+  function drain(timeoutMs: number): Promise<number> {
+    stopped ??= (async () => {
+      app.startDraining();
+      const deadline = Date.now() + timeoutMs;
+      while (app.registry.size > 0 && Date.now() < deadline) {
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(DRAIN_POLL_MS, deadline - Date.now()))
+        );
+      }
+      clearInterval(sweep);
+      const cut = app.registry.size;
+      for (const session of [...app.registry.values()]) {
+        session.end("server_shutdown", 1001);
+      }
+      await server.shutdown();
+      return cut;
+    })();
+    return stopped;
   }
+  const shutdown = async () => void await drain(0);
   return {
     registry: app.registry,
     addr: server.addr as Deno.NetAddr,
+    drain,
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };

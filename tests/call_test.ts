@@ -396,3 +396,14 @@ Deno.test("concurrent calls never cross: each frame carries its own stream_sid",
     call.end("test");
   });
 });
+
+Deno.test("a peer that keeps sending oversized frames is closed with 1009", async () => {
+  const { send, exotel, call, closed, registry } = setup();
+  send(start());
+  const huge = JSON.stringify(media(new Uint8Array(20_000)));
+  for (let i = 0; i < 6; i++) exotel.send(huge);
+  assertEquals(await call.ended, "frames_too_large");
+  await settle();
+  assertEquals(closed()?.code, 1009);
+  assertEquals(registry.size, 0);
+});

@@ -66,6 +66,10 @@ export interface CallOptions {
 
 /** Normal closure code, sent when the call ends on our side or after `stop`. */
 const CLOSE_NORMAL = 1000;
+/** Close code for a peer whose frames are too big to process. */
+const CLOSE_TOO_BIG = 1009;
+/** Oversized frames tolerated before the peer is cut off: one can be a glitch, a stream of them is abuse. */
+const MAX_OVERSIZED_FRAMES = 5;
 
 const log = getLogger(["exovoice", "call"]);
 
@@ -169,10 +173,14 @@ export class Call {
       return this.#skip("binary", "Binary frame ignored");
     }
     if (data.length > this.#options.settings.maxFrameBytes) {
-      return this.#skip(
+      this.#skip(
         "too_large",
-        `Frame of ${data.length} bytes ignored: over the limit`,
+        `Frame of ${data.length} bytes ignored: over MAX_FRAME_BYTES`,
       );
+      if (session.badFrames.too_large >= MAX_OVERSIZED_FRAMES) {
+        this.end("frames_too_large", CLOSE_TOO_BIG);
+      }
+      return;
     }
     const result = parseInboundFrame(data);
     if (!result.ok) return this.#skip(result.error.code, result.error.message);

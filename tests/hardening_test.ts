@@ -1,0 +1,233 @@
+/** Limits, drain and abuse handling, against the real server on loopback. */
+import { assert, assertEquals } from "@std/assert";
+import { loadConfig } from "../src/config.ts";
+import { startServer } from "../src/server.ts";
+
+function serve(env: Record<string, string> = {}) {
+  return startServer(loadConfig({ HOST: "127.0.0.1", PORT: "0", ...env }));
+}
+
+function connect(
+  url: string,
+  headers?: Record<string, string>,
+): Promise<WebSocket | string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.onopen = () => resolve(ws);
+    ws.onerror = (event) => resolve((event as ErrorEvent).message);
+  });
+}
+
+function closed(ws: WebSocket): Promise<number> {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve(-1);
+    ws.addEventListener("close", (event) => resolve(event.code));
+  });
+}
+
+async function upgradeStatus(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return await fetch(url.replace(/^ws/, "http"), {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+      ...headers,
+    },
+  });
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+const START = JSON.stringify({
+  event: "start",
+  stream_sid: "S",
+  start: { call_sid: "C" },
+});
+
+Deno.test("beyond MAX_SESSIONS the upgrade gets 503 with Retry-After and /health shows saturation", async () => {
+  await using server = serve({ MAX_SESSIONS: "2" });
+  const base = `127.0.0.1:${server.addr.port}`;
+  const url = `ws://${base}/voicebot/ws`;
+  const sockets = [await connect(url), await connect(url)] as WebSocket[];
+  await until(() => server.registry.size === 2);
+  const refused = await upgradeStatus(url);
+  assertEquals(refused.status, 503);
+  assertEquals(refused.headers.get("retry-after"), "5");
+  assertEquals((await refused.json()).error.code, "server_full");
+  const health = await (await fetch(`http://${base}/health`)).json();
+  assertEquals([health.activeSessions, health.maxSessions, health.saturation], [
+    2,
+    2,
+    1,
+  ]);
+  for (const ws of sockets) {
+    const done = closed(ws);
+    ws.close();
+    await done;
+  }
+  await until(() => server.registry.size === 0);
+  const ws = await connect(url);
+  assert(ws instanceof WebSocket, "a slot frees up when a call ends");
+  const done = closed(ws);
+  ws.close();
+  await done;
+});
+
+Deno.test("a drain refuses new calls, says so on /health, and lets a live call finish", async () => {
+  const server = serve();
+  const base = `127.0.0.1:${server.addr.port}`;
+  const live = await connect(`ws://${base}/voicebot/ws`) as WebSocket;
+  live.send(START);
+  await until(() => server.registry.size === 1);
+  const drained = server.drain(30_000);
+  const health = await fetch(`http://${base}/health`);
+  assertEquals(health.status, 503);
+  assertEquals((await health.json()).status, "draining");
+  const refused = await upgradeStatus(`ws://${base}/voicebot/ws`);
+  assertEquals(refused.status, 503);
+  assertEquals((await refused.json()).error.code, "draining");
+  const liveClosed = closed(live);
+  live.send(JSON.stringify({ event: "stop", stop: { reason: "callended" } }));
+  assertEquals(await liveClosed, 1000);
+  assertEquals(await drained, 0, "no call had to be cut");
+});
+
+Deno.test("a drain that times out ends the remaining calls with 1001", async () => {
+  const server = serve();
+  const live = await connect(
+    `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
+  ) as WebSocket;
+  live.send(START);
+  await until(() => server.registry.size === 1);
+  const code = closed(live);
+  assertEquals(await server.drain(200), 1);
+  assertEquals(await code, 1001);
+  assertEquals(server.registry.size, 0);
+});
+
+Deno.test("a socket that never sends start is closed at the handshake deadline", async () => {
+  await using server = serve({ HANDSHAKE_TIMEOUT_S: "1", IDLE_TIMEOUT_S: "1" });
+  const ws = await connect(
+    `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
+  ) as WebSocket;
+  assertEquals(await closed(ws), 1000);
+  assertEquals(server.registry.size, 0);
+});
+
+Deno.test("EXOTEL_IP_ALLOWLIST refuses other addresses with 403 before the upgrade", async () => {
+  await using refusing = serve({ EXOTEL_IP_ALLOWLIST: "203.0.113.0/24" });
+  const response = await upgradeStatus(
+    `ws://127.0.0.1:${refusing.addr.port}/voicebot/ws`,
+  );
+  assertEquals(response.status, 403);
+  assertEquals((await response.json()).error.code, "forbidden");
+  await using allowing = serve({ EXOTEL_IP_ALLOWLIST: "127.0.0.0/8" });
+  const ws = await connect(`ws://127.0.0.1:${allowing.addr.port}/voicebot/ws`);
+  assert(ws instanceof WebSocket);
+  const done = closed(ws);
+  ws.close();
+  await done;
+});
+
+Deno.test("repeated failed auth from one address gets 429 even with the right token", async () => {
+  await using server = serve({
+    EXOTEL_WS_TOKEN: "tok",
+    AUTH_FAILURE_LIMIT_PER_MIN: "3",
+  });
+  const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
+  for (let i = 0; i < 3; i++) {
+    const response = await upgradeStatus(url, {
+      authorization: "Bearer wrong",
+    });
+    assertEquals(response.status, 401);
+    await response.body?.cancel();
+  }
+  const limited = await upgradeStatus(url, { authorization: "Bearer tok" });
+  assertEquals(limited.status, 429);
+  assert(Number(limited.headers.get("retry-after")) > 0);
+  await limited.body?.cancel();
+});
+
+Deno.test("POST /call is rate limited per address", async () => {
+  await using server = serve({ CALL_RATE_LIMIT_PER_MIN: "2" });
+  const statuses = [];
+  for (let i = 0; i < 3; i++) {
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/call`, {
+      method: "POST",
+      body: JSON.stringify({ to: "+919876543210" }),
+    });
+    statuses.push(response.status);
+    await response.body?.cancel();
+  }
+  assertEquals(statuses, [503, 503, 429], "not configured twice, then limited");
+});
+
+Deno.test("1000 connections opened and dropped in a burst leave nothing behind", async () => {
+  await using server = serve({ MAX_SESSIONS: "5000" });
+  const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
+  const batch = 100;
+  for (let round = 0; round < 10; round++) {
+    const sockets = await Promise.all(
+      Array.from({ length: batch }, () => connect(url)),
+    );
+    await Promise.all(sockets.map((ws) => {
+      assert(ws instanceof WebSocket, String(ws));
+      ws.send(START);
+      const done = closed(ws);
+      ws.close();
+      return done;
+    }));
+  }
+  await until(() => server.registry.size === 0);
+  const health =
+    await (await fetch(`http://127.0.0.1:${server.addr.port}/health`)).json();
+  assertEquals(health.activeSessions, 0);
+});
+
+Deno.test("SIGTERM with a call live: the call is drained, then cut with 1001, and the process exits 0", async () => {
+  const root = new URL("../", import.meta.url);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--frozen",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "main.ts",
+    ],
+    cwd: root,
+    env: {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DRAIN_TIMEOUT_S: "1",
+      LOG_FORMAT: "json",
+    },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let output = "";
+  let port: number | undefined;
+  while (port === undefined) {
+    const { value, done } = await lines.read();
+    assert(!done, `server exited early: ${output}`);
+    output += value;
+    port = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(output)?.[1]) ||
+      undefined;
+  }
+  const ws = await connect(`ws://127.0.0.1:${port}/voicebot/ws`) as WebSocket;
+  ws.send(START);
+  const code = closed(ws);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  child.kill("SIGTERM");
+  assertEquals(await code, 1001);
+  const status = await child.status;
+  while (!(await lines.read()).done) { /* drain the rest of the log */ }
+  assertEquals(status.code, 0);
+});
