@@ -25,7 +25,11 @@ if (import.meta.main) {
     console.error(`exovoice: ${error.message}`);
     Deno.exit(1);
   }
-  await configureLogging(config.logLevel, config.logFormat);
+  await configureLogging({
+    level: config.logLevel,
+    format: config.logFormat,
+    revealPhoneNumbers: config.logPhoneNumbers,
+  });
   const log = getLogger(["exovoice", "main"]);
   const server = startServer(config);
   let draining = false;

@@ -91,6 +91,8 @@ export interface Config {
   ipAllowList: string[];
   /** `TRUST_PROXY`: take the client IP from `X-Forwarded-For` (only behind a proxy you run). */
   trustProxy: boolean;
+  /** `LOG_PHONE_NUMBERS`: log callers' numbers in full instead of masked. */
+  logPhoneNumbers: boolean;
   /** `LOG_LEVEL`. */
   logLevel: LogLevel;
   /** `LOG_FORMAT`. */
@@ -200,6 +202,8 @@ export function loadConfig(env: Env): Config {
     ipAllowList: ipRanges(read("EXOTEL_IP_ALLOWLIST")),
     trustProxy:
       oneOf(read, "TRUST_PROXY", ["true", "false"], "false") === "true",
+    logPhoneNumbers:
+      oneOf(read, "LOG_PHONE_NUMBERS", ["true", "false"], "false") === "true",
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
   };

@@ -1,6 +1,7 @@
 /**
  * Log setup: LogTape, one JSON object per line on stdout (or readable text
- * for development), at the configured level.
+ * for development), at the configured level; and the masking of callers'
+ * phone numbers in what we log.
  *
  * @module
  */
@@ -14,16 +15,26 @@ import {
 } from "@logtape/logtape";
 import type { LogFormat, LogLevel } from "./config.ts";
 
+let revealPhoneNumbers = false;
+
+/** Options of {@linkcode configureLogging}. */
+export interface LoggingOptions {
+  /** The lowest level logged. */
+  level: LogLevel;
+  /** `json` lines or `text`. */
+  format: LogFormat;
+  /** Log phone numbers in full instead of masked (`LOG_PHONE_NUMBERS`). */
+  revealPhoneNumbers?: boolean;
+}
+
 /** Sends every `exovoice` log record at `level` or above to stdout in `format`. */
-export async function configureLogging(
-  level: LogLevel,
-  format: LogFormat,
-): Promise<void> {
+export async function configureLogging(options: LoggingOptions): Promise<void> {
+  revealPhoneNumbers = options.revealPhoneNumbers ?? false;
   await configure({
     reset: true,
     sinks: {
       stdout: getConsoleSink({
-        formatter: format === "json"
+        formatter: options.format === "json"
           ? jsonLinesFormatter
           : defaultTextFormatter,
       }),
@@ -31,7 +42,7 @@ export async function configureLogging(
     loggers: [
       {
         category: ["exovoice"],
-        lowestLevel: level as LogTapeLevel,
+        lowestLevel: options.level as LogTapeLevel,
         sinks: ["stdout"],
       },
       {
@@ -41,4 +52,18 @@ export async function configureLogging(
       },
     ],
   });
+}
+
+/**
+ * A phone number as logs may show it: all but the last four digits masked,
+ * unless logging was configured to reveal numbers.
+ *
+ * @example
+ * ```ts
+ * maskPhoneNumber("+919876543210"); // "*********3210"
+ * ```
+ */
+export function maskPhoneNumber(number: string): string {
+  if (revealPhoneNumbers || number.length <= 4) return number;
+  return `${"*".repeat(number.length - 4)}${number.slice(-4)}`;
 }

@@ -8,6 +8,7 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
+import { maskPhoneNumber } from "../log.ts";
 import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
 import type { Bot, BotFactory, CallInfo, CallOutput } from "../bots/bot.ts";
 import {
@@ -258,7 +259,9 @@ export class Call {
       session.sampleRate = start.sampleRate;
     }
     this.#log = log.with({ sessionId: session.id, callId: session.callId });
-    this.#log.info("Call started at {sampleRate} Hz", {
+    this.#log.info("Call started at {sampleRate} Hz from {from} to {to}", {
+      from: maskPhoneNumber(session.from),
+      to: maskPhoneNumber(session.to),
       sampleRate: session.sampleRate,
     });
 

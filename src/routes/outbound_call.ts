@@ -8,6 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { maskPhoneNumber } from "../log.ts";
 import {
   type CallDetails,
   type CallTarget,
@@ -118,7 +119,7 @@ export async function handlePlaceCall(
   }
   logger.info("Placed outbound call {sid} to {to} in {mode} mode", {
     sid: call.sid,
-    to: maskNumber(placeRequest.to),
+    to: maskPhoneNumber(placeRequest.to),
     mode,
   });
   return jsonResponse(
@@ -468,12 +469,6 @@ function maskUrl(value: string): string {
     }
   }
   return url.toString();
-}
-
-function maskNumber(number: string): string {
-  return number.length <= 4
-    ? number
-    : `${"*".repeat(number.length - 4)}${number.slice(-4)}`;
 }
 
 function snake(field: string): string {
