@@ -5,8 +5,7 @@
 import { assert, assertEquals } from "@std/assert";
 import type { SampleRate } from "../src/audio/pcm.ts";
 import { decodeWav } from "../src/audio/wav.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
+import { serve, until } from "./fakes/sockets.ts";
 import { simulateCall } from "../tools/simulator.ts";
 
 async function fixture(name: string) {
@@ -16,9 +15,7 @@ async function fixture(name: string) {
 }
 
 Deno.test("calls at 8, 16 and 24 kHz at once get their own speech echoed byte for byte", async () => {
-  await using server = startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0" }),
-  );
+  await using server = serve();
   const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
   const wavs = await Promise.all(
     ["hello_8000.wav", "question_16000.wav", "hello_24000.wav"].map(fixture),
@@ -50,15 +47,11 @@ Deno.test("calls at 8, 16 and 24 kHz at once get their own speech echoed byte fo
     );
     assertEquals(report.clearsReceived, 0);
   }
-  while (server.registry.size > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await until(() => server.registry.size === 0);
 });
 
 Deno.test("the simulator gets a 401 from a server that wants a token, and a call with it", async () => {
-  await using server = startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", EXOTEL_WS_TOKEN: "tok" }),
-  );
+  await using server = serve({ EXOTEL_WS_TOKEN: "tok" });
   const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
   const { pcm } = await fixture("tone_440hz_1s_8000.wav");
   const refused = await simulateCall({
@@ -80,7 +73,5 @@ Deno.test("the simulator gets a 401 from a server that wants a token, and a call
   });
   assert(accepted.connected);
   assertEquals(accepted.receivedPcm.subarray(0, 3200), pcm.subarray(0, 3200));
-  while (server.registry.size > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await until(() => server.registry.size === 0);
 });

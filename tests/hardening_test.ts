@@ -1,48 +1,12 @@
 /** Limits, drain and abuse handling, against the real server on loopback. */
 import { assert, assertEquals } from "@std/assert";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
-
-function serve(env: Record<string, string> = {}) {
-  return startServer(loadConfig({ HOST: "127.0.0.1", PORT: "0", ...env }));
-}
-
-function connect(
-  url: string,
-  headers?: Record<string, string>,
-): Promise<WebSocket | string> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
-    ws.onopen = () => resolve(ws);
-    ws.onerror = (event) => resolve((event as ErrorEvent).message);
-  });
-}
-
-function closed(ws: WebSocket): Promise<number> {
-  return new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve(-1);
-    ws.addEventListener("close", (event) => resolve(event.code));
-  });
-}
-
-async function upgradeStatus(
-  url: string,
-  headers: Record<string, string> = {},
-): Promise<Response> {
-  return await fetch(url.replace(/^ws/, "http"), {
-    headers: {
-      upgrade: "websocket",
-      connection: "Upgrade",
-      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-      "sec-websocket-version": "13",
-      ...headers,
-    },
-  });
-}
-
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
+import {
+  closed,
+  connect,
+  serve,
+  until,
+  upgradeRequest,
+} from "./fakes/sockets.ts";
 
 const START = JSON.stringify({
   event: "start",
@@ -56,7 +20,7 @@ Deno.test("beyond MAX_SESSIONS the upgrade gets 503 with Retry-After and /health
   const url = `ws://${base}/voicebot/ws`;
   const sockets = [await connect(url), await connect(url)] as WebSocket[];
   await until(() => server.registry.size === 2);
-  const refused = await upgradeStatus(url);
+  const refused = await upgradeRequest(url);
   assertEquals(refused.status, 503);
   assertEquals(refused.headers.get("retry-after"), "5");
   assertEquals((await refused.json()).error.code, "server_full");
@@ -89,7 +53,7 @@ Deno.test("a drain refuses new calls, says so on /health, and lets a live call f
   const health = await fetch(`http://${base}/health`);
   assertEquals(health.status, 503);
   assertEquals((await health.json()).status, "draining");
-  const refused = await upgradeStatus(`ws://${base}/voicebot/ws`);
+  const refused = await upgradeRequest(`ws://${base}/voicebot/ws`);
   assertEquals(refused.status, 503);
   assertEquals((await refused.json()).error.code, "draining");
   const liveClosed = closed(live);
@@ -122,7 +86,7 @@ Deno.test("a socket that never sends start is closed at the handshake deadline",
 
 Deno.test("EXOTEL_IP_ALLOWLIST refuses other addresses with 403 before the upgrade", async () => {
   await using refusing = serve({ EXOTEL_IP_ALLOWLIST: "203.0.113.0/24" });
-  const response = await upgradeStatus(
+  const response = await upgradeRequest(
     `ws://127.0.0.1:${refusing.addr.port}/voicebot/ws`,
   );
   assertEquals(response.status, 403);
@@ -142,13 +106,13 @@ Deno.test("repeated failed auth from one address gets 429 even with the right to
   });
   const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
   for (let i = 0; i < 3; i++) {
-    const response = await upgradeStatus(url, {
+    const response = await upgradeRequest(url, {
       authorization: "Bearer wrong",
     });
     assertEquals(response.status, 401);
     await response.body?.cancel();
   }
-  const limited = await upgradeStatus(url, { authorization: "Bearer tok" });
+  const limited = await upgradeRequest(url, { authorization: "Bearer tok" });
   assertEquals(limited.status, 429);
   assert(Number(limited.headers.get("retry-after")) > 0);
   await limited.body?.cancel();

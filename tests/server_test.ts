@@ -1,6 +1,14 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { type Config, loadConfig } from "../src/config.ts";
-import { createApp, startServer } from "../src/server.ts";
+import { loadConfig } from "../src/config.ts";
+import { createApp } from "../src/server.ts";
+import {
+  closed,
+  closeSocket,
+  connect,
+  serve,
+  until,
+  upgradeRequest,
+} from "./fakes/sockets.ts";
 import { FakeExotelApi } from "./fakes/exotel_api.ts";
 
 const info = {
@@ -216,31 +224,6 @@ Deno.test("a malformed JSON body gets a JSON 400", async () => {
 
 // Real sockets from here on: the upgrade path needs a real server.
 
-function serve(env: Record<string, string>) {
-  const config: Config = loadConfig({ HOST: "127.0.0.1", PORT: "0", ...env });
-  return startServer(config);
-}
-
-/** Opens a WebSocket and resolves once it is open, or with the error's message. */
-function connect(
-  url: string,
-  headers?: Record<string, string>,
-): Promise<WebSocket | string> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
-    ws.onopen = () => resolve(ws);
-    ws.onerror = (event) => resolve((event as ErrorEvent).message);
-  });
-}
-
-function closeSocket(ws: WebSocket): Promise<void> {
-  return new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    ws.onclose = () => resolve();
-    ws.close();
-  });
-}
-
 Deno.test("socket auth: bearer and Basic pass, anything else is refused with 401 before the upgrade", async () => {
   await using server = serve({
     EXOTEL_WS_TOKEN: "tok",
@@ -262,14 +245,7 @@ Deno.test("socket auth: bearer and Basic pass, anything else is refused with 401
     assertEquals(typeof refused, "string");
     assertStringIncludes(refused as string, "401");
   }
-  const plain = await fetch(url.replace("ws:", "http:"), {
-    headers: {
-      upgrade: "websocket",
-      connection: "Upgrade",
-      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-      "sec-websocket-version": "13",
-    },
-  });
+  const plain = await upgradeRequest(url);
   assertEquals(plain.status, 401);
   assertEquals((await plain.json()).error.code, "unauthorized");
   assertEquals(plain.headers.get("www-authenticate"), 'Basic realm="exovoice"');
@@ -308,9 +284,7 @@ Deno.test("a live call shows in /voicebot/sessions and leaves it when the socket
     ]
   ) assert(key in sessions[0]);
   await closeSocket(ws);
-  while (server.registry.size > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await until(() => server.registry.size === 0);
   const after = await (await fetch(`http://${base}/voicebot/sessions`)).json();
   assertEquals(after, { total: 0, sessions: [] });
 });
@@ -319,14 +293,10 @@ Deno.test("shutdown ends live calls with 1001", async () => {
   const server = serve({});
   const ws = await connect(`ws://127.0.0.1:${server.addr.port}/voicebot/ws`);
   assert(ws instanceof WebSocket);
-  const closed = new Promise<number>((resolve) =>
-    ws.onclose = (event) => resolve(event.code)
-  );
-  while (server.registry.size === 0) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  const code = closed(ws);
+  await until(() => server.registry.size === 1);
   await server.shutdown();
-  assertEquals(await closed, 1001);
+  assertEquals(await code, 1001);
   assertEquals(server.registry.size, 0);
 });
 
