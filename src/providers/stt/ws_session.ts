@@ -1,0 +1,565 @@
+/**
+ * The WebSocket plumbing every streaming speech-to-text adapter shares: an
+ * event queue the caller iterates, a connect timeout, abort through a
+ * signal, a keepalive for idle streams, audio held (bounded) until the
+ * socket opens, and a close that lets the vendor flush but never waits
+ * past a deadline.
+ *
+ * Vendors differ only in what goes over the wire, which the adapter
+ * supplies as hooks: how a text message maps to events, what to send to
+ * ask the vendor to finish, and when it has finished.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { ProviderError } from "../provider_error.ts";
+
+const logger = getLogger(["exovoice", "providers", "stt"]);
+
+/** A timer handle, whichever `setTimeout` typings are in scope. */
+type Timer = ReturnType<typeof setTimeout>;
+
+/** A JSON object as parsed, fields unchecked. */
+export type JsonObject = Record<string, unknown>;
+
+/** One WebSocket message for the vendor: text (JSON) or binary. */
+export type Frame = string | Uint8Array;
+
+/** Options of a {@linkcode WsSession}. */
+export interface WsSessionOptions<E> {
+  /** Vendor id for {@linkcode ProviderError.provider} and logs, e.g. `deepgram`. */
+  provider: string;
+  /** Vendor name for messages, e.g. `Deepgram`. */
+  vendor: string;
+  /** Where to connect. Must not carry the API key: URLs end up in logs. */
+  url: URL;
+  /** Handshake headers (the API key goes here). */
+  headers?: HeadersInit;
+  /** How long the handshake may take. */
+  connectTimeoutMs: number;
+  /** How long each closing step (vendor flush, close handshake) may take. */
+  closeTimeoutMs: number;
+  /** Bytes of frames held while connecting; the oldest are dropped past it. */
+  maxPendingBytes: number;
+  /** Aborts the session. */
+  signal?: AbortSignal;
+  /** Sends `frame()` whenever nothing was sent for `intervalMs`. */
+  keepAlive?: { intervalMs: number; frame: () => Frame };
+  /**
+   * Handles one JSON object the vendor sent as text, calling `emit` for each
+   * event it means. Throwing a {@linkcode ProviderError} fails the session.
+   * Text that is not JSON fails it too; other JSON values are ignored.
+   */
+  onMessage: (message: JsonObject, emit: (event: E) => void) => void;
+  /** Frames asking the vendor to finish, sent by {@linkcode WsSession.close}. */
+  farewell: () => Frame[];
+  /**
+   * Called after the farewell: resolves once the vendor has sent all it
+   * owes, after which the session closes the socket itself. `undefined`
+   * means the vendor closes the socket when it is done.
+   */
+  settled: () => Promise<void> | undefined;
+}
+
+/**
+ * A single-consumer async queue: items pushed before anyone waits are kept,
+ * and a failure is thrown after the items queued before it.
+ *
+ * @example
+ * ```ts
+ * const queue = new EventQueue<number>();
+ * queue.push(1);
+ * queue.end();
+ * for await (const n of queue) console.log(n); // 1
+ * ```
+ */
+export class EventQueue<T> implements AsyncIterableIterator<T> {
+  #items: T[] = [];
+  #waiters: {
+    resolve: (result: IteratorResult<T>) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  #ended = false;
+  #error: { value: unknown } | undefined;
+
+  /** Adds an item; ignored once the queue has ended or failed. */
+  push(item: T): void {
+    if (this.#ended) return;
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve({ value: item, done: false });
+    else this.#items.push(item);
+  }
+
+  /** Ends the queue: waiting and later reads see the end after the items left. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const waiter of this.#waiters.splice(0)) {
+      waiter.resolve({ value: undefined, done: true });
+    }
+  }
+
+  /** Ends the queue with `error`, thrown once to the reader after the items left. */
+  fail(error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const [first, ...rest] = this.#waiters.splice(0);
+    if (first) first.reject(error);
+    else this.#error = { value: error };
+    for (const waiter of rest) waiter.resolve({ value: undefined, done: true });
+  }
+
+  /** Resolves with the next item, or the end; rejects with the failure. */
+  next(): Promise<IteratorResult<T>> {
+    if (this.#items.length > 0) {
+      return Promise.resolve({ value: this.#items.shift() as T, done: false });
+    }
+    if (this.#error) {
+      const { value } = this.#error;
+      this.#error = undefined;
+      return Promise.reject(value);
+    }
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+    });
+  }
+
+  /** Stops this reader; the queue itself keeps its state. */
+  return(): Promise<IteratorResult<T>> {
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** The queue is its own iterator. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}
+
+/** Close codes that mean the vendor finished normally. */
+const NORMAL_CLOSE_CODES = new Set([1000, 1005]);
+
+/** Longest close reason quoted in an error message. */
+const MAX_REASON_CHARS = 200;
+
+/**
+ * A vendor WebSocket carrying one transcription stream. Connecting starts
+ * in the constructor; frames sent before the socket opens are held.
+ * Failures (refused handshake, timeout, abort, vendor error, unexpected
+ * close) end {@linkcode WsSession.events} with a {@linkcode ProviderError},
+ * but only once the socket is closed, so a caller that sees the error has
+ * nothing left to clean up.
+ *
+ * @example
+ * ```ts
+ * const session = new WsSession<string>({
+ *   provider: "example",
+ *   vendor: "Example",
+ *   url: new URL("ws://127.0.0.1:8080/listen"),
+ *   connectTimeoutMs: 5000,
+ *   closeTimeoutMs: 2000,
+ *   maxPendingBytes: 160_000,
+ *   onMessage: (message, emit) => emit(String(message.type)),
+ *   farewell: () => ['{"type":"done"}'],
+ *   settled: () => undefined,
+ * });
+ * session.send(new Uint8Array(320));
+ * await session.close();
+ * ```
+ */
+export class WsSession<E> {
+  #options: WsSessionOptions<E>;
+  #ws: WebSocket | undefined;
+  #queue = new EventQueue<E>();
+  #opened = false;
+  #finished = false;
+  #closing = false;
+  #closePromise: Promise<void> | undefined;
+  #error: ProviderError | undefined;
+  /** The last error event's message: why the handshake or connection failed. */
+  #lastErrorMessage = "";
+  #pending: Frame[] = [];
+  #pendingBytes = 0;
+  #droppedBytes = 0;
+  #lastSentAt = 0;
+  #timers = new Set<Timer>();
+  #keepAliveTimer: Timer | undefined;
+  #markDone!: () => void;
+  /** Resolves once the socket opened or the session finished. */
+  #ready: Promise<void>;
+  #markReady!: () => void;
+  /** Resolves once the session finished: socket closed, queue ended. */
+  #done: Promise<void>;
+
+  /** Starts connecting to `options.url`. */
+  constructor(options: WsSessionOptions<E>) {
+    this.#options = options;
+    this.#ready = new Promise((resolve) => this.#markReady = resolve);
+    this.#done = new Promise((resolve) => this.#markDone = resolve);
+    if (options.signal?.aborted) {
+      this.#error = this.#abortError();
+      this.#finish();
+      return;
+    }
+    options.signal?.addEventListener("abort", this.#onAbort);
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(options.url, { headers: options.headers });
+    } catch (cause) {
+      this.#error = new ProviderError(
+        options.provider,
+        "network",
+        `Could not connect to ${options.vendor} at "${this.#where()}"`,
+        { cause },
+      );
+      this.#finish();
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => this.#onOpen();
+    ws.onmessage = (event) => this.#onMessage(event);
+    ws.onerror = (event) => {
+      if (event instanceof ErrorEvent) this.#lastErrorMessage = event.message;
+    };
+    ws.onclose = (event) => this.#onClose(event);
+    this.#ws = ws;
+    this.#after(options.connectTimeoutMs, () => {
+      if (this.#opened) return;
+      this.#terminate(
+        new ProviderError(
+          options.provider,
+          "timeout",
+          `${options.vendor} did not accept the connection within ${options.connectTimeoutMs} ms`,
+        ),
+      );
+    });
+  }
+
+  /** Events as the vendor reports them; ends on close, throws on failure. */
+  events(): AsyncIterable<E> {
+    return this.#queue;
+  }
+
+  /**
+   * Sends `frame` now, or holds it until the socket opens. Never throws;
+   * frames sent after {@linkcode WsSession.close} or a failure are dropped.
+   */
+  send(frame: Frame): void {
+    if (this.#closing || this.#finished) return;
+    if (this.#opened) {
+      this.#sendNow(frame);
+      return;
+    }
+    // The caller may reuse its buffer once this returns.
+    const held = typeof frame === "string" ? frame : frame.slice();
+    this.#pending.push(held);
+    this.#pendingBytes += held.length;
+    while (
+      this.#pendingBytes > this.#options.maxPendingBytes &&
+      this.#pending.length > 1
+    ) {
+      const dropped = this.#pending.shift() as Frame;
+      this.#pendingBytes -= dropped.length;
+      this.#droppedBytes += dropped.length;
+    }
+  }
+
+  /**
+   * Asks the vendor to finish (the farewell), waits until it has (bounded
+   * by the close timeout), then closes the socket. Never rejects; a failure
+   * is reported through {@linkcode WsSession.events}.
+   */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#runClose();
+    return this.#closePromise;
+  }
+
+  async #runClose(): Promise<void> {
+    this.#closing = true;
+    await this.#ready;
+    if (this.#finished || this.#error || !this.#ws) {
+      // Failing already: the socket is on its way down.
+      await this.#done;
+      return;
+    }
+    this.#stopKeepAlive();
+    for (const frame of this.#options.farewell()) this.#sendNow(frame);
+    const timeout = this.#options.closeTimeoutMs;
+    const settled = this.#options.settled();
+    await within(
+      settled ? Promise.race([settled, this.#done]) : this.#done,
+      timeout,
+    );
+    if (this.#finished) return;
+    this.#ws.close(1000);
+    if (!await within(this.#done, timeout)) {
+      // A peer that never answers our close frame leaves the socket in
+      // CLOSING without a close event (denoland/deno#27924).
+      logger.warn("{provider} did not answer the close handshake", {
+        provider: this.#options.provider,
+      });
+      this.#finish();
+    }
+  }
+
+  #onOpen(): void {
+    if (this.#finished) return;
+    this.#opened = true;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.#droppedBytes > 0) {
+      logger.warn(
+        "{provider} connected late: dropped {bytes} bytes of audio held while connecting",
+        { provider: this.#options.provider, bytes: this.#droppedBytes },
+      );
+    }
+    for (const frame of pending) this.#sendNow(frame);
+    this.#lastSentAt = performance.now();
+    if (!this.#closing) {
+      this.#scheduleKeepAlive(this.#options.keepAlive?.intervalMs);
+    }
+    this.#markReady();
+  }
+
+  #onMessage(event: MessageEvent): void {
+    if (this.#finished || typeof event.data !== "string") return;
+    const { provider, vendor } = this.#options;
+    let message: unknown;
+    try {
+      message = JSON.parse(event.data);
+    } catch (cause) {
+      this.#terminate(
+        new ProviderError(
+          provider,
+          "protocol",
+          `${vendor} sent a message that is not JSON`,
+          { cause },
+        ),
+      );
+      return;
+    }
+    if (!isJsonObject(message)) return;
+    try {
+      this.#options.onMessage(message, (item) => this.#queue.push(item));
+    } catch (cause) {
+      this.#terminate(
+        cause instanceof ProviderError ? cause : new ProviderError(
+          provider,
+          "protocol",
+          `Could not handle a message from ${vendor}`,
+          { cause },
+        ),
+      );
+    }
+  }
+
+  #onClose(event: CloseEvent): void {
+    if (this.#finished) return;
+    if (!this.#error) {
+      if (!this.#opened) {
+        this.#error = this.#handshakeFailure();
+      } else if (!this.#closing || !NORMAL_CLOSE_CODES.has(event.code)) {
+        this.#error = this.#unexpectedClose(event);
+      }
+    }
+    this.#finish();
+  }
+
+  #unexpectedClose(event: CloseEvent): ProviderError {
+    const { provider, vendor } = this.#options;
+    // Deno reports a connection lost without a close frame as code 0.
+    if (event.code === 0 || event.code === 1006) {
+      const detail = this.#lastErrorMessage
+        ? `: ${this.#lastErrorMessage}`
+        : "";
+      return new ProviderError(
+        provider,
+        "network",
+        `${vendor} connection dropped without a close frame${detail}`,
+      );
+    }
+    const reason = event.reason.slice(0, MAX_REASON_CHARS);
+    return new ProviderError(
+      provider,
+      "network",
+      `${vendor} closed the stream unexpectedly with code ${event.code}${
+        reason ? ` "${reason}"` : ""
+      }`,
+    );
+  }
+
+  #onAbort = (): void => {
+    this.#terminate(this.#abortError());
+  };
+
+  #abortError(): ProviderError {
+    return new ProviderError(
+      this.#options.provider,
+      "aborted",
+      `${this.#options.vendor} session was aborted`,
+      { cause: this.#options.signal?.reason },
+    );
+  }
+
+  #handshakeFailure(): ProviderError {
+    const { provider, vendor } = this.#options;
+    const status = /status code:?\s*(\d{3})/i.exec(this.#lastErrorMessage)?.[1];
+    if (status) {
+      const code = Number(status);
+      const hint = code === 401 || code === 403 ? ": check the API key" : "";
+      return new ProviderError(
+        provider,
+        "http",
+        `${vendor} refused the connection with HTTP ${code}${hint}`,
+        { status: code },
+      );
+    }
+    const detail = this.#lastErrorMessage ? `: ${this.#lastErrorMessage}` : "";
+    return new ProviderError(
+      provider,
+      "network",
+      `Could not connect to ${vendor} at "${this.#where()}"${detail}`,
+    );
+  }
+
+  /** The URL without its query, for messages. */
+  #where(): string {
+    const { origin, pathname } = this.#options.url;
+    return `${origin}${pathname}`;
+  }
+
+  /** Fails the session with `error` and closes the socket. */
+  #terminate(error: ProviderError): void {
+    if (this.#finished) return;
+    this.#error ??= error;
+    const ws = this.#ws;
+    if (!ws) {
+      this.#finish();
+      return;
+    }
+    this.#stopKeepAlive();
+    if (ws.readyState === WebSocket.CONNECTING) ws.close();
+    else if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+    // See #runClose: the close event may never come.
+    this.#after(this.#options.closeTimeoutMs, () => this.#finish());
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#stopKeepAlive();
+    for (const id of this.#timers) clearTimeout(id);
+    this.#timers.clear();
+    this.#pending = [];
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    const { provider } = this.#options;
+    if (this.#error) {
+      logger.warn("{provider} stream failed ({kind}): {message}", {
+        provider,
+        kind: this.#error.kind,
+        status: this.#error.status,
+        message: this.#error.message,
+      });
+      this.#queue.fail(this.#error);
+    } else {
+      logger.debug("{provider} stream closed", { provider });
+      this.#queue.end();
+    }
+    this.#markReady();
+    this.#markDone();
+  }
+
+  #sendNow(frame: Frame): void {
+    try {
+      this.#ws?.send(frame);
+      this.#lastSentAt = performance.now();
+    } catch {
+      // Only a socket that is closing throws here; its close event follows.
+    }
+  }
+
+  #scheduleKeepAlive(delayMs: number | undefined): void {
+    const keepAlive = this.#options.keepAlive;
+    if (!keepAlive || delayMs === undefined || keepAlive.intervalMs <= 0) {
+      return;
+    }
+    this.#keepAliveTimer = setTimeout(() => {
+      this.#keepAliveTimer = undefined;
+      if (this.#finished || this.#closing) return;
+      const idleMs = performance.now() - this.#lastSentAt;
+      if (idleMs >= keepAlive.intervalMs) this.#sendNow(keepAlive.frame());
+      const sinceSent = performance.now() - this.#lastSentAt;
+      this.#scheduleKeepAlive(Math.max(1, keepAlive.intervalMs - sinceSent));
+    }, delayMs);
+  }
+
+  #stopKeepAlive(): void {
+    if (this.#keepAliveTimer !== undefined) clearTimeout(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
+  }
+
+  #after(ms: number, callback: () => void): void {
+    const id = setTimeout(() => {
+      this.#timers.delete(id);
+      callback();
+    }, ms);
+    this.#timers.add(id);
+  }
+}
+
+/** Returns true when `value` is a JSON object (not an array, not null). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The vendor endpoint at `path` under `baseUrl`, which must be a `ws:` or
+ * `wss:` URL (a path prefix in it is kept, for proxies).
+ *
+ * @throws {RangeError} for any other URL.
+ */
+export function endpointUrl(baseUrl: string, path: string): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    // Reported below with the other bad URLs.
+  }
+  if (!url || (url.protocol !== "ws:" && url.protocol !== "wss:")) {
+    throw new RangeError(
+      `Invalid baseUrl "${baseUrl}": expected a ws:// or wss:// URL`,
+    );
+  }
+  url.pathname = `${url.pathname.replace(/\/$/, "")}${path}`;
+  return url;
+}
+
+/**
+ * Returns `value` when it is an integer of at least `min`.
+ *
+ * @throws {RangeError} quoting `name` and `value` otherwise.
+ */
+export function integerOption(
+  name: string,
+  value: number,
+  min: number,
+): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(
+      `Invalid ${name} "${value}": expected an integer of at least ${min}`,
+    );
+  }
+  return value;
+}
+
+/** Resolves `true` when `promise` settles within `ms`, `false` otherwise. */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let id: Timer | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    id = setTimeout(() => resolve(false), ms);
+  });
+  const settled = promise.then(() => true, () => true);
+  return Promise.race([settled, timeout]).finally(() => clearTimeout(id));
+}

@@ -1,0 +1,591 @@
+import {
+  assert,
+  assertEquals,
+  assertFalse,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
+import { decodeWav } from "../src/audio/wav.ts";
+import { ProviderError } from "../src/providers/provider_error.ts";
+import {
+  DeepgramStt,
+  type DeepgramSttOptions,
+} from "../src/providers/stt/deepgram.ts";
+import {
+  SarvamStt,
+  type SarvamSttOptions,
+} from "../src/providers/stt/sarvam.ts";
+import type {
+  SpeechEvent,
+  SpeechToTextSession,
+} from "../src/providers/stt/speech_to_text.ts";
+import {
+  FakeSttServer,
+  HELLO_SCRIPT,
+  HELLO_TRANSCRIPT,
+  QUESTION_TRANSCRIPT,
+  TWO_TURNS_SCRIPT,
+} from "./fakes/stt_servers.ts";
+
+async function fixture(name: string): Promise<Uint8Array> {
+  const url = new URL(`./fixtures/audio/${name}.wav`, import.meta.url);
+  return decodeWav(await Deno.readFile(url)).pcm;
+}
+
+const HELLO_PCM = await fixture("hello_8000");
+
+/** 8 kHz PCM lasting `ms`. */
+function pcmMs(ms: number): Uint8Array {
+  return HELLO_PCM.slice(0, ms * 16);
+}
+
+function pushInChunks(
+  session: SpeechToTextSession,
+  pcm: Uint8Array,
+  chunkBytes: number,
+): void {
+  for (let offset = 0; offset < pcm.length; offset += chunkBytes) {
+    session.push(pcm.subarray(offset, offset + chunkBytes));
+  }
+}
+
+/** Every event until the stream ends, and the error it ended with, if any. */
+async function drain(
+  session: SpeechToTextSession,
+): Promise<{ events: SpeechEvent[]; error?: ProviderError }> {
+  const events: SpeechEvent[] = [];
+  try {
+    for await (const event of session.events()) events.push(event);
+  } catch (error) {
+    assertInstanceOf(error, ProviderError);
+    return { events, error };
+  }
+  return { events };
+}
+
+async function failure(session: SpeechToTextSession): Promise<ProviderError> {
+  const { error } = await drain(session);
+  assert(error, "expected the stream to fail");
+  return error;
+}
+
+function deepgram(
+  server: FakeSttServer,
+  overrides: Partial<DeepgramSttOptions> = {},
+): DeepgramStt {
+  return new DeepgramStt({
+    apiKey: server.apiKey,
+    baseUrl: server.baseUrl,
+    connectTimeoutMs: 2000,
+    closeTimeoutMs: 2000,
+    // Tests push whole files before the socket opens.
+    maxPendingMs: 10_000,
+    ...overrides,
+  });
+}
+
+function sarvam(
+  server: FakeSttServer,
+  overrides: Partial<SarvamSttOptions> = {},
+): SarvamStt {
+  return new SarvamStt({
+    apiKey: server.apiKey,
+    baseUrl: server.baseUrl,
+    connectTimeoutMs: 2000,
+    closeTimeoutMs: 2000,
+    maxPendingMs: 10_000,
+    ...overrides,
+  });
+}
+
+Deno.test("deepgram opens /v1/listen with the documented query and a Token header", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const connection = await server.connection();
+  await session.close();
+
+  assertEquals(connection.url.pathname, "/v1/listen");
+  assertEquals(Object.fromEntries(connection.url.searchParams), {
+    model: "nova-3",
+    encoding: "linear16",
+    sample_rate: "8000",
+    channels: "1",
+    language: "en-IN",
+    interim_results: "true",
+    endpointing: "300",
+    utterance_end_ms: "1000",
+    vad_events: "true",
+    smart_format: "true",
+  });
+  assertEquals(
+    connection.headers.get("authorization"),
+    `Token ${server.apiKey}`,
+  );
+  assertFalse(connection.url.href.includes(server.apiKey));
+});
+
+Deno.test("deepgram delivers pushed audio to the server byte for byte", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  pushInChunks(session, HELLO_PCM, 3200);
+  await session.close();
+  const connection = await server.connection();
+  await connection.closed;
+
+  assertEquals(connection.audioBytes, HELLO_PCM.length);
+  assertEquals(connection.audio, HELLO_PCM);
+  assertEquals((await drained).error, undefined);
+});
+
+Deno.test("deepgram reports speech start, interim text and a final that ends the turn", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  pushInChunks(session, pcmMs(1200), 320);
+  const connection = await server.connection();
+  await connection.until((c) =>
+    c.sent.some((message) => message.type === "UtteranceEnd")
+  );
+  await session.close();
+
+  assertEquals((await drained).events, [
+    { type: "speech_started" },
+    { type: "partial", text: "Hello, I would like to book" },
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+  ]);
+});
+
+Deno.test("deepgram reports an utterance end after finals without speech_final as the end of the turn", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "transcribe", deepgramEndpoint: "utterance_end" });
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  pushInChunks(session, pcmMs(1200), 3200);
+  const connection = await server.connection();
+  await connection.until((c) =>
+    c.sent.some((message) => message.type === "UtteranceEnd")
+  );
+  await session.close();
+
+  const { events } = await drained;
+  assertEquals(events.slice(-2), [
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: false },
+    { type: "end_of_turn" },
+  ]);
+});
+
+Deno.test("deepgram transcribes the two-turn fixture as two turns", async () => {
+  await using server = await FakeSttServer.start("deepgram", {
+    script: TWO_TURNS_SCRIPT,
+  });
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  pushInChunks(session, await fixture("two_turns_8000"), 3200);
+  await session.close();
+
+  assertEquals((await drained).events, [
+    { type: "speech_started" },
+    { type: "partial", text: "Hello, I would like to book" },
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+    { type: "speech_started" },
+    { type: "partial", text: "What are your opening" },
+    { type: "final", text: QUESTION_TRANSCRIPT, endOfTurn: true },
+  ]);
+});
+
+Deno.test("deepgram sends audio pushed before the socket opened", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const release = server.holdHandshakes();
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  pushInChunks(session, pcmMs(500), 320);
+  release();
+  const connection = await server.connection();
+  await session.close();
+  await connection.closed;
+
+  assertEquals(connection.audio, pcmMs(500));
+});
+
+Deno.test("deepgram holds only the newest maxPendingMs of audio while connecting", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const release = server.holdHandshakes();
+  const session = await deepgram(server, { maxPendingMs: 100 }).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  pushInChunks(session, pcmMs(500), 320);
+  release();
+  const connection = await server.connection();
+  await session.close();
+  await connection.closed;
+
+  assertEquals(connection.audio, pcmMs(500).slice(-1600));
+});
+
+Deno.test("deepgram sends KeepAlive while no audio flows", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const session = await deepgram(server, { keepAliveMs: 20 }).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const connection = await server.connection();
+  await connection.until((c) =>
+    c.messages.some((message) => message.type === "KeepAlive")
+  );
+  await session.close();
+
+  assertEquals(connection.audioBytes, 0);
+});
+
+Deno.test("deepgram close sends CloseStream and delivers the flushed final before ending", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  pushInChunks(session, pcmMs(700), 320);
+  await session.close();
+  const connection = await server.connection();
+
+  assertEquals(connection.messages.map((message) => message.type), [
+    "CloseStream",
+  ]);
+  assertEquals((await drained).events, [
+    { type: "speech_started" },
+    { type: "partial", text: "Hello, I would like to book" },
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: false },
+  ]);
+});
+
+Deno.test("deepgram close gives up waiting for a server that never finishes", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "silent" });
+  const session = await deepgram(server, { closeTimeoutMs: 50 }).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  const connection = await server.connection();
+  await session.close();
+
+  assertEquals(await drained, { events: [] });
+  assertEquals(connection.messages.map((message) => message.type), [
+    "CloseStream",
+  ]);
+});
+
+Deno.test("deepgram turns a refused handshake into an http ProviderError without the key", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "unauthorized" });
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const error = await failure(session);
+  await session.close();
+
+  assertEquals([error.provider, error.kind, error.status], [
+    "deepgram",
+    "http",
+    401,
+  ]);
+  assertFalse(error.message.includes(server.apiKey));
+  assertEquals(server.requests.map((request) => request.status), [401]);
+});
+
+Deno.test("deepgram fails with a timeout when the handshake is never answered", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "hang" });
+  const session = await deepgram(server, { connectTimeoutMs: 50 }).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+
+  assertEquals((await failure(session)).kind, "timeout");
+});
+
+Deno.test("deepgram session aborts through its signal and closes the socket", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const controller = new AbortController();
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+    signal: controller.signal,
+  });
+  const connection = await server.connection();
+  controller.abort();
+
+  assertEquals((await failure(session)).kind, "aborted");
+  await connection.closed;
+  await session.close();
+});
+
+Deno.test("deepgram open rejects an already aborted signal", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  const error = await assertRejects(
+    () =>
+      deepgram(server).open({
+        sampleRate: 8000,
+        language: "en",
+        signal: AbortSignal.abort(),
+      }),
+    ProviderError,
+  );
+  assertEquals(error.kind, "aborted");
+  assertEquals(server.requests.length, 0);
+});
+
+Deno.test("deepgram surfaces the server closing mid-stream as a network error with its code", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "drop", afterBytes: 3200 });
+  const session = await deepgram(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  // Exactly what the server takes before closing: Deno's server side drops
+  // the connection without a close frame when data follows its close.
+  pushInChunks(session, pcmMs(200), 320);
+  const error = await failure(session);
+  await session.close();
+
+  assertEquals(error.kind, "network");
+  assertStringIncludes(error.message, "1011");
+  assertStringIncludes(error.message, "NET-0000");
+});
+
+Deno.test("sarvam opens /speech-to-text/ws with the documented query and key header", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "hi-IN",
+  });
+  const connection = await server.connection();
+  await session.close();
+
+  assertEquals(connection.url.pathname, "/speech-to-text/ws");
+  assertEquals(Object.fromEntries(connection.url.searchParams), {
+    "language-code": "hi-IN",
+    model: "saaras:v3",
+    mode: "transcribe",
+    sample_rate: "8000",
+    input_audio_codec: "wav",
+    vad_signals: "true",
+    flush_signal: "true",
+  });
+  assertEquals(connection.headers.get("api-subscription-key"), server.apiKey);
+  assertFalse(connection.url.href.includes(server.apiKey));
+});
+
+Deno.test("sarvam delivers pushed audio, cut at odd sizes, to the server byte for byte", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  pushInChunks(session, HELLO_PCM, 333);
+  await session.close();
+  const connection = await server.connection();
+  await connection.closed;
+
+  assertEquals(connection.audio, HELLO_PCM);
+  assertEquals((await drained).error, undefined);
+});
+
+Deno.test("sarvam reports speech start and a final transcript that ends the turn", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const session = await sarvam(server).open({
+    sampleRate: 16000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  session.push(new Uint8Array(32 * 1200));
+  const connection = await server.connection();
+  await connection.until((c) =>
+    c.sent.some((message) => message.type === "data")
+  );
+  await session.close();
+
+  assertEquals((await drained).events, [
+    { type: "speech_started" },
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+  ]);
+});
+
+Deno.test("sarvam transcribes the hello fixture at 16 kHz", async () => {
+  await using server = await FakeSttServer.start("sarvam", {
+    script: HELLO_SCRIPT,
+  });
+  const session = await sarvam(server).open({
+    sampleRate: 16000,
+    language: "en-IN",
+  });
+  const drained = drain(session);
+  const pcm = await fixture("hello_16000");
+  pushInChunks(session, pcm, 6400);
+  await session.close();
+
+  assertEquals((await drained).events, [
+    { type: "speech_started" },
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+  ]);
+  assertEquals((await server.connection()).audioBytes, pcm.length);
+});
+
+Deno.test("sarvam sends audio pushed before the socket opened", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const release = server.holdHandshakes();
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  pushInChunks(session, pcmMs(500), 320);
+  release();
+  const connection = await server.connection();
+  await session.close();
+  await connection.closed;
+
+  assertEquals(connection.audio, pcmMs(500));
+});
+
+Deno.test("sarvam close flushes and waits for the transcript of speech in progress", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  pushInChunks(session, pcmMs(650), 320);
+  const events: SpeechEvent[] = [];
+  let closed: Promise<void> | undefined;
+  for await (const event of session.events()) {
+    events.push(event);
+    if (event.type === "speech_started") closed = session.close();
+  }
+  await closed;
+  const connection = await server.connection();
+
+  assertEquals(connection.messages.map((message) => message.type), ["flush"]);
+  assertEquals(connection.audio, pcmMs(650));
+  assertEquals(events, [
+    { type: "speech_started" },
+    { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+  ]);
+});
+
+Deno.test("sarvam keeps an idle stream open with silence when keepAliveMs is set", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const session = await sarvam(server, { keepAliveMs: 20 }).open({
+    sampleRate: 8000,
+    language: "en-IN",
+  });
+  const connection = await server.connection();
+  await connection.until((c) => c.audioBytes > 0);
+  await session.close();
+
+  assert(connection.audio.every((byte) => byte === 0));
+});
+
+Deno.test("sarvam turns a refused handshake into an http ProviderError without the key", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  server.script({ kind: "unauthorized" });
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "hi-IN",
+  });
+  const error = await failure(session);
+  await session.close();
+
+  assertEquals([error.provider, error.kind, error.status], [
+    "sarvam",
+    "http",
+    403,
+  ]);
+  assertFalse(error.message.includes(server.apiKey));
+});
+
+Deno.test("sarvam fails with a timeout when the handshake is never answered", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  server.script({ kind: "hang" });
+  const session = await sarvam(server, { connectTimeoutMs: 50 }).open({
+    sampleRate: 8000,
+    language: "hi-IN",
+  });
+
+  assertEquals((await failure(session)).kind, "timeout");
+});
+
+Deno.test("sarvam session aborts through its signal and closes the socket", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const controller = new AbortController();
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "hi-IN",
+    signal: controller.signal,
+  });
+  const connection = await server.connection();
+  controller.abort();
+
+  assertEquals((await failure(session)).kind, "aborted");
+  await connection.closed;
+});
+
+Deno.test("sarvam surfaces a vendor error message as a protocol error", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  server.script({ kind: "error", afterBytes: 3200 });
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "hi-IN",
+  });
+  pushInChunks(session, pcmMs(400), 320);
+  const error = await failure(session);
+
+  assertEquals(error.kind, "protocol");
+  assertStringIncludes(error.message, "Audio could not be processed");
+  await (await server.connection()).closed;
+});
+
+Deno.test("sarvam surfaces the server closing mid-stream as a network error", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  server.script({ kind: "drop", afterBytes: 3200 });
+  const session = await sarvam(server).open({
+    sampleRate: 8000,
+    language: "hi-IN",
+  });
+  pushInChunks(session, pcmMs(200), 320);
+  const error = await failure(session);
+
+  assertEquals(error.kind, "network");
+  assertStringIncludes(error.message, "1011");
+});
+
+Deno.test("sarvam rejects a sample rate its streaming endpoint does not take", async () => {
+  await using server = await FakeSttServer.start("sarvam");
+  const error = await assertRejects(
+    () => sarvam(server).open({ sampleRate: 24000, language: "hi-IN" }),
+    ProviderError,
+  );
+  assertEquals(error.kind, "protocol");
+  assertStringIncludes(error.message, '"24000"');
+  assertEquals(server.requests.length, 0);
+});
