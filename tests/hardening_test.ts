@@ -1,5 +1,6 @@
 /** Limits, drain and abuse handling, against the real server on loopback. */
 import { assert, assertEquals } from "@std/assert";
+import { RawWebSocket } from "./fakes/raw_websocket.ts";
 import {
   closed,
   connect,
@@ -194,4 +195,34 @@ Deno.test("SIGTERM with a call live: the call is drained, then cut with 1001, an
   const status = await child.status;
   while (!(await lines.read()).done) { /* drain the rest of the log */ }
   assertEquals(status.code, 0);
+});
+
+Deno.test("a peer that never reads: what we hand the socket stays bounded, and dropping it cleans up", async () => {
+  await using server = serve({ PLAYOUT_LEAD_MS: "5000" });
+  const peer = await RawWebSocket.open(
+    server.addr.port,
+    "/voicebot/ws?sample-rate=24000",
+  );
+  await peer.sendText(
+    START.replace(
+      'start":{',
+      'start":{"media_format":{"sample_rate":"24000"},',
+    ),
+  );
+  const second = new Uint8Array(48_000).fill(3).toBase64();
+  // Ten minutes of caller audio as fast as the socket takes it, while never reading the echo.
+  for (let i = 0; i < 600; i++) {
+    await peer.sendText(
+      JSON.stringify({ event: "media", media: { payload: second } }),
+    );
+  }
+  const session = [...server.registry.values()][0];
+  await until(() => session.bytesIn === 600 * 48_000);
+  // The echo is paced: at most the lead plus the 2 s backlog the echo keeps, not ten minutes.
+  assert(
+    session.playout.bytesOut < 48_000 * 10,
+    `sent ${session.playout.bytesOut} bytes`,
+  );
+  peer.drop();
+  await until(() => server.registry.size === 0);
 });
