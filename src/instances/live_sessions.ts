@@ -1,0 +1,314 @@
+/**
+ * Live calls shared between instances through Deno KV, so that any instance
+ * can list the calls of all of them (`GET /voicebot/sessions?scope=all`).
+ *
+ * Each instance writes its live sessions under its own id on a heartbeat,
+ * each entry expiring a few heartbeats later, and deletes a session as its
+ * call ends. An instance that dies without cleaning up drops out of the list
+ * once its entries are older than the expiry: readers skip stale entries
+ * themselves, since KV deletes expired keys only eventually.
+ *
+ * Keys: `["live_sessions", instanceId, sessionId]` and
+ * `["instances", instanceId]`.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  type Session,
+  type SessionSummary,
+  summarizeSession,
+} from "../call/registry.ts";
+import { boundedParameters, MAX_DTMF_DIGITS } from "../records/call_record.ts";
+
+/** A live session as listed across instances. */
+export interface LiveSessionEntry extends SessionSummary {
+  /** The session's own id (unique per socket). */
+  sessionId: string;
+  /** The instance serving the call. */
+  instanceId: string;
+  /** When this entry was written (ISO 8601); now for the local instance's own. */
+  publishedAt: string;
+}
+
+/** An instance sharing the KV, as its last heartbeat described it. */
+export interface InstanceInfo {
+  /** Its id. */
+  instanceId: string;
+  /** When it started publishing (ISO 8601). */
+  startedAt: string;
+  /** Its last heartbeat (ISO 8601). */
+  heartbeatAt: string;
+  /** Live sessions it had then. */
+  sessions: number;
+}
+
+/** What {@linkcode LiveSessions.listAll} answers. */
+export interface LiveSessionList {
+  /** Number of sessions. */
+  total: number;
+  /** Every instance's live sessions, oldest call first. */
+  sessions: LiveSessionEntry[];
+  /** The instances seen alive. */
+  instances: string[];
+  /** False when KV could not be read: `sessions` then holds only this instance's. */
+  complete: boolean;
+}
+
+/** Options of {@linkcode LiveSessions}. */
+export interface LiveSessionsOptions {
+  /** This instance's id (`INSTANCE_ID`). */
+  instanceId: string;
+  /** This instance's live sessions (e.g. `() => registry.values()`). */
+  sessions: () => Iterable<Session>;
+  /** Time between heartbeats; default 10 s. */
+  heartbeatMs?: number;
+  /** Age after which an entry no longer counts; default three heartbeats. */
+  ttlMs?: number;
+  /** Epoch milliseconds now; `Date.now` by default. */
+  now?: () => number;
+}
+
+/** Longest id or number published: a peer's `start` is not to be trusted with KV's limits. */
+const MAX_ID_CHARS = 128;
+
+/** Sessions written per atomic operation: well under KV's 800 KiB per commit. */
+const SESSIONS_PER_COMMIT = 200;
+
+const log = getLogger(["exovoice", "instances"]);
+
+/**
+ * This instance's live sessions, published to KV, and everyone's, read back.
+ *
+ * @example
+ * ```ts ignore
+ * const live = new LiveSessions(kv, { instanceId: "vm-1", sessions: () => registry.values() });
+ * live.start();
+ * // on a call's start: live.announce(session); on its end: live.withdraw(session.id)
+ * const { sessions } = await live.listAll();
+ * await live.stop();
+ * ```
+ */
+export class LiveSessions {
+  /** This instance's id. */
+  readonly instanceId: string;
+  #kv: Deno.Kv;
+  #options: LiveSessionsOptions;
+  #heartbeatMs: number;
+  #ttlMs: number;
+  #now: () => number;
+  #startedAt: number;
+  #timer?: ReturnType<typeof setInterval>;
+  #inFlight = new Set<Promise<unknown>>();
+
+  /** Publishes through `kv`, which other instances open too. */
+  constructor(kv: Deno.Kv, options: LiveSessionsOptions) {
+    this.#kv = kv;
+    this.#options = options;
+    this.instanceId = options.instanceId;
+    this.#heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.#ttlMs = options.ttlMs ?? this.#heartbeatMs * 3;
+    this.#now = options.now ?? Date.now;
+    this.#startedAt = this.#now();
+  }
+
+  /** Publishes now and on every heartbeat until {@linkcode LiveSessions.stop}. */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    void this.publish();
+    this.#timer = setInterval(() => void this.publish(), this.#heartbeatMs);
+  }
+
+  /**
+   * One heartbeat: this instance's entry and every live session's, with a
+   * fresh expiry. Failures are logged, never thrown.
+   */
+  publish(): Promise<boolean> {
+    return this.#track(this.#publish());
+  }
+
+  async #publish(): Promise<boolean> {
+    const now = this.#now();
+    const sessions = [...this.#options.sessions()];
+    let published = 0;
+    try {
+      for (
+        let start = 0;
+        start < sessions.length;
+        start += SESSIONS_PER_COMMIT
+      ) {
+        const operation = this.#kv.atomic();
+        // Read state now, not at the snapshot: a call that ended meanwhile
+        // has been withdrawn, and must not be written back.
+        for (
+          const session of sessions.slice(start, start + SESSIONS_PER_COMMIT)
+        ) {
+          if (session.state === "stopped") continue;
+          published++;
+          operation.set(this.#key(session.id), this.#entry(session, now), {
+            expireIn: this.#ttlMs,
+          });
+        }
+        await operation.commit();
+      }
+      const info: InstanceInfo = {
+        instanceId: this.instanceId,
+        startedAt: new Date(this.#startedAt).toISOString(),
+        heartbeatAt: new Date(now).toISOString(),
+        sessions: published,
+      };
+      await this.#kv.set(["instances", this.instanceId], info, {
+        expireIn: this.#ttlMs,
+      });
+      return true;
+    } catch (error) {
+      log.warn("Live sessions not published: {error}", {
+        instanceId: this.instanceId,
+        error,
+      });
+      return false;
+    }
+  }
+
+  /** Publishes one session now, e.g. when its call starts. Never throws. */
+  announce(session: Session): Promise<boolean> {
+    return this.#track((async () => {
+      if (session.state === "stopped") return false;
+      try {
+        await this.#kv.set(
+          this.#key(session.id),
+          this.#entry(session, this.#now()),
+          { expireIn: this.#ttlMs },
+        );
+        return true;
+      } catch (error) {
+        log.warn("Session {sessionId} not announced: {error}", {
+          sessionId: session.id,
+          callId: session.callId,
+          error,
+        });
+        return false;
+      }
+    })());
+  }
+
+  /** Removes a session, e.g. when its call ends. Never throws. */
+  withdraw(sessionId: string): Promise<boolean> {
+    return this.#track((async () => {
+      try {
+        await this.#kv.delete(this.#key(sessionId));
+        return true;
+      } catch (error) {
+        log.warn("Session {sessionId} not withdrawn: {error}", {
+          sessionId,
+          error,
+        });
+        return false;
+      }
+    })());
+  }
+
+  /**
+   * Every instance's live sessions: this instance's from memory, the
+   * others' from KV, skipping entries older than the expiry.
+   */
+  async listAll(): Promise<LiveSessionList> {
+    const now = this.#now();
+    const local = [...this.#options.sessions()]
+      .filter((session) => session.state !== "stopped")
+      .map((session) => this.#entry(session, now));
+    const sessions = [...local];
+    const instances = new Set([this.instanceId]);
+    let complete = true;
+    try {
+      for await (
+        const entry of this.#kv.list<InstanceInfo>({ prefix: ["instances"] })
+      ) {
+        if (this.#fresh(entry.value.heartbeatAt, now)) {
+          instances.add(entry.value.instanceId);
+        }
+      }
+      for await (
+        const entry of this.#kv.list<LiveSessionEntry>({
+          prefix: ["live_sessions"],
+        })
+      ) {
+        const remote = entry.value;
+        if (remote.instanceId === this.instanceId) continue;
+        if (!this.#fresh(remote.publishedAt, now)) continue;
+        instances.add(remote.instanceId);
+        sessions.push(remote);
+      }
+    } catch (error) {
+      log.warn("Other instances' sessions not read: {error}", { error });
+      complete = false;
+    }
+    sessions.sort((a, b) => a.connectedAt.localeCompare(b.connectedAt));
+    return {
+      total: sessions.length,
+      sessions,
+      instances: [...instances].sort(),
+      complete,
+    };
+  }
+
+  /** Stops the heartbeat and removes this instance's entries. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight);
+    try {
+      const keys: Deno.KvKey[] = [["instances", this.instanceId]];
+      for await (
+        const entry of this.#kv.list({
+          prefix: ["live_sessions", this.instanceId],
+        })
+      ) {
+        keys.push(entry.key);
+      }
+      for (let start = 0; start < keys.length; start += SESSIONS_PER_COMMIT) {
+        const operation = this.#kv.atomic();
+        for (const key of keys.slice(start, start + SESSIONS_PER_COMMIT)) {
+          operation.delete(key);
+        }
+        await operation.commit();
+      }
+    } catch (error) {
+      log.warn("Live sessions of {instanceId} not removed: {error}", {
+        instanceId: this.instanceId,
+        error,
+      });
+    }
+  }
+
+  #key(sessionId: string): Deno.KvKey {
+    return ["live_sessions", this.instanceId, sessionId];
+  }
+
+  #entry(session: Session, now: number): LiveSessionEntry {
+    const summary = summarizeSession(session);
+    return {
+      ...summary,
+      callId: summary.callId.slice(0, MAX_ID_CHARS),
+      from: summary.from.slice(0, MAX_ID_CHARS),
+      to: summary.to.slice(0, MAX_ID_CHARS),
+      customParameters: boundedParameters(summary.customParameters),
+      dtmfDigits: summary.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
+      sessionId: session.id,
+      instanceId: this.instanceId,
+      publishedAt: new Date(now).toISOString(),
+    };
+  }
+
+  #fresh(publishedAt: string, now: number): boolean {
+    return Date.parse(publishedAt) > now - this.#ttlMs;
+  }
+
+  #track<T>(task: Promise<T>): Promise<T> {
+    this.#inFlight.add(task);
+    const done = () => void this.#inFlight.delete(task);
+    task.then(done, done);
+    return task;
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * The metrics exovoice exports at `GET /metrics`.
+ *
+ * Nothing runs per frame: a call already counts its frames, bytes and
+ * playout in its {@linkcode Session}. {@linkcode ExovoiceMetrics.callStarted}
+ * adds the session to a live set that a scrape sums;
+ * {@linkcode ExovoiceMetrics.callEnded} folds its counters in and drops it
+ * from the set in one step, so no counter ever goes down, whenever after
+ * the end it runs.
+ *
+ * Every label comes from a bounded set: free text from peers (stop reasons,
+ * close reasons) is mapped to a few values first.
+ *
+ * @module
+ */
+
+import type { Session } from "../call/registry.ts";
+import type { ProviderErrorKind } from "../providers/provider_error.ts";
+import {
+  callOutcome,
+  LATENCY_STAGES,
+  type LatencyStage,
+} from "../records/call_record.ts";
+import { renderPrometheus } from "./prometheus.ts";
+import {
+  type Counter,
+  type Histogram,
+  MetricsRegistry,
+  type Sample,
+} from "./registry.ts";
+
+/** Where an authentication failure happened. */
+export type AuthEndpoint = "voicebot" | "admin";
+
+/** Options of {@linkcode ExovoiceMetrics}. */
+export interface ExovoiceMetricsOptions {
+  /** The running version, shown by `exovoice_info`. */
+  version?: string;
+  /** This instance's id, shown by `exovoice_info`. */
+  instanceId?: string;
+}
+
+/** Upper bounds of the turn latency buckets, in seconds. */
+export const TURN_LATENCY_BUCKETS_S: readonly number[] = [
+  0.1,
+  0.2,
+  0.3,
+  0.5,
+  0.75,
+  1,
+  1.5,
+  2,
+  3,
+  5,
+  10,
+];
+
+/** Upper bounds of the call duration buckets, in seconds. */
+export const CALL_DURATION_BUCKETS_S: readonly number[] = [
+  1,
+  5,
+  15,
+  30,
+  60,
+  120,
+  300,
+  600,
+  1200,
+  1800,
+  3600,
+];
+
+const PROVIDER_ERROR_KINDS: ReadonlySet<string> = new Set<ProviderErrorKind>([
+  "http",
+  "timeout",
+  "protocol",
+  "network",
+  "aborted",
+]);
+const PLAIN_LABEL = /^[a-z][a-z0-9_]{0,31}$/;
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+
+/** Totals over the live sessions, computed once per scrape. */
+interface LiveTotals {
+  /** Calls started and not folded in yet, stopped ones included. */
+  calls: number;
+  connected: number;
+  started: number;
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  marksSent: number;
+  marksAcknowledged: number;
+  clears: number;
+  underruns: number;
+  dtmfDigits: number;
+  badFrames: Map<string, number>;
+}
+
+/**
+ * exovoice's metrics, backed by a {@linkcode MetricsRegistry}.
+ *
+ * @example
+ * ```ts ignore
+ * const metrics = new ExovoiceMetrics({ version: "0.1.0" });
+ * metrics.callStarted(call.session);
+ * call.ended.then((reason) => metrics.callEnded(call.session, reason));
+ * // at GET /metrics:
+ * new Response(metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+ * ```
+ */
+export class ExovoiceMetrics {
+  /** The underlying registry, for metrics declared elsewhere. */
+  readonly registry: MetricsRegistry = new MetricsRegistry();
+  #sessions = new Set<Session>();
+  #live?: LiveTotals;
+  #callsStarted: Counter;
+  #callsEnded: Counter;
+  #callDuration: Histogram;
+  #frames: Counter;
+  #bytes: Counter;
+  #badFrames: Counter;
+  #dtmf: Counter;
+  #marks: Counter;
+  #underruns: Counter;
+  #clears: Counter;
+  #authFailures: Counter;
+  #turnLatency: Histogram;
+  #providerErrors: Counter;
+  #recordWriteFailures: Counter;
+
+  /** Declares every metric. */
+  constructor(options: ExovoiceMetricsOptions = {}) {
+    const registry = this.registry;
+    const live = () => this.#liveTotals();
+    if (options.version !== undefined || options.instanceId !== undefined) {
+      const info = registry.gauge({
+        name: "exovoice_info",
+        help: "Always 1: the running version and instance id.",
+        labelNames: ["version", "instance"],
+      });
+      info.set({
+        version: options.version ?? "",
+        instance: options.instanceId ?? "",
+      }, 1);
+    }
+    registry.gauge({
+      name: "exovoice_live_calls",
+      help:
+        "Calls in progress, by state: connected (waiting for start) or started.",
+      labelNames: ["state"],
+      collect: () => [
+        { labels: { state: "connected" }, value: live().connected },
+        { labels: { state: "started" }, value: live().started },
+      ],
+    });
+    this.#callsStarted = registry.counter({
+      name: "exovoice_calls_started_total",
+      help: "Voicebot sockets accepted.",
+      collect: () => [{ labels: {}, value: live().calls }],
+    });
+    this.#callsEnded = registry.counter({
+      name: "exovoice_calls_ended_total",
+      help:
+        "Calls ended, by outcome (stop, closed, hangup, idle_timeout, …) and detail (stop reason or close code).",
+      labelNames: ["outcome", "detail"],
+    });
+    this.#callDuration = registry.histogram({
+      name: "exovoice_call_duration_seconds",
+      help: "Length of ended calls, from upgrade to end.",
+      buckets: CALL_DURATION_BUCKETS_S,
+    });
+    this.#frames = registry.counter({
+      name: "exovoice_frames_total",
+      help:
+        "WebSocket frames: in counts every frame received, out every media frame sent.",
+      labelNames: ["direction"],
+      collect: () => directions(live().framesIn, live().framesOut),
+    });
+    this.#bytes = registry.counter({
+      name: "exovoice_audio_bytes_total",
+      help: "PCM audio bytes received (in) and sent, padding included (out).",
+      labelNames: ["direction"],
+      collect: () => directions(live().bytesIn, live().bytesOut),
+    });
+    this.#badFrames = registry.counter({
+      name: "exovoice_bad_frames_total",
+      help:
+        "Inbound frames skipped, by kind (invalid_json, binary, too_large, …).",
+      labelNames: ["kind"],
+      collect: () =>
+        [...live().badFrames].map(([kind, value]) => ({
+          labels: { kind },
+          value,
+        })),
+    });
+    this.#dtmf = registry.counter({
+      name: "exovoice_dtmf_digits_total",
+      help: "DTMF digits received.",
+      collect: () => [{ labels: {}, value: live().dtmfDigits }],
+    });
+    this.#marks = registry.counter({
+      name: "exovoice_marks_total",
+      help: "Marks sent after utterances, and acknowledged by Exotel.",
+      labelNames: ["event"],
+      collect: () => [
+        { labels: { event: "sent" }, value: live().marksSent },
+        { labels: { event: "acknowledged" }, value: live().marksAcknowledged },
+      ],
+    });
+    this.#underruns = registry.counter({
+      name: "exovoice_playout_underruns_total",
+      help:
+        "Times Exotel's playout queue ran dry in the middle of an utterance.",
+      collect: () => [{ labels: {}, value: live().underruns }],
+    });
+    this.#clears = registry.counter({
+      name: "exovoice_playout_clears_total",
+      help: "clear frames sent (barge-in).",
+      collect: () => [{ labels: {}, value: live().clears }],
+    });
+    this.#authFailures = registry.counter({
+      name: "exovoice_auth_failures_total",
+      help:
+        "Requests refused for missing or wrong credentials, by endpoint (voicebot socket or admin).",
+      labelNames: ["endpoint"],
+    });
+    for (const endpoint of ["voicebot", "admin"]) {
+      this.#authFailures.inc({ endpoint }, 0);
+    }
+    this.#turnLatency = registry.histogram({
+      name: "exovoice_turn_latency_seconds",
+      help:
+        "Time from the end of the caller's speech to each stage of the bot's answer.",
+      labelNames: ["stage"],
+      buckets: TURN_LATENCY_BUCKETS_S,
+    });
+    for (const stage of LATENCY_STAGES) {
+      this.#turnLatency.init({ stage });
+    }
+    this.#providerErrors = registry.counter({
+      name: "exovoice_provider_errors_total",
+      help:
+        "Failed calls to speech and language vendors, by provider and kind.",
+      labelNames: ["provider", "kind"],
+    });
+    this.#recordWriteFailures = registry.counter({
+      name: "exovoice_call_record_write_failures_total",
+      help: "Call records that could not be written to KV after every retry.",
+    });
+  }
+
+  /** Counts a new call and watches its session's counters until it ends. */
+  callStarted(session: Session): void {
+    this.#sessions.add(session);
+  }
+
+  /**
+   * Folds an ended call's counters in and counts its outcome. Ignored for a
+   * session not started here or already ended.
+   */
+  callEnded(session: Session, reason: string, endedAt = Date.now()): void {
+    if (!this.#sessions.delete(session)) return;
+    const { playout } = session;
+    this.#callsStarted.inc();
+    const { outcome, detail } = callOutcome(reason);
+    this.#callsEnded.inc({ outcome, detail });
+    this.#callDuration.observe(
+      {},
+      Math.max(0, endedAt - session.connectedAt) / 1000,
+    );
+    this.#frames.inc({ direction: "in" }, session.framesIn);
+    this.#frames.inc({ direction: "out" }, playout.framesOut);
+    this.#bytes.inc({ direction: "in" }, session.bytesIn);
+    this.#bytes.inc({ direction: "out" }, playout.bytesOut);
+    for (const [kind, count] of Object.entries(session.badFrames)) {
+      this.#badFrames.inc({ kind: plainLabel(kind) }, count);
+    }
+    this.#dtmf.inc({}, session.dtmfDigits.length);
+    this.#marks.inc({ event: "sent" }, playout.marksSent);
+    this.#marks.inc({ event: "acknowledged" }, playout.marksAcknowledged);
+    this.#underruns.inc({}, playout.underruns);
+    this.#clears.inc({}, playout.clears);
+  }
+
+  /** Counts a request refused for its credentials. */
+  authFailed(endpoint: AuthEndpoint): void {
+    this.#authFailures.inc({ endpoint });
+  }
+
+  /**
+   * Observes one turn's latencies, in milliseconds from the end of the
+   * caller's speech, for each stage it reached.
+   */
+  turnCompleted(latenciesMs: Partial<Record<LatencyStage, number>>): void {
+    for (const stage of LATENCY_STAGES) {
+      const ms = latenciesMs[stage];
+      if (ms !== undefined && Number.isFinite(ms) && ms >= 0) {
+        this.#turnLatency.observe({ stage }, ms / 1000);
+      }
+    }
+  }
+
+  /** Counts a provider failure (see {@linkcode ProviderError}'s `provider` and `kind`). */
+  providerError(provider: string, kind: ProviderErrorKind): void {
+    const name = provider.toLowerCase();
+    this.#providerErrors.inc({
+      provider: PROVIDER_NAME.test(name) ? name : "other",
+      kind: PROVIDER_ERROR_KINDS.has(kind) ? kind : "other",
+    });
+  }
+
+  /** Counts a call record lost after every retry (wire to `CallStore`'s `onSaveFailed`). */
+  recordWriteFailed(): void {
+    this.#recordWriteFailures.inc();
+  }
+
+  /** Renders every metric in the Prometheus text format 0.0.4. */
+  render(): string {
+    this.#live = this.#sumLive();
+    try {
+      return renderPrometheus(this.registry.collect());
+    } finally {
+      this.#live = undefined;
+    }
+  }
+
+  #liveTotals(): LiveTotals {
+    return this.#live ?? this.#sumLive();
+  }
+
+  #sumLive(): LiveTotals {
+    const totals: LiveTotals = {
+      calls: 0,
+      connected: 0,
+      started: 0,
+      framesIn: 0,
+      bytesIn: 0,
+      framesOut: 0,
+      bytesOut: 0,
+      marksSent: 0,
+      marksAcknowledged: 0,
+      clears: 0,
+      underruns: 0,
+      dtmfDigits: 0,
+      badFrames: new Map(),
+    };
+    for (const session of this.#sessions) {
+      totals.calls++;
+      if (session.state !== "stopped") totals[session.state]++;
+      totals.framesIn += session.framesIn;
+      totals.bytesIn += session.bytesIn;
+      totals.framesOut += session.playout.framesOut;
+      totals.bytesOut += session.playout.bytesOut;
+      totals.marksSent += session.playout.marksSent;
+      totals.marksAcknowledged += session.playout.marksAcknowledged;
+      totals.clears += session.playout.clears;
+      totals.underruns += session.playout.underruns;
+      totals.dtmfDigits += session.dtmfDigits.length;
+      for (const kind in session.badFrames) {
+        const label = plainLabel(kind);
+        totals.badFrames.set(
+          label,
+          (totals.badFrames.get(label) ?? 0) + session.badFrames[kind],
+        );
+      }
+    }
+    return totals;
+  }
+}
+
+function directions(inbound: number, outbound: number): Sample[] {
+  return [
+    { labels: { direction: "in" }, value: inbound },
+    { labels: { direction: "out" }, value: outbound },
+  ];
+}
+
+function plainLabel(value: string): string {
+  return PLAIN_LABEL.test(value) ? value : "other";
+}

@@ -1,0 +1,214 @@
+/**
+ * Exotel's status callbacks: reading one from its form or JSON fields, and
+ * merging it with what earlier callbacks said. Pure.
+ *
+ * Exotel retries a callback it thinks failed and may deliver `answered` after
+ * `terminal`, so merging is idempotent and the newest `DateUpdated` wins.
+ *
+ * @module
+ */
+
+/** One leg of a call, as Exotel reports it. */
+export interface ExotelCallLeg {
+  /** Seconds this leg was connected. */
+  onCallDuration?: number;
+  /** The leg's status, e.g. `completed`. */
+  status?: string;
+  /** `HUMAN`, `MACHINE` or `NA`. */
+  answeredBy?: string;
+}
+
+/** What Exotel's status callbacks told us about a call, merged. */
+export interface ExotelCallStatus {
+  /** Exotel's CallSid. */
+  callSid: string;
+  /** `completed`, `failed`, `busy`, `no-answer`, `in-progress`, …. */
+  status?: string;
+  /** The event of the newest callback: `terminal`, `answered`, …. */
+  eventType?: string;
+  /** Every event type seen, sorted. */
+  events: string[];
+  /** When Exotel last updated the call (`YYYY-MM-DD HH:mm:ss`, as sent). */
+  dateUpdated?: string;
+  /** When the call was requested. */
+  dateCreated?: string;
+  /** When the call was placed to the operator. */
+  startTime?: string;
+  /** When the call ended. */
+  endTime?: string;
+  /** Exotel's own recording of the call. */
+  recordingUrl?: string;
+  /** Seconds both parties were connected. */
+  conversationDuration?: number;
+  /** `inbound`, `outbound-dial` or `outbound-api`. */
+  direction?: string;
+  /** The number dialled first. */
+  from?: string;
+  /** The number connected next. */
+  to?: string;
+  /** The ExoPhone's id. */
+  phoneNumberSid?: string;
+  /** `CustomField` of the API request that placed the call. */
+  customField?: string;
+  /** Per-leg details. */
+  legs?: ExotelCallLeg[];
+}
+
+/** A status callback that cannot be used. */
+export class InvalidStatusCallbackError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidStatusCallbackError";
+  }
+}
+
+const MAX_TEXT = 256;
+const MAX_URL = 2048;
+const MAX_LEGS = 10;
+
+type Fields = Record<string, unknown>;
+
+/**
+ * Reads a status callback from its fields, as a form or JSON body gave them.
+ * Field names are matched ignoring case and underscores (`CallSid`,
+ * `callSid`, `call_sid`); `Legs` may be a JSON array, a JSON string, or form
+ * fields `Legs[0][Status]`.
+ *
+ * @throws {InvalidStatusCallbackError} when there is no `CallSid`.
+ * @example
+ * ```ts
+ * const status = parseStatusCallback({
+ *   CallSid: "CA1",
+ *   Status: "completed",
+ *   ConversationDuration: "41",
+ * });
+ * status.conversationDuration; // 41
+ * ```
+ */
+export function parseStatusCallback(fields: Fields): ExotelCallStatus {
+  const byName = new Map<string, unknown>();
+  const legFields: Fields[] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    const leg = /^legs\[(\d+)\]\[([^\]]+)\]$/i.exec(name);
+    if (leg) {
+      const index = Number(leg[1]);
+      if (index < MAX_LEGS) (legFields[index] ??= {})[leg[2]] = value;
+    } else {
+      byName.set(normalize(name), value);
+    }
+  }
+  const read = (name: string, max = MAX_TEXT) =>
+    text(byName.get(normalize(name)), max);
+  const callSid = read("CallSid");
+  if (callSid === undefined) {
+    throw new InvalidStatusCallbackError(
+      "Invalid status callback: CallSid is missing",
+    );
+  }
+  const eventType = read("EventType")?.toLowerCase();
+  const status: ExotelCallStatus = {
+    callSid,
+    status: read("Status")?.toLowerCase(),
+    eventType,
+    events: eventType === undefined ? [] : [eventType],
+    dateUpdated: read("DateUpdated"),
+    dateCreated: read("DateCreated"),
+    startTime: read("StartTime"),
+    endTime: read("EndTime"),
+    recordingUrl: read("RecordingUrl", MAX_URL),
+    conversationDuration: seconds(
+      byName.get(normalize("ConversationDuration")),
+    ),
+    direction: read("Direction"),
+    from: read("From"),
+    to: read("To"),
+    phoneNumberSid: read("PhoneNumberSid"),
+    customField: read("CustomField"),
+    legs: legs(byName.get("legs"), legFields),
+  };
+  return withoutUndefined(status);
+}
+
+/**
+ * Merges callback `update` into what was known. Fields the newer callback
+ * (by `DateUpdated`; on a tie, `update`) carries win; fields it lacks are
+ * kept. Merging the same callback twice changes nothing.
+ *
+ * @example
+ * ```ts
+ * const answered = { callSid: "CA1", status: "in-progress", events: ["answered"], dateUpdated: "2025-01-01 10:00:05" };
+ * const terminal = { callSid: "CA1", status: "completed", events: ["terminal"], dateUpdated: "2025-01-01 10:01:00" };
+ * mergeCallStatus(terminal, answered).status; // "completed"
+ * ```
+ */
+export function mergeCallStatus(
+  previous: ExotelCallStatus | undefined,
+  update: ExotelCallStatus,
+): ExotelCallStatus {
+  if (previous === undefined) return update;
+  const updateIsNewer = (update.dateUpdated ?? "") >=
+    (previous.dateUpdated ?? "");
+  const [older, newer] = updateIsNewer
+    ? [previous, update]
+    : [update, previous];
+  const merged: ExotelCallStatus = { ...older };
+  for (const [key, value] of Object.entries(newer)) {
+    if (value !== undefined) Object.assign(merged, { [key]: value });
+  }
+  merged.events = [...new Set([...previous.events, ...update.events])].sort();
+  return merged;
+}
+
+function normalize(name: string): string {
+  return name.replace(/_/g, "").toLowerCase();
+}
+
+function text(value: unknown, max: number): string | undefined {
+  if (typeof value === "number" && Number.isFinite(value)) {
+    value = String(value);
+  }
+  if (typeof value !== "string") return undefined;
+  const trimmed = value.trim();
+  return trimmed === "" ? undefined : trimmed.slice(0, max);
+}
+
+function seconds(value: unknown): number | undefined {
+  const number = typeof value === "string" && value.trim() !== ""
+    ? Number(value)
+    : value;
+  return typeof number === "number" && Number.isFinite(number) && number >= 0
+    ? Math.round(number)
+    : undefined;
+}
+
+function legs(json: unknown, formLegs: Fields[]): ExotelCallLeg[] | undefined {
+  let raw: unknown[] = formLegs.filter((leg) => leg !== undefined);
+  if (typeof json === "string") {
+    try {
+      json = JSON.parse(json);
+    } catch {
+      json = undefined;
+    }
+  }
+  if (Array.isArray(json)) raw = json;
+  const parsed = raw.slice(0, MAX_LEGS).flatMap((leg) => {
+    if (typeof leg !== "object" || leg === null) return [];
+    const fields = new Map(
+      Object.entries(leg).map(([name, value]) => [normalize(name), value]),
+    );
+    return [withoutUndefined({
+      onCallDuration: seconds(fields.get("oncallduration")),
+      status: text(fields.get("status"), MAX_TEXT)?.toLowerCase(),
+      answeredBy: text(fields.get("answeredby"), MAX_TEXT),
+    })];
+  });
+  return parsed.length === 0 ? undefined : parsed;
+}
+
+/** Drops `undefined` fields, which Deno KV would store and JSON would drop. */
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, entry]) => entry !== undefined),
+  ) as T;
+}

@@ -1,0 +1,446 @@
+/**
+ * Call records in Deno KV: written once per call when it ends, listed newest
+ * first, joined with what Exotel's status callbacks said.
+ *
+ * Keys:
+ * - `["calls", id]`: the record, without its transcript and turns;
+ * - `["call_detail", id, n]`: the transcript and turns as JSON bytes, in
+ *   chunks under Deno KV's 64 KiB value limit, however long the call;
+ * - `["calls_by_time", endedAtMs, id]`, `["calls_by_number", last10digits,
+ *   endedAtMs, id]`, `["calls_by_sid", callSid, id]`: indexes;
+ * - `["call_status", callSid]`: Exotel's status, merged, kept apart from the
+ *   record so that a callback may arrive before, during or after the call
+ *   and is joined when the record is read.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { CallRecord } from "./call_record.ts";
+import { numberKey } from "./call_record.ts";
+import { type ExotelCallStatus, mergeCallStatus } from "./call_status.ts";
+
+/** A call as read back: its record and, when Exotel reported it, its status. */
+export interface StoredCall extends CallRecord {
+  /** What Exotel's status callbacks said, merged. */
+  exotel?: ExotelCallStatus;
+}
+
+/** A call in a list: everything but the transcript and turns. */
+export type CallSummary = Omit<StoredCall, "transcript" | "turns">;
+
+/** Which calls {@linkcode CallStore.list} returns. */
+export interface CallQuery {
+  /** Calls per page, 1 to {@linkcode MAX_PAGE_SIZE}; default 50. */
+  limit?: number;
+  /** The `cursor` of the previous page. */
+  cursor?: string;
+  /** Only calls that ended at or after this. */
+  from?: Date;
+  /** Only calls that ended before this. */
+  to?: Date;
+  /** Only calls from or to this number (matched on its last ten digits). */
+  number?: string;
+}
+
+/** One page of calls, newest first. */
+export interface CallPage {
+  /** The calls. */
+  calls: CallSummary[];
+  /** Pass this as {@linkcode CallQuery.cursor} for the next page; absent on the last. */
+  cursor?: string;
+}
+
+/** Options of {@linkcode CallStore}. */
+export interface CallStoreOptions {
+  /**
+   * Records and statuses are deleted this long after they are written (the
+   * record is hidden once this long past its end, since KV deletes expired
+   * keys only eventually); kept forever when absent or 0.
+   */
+  retentionMs?: number;
+  /** Tries per record before giving up; default 5. */
+  attempts?: number;
+  /** Wait before the first retry, doubled for each next; default 200 ms. */
+  retryDelayMs?: number;
+  /** Called when a record could not be written after every try. */
+  onSaveFailed?: (record: CallRecord, error: unknown) => void;
+  /** Close the KV handle in {@linkcode CallStore.close}; default false. */
+  ownsKv?: boolean;
+}
+
+/** A cursor that does not belong to this store or query. */
+export class InvalidCursorError extends Error {
+  /** Creates the error for `cursor`. */
+  constructor(cursor: string) {
+    super(
+      `Invalid cursor "${
+        cursor.slice(0, 40)
+      }": use one a previous page returned`,
+    );
+    this.name = "InvalidCursorError";
+  }
+}
+
+/** Most calls one page may hold. */
+export const MAX_PAGE_SIZE = 500;
+
+/** Bytes per detail chunk: under the 64 KiB value limit. */
+const CHUNK_BYTES = 60_000;
+/** Chunks per atomic write: under the 800 KiB mutation limit. */
+const CHUNKS_PER_COMMIT = 10;
+/** `getMany` reads at most this many keys. */
+const GET_MANY_MAX = 10;
+/** Attempts at a status merge racing another. */
+const MERGE_ATTEMPTS = 10;
+
+type StoredRecord = Omit<CallRecord, "transcript" | "turns"> & {
+  detailChunks: number;
+};
+
+const log = getLogger(["exovoice", "records"]);
+
+/**
+ * Opens Deno KV: the file at `path` (creating its folder), `:memory:`, or
+ * with `path` undefined the runtime's default (Deno Deploy's managed KV).
+ */
+export async function openKv(path?: string): Promise<Deno.Kv> {
+  if (path !== undefined && path !== ":memory:") {
+    const folder = path.replace(/[^/\\]*$/, "");
+    if (folder !== "") await Deno.mkdir(folder, { recursive: true });
+  }
+  return await Deno.openKv(path);
+}
+
+/**
+ * Call records in Deno KV.
+ *
+ * @example
+ * ```ts ignore
+ * const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
+ * await store.save(buildCallRecord(session, "stop:callended"));
+ * const { calls } = await store.list({ limit: 20 });
+ * await store.close();
+ * ```
+ */
+export class CallStore {
+  #kv: Deno.Kv;
+  #options: CallStoreOptions;
+  #pending = new Set<Promise<boolean>>();
+  #closed = false;
+
+  /** Uses `kv`, which may be shared with other modules. */
+  constructor(kv: Deno.Kv, options: CallStoreOptions = {}) {
+    this.#kv = kv;
+    this.#options = options;
+  }
+
+  /** Writes still in progress, retries included. */
+  get pendingSaves(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Writes `record`, retrying with backoff when KV fails. Never rejects:
+   * resolves true once written, false when every try failed (logged, and
+   * reported to `onSaveFailed`).
+   *
+   * `record` may be a promise (of a record still waiting for its recording
+   * to close, say): the write counts as pending from this call on, so a
+   * {@linkcode CallStore.close} during shutdown still waits for it.
+   */
+  save(record: CallRecord | Promise<CallRecord>): Promise<boolean> {
+    const task = Promise.resolve(record).then(
+      (ready) => this.#saveWithRetry(ready),
+      (error) => {
+        log.error("Call record lost before it was built: {error}", { error });
+        return false;
+      },
+    );
+    this.#pending.add(task);
+    const done = () => void this.#pending.delete(task);
+    task.then(done, done);
+    return task;
+  }
+
+  async #saveWithRetry(record: CallRecord): Promise<boolean> {
+    const attempts = Math.max(1, this.#options.attempts ?? 5);
+    let delayMs = this.#options.retryDelayMs ?? 200;
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#write(record);
+        if (attempt > 1) {
+          log.info("Call record {id} written on try {attempt}", {
+            id: record.id,
+            callId: record.callId,
+            attempt,
+          });
+        }
+        return true;
+      } catch (error) {
+        if (attempt >= attempts) {
+          log.error(
+            "Call record {id} lost after {attempt} tries: {error}",
+            { id: record.id, callId: record.callId, attempt, error },
+          );
+          try {
+            this.#options.onSaveFailed?.(record, error);
+          } catch (hookError) {
+            log.error("onSaveFailed failed: {error}", { error: hookError });
+          }
+          return false;
+        }
+        log.warn(
+          "Call record {id} not written (try {attempt}), retrying in {delayMs} ms: {error}",
+          { id: record.id, callId: record.callId, attempt, delayMs, error },
+        );
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        delayMs *= 2;
+      }
+    }
+  }
+
+  async #write(record: CallRecord): Promise<void> {
+    const kv = this.#kv;
+    const expireIn = this.#expireIn();
+    const { transcript, turns, ...summary } = record;
+    const chunks = transcript.length === 0 && turns.length === 0
+      ? []
+      : chunk(new TextEncoder().encode(JSON.stringify({ transcript, turns })));
+    // Detail first: a record that can be read always has its detail.
+    for (let start = 0; start < chunks.length; start += CHUNKS_PER_COMMIT) {
+      const operation = kv.atomic();
+      chunks.slice(start, start + CHUNKS_PER_COMMIT).forEach((bytes, i) =>
+        operation.set(["call_detail", record.id, start + i], bytes, {
+          expireIn,
+        })
+      );
+      await operation.commit();
+    }
+    const stored: StoredRecord = { ...summary, detailChunks: chunks.length };
+    const endedAtMs = Date.parse(record.endedAt);
+    const operation = kv.atomic()
+      .set(["calls", record.id], stored, { expireIn })
+      .set(["calls_by_time", endedAtMs, record.id], null, { expireIn });
+    for (const key of new Set([numberKey(record.from), numberKey(record.to)])) {
+      if (key === "") continue;
+      operation.set(["calls_by_number", key, endedAtMs, record.id], null, {
+        expireIn,
+      });
+    }
+    if (record.callId !== "") {
+      operation.set(["calls_by_sid", record.callId, record.id], null, {
+        expireIn,
+      });
+    }
+    await operation.commit();
+  }
+
+  /**
+   * The call with session id `id`, or else the newest call whose CallSid is
+   * `id`, with its transcript, turns and Exotel status.
+   */
+  async get(id: string): Promise<StoredCall | undefined> {
+    let stored = (await this.#kv.get<StoredRecord>(["calls", id])).value;
+    if (stored === null) {
+      const ids: string[] = [];
+      for await (
+        const entry of this.#kv.list({ prefix: ["calls_by_sid", id] })
+      ) {
+        ids.push(String(entry.key[2]));
+      }
+      const candidates = await this.#records(ids);
+      stored = candidates.sort((a, b) =>
+        b.endedAt.localeCompare(a.endedAt)
+      )[0] ??
+        null;
+    }
+    if (stored === null || this.#expired(stored)) return undefined;
+    const { detailChunks, ...summary } = stored;
+    const detail = await this.#detail(stored.id, detailChunks);
+    const status = stored.callId === ""
+      ? null
+      : (await this.#kv.get<ExotelCallStatus>(["call_status", stored.callId]))
+        .value;
+    return {
+      ...summary,
+      ...detail,
+      ...(status === null ? {} : { exotel: status }),
+    };
+  }
+
+  /**
+   * Calls newest first (by when they ended), filtered by time and number.
+   *
+   * @throws {InvalidCursorError} for a cursor no page gave.
+   */
+  async list(query: CallQuery = {}): Promise<CallPage> {
+    const limit = Math.min(MAX_PAGE_SIZE, Math.max(1, query.limit ?? 50));
+    const fromMs = query.from?.getTime() ?? 0;
+    const toMs = query.to?.getTime() ?? Number.MAX_SAFE_INTEGER;
+    const number = query.number === undefined ? "" : numberKey(query.number);
+    const base: Deno.KvKey = query.number === undefined
+      ? ["calls_by_time"]
+      : ["calls_by_number", number];
+    const entries = this.#kv.list(
+      { start: [...base, fromMs], end: [...base, toMs] },
+      { reverse: true, limit: limit + 1, cursor: query.cursor },
+    );
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    let lastCursor: string | undefined;
+    try {
+      // One entry past the page says whether another page exists.
+      for await (const entry of entries) {
+        if (ids.length === limit) {
+          cursor = lastCursor;
+          break;
+        }
+        ids.push(String(entry.key[entry.key.length - 1]));
+        lastCursor = entries.cursor;
+      }
+    } catch (error) {
+      if (query.cursor !== undefined && error instanceof TypeError) {
+        throw new InvalidCursorError(query.cursor);
+      }
+      throw error;
+    }
+    const records = (await this.#records(ids)).filter((record) =>
+      !this.#expired(record)
+    );
+    const statuses = await this.#statuses(
+      records.map((record) => record.callId),
+    );
+    const calls = records.map(({ detailChunks: _, ...summary }) => {
+      const status = statuses.get(summary.callId);
+      return status === undefined ? summary : { ...summary, exotel: status };
+    });
+    return cursor === undefined ? { calls } : { calls, cursor };
+  }
+
+  /**
+   * Merges a status callback for `callSid` into what earlier ones said, and
+   * returns the result. Safe to call again with the same callback, and
+   * before the call's record exists.
+   */
+  async mergeStatus(
+    callSid: string,
+    update: ExotelCallStatus,
+  ): Promise<ExotelCallStatus> {
+    const key = ["call_status", callSid];
+    for (let attempt = 0; attempt < MERGE_ATTEMPTS; attempt++) {
+      const current = await this.#kv.get<ExotelCallStatus>(key);
+      const merged = mergeCallStatus(current.value ?? undefined, {
+        ...update,
+        callSid,
+      });
+      const result = await this.#kv.atomic().check(current).set(key, merged, {
+        expireIn: this.#expireIn(),
+      }).commit();
+      if (result.ok) return merged;
+    }
+    throw new Error(
+      `Status of call "${callSid}" not merged: ${MERGE_ATTEMPTS} concurrent updates won`,
+    );
+  }
+
+  /** What Exotel's status callbacks said about `callSid`, merged. */
+  async getStatus(callSid: string): Promise<ExotelCallStatus | undefined> {
+    return (await this.#kv.get<ExotelCallStatus>(["call_status", callSid]))
+      .value ?? undefined;
+  }
+
+  /** Waits for every pending write (retries included), then closes KV if it owns it. */
+  async close(): Promise<void> {
+    while (this.#pending.size > 0) {
+      await Promise.allSettled([...this.#pending]);
+    }
+    if (this.#options.ownsKv && !this.#closed) {
+      this.#closed = true;
+      this.#kv.close();
+    }
+  }
+
+  #expireIn(): number | undefined {
+    const retentionMs = this.#options.retentionMs ?? 0;
+    return retentionMs > 0 ? retentionMs : undefined;
+  }
+
+  #expired(record: StoredRecord): boolean {
+    const retentionMs = this.#expireIn();
+    return retentionMs !== undefined &&
+      Date.parse(record.endedAt) < Date.now() - retentionMs;
+  }
+
+  async #records(ids: string[]): Promise<StoredRecord[]> {
+    const records: StoredRecord[] = [];
+    for (let start = 0; start < ids.length; start += GET_MANY_MAX) {
+      const entries = await this.#kv.getMany<StoredRecord[]>(
+        ids.slice(start, start + GET_MANY_MAX).map((id) => ["calls", id]),
+      );
+      for (const entry of entries) {
+        // An index may outlive its record by a moment as both expire.
+        if (entry.value !== null) records.push(entry.value);
+      }
+    }
+    return records;
+  }
+
+  async #statuses(callIds: string[]): Promise<Map<string, ExotelCallStatus>> {
+    const unique = [...new Set(callIds.filter((id) => id !== ""))];
+    const statuses = new Map<string, ExotelCallStatus>();
+    for (let start = 0; start < unique.length; start += GET_MANY_MAX) {
+      const entries = await this.#kv.getMany<ExotelCallStatus[]>(
+        unique.slice(start, start + GET_MANY_MAX).map((id) => [
+          "call_status",
+          id,
+        ]),
+      );
+      for (const entry of entries) {
+        if (entry.value !== null) {
+          statuses.set(entry.value.callSid, entry.value);
+        }
+      }
+    }
+    return statuses;
+  }
+
+  async #detail(
+    id: string,
+    chunks: number,
+  ): Promise<Pick<CallRecord, "transcript" | "turns">> {
+    if (chunks === 0) return { transcript: [], turns: [] };
+    const parts: Uint8Array[] = [];
+    for (let start = 0; start < chunks; start += GET_MANY_MAX) {
+      const keys = [];
+      for (let i = start; i < Math.min(chunks, start + GET_MANY_MAX); i++) {
+        keys.push(["call_detail", id, i]);
+      }
+      const entries = await this.#kv.getMany<Uint8Array[]>(keys);
+      for (const entry of entries) {
+        if (entry.value === null) {
+          log.warn("Detail of call record {id} is missing", { id });
+          return { transcript: [], turns: [] };
+        }
+        parts.push(entry.value);
+      }
+    }
+    const bytes = new Uint8Array(
+      parts.reduce((total, part) => total + part.length, 0),
+    );
+    let offset = 0;
+    for (const part of parts) {
+      bytes.set(part, offset);
+      offset += part.length;
+    }
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+}
+
+function chunk(bytes: Uint8Array): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let start = 0; start < bytes.length; start += CHUNK_BYTES) {
+    chunks.push(bytes.subarray(start, start + CHUNK_BYTES));
+  }
+  return chunks;
+}

@@ -1,0 +1,241 @@
+import { assert, assertEquals, assertFalse } from "@std/assert";
+import type { Session } from "../src/call/registry.ts";
+import {
+  type LiveSessionList,
+  LiveSessions,
+} from "../src/instances/live_sessions.ts";
+import { openKv } from "../src/records/call_store.ts";
+import { makeSession } from "./fakes/session.ts";
+
+/** Two KV handles on one file, as two instances on one machine would have. */
+async function withSharedKv(
+  test: (a: Deno.Kv, b: Deno.Kv) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/shared.kv`;
+  const a = await openKv(path);
+  const b = await openKv(path);
+  try {
+    await test(a, b);
+  } finally {
+    a.close();
+    b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function instance(
+  kv: Deno.Kv,
+  instanceId: string,
+  sessions: Session[],
+  now?: () => number,
+): LiveSessions {
+  return new LiveSessions(kv, {
+    instanceId,
+    sessions: () => sessions,
+    now,
+  });
+}
+
+const callIds = (list: LiveSessionList) =>
+  list.sessions.map((entry) => `${entry.instanceId}:${entry.callId}`);
+
+Deno.test("two instances sharing a KV file list each other's calls, each with its instance id", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const sessionsA = [makeSession({ callId: "CA-a1", connectedAt: 1000 })];
+    const sessionsB = [
+      makeSession({ callId: "CA-b1", connectedAt: 2000 }),
+      makeSession({ callId: "CA-b2", connectedAt: 500 }),
+    ];
+    const a = instance(kvA, "vm-a", sessionsA);
+    const b = instance(kvB, "vm-b", sessionsB);
+    assert(await a.publish());
+    assert(await b.publish());
+    const fromA = await a.listAll();
+    assertEquals(callIds(fromA), ["vm-b:CA-b2", "vm-a:CA-a1", "vm-b:CA-b1"]);
+    assertEquals(fromA.instances, ["vm-a", "vm-b"]);
+    assertEquals([fromA.total, fromA.complete], [3, true]);
+    const fromB = await b.listAll();
+    assertEquals(callIds(fromB), callIds(fromA));
+    const entry = fromB.sessions.find((session) => session.callId === "CA-a1")!;
+    assertEquals(entry.sessionId, sessionsA[0].id);
+    assertEquals(entry.from, "+919876543210");
+    assertEquals(entry.state, "started");
+    await a.stop();
+    await b.stop();
+  }));
+
+Deno.test("an ended call disappears from every instance's list at once", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const session = makeSession({ callId: "CA-ending" });
+    const sessionsA = [session];
+    const a = instance(kvA, "vm-a", sessionsA);
+    const b = instance(kvB, "vm-b", []);
+    await a.publish();
+    assertEquals(callIds(await b.listAll()), ["vm-a:CA-ending"]);
+    session.state = "stopped";
+    sessionsA.pop();
+    await a.withdraw(session.id);
+    assertEquals(callIds(await b.listAll()), []);
+    await a.stop();
+    await b.stop();
+  }));
+
+Deno.test("a call announced at start shows before the next heartbeat", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const sessionsA: Session[] = [];
+    const a = instance(kvA, "vm-a", sessionsA);
+    const b = instance(kvB, "vm-b", []);
+    await a.publish();
+    const session = makeSession({ callId: "CA-new" });
+    sessionsA.push(session);
+    assert(await a.announce(session));
+    assertEquals(callIds(await b.listAll()), ["vm-a:CA-new"]);
+    await a.stop();
+    await b.stop();
+  }));
+
+Deno.test("an instance that stopped heartbeating drops out once its entries are stale", () =>
+  withSharedKv(async (kvA, kvB) => {
+    let now = Date.parse("2025-03-01T10:00:00Z");
+    const clock = () => now;
+    const crashed = instance(kvA, "vm-crashed", [
+      makeSession({ callId: "CA-ghost" }),
+    ], clock);
+    const alive = new LiveSessions(kvB, {
+      instanceId: "vm-alive",
+      sessions: () => [],
+      heartbeatMs: 10_000,
+      now: clock,
+    });
+    await crashed.publish();
+    assertEquals(callIds(await alive.listAll()), ["vm-crashed:CA-ghost"]);
+    now += 29_000;
+    assertEquals(
+      (await alive.listAll()).total,
+      1,
+      "still within three heartbeats",
+    );
+    now += 2_000;
+    const later = await alive.listAll();
+    assertEquals(later.total, 0);
+    assertEquals(later.instances, ["vm-alive"]);
+    await alive.stop();
+  }));
+
+Deno.test("stop removes the instance's own entries", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const a = instance(kvA, "vm-a", [
+      makeSession({ callId: "CA-1" }),
+      makeSession({ callId: "CA-2" }),
+    ]);
+    const b = instance(kvB, "vm-b", []);
+    await a.publish();
+    assertEquals((await b.listAll()).total, 2);
+    await a.stop();
+    const after = await b.listAll();
+    assertEquals([after.total, after.instances], [0, ["vm-b"]]);
+    await b.stop();
+  }));
+
+Deno.test("the heartbeat publishes on start and keeps going until stop", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const a = new LiveSessions(kvA, {
+      instanceId: "vm-a",
+      sessions: () => [makeSession({ callId: "CA-beat" })],
+      heartbeatMs: 10,
+    });
+    const b = instance(kvB, "vm-b", []);
+    a.start();
+    let seen = await b.listAll();
+    for (let tries = 0; tries < 200 && seen.total === 0; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      seen = await b.listAll();
+    }
+    assertEquals(callIds(seen), ["vm-a:CA-beat"]);
+    await a.stop();
+    await b.stop();
+  }));
+
+Deno.test("with KV unreachable, an instance still lists its own calls and says the list is partial", async () => {
+  const kv = await openKv(":memory:");
+  const session = makeSession({ callId: "CA-local" });
+  const live = instance(kv, "vm-a", [session]);
+  kv.close();
+  assertFalse(await live.publish());
+  assertFalse(await live.announce(session));
+  assertFalse(await live.withdraw(session.id));
+  const list = await live.listAll();
+  assertEquals(callIds(list), ["vm-a:CA-local"]);
+  assertFalse(list.complete);
+  await live.stop();
+});
+
+/** Starts `tests/fakes/live_instance.ts` as its own process and waits for it to publish. */
+async function spawnInstance(path: string, instanceId: string, callId: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--frozen",
+      "--unstable-kv",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      new URL("./fakes/live_instance.ts", import.meta.url).pathname,
+      path,
+      instanceId,
+      callId,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  const writer = child.stdin.getWriter();
+  let buffered = "";
+  const readLine = async (): Promise<string> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`Instance "${instanceId}" exited early`);
+      buffered += value;
+    }
+    const newline = buffered.indexOf("\n");
+    const line = buffered.slice(0, newline);
+    buffered = buffered.slice(newline + 1);
+    return line;
+  };
+  assertEquals(await readLine(), "ready");
+  return {
+    async list(): Promise<LiveSessionList> {
+      await writer.write(new TextEncoder().encode("list\n"));
+      return JSON.parse(await readLine());
+    },
+    async stop(): Promise<Deno.CommandStatus> {
+      await writer.close();
+      const status = await child.status;
+      await lines.cancel();
+      return status;
+    },
+  };
+}
+
+Deno.test("two instance processes sharing one KV file list each other's calls", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/shared.kv`;
+  const one = await spawnInstance(path, "proc-1", "CA-p1");
+  const two = await spawnInstance(path, "proc-2", "CA-p2");
+  try {
+    const fromOne = await one.list();
+    const fromTwo = await two.list();
+    assertEquals(callIds(fromOne).sort(), ["proc-1:CA-p1", "proc-2:CA-p2"]);
+    assertEquals(callIds(fromTwo).sort(), ["proc-1:CA-p1", "proc-2:CA-p2"]);
+    assertEquals(fromOne.instances, ["proc-1", "proc-2"]);
+  } finally {
+    assert((await one.stop()).success);
+  }
+  const afterOne = await two.list();
+  assertEquals(callIds(afterOne), ["proc-2:CA-p2"]);
+  assert((await two.stop()).success);
+  await Deno.remove(dir, { recursive: true });
+});

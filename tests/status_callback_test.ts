@@ -1,0 +1,254 @@
+import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { errorResponse } from "../src/http/json.ts";
+import { buildCallRecord } from "../src/records/call_record.ts";
+import { CallStore, openKv } from "../src/records/call_store.ts";
+import {
+  InvalidStatusCallbackError,
+  mergeCallStatus,
+  parseStatusCallback,
+} from "../src/records/call_status.ts";
+import { handleStatusCallback } from "../src/routes/status_callback.ts";
+import { makeSession } from "./fakes/session.ts";
+
+/** Serves the status callback on loopback, as the server routes it, and posts to it like Exotel. */
+async function withServer(
+  test: (
+    post: (init: RequestInit) => Promise<Response>,
+    store: CallStore,
+  ) => Promise<void>,
+): Promise<void> {
+  const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      try {
+        return await handleStatusCallback(request, store);
+      } catch (error) {
+        return errorResponse(error);
+      }
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}/api/v1/exotel/status`;
+  try {
+    await test((init) => fetch(url, { method: "POST", ...init }), store);
+  } finally {
+    await server.shutdown();
+    await store.close();
+  }
+}
+
+Deno.test("a multipart status callback, as Exotel posts by default, merges into the call's record", () =>
+  withServer(async (post, store) => {
+    const record = buildCallRecord(
+      makeSession({ callId: "b6cfaf5f5cef3ca0fc937749ef960e25" }),
+      "stop:callended",
+    );
+    await store.save(record);
+    const form = new FormData();
+    form.set("CallSid", "b6cfaf5f5cef3ca0fc937749ef960e25");
+    form.set("Status", "completed");
+    form.set("DateUpdated", "2025-03-01 10:01:05");
+    form.set("RecordingUrl", "https://s3.exotel.example/rec.mp3");
+    form.set("EventType", "terminal");
+    form.set("ConversationDuration", "63");
+    form.set("Direction", "outbound-api");
+    form.set("Legs[0][OnCallDuration]", "63");
+    form.set("Legs[0][Status]", "completed");
+    form.set("Legs[0][AnsweredBy]", "HUMAN");
+    const response = await post({ body: form });
+    assertEquals(response.status, 200);
+    assertEquals(await response.json(), {
+      ok: true,
+      callSid: "b6cfaf5f5cef3ca0fc937749ef960e25",
+      status: "completed",
+    });
+    const call = await store.get(record.id);
+    assertEquals(call?.exotel, {
+      callSid: "b6cfaf5f5cef3ca0fc937749ef960e25",
+      status: "completed",
+      eventType: "terminal",
+      events: ["terminal"],
+      dateUpdated: "2025-03-01 10:01:05",
+      recordingUrl: "https://s3.exotel.example/rec.mp3",
+      conversationDuration: 63,
+      direction: "outbound-api",
+      legs: [{ onCallDuration: 63, status: "completed", answeredBy: "HUMAN" }],
+    });
+  }));
+
+Deno.test("a URL-encoded status callback is read too", () =>
+  withServer(async (post, store) => {
+    const response = await post({
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        CallSid: "CA-form",
+        Status: "no-answer",
+        DateUpdated: "2025-03-01 10:00:40",
+      }).toString(),
+    });
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+    assertEquals((await store.getStatus("CA-form"))?.status, "no-answer");
+  }));
+
+Deno.test("a JSON status callback with Legs and every event field is read", () =>
+  withServer(async (post, store) => {
+    const body = {
+      CallSid: "CA-json",
+      EventType: "terminal",
+      DateCreated: "2025-03-01 09:59:50",
+      DateUpdated: "2025-03-01 10:01:00",
+      Status: "completed",
+      To: "09876543210",
+      From: "08047491899",
+      PhoneNumberSid: "08047491899",
+      StartTime: "2025-03-01 09:59:51",
+      EndTime: "2025-03-01 10:01:00",
+      ConversationDuration: 41,
+      Direction: "outbound-api",
+      CustomField: "order-42",
+      RecordingUrl: "",
+      Legs: [
+        { OnCallDuration: 41, Status: "completed", AnsweredBy: "NA" },
+        { OnCallDuration: 32, Status: "completed", AnsweredBy: "HUMAN" },
+      ],
+    };
+    const response = await post({
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+    assertEquals(await store.getStatus("CA-json"), {
+      callSid: "CA-json",
+      status: "completed",
+      eventType: "terminal",
+      events: ["terminal"],
+      dateUpdated: "2025-03-01 10:01:00",
+      dateCreated: "2025-03-01 09:59:50",
+      startTime: "2025-03-01 09:59:51",
+      endTime: "2025-03-01 10:01:00",
+      conversationDuration: 41,
+      direction: "outbound-api",
+      from: "08047491899",
+      to: "09876543210",
+      phoneNumberSid: "08047491899",
+      customField: "order-42",
+      legs: [
+        { onCallDuration: 41, status: "completed", answeredBy: "NA" },
+        { onCallDuration: 32, status: "completed", answeredBy: "HUMAN" },
+      ],
+    });
+  }));
+
+Deno.test("Exotel's retries of the same callback change nothing", () =>
+  withServer(async (post, store) => {
+    const send = () =>
+      post({
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body:
+          "CallSid=CA-retry&Status=completed&EventType=terminal&DateUpdated=2025-03-01+10%3A01%3A00&ConversationDuration=20",
+      });
+    const first = await send();
+    await first.body?.cancel();
+    const once = await store.getStatus("CA-retry");
+    for (let i = 0; i < 3; i++) {
+      const again = await send();
+      assertEquals(again.status, 200);
+      await again.body?.cancel();
+    }
+    assertEquals(await store.getStatus("CA-retry"), once);
+  }));
+
+Deno.test("a callback without CallSid gets a JSON 400", () =>
+  withServer(async (post) => {
+    const response = await post({
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ Status: "completed" }),
+    });
+    assertEquals(response.status, 400);
+    const body = await response.json();
+    assertEquals(body.error.code, "invalid_status_callback");
+    assertStringIncludes(body.error.message, "CallSid");
+  }));
+
+Deno.test("a huge multipart body is refused with 413", () =>
+  withServer(async (post) => {
+    const form = new FormData();
+    form.set("CallSid", "CA-big");
+    form.set("Padding", "x".repeat(100_000));
+    const response = await post({ body: form });
+    assertEquals(response.status, 413);
+    await response.body?.cancel();
+  }));
+
+Deno.test("a callback that cannot be stored gets 503 so that Exotel retries", async () => {
+  const kv = await openKv(":memory:");
+  const store = new CallStore(kv);
+  kv.close();
+  let status = 0;
+  let retryAfter: string | null = null;
+  try {
+    await handleStatusCallback(
+      new Request("http://localhost/api/v1/exotel/status", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ CallSid: "CA-down", Status: "completed" }),
+      }),
+      store,
+    );
+  } catch (error) {
+    const response = errorResponse(error);
+    status = response.status;
+    retryAfter = response.headers.get("retry-after");
+    await response.body?.cancel();
+  }
+  assertEquals([status, retryAfter], [503, "5"]);
+});
+
+Deno.test("field names match in any casing and values are bounded", () => {
+  const status = parseStatusCallback({
+    call_sid: "CA-case",
+    status: "COMPLETED",
+    recordingUrl: `https://x.example/${"a".repeat(5000)}`,
+    conversation_duration: "not a number",
+    Legs: '[{"OnCallDuration":"12","Status":"Completed"}]',
+  });
+  assertEquals(status.callSid, "CA-case");
+  assertEquals(status.status, "completed");
+  assertEquals(status.recordingUrl?.length, 2048);
+  assertEquals(status.conversationDuration, undefined);
+  assertEquals(status.legs, [{ onCallDuration: 12, status: "completed" }]);
+  assertThrows(
+    () => parseStatusCallback({ CallSid: "  " }),
+    InvalidStatusCallbackError,
+  );
+});
+
+Deno.test("merging keeps fields the newer callback lacks and is order-independent", () => {
+  const answered = parseStatusCallback({
+    CallSid: "CA1",
+    Status: "in-progress",
+    EventType: "answered",
+    DateUpdated: "2025-03-01 10:00:05",
+    From: "08047491899",
+  });
+  const terminal = parseStatusCallback({
+    CallSid: "CA1",
+    Status: "completed",
+    EventType: "terminal",
+    DateUpdated: "2025-03-01 10:01:00",
+    RecordingUrl: "https://x.example/r.mp3",
+  });
+  const inOrder = mergeCallStatus(
+    mergeCallStatus(undefined, answered),
+    terminal,
+  );
+  const late = mergeCallStatus(mergeCallStatus(undefined, terminal), answered);
+  assertEquals(inOrder, late);
+  assertEquals(inOrder.status, "completed");
+  assertEquals(inOrder.from, "08047491899");
+  assertEquals(inOrder.recordingUrl, "https://x.example/r.mp3");
+  assertEquals(mergeCallStatus(inOrder, terminal), inOrder);
+  assertEquals(mergeCallStatus(inOrder, answered), inOrder);
+});
