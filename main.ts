@@ -31,7 +31,7 @@ if (import.meta.main) {
     revealPhoneNumbers: config.logPhoneNumbers,
   });
   const log = getLogger(["exovoice", "main"]);
-  const server = startServer(config);
+  const server = await startServer(config);
   let draining = false;
   const stop = async (signal: Deno.Signal) => {
     if (draining) {

@@ -91,6 +91,17 @@ export interface Config {
   ipAllowList: string[];
   /** `TRUST_PROXY`: take the client IP from `X-Forwarded-For` (only behind a proxy you run). */
   trustProxy: boolean;
+  /**
+   * `KV_PATH`: the Deno KV file holding call records and live sessions;
+   * `:memory:` for none kept; undefined for the runtime's default (Deno Deploy).
+   */
+  kvPath?: string;
+  /** `CALL_RETENTION_DAYS`: call records expire after this many days; 0 keeps them. */
+  callRetentionDays: number;
+  /** `RECORDINGS_DIR`: when set, each call's audio is saved there as WAV. */
+  recordingsDir?: string;
+  /** `INSTANCE_ID`: this instance's name in the live-session list. */
+  instanceId: string;
   /** `LOG_PHONE_NUMBERS`: log callers' numbers in full instead of masked. */
   logPhoneNumbers: boolean;
   /** `LOG_LEVEL`. */
@@ -98,6 +109,9 @@ export interface Config {
   /** `LOG_FORMAT`. */
   logFormat: LogFormat;
 }
+
+/** Where call records live when `KV_PATH` is unset, off Deno Deploy. */
+export const DEFAULT_KV_PATH = "./data/exovoice.kv";
 
 /** A configuration value that cannot be used. */
 export class ConfigError extends Error {
@@ -202,6 +216,12 @@ export function loadConfig(env: Env): Config {
     ipAllowList: ipRanges(read("EXOTEL_IP_ALLOWLIST")),
     trustProxy:
       oneOf(read, "TRUST_PROXY", ["true", "false"], "false") === "true",
+    kvPath: read("KV_PATH") ??
+      (env.DENO_DEPLOYMENT_ID ? undefined : DEFAULT_KV_PATH),
+    callRetentionDays: integer(read, "CALL_RETENTION_DAYS", 30, [0, 36_500]),
+    recordingsDir: read("RECORDINGS_DIR"),
+    instanceId: read("INSTANCE_ID") ?? env.HOSTNAME ??
+      crypto.randomUUID().slice(0, 8),
     logPhoneNumbers:
       oneOf(read, "LOG_PHONE_NUMBERS", ["true", "false"], "false") === "true",
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),

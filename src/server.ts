@@ -19,7 +19,16 @@ import { IpAllowList } from "./http/ip_allowlist.ts";
 import { errorResponse, HttpError } from "./http/json.ts";
 import { publicBaseUrl, voicebotUrl } from "./http/public_url.ts";
 import { RateLimiter } from "./http/rate_limit.ts";
+import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
+import { buildCallRecord } from "./records/call_record.ts";
+import { CallStore, openKv } from "./records/call_store.ts";
+import { CallRecorder } from "./records/recorder.ts";
+import { LiveSessions } from "./instances/live_sessions.ts";
+import type { Call } from "./call/call.ts";
+import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleHealth } from "./routes/health.ts";
+import { handleMetrics } from "./routes/metrics.ts";
+import { handleStatusCallback } from "./routes/status_callback.ts";
 import {
   handleCallStatus,
   handlePlaceCall,
@@ -82,10 +91,26 @@ export interface App {
   sweepCalls(): number;
   /** Refuses new calls from now on, as a drain starts. */
   startDraining(): void;
+  /** What the app keeps beyond live calls. */
+  services: Services;
+}
+
+/** What the server keeps beyond live calls: call records, the cross-instance list, metrics. */
+export interface Services {
+  /** Prometheus metrics. */
+  metrics: ExovoiceMetrics;
+  /** Call records; without it, records are not kept and `/calls` answers 503. */
+  store?: CallStore;
+  /** This instance's live sessions in the shared KV, for `?scope=all`. */
+  live?: LiveSessions;
 }
 
 /** Replaceable parts, for tests. */
 export interface AppOptions {
+  /** Records, metrics and the live list; metrics alone by default. */
+  services?: Partial<Services>;
+  /** The registry of live calls; a fresh one by default. */
+  registry?: SessionRegistry;
   /** Time and timers for calls; the system clock by default. */
   clock?: Clock;
   /** Bot factory overriding `BOT`. */
@@ -94,8 +119,16 @@ export interface AppOptions {
 
 /** Builds the request handler for `config`. */
 export function createApp(config: Config, options: AppOptions = {}): App {
-  const registry = new SessionRegistry();
+  const registry = options.registry ?? new SessionRegistry();
   const startedAt = performance.now();
+  const services: Services = {
+    metrics: new ExovoiceMetrics({
+      version: VERSION,
+      instanceId: config.instanceId,
+    }),
+    ...options.services,
+  };
+  const { metrics, store, live } = services;
   let draining = false;
   const settings: CallSettings = {
     chunkBytes: config.chunkBytes,
@@ -111,6 +144,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     settings,
     botName: config.bot,
     createBot: options.createBot ?? BOTS[config.bot],
+    createRecorder: recorderFactory(config.recordingsDir),
+    onCall: (call) => followCall(call, services, config.instanceId),
   };
   const outboundDeps: OutboundCallDeps = {
     api: config.exotelApi ? new ConnectApi(config.exotelApi) : undefined,
@@ -189,7 +224,20 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
     route(config.wsPath, false, { GET: upgrade }),
     route("/voicebot/sessions", true, {
-      GET: (request) => handleSessions(request, registry),
+      GET: (request) => handleSessions(request, { registry, live }),
+    }),
+    route("/metrics", true, {
+      GET: (request) => handleMetrics(request, metrics),
+    }),
+    route("/calls", true, {
+      GET: (request) => handleListCalls(request, recordsOf(store)),
+    }),
+    route("/calls/:id", true, {
+      GET: (request, { params }) =>
+        handleGetCall(request, params.id, recordsOf(store)),
+    }),
+    route("/api/v1/exotel/status", false, {
+      POST: (request) => handleStatusCallback(request, recordsOf(store)),
     }),
     route("/api/v1/exotel/voice/connect", false, {
       GET: (request) => handleVoiceConnect(request, config),
@@ -258,6 +306,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     } catch (error) {
       if (error instanceof HttpError && error.status === 401) {
         authFailures.hit(clientIp, Date.now());
+        metrics.authFailed(pathname === config.wsPath ? "voicebot" : "admin");
         log.warn("Authentication failed from {clientIp} on {pathname}", {
           clientIp,
           pathname,
@@ -299,7 +348,48 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     registry,
     sweepCalls,
     startDraining: () => draining = true,
+    services,
   };
+}
+
+/** Counts a call in the metrics and the live list, and writes its record when it ends. */
+function followCall(call: Call, services: Services, instanceId: string): void {
+  const { metrics, store, live } = services;
+  metrics.callStarted(call.session);
+  void live?.announce(call.session);
+  call.ended.then((reason) => {
+    const endedAt = Date.now();
+    metrics.callEnded(call.session, reason, endedAt);
+    void live?.withdraw(call.session.id);
+    // Handed to the store at once, the recording awaited inside, so that a
+    // drain's store.close() waits for this record too.
+    void store?.save((async () =>
+      buildCallRecord(call.session, reason, {
+        endedAt,
+        instanceId,
+        transcript: call.report?.transcript,
+        turns: call.report?.turns,
+        recording: await call.recording,
+      }))());
+  });
+}
+
+function recorderFactory(
+  dir: string | undefined,
+): VoicebotSocketDeps["createRecorder"] {
+  if (dir === undefined) return undefined;
+  return (session) =>
+    new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+}
+
+function recordsOf(store: CallStore | undefined): CallStore {
+  if (!store) {
+    throw unavailable(
+      "records_unavailable",
+      "Call records are not kept by this server",
+    );
+  }
+  return store;
 }
 
 function route(
@@ -387,12 +477,34 @@ export interface RunningServer extends AsyncDisposable {
 /** How often a drain looks whether the live calls have ended. */
 const DRAIN_POLL_MS = 100;
 
-/** Starts serving `config` on its host and port (port 0 picks a free one). */
-export function startServer(
+/**
+ * Opens the call store and the live-session list on `config`'s KV, then
+ * serves `config` on its host and port (port 0 picks a free one).
+ */
+export async function startServer(
   config: Config,
   options: AppOptions = {},
-): RunningServer {
-  const app = createApp(config, options);
+): Promise<RunningServer> {
+  const kv = await openKv(config.kvPath);
+  const registry = new SessionRegistry();
+  const metrics = new ExovoiceMetrics({
+    version: VERSION,
+    instanceId: config.instanceId,
+  });
+  const store = new CallStore(kv, {
+    retentionMs: config.callRetentionDays * 86_400_000,
+    onSaveFailed: () => metrics.recordWriteFailed(),
+  });
+  const live = new LiveSessions(kv, {
+    instanceId: config.instanceId,
+    sessions: () => registry.values(),
+  });
+  const app = createApp(config, {
+    ...options,
+    registry,
+    services: { metrics, store, live, ...options.services },
+  });
+  live.start();
   const tls = config.tls
     ? {
       cert: Deno.readTextFileSync(config.tls.certFile),
@@ -432,6 +544,9 @@ export function startServer(
         session.end("server_shutdown", 1001);
       }
       await server.shutdown();
+      await live.stop();
+      await store.close();
+      kv.close();
       return cut;
     })();
     return stopped;

@@ -15,7 +15,7 @@ async function fixture(name: string) {
 }
 
 Deno.test("calls at 8, 16 and 24 kHz at once get their own speech echoed byte for byte", async () => {
-  await using server = serve();
+  await using server = await serve();
   const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
   const wavs = await Promise.all(
     ["hello_8000.wav", "question_16000.wav", "hello_24000.wav"].map(fixture),
@@ -51,7 +51,7 @@ Deno.test("calls at 8, 16 and 24 kHz at once get their own speech echoed byte fo
 });
 
 Deno.test("the simulator gets a 401 from a server that wants a token, and a call with it", async () => {
-  await using server = serve({ EXOTEL_WS_TOKEN: "tok" });
+  await using server = await serve({ EXOTEL_WS_TOKEN: "tok" });
   const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
   const { pcm } = await fixture("tone_440hz_1s_8000.wav");
   const refused = await simulateCall({

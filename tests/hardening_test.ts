@@ -1,6 +1,7 @@
 /** Limits, drain and abuse handling, against the real server on loopback. */
 import { assert, assertEquals } from "@std/assert";
 import { RawWebSocket } from "./fakes/raw_websocket.ts";
+import { CallStore, openKv } from "../src/records/call_store.ts";
 import {
   closed,
   connect,
@@ -16,7 +17,7 @@ const START = JSON.stringify({
 });
 
 Deno.test("beyond MAX_SESSIONS the upgrade gets 503 with Retry-After and /health shows saturation", async () => {
-  await using server = serve({ MAX_SESSIONS: "2" });
+  await using server = await serve({ MAX_SESSIONS: "2" });
   const base = `127.0.0.1:${server.addr.port}`;
   const url = `ws://${base}/voicebot/ws`;
   const sockets = [await connect(url), await connect(url)] as WebSocket[];
@@ -45,7 +46,7 @@ Deno.test("beyond MAX_SESSIONS the upgrade gets 503 with Retry-After and /health
 });
 
 Deno.test("a drain refuses new calls, says so on /health, and lets a live call finish", async () => {
-  const server = serve();
+  const server = await serve();
   const base = `127.0.0.1:${server.addr.port}`;
   const live = await connect(`ws://${base}/voicebot/ws`) as WebSocket;
   live.send(START);
@@ -64,7 +65,7 @@ Deno.test("a drain refuses new calls, says so on /health, and lets a live call f
 });
 
 Deno.test("a drain that times out ends the remaining calls with 1001", async () => {
-  const server = serve();
+  const server = await serve();
   const live = await connect(
     `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
   ) as WebSocket;
@@ -77,7 +78,10 @@ Deno.test("a drain that times out ends the remaining calls with 1001", async () 
 });
 
 Deno.test("a socket that never sends start is closed at the handshake deadline", async () => {
-  await using server = serve({ HANDSHAKE_TIMEOUT_S: "1", IDLE_TIMEOUT_S: "1" });
+  await using server = await serve({
+    HANDSHAKE_TIMEOUT_S: "1",
+    IDLE_TIMEOUT_S: "1",
+  });
   const ws = await connect(
     `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
   ) as WebSocket;
@@ -86,13 +90,13 @@ Deno.test("a socket that never sends start is closed at the handshake deadline",
 });
 
 Deno.test("EXOTEL_IP_ALLOWLIST refuses other addresses with 403 before the upgrade", async () => {
-  await using refusing = serve({ EXOTEL_IP_ALLOWLIST: "203.0.113.0/24" });
+  await using refusing = await serve({ EXOTEL_IP_ALLOWLIST: "203.0.113.0/24" });
   const response = await upgradeRequest(
     `ws://127.0.0.1:${refusing.addr.port}/voicebot/ws`,
   );
   assertEquals(response.status, 403);
   assertEquals((await response.json()).error.code, "forbidden");
-  await using allowing = serve({ EXOTEL_IP_ALLOWLIST: "127.0.0.0/8" });
+  await using allowing = await serve({ EXOTEL_IP_ALLOWLIST: "127.0.0.0/8" });
   const ws = await connect(`ws://127.0.0.1:${allowing.addr.port}/voicebot/ws`);
   assert(ws instanceof WebSocket);
   const done = closed(ws);
@@ -101,7 +105,7 @@ Deno.test("EXOTEL_IP_ALLOWLIST refuses other addresses with 403 before the upgra
 });
 
 Deno.test("repeated failed auth from one address gets 429 even with the right token", async () => {
-  await using server = serve({
+  await using server = await serve({
     EXOTEL_WS_TOKEN: "tok",
     AUTH_FAILURE_LIMIT_PER_MIN: "3",
   });
@@ -120,7 +124,7 @@ Deno.test("repeated failed auth from one address gets 429 even with the right to
 });
 
 Deno.test("POST /call is rate limited per address", async () => {
-  await using server = serve({ CALL_RATE_LIMIT_PER_MIN: "2" });
+  await using server = await serve({ CALL_RATE_LIMIT_PER_MIN: "2" });
   const statuses = [];
   for (let i = 0; i < 3; i++) {
     const response = await fetch(`http://127.0.0.1:${server.addr.port}/call`, {
@@ -134,7 +138,7 @@ Deno.test("POST /call is rate limited per address", async () => {
 });
 
 Deno.test("1000 connections opened and dropped in a burst leave nothing behind", async () => {
-  await using server = serve({ MAX_SESSIONS: "5000" });
+  await using server = await serve({ MAX_SESSIONS: "5000" });
   const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
   const batch = 100;
   for (let round = 0; round < 10; round++) {
@@ -155,8 +159,9 @@ Deno.test("1000 connections opened and dropped in a burst leave nothing behind",
   assertEquals(health.activeSessions, 0);
 });
 
-Deno.test("SIGTERM with a call live: the call is drained, then cut with 1001, and the process exits 0", async () => {
-  const root = new URL("../", import.meta.url);
+Deno.test("SIGTERM with a call live: drained, cut with 1001, exit 0, and the call's record is in KV", async () => {
+  const dir = await Deno.makeTempDir();
+  const kvPath = `${dir}/calls.kv`;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -164,13 +169,15 @@ Deno.test("SIGTERM with a call live: the call is drained, then cut with 1001, an
       "--allow-net",
       "--allow-env",
       "--allow-read",
+      "--allow-write",
       "main.ts",
     ],
-    cwd: root,
+    cwd: new URL("../", import.meta.url),
     env: {
       HOST: "127.0.0.1",
       PORT: "0",
       DRAIN_TIMEOUT_S: "1",
+      KV_PATH: kvPath,
       LOG_FORMAT: "json",
     },
     stdout: "piped",
@@ -186,19 +193,26 @@ Deno.test("SIGTERM with a call live: the call is drained, then cut with 1001, an
     port = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(output)?.[1]) ||
       undefined;
   }
-  const ws = await connect(`ws://127.0.0.1:${port}/voicebot/ws`) as WebSocket;
+  const ws = await connect(
+    `ws://127.0.0.1:${port}/voicebot/ws?call_id=CA-TERM`,
+  ) as WebSocket;
   ws.send(START);
   const code = closed(ws);
   await new Promise((resolve) => setTimeout(resolve, 100));
   child.kill("SIGTERM");
   assertEquals(await code, 1001);
   const status = await child.status;
-  while (!(await lines.read()).done) { /* drain the rest of the log */ }
+  while (!(await lines.read()).done) { /* the rest of the log */ }
   assertEquals(status.code, 0);
+  const store = new CallStore(await openKv(kvPath), { ownsKv: true });
+  const record = await store.get("CA-TERM");
+  await store.close();
+  await Deno.remove(dir, { recursive: true });
+  assertEquals(record?.ended.reason, "server_shutdown");
 });
 
 Deno.test("a peer that never reads: what we hand the socket stays bounded, and dropping it cleans up", async () => {
-  await using server = serve({ PLAYOUT_LEAD_MS: "5000" });
+  await using server = await serve({ PLAYOUT_LEAD_MS: "5000" });
   const peer = await RawWebSocket.open(
     server.addr.port,
     "/voicebot/ws?sample-rate=24000",

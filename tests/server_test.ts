@@ -225,7 +225,7 @@ Deno.test("a malformed JSON body gets a JSON 400", async () => {
 // Real sockets from here on: the upgrade path needs a real server.
 
 Deno.test("socket auth: bearer and Basic pass, anything else is refused with 401 before the upgrade", async () => {
-  await using server = serve({
+  await using server = await serve({
     EXOTEL_WS_TOKEN: "tok",
     EXOTEL_WS_BASIC_AUTH: "key:secret",
   });
@@ -252,7 +252,7 @@ Deno.test("socket auth: bearer and Basic pass, anything else is refused with 401
 });
 
 Deno.test("a live call shows in /voicebot/sessions and leaves it when the socket closes", async () => {
-  await using server = serve({});
+  await using server = await serve({});
   const base = `127.0.0.1:${server.addr.port}`;
   const ws = await connect(
     `ws://${base}/voicebot/ws?call_id=CA77&sample-rate=16000`,
@@ -290,7 +290,7 @@ Deno.test("a live call shows in /voicebot/sessions and leaves it when the socket
 });
 
 Deno.test("shutdown ends live calls with 1001", async () => {
-  const server = serve({});
+  const server = await serve({});
   const ws = await connect(`ws://127.0.0.1:${server.addr.port}/voicebot/ws`);
   assert(ws instanceof WebSocket);
   const code = closed(ws);
@@ -303,7 +303,7 @@ Deno.test("shutdown ends live calls with 1001", async () => {
 Deno.test("POST /call through the router dials via the Exotel API set in the environment", async () => {
   await using exotel = await FakeExotelApi.start();
   const { apiKey, apiToken, accountSid } = exotel.credentials;
-  await using server = serve({
+  await using server = await serve({
     ADMIN_TOKEN: "adm",
     WEBHOOK_BASE_URL: "https://bot.example.com",
     EXOTEL_API_KEY: apiKey,
@@ -338,7 +338,7 @@ Deno.test("POST /call through the router dials via the Exotel API set in the env
 
 Deno.test("with TLS_CERT_FILE and TLS_KEY_FILE the server speaks https itself", async () => {
   const tls = new URL("./fixtures/tls/", import.meta.url);
-  await using server = serve({
+  await using server = await serve({
     TLS_CERT_FILE: new URL("localhost.crt", tls).pathname,
     TLS_KEY_FILE: new URL("localhost.key", tls).pathname,
   });

@@ -8,6 +8,7 @@
  */
 
 import type { SampleRate } from "../audio/pcm.ts";
+import type { TranscriptEntry, TurnTiming } from "../records/call_record.ts";
 
 /** What a bot knows about its call. */
 export interface CallInfo {
@@ -62,6 +63,14 @@ export interface CallOutput {
   hangup(reason?: string): void;
 }
 
+/** What a bot adds to the call's record when the call ends. */
+export interface BotReport {
+  /** Caller and bot turns, bot turns with what the caller actually heard. */
+  transcript: TranscriptEntry[];
+  /** Per-turn latency timelines. */
+  turns: TurnTiming[];
+}
+
 /** A conversation partner for one call. Every hook may be async; errors are logged, never fatal to the server. */
 export interface Bot {
   /** Called once, right after `start`, before any audio. */
@@ -74,6 +83,8 @@ export interface Bot {
   marked?(name: string): void;
   /** The call is over; release everything. */
   stop(): void | Promise<void>;
+  /** The transcript and timings for the call record; read once, just before `stop`. */
+  report?(): BotReport;
 }
 
 /** Creates a bot for a call. */

@@ -10,7 +10,15 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { maskPhoneNumber } from "../log.ts";
 import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
-import type { Bot, BotFactory, CallInfo, CallOutput } from "../bots/bot.ts";
+import type {
+  Bot,
+  BotFactory,
+  BotReport,
+  CallInfo,
+  CallOutput,
+} from "../bots/bot.ts";
+import { MAX_DTMF_DIGITS, type RecordingInfo } from "../records/call_record.ts";
+import type { CallRecorder } from "../records/recorder.ts";
 import {
   type InboundEvent,
   parseInboundFrame,
@@ -63,6 +71,8 @@ export interface CallOptions {
   createBot: BotFactory;
   /** What the upgrade request said. */
   request: CallRequest;
+  /** Creates a recorder for both sides of the call once `start` gives its rate; none by default. */
+  createRecorder?(session: Session): CallRecorder | undefined;
 }
 
 /** Normal closure code, sent when the call ends on our side or after `stop`. */
@@ -81,14 +91,19 @@ const log = getLogger(["exovoice", "call"]);
 export class Call {
   /** The call's monitoring entry. */
   readonly session: Session;
-  /** Resolves once the call has ended and been cleaned up. */
+  /** Resolves with the reason once the call has ended and been cleaned up. */
   readonly ended: Promise<string>;
+  /** The bot's transcript and timings, taken as the call ended. */
+  report?: BotReport;
+  /** The recording, once its file is complete; undefined when not recording. */
+  recording: Promise<RecordingInfo | undefined> = Promise.resolve(undefined);
   #options: CallOptions;
   #log: Logger;
   #player?: Player;
   #bot?: Bot;
   #preStart: Uint8Array[] = [];
   #preStartBytes = 0;
+  #recorder?: CallRecorder;
   #resolveEnded!: (reason: string) => void;
 
   /** Starts handling `options.socket`. */
@@ -149,9 +164,11 @@ export class Call {
     this.#options.socket.close(closeCode, reason.slice(0, 120));
     this.#options.registry.remove(session.id);
     this.#log.info("Call ended: {reason}", { reason, ...this.#stats() });
-    this.#resolveEnded(reason);
+    if (this.#recorder) this.recording = this.#recorder.close();
+    this.#callBot("report", (bot) => void (this.report = bot.report?.()));
     this.#callBot("stop", (bot) => bot.stop());
     this.#bot = undefined;
+    this.#resolveEnded(reason);
   }
 
   #stats() {
@@ -205,9 +222,8 @@ export class Call {
     switch (event.event) {
       case "media":
         session.bytesIn += event.payload.length;
-        if (this.#bot) {
-          this.#callBot("audio", (bot) => bot.audio(event.payload));
-        } else this.#holdUntilStart(event.payload);
+        if (this.#bot) this.#hear(event.payload);
+        else this.#holdUntilStart(event.payload);
         return;
       case "start":
         return this.#start(event.start, event.streamSid);
@@ -219,7 +235,9 @@ export class Call {
         }
         return;
       case "dtmf":
-        session.dtmfDigits += event.digit;
+        if (session.dtmfDigits.length < MAX_DTMF_DIGITS) {
+          session.dtmfDigits += event.digit;
+        }
         this.#callBot("dtmf", (bot) => bot.dtmf?.(event.digit));
         return;
       case "stop":
@@ -266,6 +284,7 @@ export class Call {
     });
 
     const { socket, settings, clock } = this.#options;
+    this.#recorder = this.#options.createRecorder?.(session);
     const player = new Player({
       streamSid: session.streamSid,
       sampleRate: session.sampleRate as SampleRate,
@@ -276,6 +295,7 @@ export class Call {
       bufferedAmount: () => socket.bufferedAmount,
       clock,
       counters: session.playout,
+      onChunk: this.#recorder && ((chunk) => this.#recorder?.bot(chunk)),
     });
     this.#player = player;
     const output: CallOutput = {
@@ -302,7 +322,13 @@ export class Call {
     const held = this.#preStart;
     this.#preStart = [];
     this.session.audioChunksBuffered = 0;
-    for (const pcm of held) this.#callBot("audio", (bot) => bot.audio(pcm));
+    for (const pcm of held) this.#hear(pcm);
+  }
+
+  /** Gives caller audio to the bot, and to the recorder when there is one. */
+  #hear(pcm: Uint8Array): void {
+    this.#recorder?.caller(pcm);
+    this.#callBot("audio", (bot) => bot.audio(pcm));
   }
 
   /** Calls a bot hook, so that a bot that throws or rejects is logged, not fatal. */

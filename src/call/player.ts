@@ -62,6 +62,8 @@ export interface PlayerOptions {
   clock: Clock;
   /** Counters to update; fresh ones when absent. */
   counters?: PlayoutCounters;
+  /** Sees every chunk as it is sent, e.g. to record the bot's side of the call. */
+  onChunk?(chunk: Uint8Array): void;
 }
 
 /** How often to look at `bufferedAmount` again while the socket is backed up. */
@@ -283,6 +285,7 @@ export class Player {
     utterance.startsAt ??= startsAt;
     this.#playheadEnd = startsAt + chunkMs;
     this.#options.send(encodeMedia(this.#options.streamSid, chunk));
+    this.#options.onChunk?.(chunk);
     utterance.sentBytes += chunk.length;
     this.counters.framesOut++;
     this.counters.bytesOut += chunk.length;

@@ -7,7 +7,7 @@
 
 import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
 import type { BotFactory } from "../bots/bot.ts";
-import { Call, type CallSettings } from "../call/call.ts";
+import { Call, type CallOptions, type CallSettings } from "../call/call.ts";
 import type { Clock } from "../call/clock.ts";
 import type { SessionRegistry } from "../call/registry.ts";
 import { fromWebSocket } from "../call/socket.ts";
@@ -28,6 +28,8 @@ export interface VoicebotSocketDeps {
   botName: string;
   /** Creates a bot per call. */
   createBot: BotFactory;
+  /** Creates a recorder per call, when recording. */
+  createRecorder?: CallOptions["createRecorder"];
   /** Called with every call accepted. */
   onCall?(call: Call): void;
 }
@@ -84,6 +86,7 @@ export function handleVoicebotSocket(
     settings: deps.settings,
     botName: deps.botName,
     createBot: deps.createBot,
+    createRecorder: deps.createRecorder,
     request: {
       callId: CALL_ID_PARAMS.map((name) => query.get(name)).find((id) => id) ??
         undefined,

@@ -7,9 +7,13 @@
 import { loadConfig } from "../../src/config.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 
-/** Starts the real server on a free loopback port with `env` on top of the defaults. */
-export function serve(env: Record<string, string> = {}): RunningServer {
-  return startServer(loadConfig({ HOST: "127.0.0.1", PORT: "0", ...env }));
+/** Starts the real server on a free loopback port, KV in memory, with `env` on top. */
+export function serve(
+  env: Record<string, string> = {},
+): Promise<RunningServer> {
+  return startServer(
+    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:", ...env }),
+  );
 }
 
 /** Opens a WebSocket; resolves once it is open, or with the error's message. */
