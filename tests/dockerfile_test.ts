@@ -4,7 +4,8 @@
  * `deno` with a HEALTHCHECK, and its own commands (the `deno` RUN steps, the
  * CMD, the HEALTHCHECK) work when run the same way on the files it copies.
  */
-import { assert, assertEquals } from "@std/assert";
+import { assertEquals } from "@std/assert";
+import { startServerProcess } from "./fakes/server_process.ts";
 
 const root = new URL("../", import.meta.url);
 const dockerfile = (await Deno.readTextFile(new URL("Dockerfile", root)))
@@ -48,28 +49,14 @@ Deno.test("the Dockerfile's own commands build and serve, and its health check p
       });
       assertEquals(code, 0, `RUN ${run}: ${stderr}`);
     }
-    const server = new Deno.Command(Deno.execPath(), {
-      args: json(all("CMD")[0]),
+    const server = startServerProcess(env, {
       cwd: app,
-      env,
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const reader = server.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let output = "";
-    let port: string | undefined;
-    while (port === undefined) {
-      const { value, done } = await reader.read();
-      assert(!done, `CMD exited: ${output}`);
-      output += value;
-      port = /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(output)?.[1];
-    }
+      args: json(all("CMD")[0]),
+    });
+    const port = String(await server.port);
     const [, ...check] = json(all("HEALTHCHECK")[0]);
     const health = await deno(check, { cwd: app, env: { PORT: port } });
-    server.kill("SIGTERM");
-    while (!(await reader.read()).done) { /* the rest of the log */ }
-    assertEquals((await server.status).code, 0);
+    assertEquals(await server.stop(), 0);
     assertEquals(health.code, 0, `HEALTHCHECK failed: ${health.stderr}`);
   } finally {
     await Deno.remove(app, { recursive: true });

@@ -1,6 +1,7 @@
 /** Limits, drain and abuse handling, against the real server on loopback. */
 import { assert, assertEquals } from "@std/assert";
 import { RawWebSocket } from "./fakes/raw_websocket.ts";
+import { startServerProcess } from "./fakes/server_process.ts";
 import { CallStore, openKv } from "../src/records/call_store.ts";
 import {
   closed,
@@ -162,48 +163,17 @@ Deno.test("1000 connections opened and dropped in a burst leave nothing behind",
 Deno.test("SIGTERM with a call live: drained, cut with 1001, exit 0, and the call's record is in KV", async () => {
   const dir = await Deno.makeTempDir();
   const kvPath = `${dir}/calls.kv`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--frozen",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      "main.ts",
-    ],
-    cwd: new URL("../", import.meta.url),
-    env: {
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DRAIN_TIMEOUT_S: "1",
-      KV_PATH: kvPath,
-      LOG_FORMAT: "json",
-    },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let output = "";
-  let port: number | undefined;
-  while (port === undefined) {
-    const { value, done } = await lines.read();
-    assert(!done, `server exited early: ${output}`);
-    output += value;
-    port = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(output)?.[1]) ||
-      undefined;
-  }
+  const server = startServerProcess({ DRAIN_TIMEOUT_S: "1", KV_PATH: kvPath });
+  const port = await server.port;
   const ws = await connect(
     `ws://127.0.0.1:${port}/voicebot/ws?call_id=CA-TERM`,
   ) as WebSocket;
   ws.send(START);
   const code = closed(ws);
   await new Promise((resolve) => setTimeout(resolve, 100));
-  child.kill("SIGTERM");
+  const exit = server.stop();
   assertEquals(await code, 1001);
-  const status = await child.status;
-  while (!(await lines.read()).done) { /* the rest of the log */ }
-  assertEquals(status.code, 0);
+  assertEquals(await exit, 0);
   const store = new CallStore(await openKv(kvPath), { ownsKv: true });
   const record = await store.get("CA-TERM");
   await store.close();

@@ -4,6 +4,7 @@ import { decodeWav } from "../src/audio/wav.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { parsePrometheusText, sampleValue } from "./fakes/prometheus_parser.ts";
 import { closed, connect, serve, until } from "./fakes/sockets.ts";
+import { startServerProcess } from "./fakes/server_process.ts";
 
 const ADMIN = { authorization: "Bearer adm" };
 const tone = decodeWav(
@@ -210,7 +211,9 @@ Deno.test("with RECORDINGS_DIR each call is saved as a two-channel WAV named in 
 Deno.test("two server processes sharing one KV file list each other's live calls", async () => {
   const dir = await Deno.makeTempDir();
   const kvPath = `${dir}/shared.kv`;
-  const instances = ["vm-a", "vm-b"].map((id) => startInstance(id, kvPath));
+  const instances = ["vm-a", "vm-b"].map((id) =>
+    startServerProcess({ KV_PATH: kvPath, INSTANCE_ID: id, ADMIN_TOKEN: "adm" })
+  );
   try {
     const ports = await Promise.all(instances.map((instance) => instance.port));
     const sockets = await Promise.all(ports.map(async (port, i) => {
@@ -252,46 +255,3 @@ Deno.test("two server processes sharing one KV file list each other's live calls
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-function startInstance(instanceId: string, kvPath: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--frozen",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      "main.ts",
-    ],
-    cwd: new URL("../", import.meta.url),
-    env: {
-      HOST: "127.0.0.1",
-      PORT: "0",
-      KV_PATH: kvPath,
-      INSTANCE_ID: instanceId,
-      ADMIN_TOKEN: "adm",
-    },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const port = (async () => {
-    let output = "";
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`instance ${instanceId} exited: ${output}`);
-      output += value;
-      const match = /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(output);
-      if (match) return Number(match[1]);
-    }
-  })();
-  return {
-    port,
-    async stop() {
-      child.kill("SIGTERM");
-      while (!(await reader.read()).done) { /* the rest of the log */ }
-      await child.status;
-    },
-  };
-}
