@@ -148,7 +148,11 @@ export class Chunker {
     return this.#filled;
   }
 
-  /** Adds `pcm` and returns the whole chunks it completes (each a fresh copy). */
+  /**
+   * Adds `pcm` and returns the whole chunks it completes. Chunks that lie
+   * within `pcm` are views of it, not copies (this runs for every frame):
+   * do not change `pcm` afterwards.
+   */
   push(pcm: Uint8Array): Uint8Array[] {
     const chunks: Uint8Array[] = [];
     let offset = 0;
@@ -163,7 +167,7 @@ export class Chunker {
       this.#filled = 0;
     }
     while (pcm.length - offset >= this.#chunkBytes) {
-      chunks.push(pcm.slice(offset, offset + this.#chunkBytes));
+      chunks.push(pcm.subarray(offset, offset + this.#chunkBytes));
       offset += this.#chunkBytes;
     }
     if (offset < pcm.length) {
