@@ -1,0 +1,557 @@
+/**
+ * The agent's own latency, measured through the real server, the real
+ * adapters and fake vendors on 127.0.0.1 whose latency is fixed and known:
+ *
+ * 1. Pipeline overhead: from the moment the caller audio that ends a turn is
+ *    sent to the first media frame of the answer, minus the vendors' own
+ *    latency (speech-to-text and text-to-speech fakes answer at once, the
+ *    language-model fake waits {@linkcode LLM_FIRST_TOKEN_MS} before its
+ *    first token). What is left is ours: two WebSocket hops, two HTTP
+ *    requests on loopback, parsing, turn-taking, sentence cutting, the
+ *    player.
+ * 2. Barge-in reaction: from the onset of the caller's speech over a
+ *    talking bot (the fixture's first sample above ±64) to the `clear` frame,
+ *    streamed in real time in 20 ms frames. The speech-to-text fake sends no
+ *    transcript until later, so this is the voice guard alone.
+ *
+ * Run: `deno run --allow-net --allow-env --allow-read bench/agent_bench.ts [turns] [repeats]`
+ * (defaults 200 turns, 10 barge-ins per fixture and guard setting: the
+ * default 400 ms of voice, and 150 ms). Under
+ * `deno task bench` it runs once with fewer samples and prints the same
+ * figures.
+ *
+ * @module
+ */
+
+import { decodeWav } from "../src/audio/wav.ts";
+import type { AgentBot } from "../src/bots/agent/agent.ts";
+import type { Bot } from "../src/bots/bot.ts";
+import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
+import { loadConfig } from "../src/config.ts";
+import { type RunningServer, startServer } from "../src/server.ts";
+import { type AgentFakes, startAgentFakes } from "../tests/fakes/agent_call.ts";
+import { textReply } from "../tests/fakes/openai_server.ts";
+
+/** The fake model's wait before its first token, in ms. */
+export const LLM_FIRST_TOKEN_MS = 50;
+
+/** Percentiles of a set of samples. */
+export interface Percentiles {
+  /** Number of samples. */
+  count: number;
+  /** Median. */
+  p50: number;
+  /** 95th percentile. */
+  p95: number;
+  /** Largest. */
+  max: number;
+}
+
+/** What {@linkcode runAgentBench} measured, in ms. */
+export interface AgentBenchReport {
+  /** Turn end sent → first media frame received, minus the vendors' latency. */
+  overhead: Percentiles;
+  /** The same turns by the agent's own timeline: first token → first TTS byte. */
+  tokenToTtsByte: Percentiles;
+  /** The same turns by the agent's own timeline: first TTS byte → first media frame sent. */
+  ttsByteToMedia: Percentiles;
+  /** Caller speech onset → `clear`, per guard setting (`AGENT_BARGE_IN_MIN_SPEECH_MS`). */
+  bargeIn: { minSpeechMs: number; reaction: Percentiles }[];
+}
+
+/** Nearest-rank percentiles of `values`. */
+export function percentiles(values: number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0;
+  return {
+    count: sorted.length,
+    p50: rank(0.5),
+    p95: rank(0.95),
+    max: sorted.at(-1) ?? 0,
+  };
+}
+
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A WebSocket client on a TCP connection with Nagle's algorithm off. Deno's
+ * own client leaves it on, so a small frame sent after a pause waits for
+ * the server's delayed ACK; Exotel's frames do not, and neither may the
+ * benchmark's, or that wait would be measured instead of the pipeline.
+ */
+class NoDelaySocket {
+  onText: (text: string) => void = () => {};
+  readonly closed: Promise<void>;
+  #conn: Deno.TcpConn;
+  #buffer: Uint8Array;
+  #writing: Promise<void> = Promise.resolve();
+  #markClosed!: () => void;
+
+  private constructor(conn: Deno.TcpConn, leftover: Uint8Array) {
+    this.#conn = conn;
+    this.#buffer = leftover;
+    this.closed = new Promise((resolve) => this.#markClosed = resolve);
+    this.#read();
+  }
+
+  static async open(address: string): Promise<NoDelaySocket> {
+    const url = new URL(address);
+    const conn = await Deno.connect({
+      hostname: url.hostname,
+      port: Number(url.port),
+    });
+    conn.setNoDelay(true);
+    const key = crypto.getRandomValues(new Uint8Array(16)).toBase64();
+    await writeAll(
+      conn,
+      new TextEncoder().encode(
+        `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+          `Upgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    let head: Uint8Array = new Uint8Array(0);
+    while (true) {
+      const chunk = new Uint8Array(4096);
+      const read = await conn.read(chunk);
+      if (read === null) throw new Error(`${address} closed the handshake`);
+      head = join(head, chunk.subarray(0, read));
+      const text = new TextDecoder().decode(head);
+      const end = text.indexOf("\r\n\r\n");
+      if (end < 0) continue;
+      if (!text.startsWith("HTTP/1.1 101")) {
+        conn.close();
+        throw new Error(`${address} refused: ${text.split("\r\n")[0]}`);
+      }
+      return new NoDelaySocket(conn, head.subarray(end + 4));
+    }
+  }
+
+  send(text: string): void {
+    this.#frame(0x1, new TextEncoder().encode(text));
+  }
+
+  async close(): Promise<void> {
+    this.#frame(0x8, Uint8Array.of(0x03, 0xe8));
+    await this.closed;
+  }
+
+  #frame(opcode: number, payload: Uint8Array): void {
+    const length = payload.length;
+    const header = length < 126
+      ? Uint8Array.of(0x80 | opcode, 0x80 | length)
+      : Uint8Array.of(0x80 | opcode, 0x80 | 126, length >> 8, length & 0xff);
+    const mask = crypto.getRandomValues(new Uint8Array(4));
+    const masked = payload.map((byte, i) => byte ^ mask[i % 4]);
+    const frame = join(join(header, mask), masked);
+    this.#writing = this.#writing
+      .then(() => writeAll(this.#conn, frame))
+      .catch(() => {});
+  }
+
+  async #read(): Promise<void> {
+    try {
+      while (true) {
+        const frame = this.#nextFrame();
+        if (frame) {
+          if (frame.opcode === 0x1) {
+            this.onText(new TextDecoder().decode(frame.payload));
+          }
+          if (frame.opcode === 0x8) break;
+          continue;
+        }
+        const chunk = new Uint8Array(65536);
+        const read = await this.#conn.read(chunk);
+        if (read === null) break;
+        this.#buffer = join(this.#buffer, chunk.subarray(0, read));
+      }
+    } catch {
+      // The connection is gone either way.
+    }
+    await this.#writing;
+    this.#conn.close();
+    this.#markClosed();
+  }
+
+  /** The next whole (unmasked, unfragmented) server frame in the buffer. */
+  #nextFrame(): { opcode: number; payload: Uint8Array } | undefined {
+    const buffer = this.#buffer;
+    if (buffer.length < 2) return undefined;
+    let length = buffer[1] & 0x7f;
+    let offset = 2;
+    if (length === 126) {
+      if (buffer.length < 4) return undefined;
+      length = buffer[2] << 8 | buffer[3];
+      offset = 4;
+    } else if (length === 127) {
+      if (buffer.length < 10) return undefined;
+      length = Number(new DataView(buffer.buffer, buffer.byteOffset + 2, 8)
+        .getBigUint64(0));
+      offset = 10;
+    }
+    if (buffer.length < offset + length) return undefined;
+    this.#buffer = buffer.slice(offset + length);
+    return {
+      opcode: buffer[0] & 0x0f,
+      payload: buffer.subarray(offset, offset + length),
+    };
+  }
+}
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) {
+    at += await conn.write(bytes.subarray(at));
+  }
+}
+
+/** A minimal Exotel: sends frames when told, reports what comes back. */
+class BenchCaller {
+  onMedia: (bytes: number) => void = () => {};
+  onMark: (name: string) => void = () => {};
+  onClear: () => void = () => {};
+  echoMarks = true;
+  #socket: NoDelaySocket;
+  #streamSid = crypto.randomUUID().replaceAll("-", "");
+  #sequence = 0;
+
+  private constructor(socket: NoDelaySocket) {
+    this.#socket = socket;
+    socket.onText = (text) => this.#receive(text);
+  }
+
+  static async dial(url: string): Promise<BenchCaller> {
+    const caller = new BenchCaller(
+      await NoDelaySocket.open(`${url}?sample-rate=8000`),
+    );
+    caller.#send({ event: "connected" });
+    caller.#send({
+      event: "start",
+      sequence_number: String(++caller.#sequence),
+      stream_sid: caller.#streamSid,
+      start: {
+        stream_sid: caller.#streamSid,
+        call_sid: caller.#streamSid,
+        account_sid: "bench",
+        from: "+910000000000",
+        to: "000",
+        custom_parameters: {},
+        media_format: {
+          encoding: "audio/x-raw",
+          sample_rate: "8000",
+          bit_rate: "16",
+        },
+      },
+    });
+    return caller;
+  }
+
+  media(pcm: Uint8Array): void {
+    this.#send({
+      event: "media",
+      sequence_number: String(++this.#sequence),
+      stream_sid: this.#streamSid,
+      media: { payload: pcm.toBase64() },
+    });
+  }
+
+  async hangUp(): Promise<void> {
+    this.#send({
+      event: "stop",
+      sequence_number: String(++this.#sequence),
+      stream_sid: this.#streamSid,
+      stop: { reason: "callended" },
+    });
+    await this.#socket.close();
+  }
+
+  #send(frame: Record<string, unknown>): void {
+    this.#socket.send(JSON.stringify(frame));
+  }
+
+  #receive(text: string): void {
+    const frame = JSON.parse(text);
+    if (frame.event === "media") {
+      this.onMedia(Uint8Array.fromBase64(frame.media.payload).length);
+    } else if (frame.event === "mark") {
+      if (this.echoMarks) {
+        this.#send({
+          event: "mark",
+          sequence_number: String(++this.#sequence),
+          stream_sid: this.#streamSid,
+          mark: frame.mark,
+        });
+      }
+      this.onMark(frame.mark.name);
+    } else if (frame.event === "clear") {
+      this.onClear();
+    }
+  }
+}
+
+interface BenchServer extends AsyncDisposable {
+  url: string;
+  vendors: AgentFakes;
+  bots: AgentBot[];
+  /** When each caller frame reached the bot, for every call in order. */
+  arrivals: number[];
+}
+
+async function startBenchServer(
+  turns: { text: string; speechStartMs: number; turnMs: number }[],
+  env: Record<string, string> = {},
+): Promise<BenchServer> {
+  const vendors = await startAgentFakes({
+    script: { turns },
+    env: { LLM_TIMEOUT_MS: "20000", ...env },
+  });
+  const factory = createAgentBotFactory(vendors.config, {
+    providers: vendors.providers,
+  });
+  const bots: AgentBot[] = [];
+  const arrivals: number[] = [];
+  const server: RunningServer = await startServer(
+    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
+    {
+      createBot: (info, output): Bot => {
+        const bot = factory(info, output);
+        bots.push(bot);
+        // The agent itself, with the arrival of each caller frame noted.
+        return {
+          start: () => bot.start(),
+          audio: (pcm) => {
+            arrivals.push(performance.now());
+            bot.audio(pcm);
+          },
+          dtmf: (digit) => bot.dtmf(digit),
+          marked: (name) => bot.marked(name),
+          stop: () => bot.stop(),
+        };
+      },
+    },
+  );
+  return {
+    url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
+    vendors,
+    bots,
+    arrivals,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+      await Promise.all(bots.map((bot) => bot.closed));
+      await vendors[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** Resolves on the next call of the callback it installs. */
+function next<T>(install: (resolve: (value: T) => void) => void): Promise<T> {
+  return new Promise((resolve) => install(resolve));
+}
+
+const FRAME_BYTES = 320;
+const SILENT_FRAME = new Uint8Array(FRAME_BYTES);
+
+async function measureOverhead(
+  turns: number,
+): Promise<
+  Pick<AgentBenchReport, "overhead" | "tokenToTtsByte" | "ttsByteToMedia">
+> {
+  const warmup = 10;
+  const frames = 10;
+  await using bench = await startBenchServer(
+    Array.from({ length: turns + warmup }, () => ({
+      text: "Hello there.",
+      speechStartMs: 60,
+      turnMs: frames * 20,
+    })),
+  );
+  for (let i = 0; i < turns + warmup; i++) {
+    // "Okay." is 100 ms of the fake voice: one media frame per answer.
+    bench.vendors.llm.enqueue(
+      textReply(["Okay."], { firstDelayMs: LLM_FIRST_TOKEN_MS }),
+    );
+  }
+  const caller = await BenchCaller.dial(bench.url);
+  await next<string>((resolve) => caller.onMark = resolve);
+  const overhead: number[] = [];
+  const tokenToTtsByte: number[] = [];
+  const ttsByteToMedia: number[] = [];
+  let answered = 0;
+  const done = next<void>((resolve) => {
+    caller.onMedia = () => {
+      const receivedAt = performance.now();
+      const turn = answered++;
+      if (turn >= warmup) {
+        const turnEnd = bench.arrivals[(turn + 1) * frames - 1];
+        overhead.push(receivedAt - turnEnd - LLM_FIRST_TOKEN_MS);
+        const timeline = bench.bots[0].timeline().at(-1);
+        const tokenToByte = timeline?.firstTokenToFirstTtsByteMs;
+        const byteToMedia = timeline?.firstTtsByteToFirstMediaMs;
+        if (tokenToByte !== undefined) tokenToTtsByte.push(tokenToByte);
+        if (byteToMedia !== undefined) ttsByteToMedia.push(byteToMedia);
+      }
+      if (answered === turns + warmup) resolve();
+    };
+  });
+  // Caller audio goes out every 20 ms without a break, as Exotel sends it.
+  // The turn ends when its last frame reaches the bot, not when it is sent:
+  // Deno's WebSocket client holds small frames back (Nagle's algorithm)
+  // until the server's delayed ACK, which would be measured instead.
+  const t0 = performance.now();
+  let finished = false;
+  done.then(() => finished = true);
+  for (let n = 0; !finished; n++) {
+    const wait = t0 + n * 20 - performance.now();
+    if (wait > 0) await sleep(wait);
+    caller.media(SILENT_FRAME);
+  }
+  await caller.hangUp();
+  return {
+    overhead: percentiles(overhead),
+    tokenToTtsByte: percentiles(tokenToTtsByte),
+    ttsByteToMedia: percentiles(ttsByteToMedia),
+  };
+}
+
+/** Where the speech in `pcm` (8 kHz) starts: its first sample above ±64. */
+function onsetMs(pcm: Uint8Array): number {
+  const samples = new Int16Array(pcm.slice().buffer);
+  const first = samples.findIndex((sample) => Math.abs(sample) > 64);
+  return first / 8;
+}
+
+const LONG_ANSWER = [
+  "Our clinic is open from nine in the morning until six in the evening on weekdays.",
+  " On Saturdays we close at one in the afternoon, and on Sundays we stay closed.",
+  " Doctor Rao sees patients on Mondays and Thursdays, and Doctor Iyer on the other days.",
+];
+
+async function measureBargeIn(
+  minSpeechMs: number,
+  repeats: number,
+  fixtures: Uint8Array[],
+): Promise<Percentiles> {
+  await using bench = await startBenchServer([
+    { text: "Tell me about the clinic.", speechStartMs: 100, turnMs: 400 },
+    // The interruption's transcript comes too late to matter: the voice
+    // guard alone is measured.
+    { text: "Wait.", speechStartMs: 20_000, turnMs: 30_000 },
+  ], { AGENT_BARGE_IN_MIN_SPEECH_MS: String(minSpeechMs) });
+  const reactions: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    for (const speech of fixtures) {
+      bench.vendors.llm.enqueue(textReply(LONG_ANSWER));
+      const caller = await BenchCaller.dial(bench.url);
+      await next<string>((resolve) => caller.onMark = resolve);
+      caller.echoMarks = false;
+      const answering = next<void>((resolve) =>
+        caller.onMedia = () => resolve()
+      );
+      for (let f = 0; f < 20; f++) caller.media(SILENT_FRAME);
+      await answering;
+      caller.onMedia = () => {};
+      await sleep(300);
+      let clearedAt: number | undefined;
+      caller.onClear = () => clearedAt ??= performance.now();
+      const startedAt = performance.now();
+      for (
+        let at = 0;
+        at < speech.length && clearedAt === undefined;
+        at += FRAME_BYTES
+      ) {
+        const due = startedAt + at / 16;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        caller.media(speech.subarray(at, at + FRAME_BYTES));
+      }
+      // A frame of 20 ms is sent when it starts, as the simulator does.
+      if (clearedAt !== undefined) {
+        reactions.push(clearedAt - (startedAt + onsetMs(speech)));
+      }
+      await caller.hangUp();
+    }
+  }
+  return percentiles(reactions);
+}
+
+/** Runs both measurements. */
+export async function runAgentBench(
+  options: { turns: number; repeats: number },
+): Promise<AgentBenchReport> {
+  const fixtures = await Promise.all(
+    ["hello_8000.wav", "question_8000.wav"].map(async (name) =>
+      decodeWav(
+        await Deno.readFile(
+          new URL(`../tests/fixtures/audio/${name}`, import.meta.url),
+        ),
+      ).pcm
+    ),
+  );
+  const pipeline = await measureOverhead(options.turns);
+  const bargeIn = [];
+  for (const minSpeechMs of [400, 150]) {
+    bargeIn.push({
+      minSpeechMs,
+      reaction: await measureBargeIn(minSpeechMs, options.repeats, fixtures),
+    });
+  }
+  return { ...pipeline, bargeIn };
+}
+
+function format(p: Percentiles): string {
+  const ms = (value: number) => `${value.toFixed(1)} ms`;
+  return `p50 ${ms(p.p50)}, p95 ${ms(p.p95)}, max ${ms(p.max)} (n=${p.count})`;
+}
+
+/** Prints the figures. */
+export function printAgentBench(report: AgentBenchReport): void {
+  const lines = [
+    `agent pipeline overhead, turn end → first media frame, minus the vendors' ${LLM_FIRST_TOKEN_MS} ms: ${
+      format(report.overhead)
+    }`,
+    `  of which first token → first TTS byte (TTS request on loopback): ${
+      format(report.tokenToTtsByte)
+    }`,
+    `  of which first TTS byte → first media frame sent: ${
+      format(report.ttsByteToMedia)
+    }`,
+    ...report.bargeIn.map(({ minSpeechMs, reaction }) =>
+      `barge-in reaction, speech onset → clear, guard ${minSpeechMs} ms of voice${
+        minSpeechMs === 400 ? " (default)" : ""
+      }: ${format(reaction)}`
+    ),
+  ];
+  // A benchmark's output is its result.
+  // deno-lint-ignore no-console
+  console.log(lines.join("\n"));
+}
+
+if (import.meta.main) {
+  const [turns, repeats] = Deno.args.map(Number);
+  printAgentBench(
+    await runAgentBench({ turns: turns || 200, repeats: repeats || 10 }),
+  );
+} else {
+  // `deno bench` calls the function three times even with n: 1 and no
+  // warm-up; one run of the figures is enough.
+  let ran = false;
+  Deno.bench({
+    name:
+      "agent: pipeline overhead and barge-in reaction (figures printed above the table)",
+    n: 1,
+    warmup: 0,
+    async fn() {
+      if (ran) return;
+      ran = true;
+      printAgentBench(await runAgentBench({ turns: 100, repeats: 2 }));
+    },
+  });
+}

@@ -1,0 +1,533 @@
+/**
+ * The conversational agent bot: hears the caller through streaming
+ * speech-to-text and a voice-activity detector, answers through a streaming
+ * language model and text-to-speech, lets the caller interrupt, and keeps a
+ * latency timeline per turn.
+ *
+ * @module
+ */
+
+import { getLogger, type Logger } from "@logtape/logtape";
+import { VAD_FRAME_MS, VoiceActivityDetector } from "../../audio/vad.ts";
+import type { Cancel, Clock } from "../../call/clock.ts";
+import type { ChatMessage } from "../../providers/llm/language_model.ts";
+import type { ProviderError } from "../../providers/provider_error.ts";
+import type { SpeechEvent } from "../../providers/stt/speech_to_text.ts";
+import type { Bot, BotReport, CallInfo, CallOutput } from "../bot.ts";
+import type { TranscriptEntry } from "../../records/call_record.ts";
+import { AudioTrack } from "./audio_track.ts";
+import { BargeInGuard, isBackchannel } from "./barge_in.ts";
+import type { AgentConfig } from "./config.ts";
+import type { AudioCache, AudioCacheKey } from "./greeting_cache.ts";
+import { Conversation } from "./history.ts";
+import { Listener } from "./listener.ts";
+import type { CallOutcomes } from "./outcomes.ts";
+import type { AgentProviders } from "./providers.ts";
+import {
+  type FallbackAudio,
+  Reply,
+  type ReplyPlan,
+  type ReplyResult,
+} from "./reply.ts";
+import { fallbackTone, synthesizeInto } from "./speech.ts";
+import {
+  TimelineLog,
+  type TurnSummary,
+  type TurnTimeline,
+  turnTiming,
+  type TurnTrigger,
+} from "./timeline.ts";
+import { AGENT_TOOLS } from "./tools.ts";
+import { type CallerTurn, TurnDetector } from "./turns.ts";
+
+/** Ways to follow and steer a call from application code. */
+export interface AgentHooks {
+  /**
+   * A keypad digit, before the agent sees it. Return `false` to keep it out
+   * of the conversation (the application handles it).
+   */
+  dtmf?(digit: string, call: CallInfo): boolean | void;
+  /** The model ended the call; the stream closes right after. */
+  endCall?(call: CallInfo, details: { reason?: string }): void;
+  /** The model transferred the call; the stream closes right after, and Exotel's flow continues. */
+  transfer?(call: CallInfo, details: { reason?: string }): void;
+}
+
+/** What every agent bot of a server shares. */
+export interface AgentDependencies {
+  /** The configuration. */
+  config: AgentConfig;
+  /** The adapters. */
+  providers: AgentProviders;
+  /** Synthesised greetings and fallback lines. */
+  cache: AudioCache;
+  /** Where `end_call` and `transfer` are remembered, for a Passthru applet. */
+  outcomes?: CallOutcomes;
+  /** Time and timers. */
+  clock: Clock;
+  /** The player's chunk size (`CHUNK_BYTES`), for the timeline's first-frame moment. */
+  chunkBytes: number;
+  /** Application hooks. */
+  hooks: AgentHooks;
+}
+
+/** Appended to the system prompt: what the model must know about the phone line. */
+export const VOICE_INSTRUCTIONS =
+  'You are talking with a caller on a phone line, and your words are spoken aloud: write plain spoken sentences, no lists, Markdown, emoji or URLs. Keys the caller presses arrive as "Keypad input: <keys>". Call end_call when the conversation is over, and transfer when the caller needs a human.';
+
+/** Longest run of keypad digits sent as one turn. */
+const MAX_DTMF_DIGITS = 32;
+
+const baseLog = getLogger(["exovoice", "agent"]);
+
+/**
+ * One call's agent. Create it through the factory in `mod.ts`.
+ *
+ * @example
+ * ```ts ignore
+ * const bot = new AgentBot(info, output, dependencies);
+ * bot.start();
+ * bot.audio(pcm);
+ * bot.timeline(); // the last turns' latencies
+ * ```
+ */
+export class AgentBot implements Bot {
+  /** Resolves once the bot has released everything after {@linkcode AgentBot.stop}. */
+  readonly closed: Promise<void>;
+  #info: CallInfo;
+  #output: CallOutput;
+  #deps: AgentDependencies;
+  #log: Logger;
+  #vad: VoiceActivityDetector;
+  #guard: BargeInGuard;
+  #turns: TurnDetector;
+  #listener: Listener;
+  #conversation: Conversation;
+  #timelines = new TimelineLog(10);
+  #reply: Reply | undefined;
+  #replyCount = 0;
+  #chain: Promise<void> = Promise.resolve();
+  /** Voiced ms of the caller's current utterance that came before the reply began. */
+  #voicedBaseline = 0;
+  /** Whether the caller's current utterance began while a reply was active. */
+  #overlapped = false;
+  #lastVoicedEndMs: number | undefined;
+  #lastPushAt = 0;
+  #lastPushAudioMs = 0;
+  #dtmfDigits = "";
+  #cancelDtmf: Cancel | undefined;
+  #stopped = false;
+  /** Speech-to-text failed and has not reported anything since. */
+  #sttTrouble = false;
+  #warming: Promise<void> = Promise.resolve();
+  #markClosed!: () => void;
+
+  /** Creates the agent for one call; nothing starts before {@linkcode AgentBot.start}. */
+  constructor(info: CallInfo, output: CallOutput, deps: AgentDependencies) {
+    this.#info = info;
+    this.#output = output;
+    this.#deps = deps;
+    this.#log = baseLog.with({ callId: info.callId });
+    this.closed = new Promise((resolve) => this.#markClosed = resolve);
+    const { config, providers, clock } = deps;
+    this.#vad = new VoiceActivityDetector(info.sampleRate, {
+      onFrame: (frame) => {
+        if (frame.isSpeech) this.#lastVoicedEndMs = frame.atMs + VAD_FRAME_MS;
+      },
+    });
+    this.#guard = new BargeInGuard(config.bargeIn);
+    this.#turns = new TurnDetector({
+      clock,
+      timeoutMs: config.turnTimeoutMs,
+      onTurn: (turn) => this.#onTurn(turn),
+    });
+    this.#listener = new Listener({
+      stt: providers.stt,
+      callRate: info.sampleRate,
+      sttRate: providers.sttSampleRate(info.sampleRate),
+      language: config.language,
+      clock,
+      onEvent: (event) => this.#onSpeech(event),
+      onError: (error) => this.#onListenerError(error),
+    });
+    this.#conversation = new Conversation(
+      `${config.prompt}\n\n${VOICE_INSTRUCTIONS}`,
+      { maxMessages: config.maxHistory },
+    );
+  }
+
+  /** The last turns' latency timelines, oldest first, for monitoring. */
+  timeline(): TurnSummary[] {
+    return this.#timelines.recent();
+  }
+
+  /** The conversation so far, without the system prompt. */
+  history(): readonly ChatMessage[] {
+    return this.#conversation.history();
+  }
+
+  /** The transcript (bot lines as far as the caller heard them) and the recent turns' timings, for the call record. */
+  report(): BotReport {
+    const transcript: TranscriptEntry[] = [];
+    for (const message of this.#conversation.history()) {
+      if (message.role === "user") {
+        transcript.push({ role: "caller", text: message.content });
+      } else if (message.role === "assistant" && message.content !== "") {
+        transcript.push({ role: "bot", text: message.content });
+      }
+    }
+    return { transcript, turns: this.timeline().map(turnTiming) };
+  }
+
+  /** Opens speech-to-text and says the greeting. */
+  start(): void {
+    if (this.#stopped) return;
+    this.#listener.start();
+    const key = this.#cacheKey(this.#deps.config.greeting);
+    const cached = this.#deps.cache.get(key);
+    this.#startReply({
+      kind: "say",
+      text: this.#deps.config.greeting,
+      cached,
+      onSynthesized: (pcm) => {
+        this.#deps.cache.set(key, pcm);
+        this.#warmFallback();
+      },
+    });
+    if (cached) this.#warmFallback();
+  }
+
+  /** Caller audio: to speech-to-text and the voice-activity detector. */
+  audio(pcm: Uint8Array): void {
+    if (this.#stopped) return;
+    this.#listener.push(pcm);
+    const events = this.#vad.push(pcm);
+    this.#lastPushAt = this.#deps.clock.now();
+    this.#lastPushAudioMs = this.#vad.audioMs;
+    for (const event of events) {
+      if (event.type === "speech_start") {
+        this.#turns.speechStarted();
+        // A new utterance (nothing transcribed since the last turn) over
+        // silence is not an overlap, whatever an earlier one was.
+        if (this.#reply?.active) this.#overlapped = true;
+        else if (this.#turns.text === "") this.#overlapped = false;
+      } else {
+        this.#turns.speechEnded();
+        this.#voicedBaseline = 0;
+      }
+    }
+    this.#checkBargeIn();
+  }
+
+  /** A keypad digit: interrupts the bot, and is sent to the model after a pause or `#`. */
+  dtmf(digit: string): void {
+    if (this.#stopped) return;
+    try {
+      if (this.#deps.hooks.dtmf?.(digit, this.#info) === false) return;
+    } catch (error) {
+      this.#log.error("DTMF hook failed: {error}", { error });
+    }
+    if (this.#deps.config.bargeIn.enabled) this.#bargeIn("dtmf");
+    this.#dtmfDigits += digit;
+    this.#cancelDtmf?.();
+    this.#cancelDtmf = undefined;
+    if (digit === "#" || this.#dtmfDigits.length >= MAX_DTMF_DIGITS) {
+      this.#flushDtmf();
+    } else {
+      this.#cancelDtmf = this.#deps.clock.schedule(
+        () => this.#flushDtmf(),
+        this.#deps.config.dtmfTimeoutMs,
+      );
+    }
+  }
+
+  /** Exotel echoed a mark. */
+  marked(name: string): void {
+    this.#reply?.marked(name);
+  }
+
+  /** The call is over: aborts everything and closes speech-to-text. */
+  stop(): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.#cancelDtmf?.();
+      this.#turns.reset();
+      this.#reply?.stop();
+      const reply = this.#reply?.done;
+      Promise.all([this.#listener.close(), this.#warming, reply, this.#chain])
+        .then(() => this.#markClosed());
+    }
+    return this.closed;
+  }
+
+  #onSpeech(event: SpeechEvent): void {
+    if (this.#stopped) return;
+    this.#sttTrouble = false;
+    switch (event.type) {
+      case "speech_started":
+        this.#turns.speechStarted();
+        if (this.#reply?.active) this.#overlapped = true;
+        return;
+      case "partial":
+        this.#turns.partial(event.text);
+        this.#checkBargeIn();
+        return;
+      case "final":
+        this.#turns.partial(event.text);
+        this.#checkBargeIn();
+        this.#turns.final(event.text, event.endOfTurn);
+        return;
+      case "end_of_turn":
+        this.#turns.endOfTurn();
+        return;
+    }
+  }
+
+  #onListenerError(error: ProviderError): void {
+    this.#sttTrouble = true;
+    const { provider, kind, status, message } = error;
+    this.#log.warn(
+      "Speech-to-text {provider} failed ({kind}), reconnecting: {message}",
+      { provider, kind, status, message, failures: this.#listener.failures },
+    );
+  }
+
+  /** Whether the caller's activity since the reply began interrupts it. */
+  #checkBargeIn(): void {
+    const reply = this.#reply;
+    if (!reply?.active || reply.cancelled) return;
+    const voicedMs = Math.max(0, this.#vad.speechMs - this.#voicedBaseline);
+    if (
+      this.#guard.shouldInterrupt({ voicedMs, transcript: this.#turns.text })
+    ) {
+      this.#bargeIn(
+        voicedMs >= this.#guard.options.minSpeechMs ? "speech" : "words",
+      );
+    }
+  }
+
+  #bargeIn(reason: "speech" | "words" | "dtmf" | "turn"): void {
+    const reply = this.#reply;
+    if (!reply?.active || reply.cancelled) return;
+    this.#log.info("Caller interrupted the bot ({reason})", {
+      reason,
+      speaking: reply.speaking,
+    });
+    reply.interrupt();
+  }
+
+  #onTurn(turn: CallerTurn): void {
+    if (this.#stopped) return;
+    const text = turn.text.trim();
+    const reply = this.#reply;
+    if (text === "") {
+      // Speech with no transcript: noise, or speech-to-text is down. Only
+      // the second deserves an answer.
+      if (this.#sttTrouble && !reply?.active) {
+        this.#log.warn("Caller spoke while speech-to-text was down");
+        this.#enqueue(() => this.#sayFallback());
+      }
+      return;
+    }
+    // An acknowledgement said over the bot is not a turn, even when its
+    // transcript arrives after the bot has finished. (An empty turn above
+    // leaves the flag alone: a slow transcript may still be coming.)
+    const overlapped = this.#overlapped;
+    this.#overlapped = false;
+    const backchannels = this.#deps.config.bargeIn.backchannels;
+    if (overlapped && isBackchannel(text, backchannels)) {
+      this.#log.debug("Backchannel while the bot spoke: not a turn");
+      return;
+    }
+    this.#respond(text, turn.trigger, turn.finalAt);
+  }
+
+  #flushDtmf(): void {
+    this.#cancelDtmf?.();
+    this.#cancelDtmf = undefined;
+    if (this.#stopped || this.#dtmfDigits === "") return;
+    const digits = this.#dtmfDigits;
+    this.#dtmfDigits = "";
+    this.#respond(`Keypad input: ${digits}`, "dtmf", this.#deps.clock.now());
+  }
+
+  /**
+   * Answers a caller turn. A reply still thinking has said nothing, so the
+   * caller's newer words replace it; one speaking is cut when the guard
+   * says the words interrupt, and otherwise finishes first.
+   */
+  #respond(text: string, trigger: TurnTrigger, finalAt?: number): void {
+    const now = this.#deps.clock.now();
+    const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
+    const cut = this.#guard.shouldInterrupt({
+      voicedMs: Math.max(0, this.#vad.speechMs - this.#voicedBaseline),
+      transcript: text,
+    });
+    if (cut) this.#bargeIn("turn");
+    this.#enqueue(async () => {
+      const current = this.#reply;
+      if (current?.active) {
+        if (cut || !current.speaking) current.interrupt();
+        await current.done;
+      }
+      if (this.#stopped) return;
+      this.#conversation.addUser(text);
+      const timeline = this.#timelines.begin(trigger, Date.now());
+      if (speechEnd !== undefined) timeline.record("speechEnd", speechEnd);
+      timeline.record("finalTranscript", finalAt ?? now);
+      const { config } = this.#deps;
+      this.#startReply({
+        kind: "model",
+        messages: this.#conversation.messages(),
+        tools: AGENT_TOOLS,
+        goodbyeText: config.goodbyeText,
+        transferText: config.transferText,
+      }, timeline);
+    });
+  }
+
+  /** Runs `task` after the tasks before it, so turns start their replies in order. */
+  #enqueue(task: () => Promise<void> | void): void {
+    this.#chain = this.#chain.then(task).catch((error) => {
+      this.#log.error("Agent failed to handle a turn: {error}", { error });
+    });
+  }
+
+  /** The fallback line as a reply of its own, when there is no turn to answer. */
+  async #sayFallback(): Promise<void> {
+    if (this.#stopped || this.#reply?.active) return;
+    const fallback = await this.#fallbackAudio();
+    if (this.#stopped || this.#reply?.active) return;
+    this.#startReply({
+      kind: "say",
+      text: fallback.text,
+      cached: fallback.pcm,
+    });
+  }
+
+  #startReply(plan: ReplyPlan, timeline?: TurnTimeline): Reply {
+    const { providers, config, clock, chunkBytes } = this.#deps;
+    const id = ++this.#replyCount;
+    const reply = new Reply(plan, {
+      output: this.#output,
+      llm: providers.llm,
+      tts: providers.tts,
+      sampleRate: this.#info.sampleRate,
+      language: config.language,
+      chunkBytes,
+      markPrefix: `agent-${id}`,
+      log: this.#log,
+      now: () => clock.now(),
+      schedule: (callback, ms) => clock.schedule(callback, ms),
+      timeline,
+      fallback: () => this.#fallbackAudio(),
+    });
+    this.#reply = reply;
+    // Only speech after this moment can interrupt the reply.
+    this.#voicedBaseline = this.#vad.speechMs;
+    this.#overlapped = false;
+    reply.done.then((result) => this.#replyDone(reply, result, timeline));
+    return reply;
+  }
+
+  #replyDone(
+    reply: Reply,
+    result: ReplyResult,
+    timeline: TurnTimeline | undefined,
+  ): void {
+    try {
+      this.#finishReply(reply, result, timeline);
+    } catch (error) {
+      this.#log.error("Agent failed to finish a reply: {error}", { error });
+    }
+  }
+
+  #finishReply(
+    reply: Reply,
+    result: ReplyResult,
+    timeline: TurnTimeline | undefined,
+  ): void {
+    if (this.#reply === reply) this.#reply = undefined;
+    this.#conversation.addAssistant(result.heard);
+    if (timeline) {
+      timeline.finish(result.status === "done" ? "answered" : result.status);
+      const summary = timeline.summary();
+      this.#log.info(
+        "Turn {turn} {outcome}: caller speech end to first audio {speechEndToFirstMediaMs} ms",
+        { ...summary },
+      );
+    }
+    if (result.action && !this.#stopped) {
+      const { kind, reason } = result.action;
+      this.#deps.outcomes?.set(this.#info.callId, kind);
+      try {
+        const details = reason === undefined ? {} : { reason };
+        if (kind === "end_call") {
+          this.#deps.hooks.endCall?.(this.#info, details);
+        } else this.#deps.hooks.transfer?.(this.#info, details);
+      } catch (error) {
+        this.#log.error("{kind} hook failed: {error}", { kind, error });
+      }
+      this.#log.info("Model asked to {kind}: closing the stream", {
+        kind,
+        reason,
+      });
+      this.#output.hangup(kind);
+    }
+  }
+
+  /** When the caller stopped speaking, on the clock: the end of the last voiced frame. */
+  #speechEndAt(): number | undefined {
+    if (this.#lastVoicedEndMs === undefined) return undefined;
+    return this.#lastPushAt - (this.#lastPushAudioMs - this.#lastVoicedEndMs);
+  }
+
+  #cacheKey(text: string): AudioCacheKey {
+    const { tts } = this.#deps.providers;
+    return {
+      provider: tts.name,
+      voice: tts.voice,
+      language: this.#deps.config.language,
+      sampleRate: this.#info.sampleRate,
+      text,
+    };
+  }
+
+  /** Synthesises the fallback line in the background, so a later failure has it ready. */
+  #warmFallback(): void {
+    if (this.#stopped) return;
+    const key = this.#cacheKey(this.#deps.config.fallbackText);
+    if (this.#deps.cache.get(key)) return;
+    this.#warming = this.#warming.then(() => this.#fallbackAudio()).then(
+      () => {},
+    );
+  }
+
+  /**
+   * The fallback line from the cache, else synthesised now (once for all
+   * calls asking at the same time), else a tone. Not aborted when the call
+   * ends: the audio is for every call.
+   */
+  async #fallbackAudio(): Promise<FallbackAudio> {
+    const { config, cache, providers } = this.#deps;
+    const text = config.fallbackText;
+    const pcm = await cache.getOrCreate(this.#cacheKey(text), async () => {
+      const track = new AudioTrack();
+      try {
+        await synthesizeInto(track, text, {
+          tts: providers.tts,
+          sampleRate: this.#info.sampleRate,
+          language: config.language,
+        });
+        return track.pcm();
+      } catch (error) {
+        this.#log.warn("Fallback line could not be synthesised: {error}", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        return undefined;
+      }
+    });
+    if (pcm && pcm.length > 0) return { text, pcm };
+    return { text: "", pcm: fallbackTone(this.#info.sampleRate) };
+  }
+}

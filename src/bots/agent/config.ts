@@ -1,0 +1,398 @@
+/**
+ * The agent's configuration from environment variables into a typed
+ * {@linkcode AgentConfig}. Every missing or bad value is a
+ * {@linkcode ConfigError} naming the variable and what it accepts, so a
+ * misconfigured agent stops at startup, not on the first call.
+ *
+ * @module
+ */
+
+import { ConfigError, type Env } from "../../config.ts";
+import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
+
+/** Speech-to-text vendors `STT_PROVIDER` may name. */
+export const STT_PROVIDERS = ["deepgram", "sarvam"] as const;
+
+/** Text-to-speech vendors `TTS_PROVIDER` may name. */
+export const TTS_PROVIDERS = ["deepgram", "elevenlabs", "sarvam"] as const;
+
+/** A speech-to-text vendor. */
+export type SttProvider = typeof STT_PROVIDERS[number];
+
+/** A text-to-speech vendor. */
+export type TtsProvider = typeof TTS_PROVIDERS[number];
+
+/** The default system prompt: a polite, brief phone assistant. */
+export const DEFAULT_PROMPT =
+  "You are a friendly, efficient phone assistant. Keep every answer short: one to three sentences. Ask one question at a time.";
+
+/** Where `LLM_BASE_URL` points by default. */
+export const DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1";
+
+/** Voices used when `TTS_VOICE` is not set. */
+export const DEFAULT_VOICES: Record<TtsProvider, string> = {
+  deepgram: "aura-2-thalia-en",
+  // ElevenLabs' premade "George", available on every account.
+  elevenlabs: "JBFqnCBsd6RMkjVDRZzb",
+  sarvam: "shubh",
+};
+
+/** The environment variable holding each vendor's key. */
+export const API_KEY_VARIABLES: Record<SttProvider | TtsProvider, string> = {
+  deepgram: "DEEPGRAM_API_KEY",
+  elevenlabs: "ELEVENLABS_API_KEY",
+  sarvam: "SARVAM_API_KEY",
+};
+
+/** Speech-to-text settings. */
+export interface SttConfig {
+  /** `STT_PROVIDER`. */
+  provider: SttProvider;
+  /** `DEEPGRAM_API_KEY` or `SARVAM_API_KEY`. Never log it. */
+  apiKey: string;
+  /** `STT_MODEL`; the adapter's default when absent. */
+  model?: string;
+  /** `STT_BASE_URL` (`ws://` or `wss://`); the vendor's when absent. */
+  baseUrl?: string;
+  /** `STT_ENDPOINTING_MS`: silence after which Deepgram ends the caller's turn. */
+  endpointingMs: number;
+  /** `STT_TIMEOUT_MS`: how long connecting may take. */
+  timeoutMs: number;
+}
+
+/** Language-model settings. */
+export interface LlmConfig {
+  /** `LLM_BASE_URL`: any OpenAI-compatible API root. */
+  baseUrl: string;
+  /** `LLM_API_KEY`; absent for servers without auth. Never log it. */
+  apiKey?: string;
+  /** `LLM_API_KEY_HEADER`: `authorization` (Bearer) or a header name such as Azure's `api-key`. */
+  apiKeyHeader: string;
+  /** `LLM_MODEL`. */
+  model: string;
+  /** `LLM_TEMPERATURE`. */
+  temperature?: number;
+  /** `LLM_MAX_TOKENS`. */
+  maxTokens?: number;
+  /** `LLM_TIMEOUT_MS`: longest wait for the first token, and between tokens. */
+  timeoutMs: number;
+}
+
+/** Text-to-speech settings. */
+export interface TtsConfig {
+  /** `TTS_PROVIDER`. */
+  provider: TtsProvider;
+  /** `DEEPGRAM_API_KEY`, `ELEVENLABS_API_KEY` or `SARVAM_API_KEY`. Never log it. */
+  apiKey: string;
+  /** `TTS_VOICE`. */
+  voice: string;
+  /** `TTS_MODEL` (ElevenLabs and Sarvam); the adapter's default when absent. */
+  model?: string;
+  /** `TTS_BASE_URL`; the vendor's when absent. */
+  baseUrl?: string;
+  /** `TTS_TIMEOUT_MS`: longest wait for the first byte, and between bytes. */
+  timeoutMs: number;
+}
+
+/** Barge-in settings; see `barge_in.ts`. */
+export interface BargeInConfig {
+  /** `AGENT_BARGE_IN`: whether the caller may interrupt. */
+  enabled: boolean;
+  /** `AGENT_BARGE_IN_MIN_SPEECH_MS`: voiced speech that interrupts. */
+  minSpeechMs: number;
+  /** `AGENT_BARGE_IN_MIN_WORDS`: transcribed words (not backchannels) that interrupt; 0 disables. */
+  minWords: number;
+  /** `AGENT_BARGE_IN_IGNORE_WORDS`: words that never interrupt. */
+  backchannels: string[];
+}
+
+/** The whole agent configuration. */
+export interface AgentConfig {
+  /** `AGENT_PROMPT` or the contents of `AGENT_PROMPT_FILE`. */
+  prompt: string;
+  /** `AGENT_GREETING`: said right after the call starts. */
+  greeting: string;
+  /** `AGENT_LANGUAGE`: BCP 47, for speech-to-text and text-to-speech. */
+  language: string;
+  /** `AGENT_FALLBACK_TEXT`: said when a provider fails. */
+  fallbackText: string;
+  /** `AGENT_GOODBYE_TEXT`: said by `end_call` when the model gave no goodbye. */
+  goodbyeText: string;
+  /** `AGENT_TRANSFER_TEXT`: said by `transfer` when the model gave no line. */
+  transferText: string;
+  /** `AGENT_TURN_TIMEOUT_MS`: after the voice-activity detector hears the caller stop, how long to wait for the vendor's end of turn. */
+  turnTimeoutMs: number;
+  /** `AGENT_DTMF_TIMEOUT_MS`: keypad digits are sent to the model after this pause (or on `#`). */
+  dtmfTimeoutMs: number;
+  /** `AGENT_MAX_HISTORY`: messages kept besides the system prompt. */
+  maxHistory: number;
+  /** Barge-in. */
+  bargeIn: BargeInConfig;
+  /** Speech-to-text. */
+  stt: SttConfig;
+  /** Language model. */
+  llm: LlmConfig;
+  /** Text-to-speech. */
+  tts: TtsConfig;
+}
+
+/** How {@linkcode loadAgentConfig} reads `AGENT_PROMPT_FILE`. */
+export interface LoadAgentConfigOptions {
+  /** Reads a text file; `Deno.readTextFileSync` by default. */
+  readTextFile?: (path: string) => string;
+}
+
+type Read = (name: string) => string | undefined;
+
+/**
+ * Builds the agent configuration from `env`.
+ *
+ * @throws {ConfigError} for the first missing or bad value.
+ * @example
+ * ```ts
+ * const config = loadAgentConfig({
+ *   DEEPGRAM_API_KEY: "dg-key",
+ *   LLM_API_KEY: "sk-key",
+ * });
+ * config.stt.provider; // "deepgram"
+ * config.tts.voice; // "aura-2-thalia-en"
+ * ```
+ */
+export function loadAgentConfig(
+  env: Env,
+  options: LoadAgentConfigOptions = {},
+): AgentConfig {
+  const read: Read = (name) => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
+  const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
+  return {
+    prompt: prompt(read, options),
+    greeting: read("AGENT_GREETING") ?? "Hello! How can I help you today?",
+    language: language(read),
+    fallbackText: read("AGENT_FALLBACK_TEXT") ??
+      "Sorry, I'm having trouble right now. Could you please say that again?",
+    goodbyeText: read("AGENT_GOODBYE_TEXT") ??
+      "Thank you for calling. Goodbye!",
+    transferText: read("AGENT_TRANSFER_TEXT") ??
+      "Please hold while I transfer your call.",
+    turnTimeoutMs: integer(read, "AGENT_TURN_TIMEOUT_MS", 1000, [100, 10_000]),
+    dtmfTimeoutMs: integer(read, "AGENT_DTMF_TIMEOUT_MS", 1500, [100, 30_000]),
+    maxHistory: integer(read, "AGENT_MAX_HISTORY", 40, [2, 1000]),
+    bargeIn: {
+      enabled: oneOf(read, "AGENT_BARGE_IN", ["on", "off"], "on") === "on",
+      minSpeechMs: integer(read, "AGENT_BARGE_IN_MIN_SPEECH_MS", 400, [
+        20,
+        10_000,
+      ]),
+      minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
+      backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
+        [...DEFAULT_BACKCHANNELS],
+    },
+    stt: {
+      provider: sttProvider,
+      apiKey: apiKey(read, sttProvider, "STT_PROVIDER"),
+      model: read("STT_MODEL"),
+      baseUrl: url(read, "STT_BASE_URL", ["ws:", "wss:"]),
+      endpointingMs: integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]),
+      timeoutMs: integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]),
+    },
+    llm: llm(read),
+    tts: {
+      provider: ttsProvider,
+      apiKey: apiKey(read, ttsProvider, "TTS_PROVIDER"),
+      voice: read("TTS_VOICE") ?? DEFAULT_VOICES[ttsProvider],
+      model: read("TTS_MODEL"),
+      baseUrl: url(read, "TTS_BASE_URL", ["http:", "https:"]),
+      timeoutMs: integer(read, "TTS_TIMEOUT_MS", 5000, [100, 60_000]),
+    },
+  };
+}
+
+/**
+ * What the agent runs on, without secrets: safe to log at startup.
+ *
+ * @example
+ * ```ts
+ * describeAgentConfig(config);
+ * // { language: "en-IN", stt: "deepgram nova-3", llm: "gpt-4o-mini at https://api.openai.com/v1", tts: "deepgram aura-2-thalia-en", bargeIn: "on: 400 ms or 1 word" }
+ * ```
+ */
+export function describeAgentConfig(
+  config: AgentConfig,
+): Record<string, string> {
+  const { stt, llm, tts, bargeIn } = config;
+  const base = new URL(llm.baseUrl);
+  return {
+    language: config.language,
+    stt: `${stt.provider} ${stt.model ?? "default model"}`,
+    llm: `${llm.model} at ${base.origin}${base.pathname}`,
+    tts: `${tts.provider} ${tts.voice}`,
+    bargeIn: bargeIn.enabled
+      ? `on: ${bargeIn.minSpeechMs} ms or ${bargeIn.minWords} word(s)`
+      : "off",
+  };
+}
+
+function prompt(read: Read, options: LoadAgentConfigOptions): string {
+  const text = read("AGENT_PROMPT");
+  const file = read("AGENT_PROMPT_FILE");
+  if (text !== undefined && file !== undefined) {
+    throw new ConfigError(
+      "AGENT_PROMPT_FILE",
+      "Invalid AGENT_PROMPT_FILE: set either AGENT_PROMPT or AGENT_PROMPT_FILE, not both",
+    );
+  }
+  if (file === undefined) return text ?? DEFAULT_PROMPT;
+  let contents: string;
+  try {
+    contents = (options.readTextFile ?? Deno.readTextFileSync)(file);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(
+      "AGENT_PROMPT_FILE",
+      `Invalid AGENT_PROMPT_FILE "${file}": cannot read it (${reason})`,
+    );
+  }
+  if (contents.trim() === "") {
+    throw new ConfigError(
+      "AGENT_PROMPT_FILE",
+      `Invalid AGENT_PROMPT_FILE "${file}": the file is empty`,
+    );
+  }
+  return contents.trim();
+}
+
+function language(read: Read): string {
+  const text = read("AGENT_LANGUAGE");
+  if (text === undefined) return "en-IN";
+  if (!/^(?:[a-zA-Z]{2,3}(?:-[a-zA-Z0-9]{2,8})*|multi)$/.test(text)) {
+    throw new ConfigError(
+      "AGENT_LANGUAGE",
+      `Invalid AGENT_LANGUAGE "${text}": expected a BCP 47 tag such as en-IN or hi-IN`,
+    );
+  }
+  return text;
+}
+
+function llm(read: Read): LlmConfig {
+  const baseUrl = url(read, "LLM_BASE_URL", ["http:", "https:"]);
+  const apiKey = read("LLM_API_KEY");
+  if (baseUrl === undefined && apiKey === undefined) {
+    throw new ConfigError(
+      "LLM_API_KEY",
+      `Missing LLM_API_KEY: the default LLM_BASE_URL (${DEFAULT_LLM_BASE_URL}) needs it; set LLM_BASE_URL for a server without keys`,
+    );
+  }
+  const header = (read("LLM_API_KEY_HEADER") ?? "authorization").toLowerCase();
+  if (!/^[a-z0-9-]+$/.test(header)) {
+    throw new ConfigError(
+      "LLM_API_KEY_HEADER",
+      `Invalid LLM_API_KEY_HEADER "${header}": expected a header name such as authorization or api-key`,
+    );
+  }
+  const temperatureText = read("LLM_TEMPERATURE");
+  let temperature: number | undefined;
+  if (temperatureText !== undefined) {
+    temperature = Number(temperatureText);
+    if (
+      !/^\d+(\.\d+)?$/.test(temperatureText) || temperature < 0 ||
+      temperature > 2
+    ) {
+      throw new ConfigError(
+        "LLM_TEMPERATURE",
+        `Invalid LLM_TEMPERATURE "${temperatureText}": expected a number from 0 to 2`,
+      );
+    }
+  }
+  const maxTokens = read("LLM_MAX_TOKENS") === undefined
+    ? undefined
+    : integer(read, "LLM_MAX_TOKENS", 0, [1, 100_000]);
+  return {
+    baseUrl: baseUrl ?? DEFAULT_LLM_BASE_URL,
+    apiKey,
+    apiKeyHeader: header,
+    model: read("LLM_MODEL") ?? "gpt-4o-mini",
+    temperature,
+    maxTokens,
+    timeoutMs: integer(read, "LLM_TIMEOUT_MS", 8000, [100, 120_000]),
+  };
+}
+
+function apiKey(
+  read: Read,
+  provider: SttProvider | TtsProvider,
+  chosenBy: string,
+): string {
+  const variable = API_KEY_VARIABLES[provider];
+  const key = read(variable);
+  if (key === undefined) {
+    throw new ConfigError(
+      variable,
+      `Missing ${variable}: ${chosenBy}=${provider} needs it`,
+    );
+  }
+  return key;
+}
+
+function wordList(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  return text.split(",").map((word) => word.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+function url(
+  read: Read,
+  name: string,
+  protocols: string[],
+): string | undefined {
+  const text = read(name);
+  if (text === undefined) return undefined;
+  const parsed = URL.parse(text);
+  if (!parsed || !protocols.includes(parsed.protocol)) {
+    const expected = protocols.map((protocol) => `${protocol}//`).join(" or ");
+    throw new ConfigError(
+      name,
+      `Invalid ${name} "${text}": expected a ${expected} URL`,
+    );
+  }
+  return text.replace(/\/+$/, "");
+}
+
+function integer(
+  read: Read,
+  name: string,
+  fallback: number,
+  [min, max]: [number, number],
+): number {
+  const text = read(name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new ConfigError(
+      name,
+      `Invalid ${name} "${text}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return value;
+}
+
+function oneOf<T extends string>(
+  read: Read,
+  name: string,
+  accepted: readonly T[],
+  fallback: T,
+): T {
+  const text = read(name);
+  if (text === undefined) return fallback;
+  const value = accepted.find((candidate) => candidate === text.toLowerCase());
+  if (value === undefined) {
+    throw new ConfigError(
+      name,
+      `Invalid ${name} "${text}": expected one of ${accepted.join(", ")}`,
+    );
+  }
+  return value;
+}

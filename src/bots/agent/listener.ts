@@ -1,0 +1,172 @@
+/**
+ * The caller's ear: one streaming speech-to-text session for the call,
+ * fed with the caller's audio as it arrives (resampled when the vendor
+ * cannot take the call's rate), reopened when the vendor drops it.
+ *
+ * @module
+ */
+
+import { Resampler } from "../../audio/resample.ts";
+import type { Clock } from "../../call/clock.ts";
+import { ProviderError } from "../../providers/provider_error.ts";
+import type {
+  SpeechEvent,
+  SpeechToText,
+  SpeechToTextSession,
+} from "../../providers/stt/speech_to_text.ts";
+
+/** Options of a {@linkcode Listener}. */
+export interface ListenerOptions {
+  /** The vendor. */
+  stt: SpeechToText;
+  /** The rate of the caller's audio. */
+  callRate: number;
+  /** The rate to send the vendor. */
+  sttRate: number;
+  /** BCP 47 language. */
+  language: string;
+  /** Time and timers, for the retry back-off. */
+  clock: Clock;
+  /** Every event the vendor reports. */
+  onEvent(event: SpeechEvent): void;
+  /** A session failed (it is reopened after a back-off). */
+  onError(error: ProviderError): void;
+}
+
+/** Caller audio held while no session is open, in ms. */
+export const MAX_HELD_MS = 2000;
+
+/** Waits between reopening attempts, in ms; the last repeats. */
+const RETRY_DELAYS_MS = [0, 500, 1000, 2000, 5000];
+
+/**
+ * Keeps a speech-to-text session open for the whole call.
+ *
+ * @example
+ * ```ts
+ * const listener = new Listener({ stt, callRate: 8000, sttRate: 8000, language: "en-IN",
+ *   clock: systemClock, onEvent: console.log, onError: console.warn });
+ * listener.start();
+ * listener.push(pcm);
+ * await listener.close();
+ * ```
+ */
+export class Listener {
+  #options: ListenerOptions;
+  #resampler: Resampler | undefined;
+  #session: SpeechToTextSession | undefined;
+  #held: Uint8Array[] = [];
+  #heldBytes = 0;
+  #abort = new AbortController();
+  #closed = false;
+  #failures = 0;
+  #cancelRetry: (() => void) | undefined;
+  #loop: Promise<void> = Promise.resolve();
+
+  /** Creates the listener; {@linkcode Listener.start} opens the session. */
+  constructor(options: ListenerOptions) {
+    this.#options = options;
+    if (options.sttRate !== options.callRate) {
+      this.#resampler = new Resampler(options.callRate, options.sttRate);
+    }
+  }
+
+  /** Sessions that failed so far. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** Opens the first session. */
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Sends caller audio. While no session is open (opening, or reopening
+   * after a failure) the last {@linkcode MAX_HELD_MS} are held for the next.
+   */
+  push(pcm: Uint8Array): void {
+    if (this.#closed) return;
+    const audio = this.#resampler ? this.#resampler.push(pcm) : pcm;
+    if (audio.length === 0) return;
+    if (this.#session) {
+      this.#session.push(audio);
+      return;
+    }
+    this.#held.push(audio.slice());
+    this.#heldBytes += audio.length;
+    const limit = this.#options.sttRate * 2 * MAX_HELD_MS / 1000;
+    while (this.#heldBytes > limit && this.#held.length > 1) {
+      this.#heldBytes -= (this.#held.shift() as Uint8Array).length;
+    }
+  }
+
+  /** Ends the session at once (the call is over) and waits until its socket is closed. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#cancelRetry?.();
+      this.#abort.abort();
+    }
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      const failure = await this.#runSession();
+      if (this.#closed) return;
+      this.#failures++;
+      this.#options.onError(failure);
+      const delay = RETRY_DELAYS_MS[
+        Math.min(this.#failures - 1, RETRY_DELAYS_MS.length - 1)
+      ];
+      await new Promise<void>((resolve) => {
+        const cancel = this.#options.clock.schedule(resolve, delay);
+        this.#cancelRetry = () => {
+          cancel();
+          resolve();
+        };
+      });
+      this.#cancelRetry = undefined;
+    }
+  }
+
+  /** Runs one session to its end; returns why it ended when that was not the call ending. */
+  async #runSession(): Promise<ProviderError> {
+    const { stt, sttRate, language, onEvent } = this.#options;
+    this.#resampler?.reset();
+    try {
+      const session = await stt.open({
+        sampleRate: sttRate,
+        language,
+        signal: this.#abort.signal,
+      });
+      this.#session = session;
+      for (const audio of this.#held.splice(0)) session.push(audio);
+      this.#heldBytes = 0;
+      // Read to the end even once closing: the stream ends only after its
+      // socket has closed, so nothing is left open behind the call.
+      for await (const event of session.events()) {
+        if (!this.#closed) onEvent(event);
+      }
+      if (!this.#closed) {
+        await session.close();
+        return new ProviderError(
+          stt.name,
+          "network",
+          `Speech-to-text stream from ${stt.name} ended before the call did`,
+        );
+      }
+      return new ProviderError(stt.name, "aborted", "Call ended");
+    } catch (error) {
+      return error instanceof ProviderError ? error : new ProviderError(
+        stt.name,
+        "protocol",
+        `Speech-to-text session with ${stt.name} failed`,
+        { cause: error },
+      );
+    } finally {
+      this.#session = undefined;
+    }
+  }
+}

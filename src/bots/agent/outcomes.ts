@@ -1,0 +1,71 @@
+/**
+ * How each call left the agent (`end_call` or `transfer`), remembered for a
+ * while by call id. Exotel's Voicebot applet cannot branch: when the stream
+ * closes the flow goes on to the one next applet. Put a Passthru applet
+ * there, pointing at a route that answers from {@linkcode CallOutcomes}
+ * (200 for a transfer, 302 otherwise), and connect its 200 branch to a
+ * Connect applet and its 302 branch to Hangup. Pure.
+ *
+ * @module
+ */
+
+/** How the agent let the call go. */
+export type CallOutcome = "end_call" | "transfer";
+
+/** Options of {@linkcode CallOutcomes}. */
+export interface CallOutcomesOptions {
+  /** How long an outcome is kept, in ms. Default 10 minutes. */
+  ttlMs?: number;
+  /** Most outcomes kept. Default 10 000. */
+  maxEntries?: number;
+  /** Epoch ms; `Date.now` by default. */
+  now?: () => number;
+}
+
+/**
+ * Recent call outcomes by call id (Exotel's CallSid).
+ *
+ * @example
+ * ```ts
+ * const outcomes = new CallOutcomes();
+ * outcomes.set("CA123", "transfer");
+ * outcomes.get("CA123"); // "transfer"
+ * ```
+ */
+export class CallOutcomes {
+  #entries = new Map<string, { outcome: CallOutcome; at: number }>();
+  #ttlMs: number;
+  #maxEntries: number;
+  #now: () => number;
+
+  /** Creates an empty store. */
+  constructor(options: CallOutcomesOptions = {}) {
+    this.#ttlMs = options.ttlMs ?? 10 * 60_000;
+    this.#maxEntries = options.maxEntries ?? 10_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Remembers how call `callId` ended. */
+  set(callId: string, outcome: CallOutcome): void {
+    this.#entries.delete(callId);
+    this.#entries.set(callId, { outcome, at: this.#now() });
+    for (const [id, entry] of this.#entries) {
+      if (
+        this.#entries.size <= this.#maxEntries &&
+        this.#now() - entry.at < this.#ttlMs
+      ) break;
+      this.#entries.delete(id);
+    }
+  }
+
+  /** How call `callId` ended, if the agent ended it within the time kept. */
+  get(callId: string): CallOutcome | undefined {
+    const entry = this.#entries.get(callId);
+    if (entry === undefined) return undefined;
+    if (this.#now() - entry.at >= this.#ttlMs) {
+      this.#entries.delete(callId);
+      return undefined;
+    }
+    return entry.outcome;
+  }
+}

@@ -1,0 +1,418 @@
+/**
+ * One bot reply, start to end: the language model's streamed text cut into
+ * pieces, each piece synthesised as soon as it is complete and played as its
+ * audio arrives, one mark per piece; tool calls read at the end; a barge-in
+ * stops all of it at once; a failing provider is replaced by the fallback
+ * line. The result says what the caller actually heard.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { durationMs } from "../../audio/pcm.ts";
+import type { CallOutput, Playback } from "../bot.ts";
+import type {
+  ChatMessage,
+  LanguageModel,
+  ToolCall,
+  ToolDefinition,
+} from "../../providers/llm/language_model.ts";
+import { ProviderError } from "../../providers/provider_error.ts";
+import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
+import { AudioTrack } from "./audio_track.ts";
+import { heardText } from "./history.ts";
+import { SentenceSplitter } from "./sentences.ts";
+import { synthesizeInto } from "./speech.ts";
+import type { TurnTimeline } from "./timeline.ts";
+import { parseToolCall, type ToolAction } from "./tools.ts";
+
+/** What a reply says: the model's answer, or a fixed line (the greeting). */
+export type ReplyPlan =
+  | {
+    kind: "model";
+    /** The conversation to answer. */
+    messages: ChatMessage[];
+    /** Tools the model may call. */
+    tools: readonly ToolDefinition[];
+    /** Said by `end_call` when the model said nothing. */
+    goodbyeText: string;
+    /** Said by `transfer` when the model said nothing. */
+    transferText: string;
+  }
+  | {
+    kind: "say";
+    /** The words. */
+    text: string;
+    /** Its audio at the call's rate, when already synthesised. */
+    cached?: Uint8Array;
+    /** Receives the whole audio once synthesised without error, for a cache. */
+    onSynthesized?(pcm: Uint8Array): void;
+  };
+
+/** The fallback line's audio, or a tone with no words. */
+export interface FallbackAudio {
+  /** What it says; empty for a tone. */
+  text: string;
+  /** PCM at the call's rate. */
+  pcm: Uint8Array;
+}
+
+/** What a reply needs from its call. */
+export interface ReplyContext {
+  /** Where the audio goes. */
+  output: CallOutput;
+  /** The language model. */
+  llm: LanguageModel;
+  /** The voice. */
+  tts: TextToSpeech;
+  /** The call's rate. */
+  sampleRate: number;
+  /** BCP 47 language. */
+  language: string;
+  /** Outbound chunk size: the first media frame leaves once this much audio is ready. */
+  chunkBytes: number;
+  /** Prefix of this reply's mark names, unique in the call. */
+  markPrefix: string;
+  /** The call's logger. */
+  log: Logger;
+  /** Monotonic time, for the timeline. */
+  now(): number;
+  /** Runs `callback` after `ms`; returns a cancel function. */
+  schedule(callback: () => void, ms: number): () => void;
+  /** The turn's timeline, when the reply answers a caller turn. */
+  timeline?: TurnTimeline;
+  /** The fallback line, for when a provider fails. */
+  fallback(): Promise<FallbackAudio>;
+}
+
+/** How a reply ended. */
+export type ReplyStatus = "done" | "interrupted" | "failed" | "stopped";
+
+/** What a reply did. */
+export interface ReplyResult {
+  /** How it ended. */
+  status: ReplyStatus;
+  /** What the caller heard, for the history. */
+  heard: string;
+  /** Everything the model (or the plan) said. */
+  said: string;
+  /** The call control the model asked for, if any (`end_call` or `transfer`). */
+  action?: Extract<ToolAction, { kind: "end_call" | "transfer" }>;
+  /** The provider failure that was replaced by the fallback line. */
+  error?: ProviderError;
+}
+
+/** How long after a piece's audio was handed over its mark may take. */
+const MARK_GRACE_MS = 5000;
+
+interface Piece {
+  text: string;
+  mark: string;
+  track: AudioTrack;
+  queued: boolean;
+  playback?: Playback;
+  settled: Promise<void>;
+}
+
+/**
+ * A reply in progress. It starts when constructed; {@linkcode Reply.done}
+ * resolves once every piece it queued has been played, cleared or dropped.
+ */
+export class Reply {
+  /** Resolves with the outcome; never rejects. */
+  readonly done: Promise<ReplyResult>;
+  #context: ReplyContext;
+  /** Aborts the model's request: barge-in, the call's end, or a failed voice. */
+  #modelAbort = new AbortController();
+  /** Aborts text-to-speech: barge-in or the call's end only. */
+  #voiceAbort = new AbortController();
+  #pieces: Piece[] = [];
+  #pendingPlays = 0;
+  #ttsChain: Promise<void> = Promise.resolve();
+  #cancelled: "interrupted" | "stopped" | undefined;
+  #failure: ProviderError | undefined;
+  #voiceFailed = false;
+  #said = "";
+  #action: ReplyResult["action"];
+  #finished = false;
+  #firstMark: string | undefined;
+
+  /** Starts the reply. */
+  constructor(plan: ReplyPlan, context: ReplyContext) {
+    this.#context = context;
+    this.done = this.#run(plan);
+  }
+
+  /** True until the reply is over. */
+  get active(): boolean {
+    return !this.#finished;
+  }
+
+  /** True while any of its audio is queued, playing or awaiting its mark. */
+  get speaking(): boolean {
+    return this.#pendingPlays > 0;
+  }
+
+  /** Whether a barge-in or the call's end cancelled it. */
+  get cancelled(): boolean {
+    return this.#cancelled !== undefined;
+  }
+
+  /** Barge-in: clears the audio, aborts the model and the voice. */
+  interrupt(): void {
+    if (this.#finished || this.#cancelled) return;
+    this.#cancelled = "interrupted";
+    this.#modelAbort.abort();
+    this.#voiceAbort.abort();
+    this.#context.output.clear();
+  }
+
+  /** The call ended: aborts everything (the player has already dropped the audio). */
+  stop(): void {
+    if (this.#finished || this.#cancelled) return;
+    this.#cancelled = "stopped";
+    this.#modelAbort.abort();
+    this.#voiceAbort.abort();
+  }
+
+  /** Exotel echoed mark `name`. */
+  marked(name: string): void {
+    if (name === this.#firstMark) {
+      this.#context.timeline?.record("firstMarkEcho", this.#context.now());
+    }
+  }
+
+  async #run(plan: ReplyPlan): Promise<ReplyResult> {
+    try {
+      if (plan.kind === "say") await this.#sayPlan(plan);
+      else await this.#modelPlan(plan);
+    } catch (error) {
+      this.#fail(error);
+    }
+    await this.#ttsChain;
+    if (this.#failure && !this.#cancelled) await this.#speakFallback();
+    await Promise.all(this.#pieces.map((piece) => piece.settled));
+    this.#finished = true;
+    return this.#result();
+  }
+
+  async #sayPlan(plan: Extract<ReplyPlan, { kind: "say" }>): Promise<void> {
+    this.#said = plan.text;
+    if (plan.cached) {
+      const piece = this.#piece(plan.text);
+      piece.track.append(plan.cached);
+      piece.track.end();
+      this.#queue(piece);
+      return;
+    }
+    const piece = this.#say(plan.text);
+    await this.#ttsChain;
+    if (
+      piece && !this.#failure && !this.#cancelled &&
+      piece.track.error === undefined
+    ) {
+      plan.onSynthesized?.(piece.track.pcm());
+    }
+  }
+
+  async #modelPlan(plan: Extract<ReplyPlan, { kind: "model" }>): Promise<void> {
+    const { llm, timeline, now } = this.#context;
+    const splitter = new SentenceSplitter();
+    const calls: ToolCall[] = [];
+    try {
+      for await (
+        const event of llm.complete(plan.messages, {
+          tools: [...plan.tools],
+          signal: this.#modelAbort.signal,
+        })
+      ) {
+        timeline?.record("firstToken", now());
+        if (event.type === "text") {
+          this.#said += event.text;
+          for (const text of splitter.push(event.text)) this.#say(text);
+        } else {
+          calls.push(event.call);
+        }
+      }
+    } catch (error) {
+      if (this.#cancelled || this.#failure) return;
+      throw error;
+    }
+    if (this.#cancelled || this.#failure) return;
+    for (const text of splitter.flush()) this.#say(text);
+    for (const call of calls) {
+      const action = parseToolCall(call);
+      if (action.kind === "unknown") {
+        this.#context.log.warn("Model called an unknown tool {name}", {
+          name: action.name,
+        });
+        continue;
+      }
+      this.#action ??= action;
+    }
+    const action = this.#action;
+    if (action === undefined) {
+      // An empty answer would leave the caller in silence.
+      if (this.#pieces.length === 0) {
+        throw new ProviderError(
+          llm.name,
+          "protocol",
+          `Model ${llm.name} answered with nothing to say`,
+        );
+      }
+      return;
+    }
+    const spoke = this.#pieces.length > 0;
+    const line = action.say ??
+      (spoke
+        ? undefined
+        : action.kind === "end_call"
+        ? plan.goodbyeText
+        : plan.transferText);
+    if (line !== undefined) {
+      this.#said += `${this.#said ? " " : ""}${line}`;
+      this.#say(line);
+    }
+  }
+
+  /** Queues `text` for synthesis after the pieces before it. */
+  #say(text: string): Piece | undefined {
+    if (this.#cancelled || this.#failure) return undefined;
+    const piece = this.#piece(text);
+    this.#ttsChain = this.#ttsChain.then(() => this.#synthesize(piece));
+    return piece;
+  }
+
+  #piece(text: string): Piece {
+    const piece: Piece = {
+      text,
+      mark: `${this.#context.markPrefix}-${this.#pieces.length + 1}`,
+      track: new AudioTrack(),
+      queued: false,
+      settled: Promise.resolve(),
+    };
+    this.#pieces.push(piece);
+    return piece;
+  }
+
+  async #synthesize(piece: Piece): Promise<void> {
+    // After the model failed, sentences it finished are still said; after
+    // the voice failed, nothing more is.
+    if (this.#cancelled || this.#voiceFailed) {
+      piece.track.end();
+      return;
+    }
+    const { tts, sampleRate, language, timeline, now } = this.#context;
+    try {
+      await synthesizeInto(piece.track, piece.text, {
+        tts,
+        sampleRate,
+        language,
+        signal: this.#voiceAbort.signal,
+        onFirstByte: () => {
+          timeline?.record("firstTtsByte", now());
+          this.#queue(piece);
+        },
+      });
+    } catch (error) {
+      this.#voiceFailed = true;
+      this.#fail(error);
+    }
+  }
+
+  /** Hands `piece` to the player; its audio streams in as it is synthesised. */
+  #queue(piece: Piece): void {
+    if (this.#cancelled || piece.queued) return;
+    const { output, timeline, now, chunkBytes, sampleRate } = this.#context;
+    piece.queued = true;
+    this.#pendingPlays++;
+    const first = this.#firstMark === undefined;
+    if (first) this.#firstMark = piece.mark;
+    let settle!: () => void;
+    piece.settled = new Promise((resolve) => settle = resolve);
+    let cancelDeadline: (() => void) | undefined;
+    const finish = (playback: Playback) => {
+      if (piece.playback) return;
+      piece.playback = playback;
+      this.#pendingPlays--;
+      cancelDeadline?.();
+      settle();
+    };
+    const sent = (bytes: number) => {
+      if (first && bytes > 0) timeline?.record("firstMediaSent", now());
+    };
+    const audio = piece.track.reader({
+      onRead: (bytes) => {
+        if (bytes >= chunkBytes) sent(bytes);
+      },
+      onEnd: (bytes) => {
+        sent(bytes);
+        // Exotel echoes every mark; should one never come, the reply (and
+        // an end_call waiting on it) must not hang for the rest of the call.
+        const ms = durationMs(bytes, sampleRate);
+        cancelDeadline = this.#context.schedule(
+          () =>
+            finish({
+              status: "played",
+              mark: piece.mark,
+              sentBytes: bytes,
+              heardMs: ms,
+            }),
+          ms + MARK_GRACE_MS,
+        );
+      },
+    });
+    output.play(audio, { mark: piece.mark }).then(finish);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#cancelled || this.#failure) return;
+    this.#failure = error instanceof ProviderError
+      ? error
+      : new ProviderError("agent", "protocol", String(error), {
+        cause: error,
+      });
+    // Stop the model; audio already synthesised or on its way plays on.
+    this.#modelAbort.abort();
+    const { provider, kind, status, message } = this.#failure;
+    this.#context.log.warn(
+      "Provider {provider} failed ({kind}), speaking the fallback line: {message}",
+      { provider, kind, status, message },
+    );
+  }
+
+  async #speakFallback(): Promise<void> {
+    let fallback: FallbackAudio;
+    try {
+      fallback = await this.#context.fallback();
+    } catch (error) {
+      this.#context.log.error("No fallback audio: {error}", { error });
+      return;
+    }
+    if (this.#cancelled) return;
+    const piece = this.#piece(fallback.text);
+    piece.track.append(fallback.pcm);
+    piece.track.end();
+    this.#queue(piece);
+  }
+
+  #result(): ReplyResult {
+    const heard = heardText(
+      this.#pieces.filter((piece) => piece.queued).map((piece) => ({
+        text: piece.text,
+        played: piece.playback?.status === "played",
+        heardMs: piece.playback?.heardMs ?? 0,
+        totalMs: durationMs(piece.track.bytes, this.#context.sampleRate),
+      })),
+    );
+    const status: ReplyStatus = this.#cancelled ??
+      (this.#failure ? "failed" : "done");
+    const result: ReplyResult = { status, heard, said: this.#said };
+    // A goodbye the voice failed on still ends the call: the fallback was heard instead.
+    if (this.#action && (status === "done" || status === "failed")) {
+      result.action = this.#action;
+    }
+    if (this.#failure) result.error = this.#failure;
+    return result;
+  }
+}
