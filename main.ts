@@ -13,11 +13,20 @@ import { getLogger } from "@logtape/logtape";
 import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { configureLogging } from "./src/log.ts";
 import { startServer } from "./src/server.ts";
+import {
+  type AgentConfig,
+  createAgentBotFactory,
+  describeAgentConfig,
+  loadAgentConfig,
+} from "./src/bots/agent/mod.ts";
 
 if (import.meta.main) {
+  const env = Deno.env.toObject();
   let config: Config;
+  let agent: AgentConfig | undefined;
   try {
-    config = loadConfig(Deno.env.toObject());
+    config = loadConfig(env);
+    if (config.bot === "agent") agent = loadAgentConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // Logging is not configured yet: the error goes straight to stderr.
@@ -31,7 +40,11 @@ if (import.meta.main) {
     revealPhoneNumbers: config.logPhoneNumbers,
   });
   const log = getLogger(["exovoice", "main"]);
-  const server = await startServer(config);
+  if (agent) log.info("Agent: {agent}", { agent: describeAgentConfig(agent) });
+  const server = await startServer(config, {
+    createBot: agent &&
+      createAgentBotFactory(agent, { chunkBytes: config.chunkBytes }),
+  });
   let draining = false;
   const stop = async (signal: Deno.Signal) => {
     if (draining) {

@@ -45,8 +45,10 @@ import denoJson from "../deno.json" with { type: "json" };
 /** The running version, from `deno.json`. */
 export const VERSION: string = denoJson.version;
 
-/** The bots `BOT` can name. */
-export const BOTS: Record<BotName, BotFactory> = { echo: createEchoBot };
+/** The bots that need no configuration of their own; `agent` is built from its settings in `main.ts`. */
+export const BOTS: Partial<Record<BotName, BotFactory>> = {
+  echo: createEchoBot,
+};
 
 /** Seconds a refused caller is told to wait before trying again. */
 const RETRY_AFTER_S = 5;
@@ -143,7 +145,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     clock: options.clock ?? systemClock,
     settings,
     botName: config.bot,
-    createBot: options.createBot ?? BOTS[config.bot],
+    createBot: botFactory(config.bot, options.createBot),
     createRecorder: recorderFactory(config.recordingsDir),
     onCall: (call) => followCall(call, services, config.instanceId),
   };
@@ -360,6 +362,9 @@ function followCall(call: Call, services: Services, instanceId: string): void {
   call.ended.then((reason) => {
     const endedAt = Date.now();
     metrics.callEnded(call.session, reason, endedAt);
+    for (const turn of call.report?.turns ?? []) {
+      metrics.turnCompleted(turn.latenciesMs);
+    }
     void live?.withdraw(call.session.id);
     // Handed to the store at once, the recording awaited inside, so that a
     // drain's store.close() waits for this record too.
@@ -380,6 +385,14 @@ function recorderFactory(
   if (dir === undefined) return undefined;
   return (session) =>
     new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+}
+
+function botFactory(name: BotName, given: BotFactory | undefined): BotFactory {
+  const factory = given ?? BOTS[name];
+  if (!factory) {
+    throw new Error(`BOT "${name}" needs its factory: pass createBot`);
+  }
+  return factory;
 }
 
 function recordsOf(store: CallStore | undefined): CallStore {

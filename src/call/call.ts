@@ -318,6 +318,7 @@ export class Call {
       this.#log.error("Bot could not be created: {error}", { error });
       return this.end("bot_error", 1011);
     }
+    this.session.report = () => this.#bot?.report?.();
     this.#callBot("start", (bot) => bot.start?.());
     const held = this.#preStart;
     this.#preStart = [];

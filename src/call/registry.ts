@@ -6,6 +6,8 @@
  */
 
 import type { PlayoutCounters } from "./player.ts";
+import type { BotReport } from "../bots/bot.ts";
+import type { TurnTiming } from "../records/call_record.ts";
 
 /** Where a call is in its life. */
 export type CallState = "connected" | "started" | "stopped";
@@ -52,6 +54,8 @@ export interface Session {
   dtmfDigits: string;
   /** Outbound counters, kept by the player. */
   playout: PlayoutCounters;
+  /** The bot's transcript and per-turn timings so far, for bots that keep them. */
+  report?(): BotReport | undefined;
   /** Ends the call: closes the socket (code 1000 unless given) and cleans up. */
   end(reason: string, closeCode?: number): void;
 }
@@ -76,7 +80,12 @@ export interface SessionSummary {
   badFrames: Record<string, number>;
   dtmfDigits: string;
   playout: PlayoutCounters;
+  /** The bot's last turns' latencies, for bots that keep a timeline (the agent). */
+  lastTurns: TurnTiming[];
 }
+
+/** Turns shown in a session's monitoring entry. */
+const MONITORED_TURNS = 5;
 
 /** Returns the monitoring view of `session`. */
 export function summarizeSession(session: Session): SessionSummary {
@@ -99,6 +108,7 @@ export function summarizeSession(session: Session): SessionSummary {
     badFrames: { ...session.badFrames },
     dtmfDigits: session.dtmfDigits,
     playout: { ...session.playout },
+    lastTurns: session.report?.()?.turns.slice(-MONITORED_TURNS) ?? [],
   };
 }
 

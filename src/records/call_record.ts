@@ -42,8 +42,8 @@ export interface TranscriptEntry {
   heardText?: string;
   /** Bot lines only: true when the caller barged in. */
   interrupted?: boolean;
-  /** Milliseconds since the call connected. */
-  atMs: number;
+  /** Milliseconds since the call connected, when known. */
+  atMs?: number;
 }
 
 /** Where a call's audio was saved. */
