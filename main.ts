@@ -41,9 +41,11 @@ if (import.meta.main) {
   });
   const log = getLogger(["exovoice", "main"]);
   if (agent) log.info("Agent: {agent}", { agent: describeAgentConfig(agent) });
+  const createBot = agent &&
+    createAgentBotFactory(agent, { chunkBytes: config.chunkBytes });
   const server = await startServer(config, {
-    createBot: agent &&
-      createAgentBotFactory(agent, { chunkBytes: config.chunkBytes }),
+    createBot,
+    outcomeOf: createBot && ((callSid) => createBot.outcomes.get(callSid)),
   });
   let draining = false;
   const stop = async (signal: Deno.Signal) => {

@@ -28,6 +28,7 @@ import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleHealth } from "./routes/health.ts";
 import { handleMetrics } from "./routes/metrics.ts";
+import { handlePassthru, type OutcomeLookup } from "./routes/passthru.ts";
 import { handleStatusCallback } from "./routes/status_callback.ts";
 import {
   handleCallStatus,
@@ -117,6 +118,8 @@ export interface AppOptions {
   clock?: Clock;
   /** Bot factory overriding `BOT`. */
   createBot?: BotFactory;
+  /** How a call left the bot (`transfer`, `end_call`), for the Passthru endpoint. */
+  outcomeOf?: OutcomeLookup;
 }
 
 /** Builds the request handler for `config`. */
@@ -237,6 +240,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     route("/calls/:id", true, {
       GET: (request, { params }) =>
         handleGetCall(request, params.id, recordsOf(store)),
+    }),
+    route("/api/v1/exotel/passthru", false, {
+      GET: (request) =>
+        handlePassthru(request, options.outcomeOf ?? (() => undefined)),
     }),
     route("/api/v1/exotel/status", false, {
       POST: (request) => handleStatusCallback(request, recordsOf(store)),

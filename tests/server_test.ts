@@ -351,3 +351,25 @@ Deno.test("with TLS_CERT_FILE and TLS_KEY_FILE the server speaks https itself", 
   assertEquals(response.status, 200);
   assertEquals((await response.json()).status, "ok");
 });
+
+Deno.test("the Passthru endpoint answers 200 for a call the bot transferred, 302 otherwise", async () => {
+  const outcomes: Record<string, string> = { CA1: "transfer", CA2: "end_call" };
+  const app = createApp(loadConfig({}), { outcomeOf: (sid) => outcomes[sid] });
+  const ask = (query: string) =>
+    app.handler(
+      new Request(`http://localhost/api/v1/exotel/passthru${query}`),
+      info,
+    );
+  const transferred = await ask("?CallSid=CA1");
+  assertEquals(transferred.status, 200);
+  assertEquals(await transferred.json(), {
+    callSid: "CA1",
+    outcome: "transfer",
+    transfer: true,
+  });
+  for (const query of ["?CallSid=CA2", "?CallSid=CA3", ""]) {
+    const other = await ask(query);
+    assertEquals(other.status, 302, query);
+    assertEquals((await other.json()).transfer, false);
+  }
+});
