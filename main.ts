@@ -12,7 +12,8 @@
 import { getLogger } from "@logtape/logtape";
 import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { configureLogging } from "./src/log.ts";
-import { startServer } from "./src/server.ts";
+import { startServer, VERSION } from "./src/server.ts";
+import { ExovoiceMetrics } from "./src/metrics/exovoice_metrics.ts";
 import {
   type AgentConfig,
   createAgentBotFactory,
@@ -41,9 +42,20 @@ if (import.meta.main) {
   });
   const log = getLogger(["exovoice", "main"]);
   if (agent) log.info("Agent: {agent}", { agent: describeAgentConfig(agent) });
+  const metrics = new ExovoiceMetrics({
+    version: VERSION,
+    instanceId: config.instanceId,
+  });
   const createBot = agent &&
-    createAgentBotFactory(agent, { chunkBytes: config.chunkBytes });
+    createAgentBotFactory(agent, {
+      chunkBytes: config.chunkBytes,
+      hooks: {
+        providerError: ({ provider, kind }) =>
+          metrics.providerError(provider, kind),
+      },
+    });
   const server = await startServer(config, {
+    services: { metrics },
     createBot,
     outcomeOf: createBot && ((callSid) => createBot.outcomes.get(callSid)),
   });

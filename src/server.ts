@@ -507,10 +507,8 @@ export async function startServer(
 ): Promise<RunningServer> {
   const kv = await openKv(config.kvPath);
   const registry = new SessionRegistry();
-  const metrics = new ExovoiceMetrics({
-    version: VERSION,
-    instanceId: config.instanceId,
-  });
+  const metrics = options.services?.metrics ??
+    new ExovoiceMetrics({ version: VERSION, instanceId: config.instanceId });
   const store = new CallStore(kv, {
     retentionMs: config.callRetentionDays * 86_400_000,
     onSaveFailed: () => metrics.recordWriteFailed(),

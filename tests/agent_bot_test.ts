@@ -324,7 +324,13 @@ Deno.test("a model answering 500 gets the fallback line, and the call goes on", 
       textReply(["Monday works."]),
     ],
   });
-  await using call = startCall(vendors);
+  const failures: string[] = [];
+  await using call = startCall(vendors, {
+    hooks: {
+      providerError: (error) =>
+        failures.push(`${error.provider} ${error.kind} ${error.status}`),
+    },
+  });
   const { bot, output } = call;
   await call.greeted();
   await until(
@@ -333,6 +339,12 @@ Deno.test("a model answering 500 gets the fallback line, and the call goes on", 
   );
   await feed((pcm) => bot.audio(pcm), HELLO, 8000);
   await until(() => output.played.length === 2, "the fallback line played");
+  assertEquals(
+    failures.length,
+    1,
+    "the failure reaches the provider-error hook (and /metrics)",
+  );
+  assertStringIncludes(failures[0], "http 500");
   assertEquals(output.utterances[1].pcm, fakeSpeech(FALLBACK, 8000));
   await feed((pcm) => bot.audio(pcm), INTERRUPT, 8000);
   await until(() => output.played.length === 3, "the next answer");

@@ -51,6 +51,8 @@ export interface AgentHooks {
   endCall?(call: CallInfo, details: { reason?: string }): void;
   /** The model transferred the call; the stream closes right after, and Exotel's flow continues. */
   transfer?(call: CallInfo, details: { reason?: string }): void;
+  /** A speech or language provider failed (the call goes on, on the fallback line or a reconnect). */
+  providerError?(error: ProviderError, call: CallInfo): void;
 }
 
 /** What every agent bot of a server shares. */
@@ -285,6 +287,7 @@ export class AgentBot implements Bot {
 
   #onListenerError(error: ProviderError): void {
     this.#sttTrouble = true;
+    this.#deps.hooks.providerError?.(error, this.#info);
     const { provider, kind, status, message } = error;
     this.#log.warn(
       "Speech-to-text {provider} failed ({kind}), reconnecting: {message}",
@@ -436,6 +439,9 @@ export class AgentBot implements Bot {
     timeline: TurnTimeline | undefined,
   ): void {
     try {
+      if (result.error) {
+        this.#deps.hooks.providerError?.(result.error, this.#info);
+      }
       this.#finishReply(reply, result, timeline);
     } catch (error) {
       this.#log.error("Agent failed to finish a reply: {error}", { error });
