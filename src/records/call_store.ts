@@ -109,8 +109,20 @@ export async function openKv(path?: string): Promise<Deno.Kv> {
     const folder = path.replace(/[^/\\]*$/, "");
     if (folder !== "") await Deno.mkdir(folder, { recursive: true });
   }
-  return await Deno.openKv(path);
+  // Instances that share a new file may race to create it; SQLite then
+  // answers "database is locked" to the loser for a moment.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await Deno.openKv(path);
+    } catch (error) {
+      if (attempt >= OPEN_ATTEMPTS) throw error;
+      log.warn("Opening KV failed, retrying: {error}", { error });
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
 }
+
+const OPEN_ATTEMPTS = 5;
 
 /**
  * Call records in Deno KV.

@@ -35,14 +35,19 @@ export function startServerProcess(
     cwd: options.cwd ?? new URL("../../", import.meta.url),
     env: { HOST: "127.0.0.1", PORT: "0", LOG_FORMAT: "json", ...env },
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  const errors = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const port = (async () => {
     let output = "";
     while (true) {
       const { value, done } = await reader.read();
-      if (done) throw new Error(`Server exited before listening: ${output}`);
+      if (done) {
+        throw new Error(
+          `Server exited before listening: ${output} ${await errors}`,
+        );
+      }
       output += value;
       const match = /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(output);
       if (match) return Number(match[1]);
@@ -51,9 +56,10 @@ export function startServerProcess(
   return {
     port,
     async stop(signal = "SIGTERM") {
-      await port.catch(() => {});
-      child.kill(signal);
+      const running = await port.then(() => true, () => false);
+      if (running) child.kill(signal);
       while (!(await reader.read()).done) { /* the rest of the log */ }
+      await errors;
       return (await child.status).code;
     },
   };
