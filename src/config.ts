@@ -7,6 +7,14 @@
  */
 
 import {
+  ConfigError,
+  type Env,
+  integer,
+  oneOf,
+  type Read,
+  reader,
+} from "./env_values.ts";
+import {
   DEFAULT_CHUNK_BYTES,
   isSampleRate,
   isValidChunkSize,
@@ -113,21 +121,7 @@ export interface Config {
 /** Where call records live when `KV_PATH` is unset, off Deno Deploy. */
 export const DEFAULT_KV_PATH = "./data/exovoice.kv";
 
-/** A configuration value that cannot be used. */
-export class ConfigError extends Error {
-  /** The environment variable at fault. */
-  readonly variable: string;
-
-  /** Creates the error for `variable`. */
-  constructor(variable: string, message: string) {
-    super(message);
-    this.name = "ConfigError";
-    this.variable = variable;
-  }
-}
-
-/** Reads environment variables, e.g. `Deno.env.toObject()` or a test's record. */
-export type Env = Readonly<Record<string, string | undefined>>;
+export { ConfigError, type Env } from "./env_values.ts";
 
 /**
  * Builds the configuration from `env`.
@@ -141,10 +135,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
  * ```
  */
 export function loadConfig(env: Env): Config {
-  const read = (name: string) => {
-    const value = env[name]?.trim();
-    return value === "" ? undefined : value;
-  };
+  const read = reader(env);
   const certFile = read("TLS_CERT_FILE");
   const keyFile = read("TLS_KEY_FILE");
   if ((certFile === undefined) !== (keyFile === undefined)) {
@@ -227,44 +218,6 @@ export function loadConfig(env: Env): Config {
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
   };
-}
-
-type Read = (name: string) => string | undefined;
-
-function integer(
-  read: Read,
-  name: string,
-  fallback: number,
-  [min, max]: [number, number],
-): number {
-  const text = read(name);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw new ConfigError(
-      name,
-      `Invalid ${name} "${text}": expected a whole number from ${min} to ${max}`,
-    );
-  }
-  return value;
-}
-
-function oneOf<T extends string>(
-  read: Read,
-  name: string,
-  accepted: readonly T[],
-  fallback: T,
-): T {
-  const text = read(name);
-  if (text === undefined) return fallback;
-  const value = accepted.find((candidate) => candidate === text.toLowerCase());
-  if (value === undefined) {
-    throw new ConfigError(
-      name,
-      `Invalid ${name} "${text}": expected one of ${accepted.join(", ")}`,
-    );
-  }
-  return value;
 }
 
 function ipRanges(text: string | undefined): string[] {

@@ -7,7 +7,14 @@
  * @module
  */
 
-import { ConfigError, type Env } from "../../config.ts";
+import {
+  ConfigError,
+  type Env,
+  integer,
+  oneOf,
+  type Read,
+  reader,
+} from "../../env_values.ts";
 import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
 
 /** Speech-to-text vendors `STT_PROVIDER` may name. */
@@ -142,8 +149,6 @@ export interface LoadAgentConfigOptions {
   readTextFile?: (path: string) => string;
 }
 
-type Read = (name: string) => string | undefined;
-
 /**
  * Builds the agent configuration from `env`.
  *
@@ -162,10 +167,7 @@ export function loadAgentConfig(
   env: Env,
   options: LoadAgentConfigOptions = {},
 ): AgentConfig {
-  const read: Read = (name) => {
-    const value = env[name]?.trim();
-    return value === "" ? undefined : value;
-  };
+  const read = reader(env);
   const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
   const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
   return {
@@ -359,40 +361,4 @@ function url(
     );
   }
   return text.replace(/\/+$/, "");
-}
-
-function integer(
-  read: Read,
-  name: string,
-  fallback: number,
-  [min, max]: [number, number],
-): number {
-  const text = read(name);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw new ConfigError(
-      name,
-      `Invalid ${name} "${text}": expected a whole number from ${min} to ${max}`,
-    );
-  }
-  return value;
-}
-
-function oneOf<T extends string>(
-  read: Read,
-  name: string,
-  accepted: readonly T[],
-  fallback: T,
-): T {
-  const text = read(name);
-  if (text === undefined) return fallback;
-  const value = accepted.find((candidate) => candidate === text.toLowerCase());
-  if (value === undefined) {
-    throw new ConfigError(
-      name,
-      `Invalid ${name} "${text}": expected one of ${accepted.join(", ")}`,
-    );
-  }
-  return value;
 }
