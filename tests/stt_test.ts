@@ -314,33 +314,6 @@ Deno.test("deepgram turns a refused handshake into an http ProviderError without
   assertEquals(server.requests.map((request) => request.status), [401]);
 });
 
-Deno.test("deepgram fails with a timeout when the handshake is never answered", async () => {
-  await using server = await FakeSttServer.start("deepgram");
-  server.script({ kind: "hang" });
-  const session = await deepgram(server, { connectTimeoutMs: 50 }).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-
-  assertEquals((await failure(session)).kind, "timeout");
-});
-
-Deno.test("deepgram session aborts through its signal and closes the socket", async () => {
-  await using server = await FakeSttServer.start("deepgram");
-  const controller = new AbortController();
-  const session = await deepgram(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-    signal: controller.signal,
-  });
-  const connection = await server.connection();
-  controller.abort();
-
-  assertEquals((await failure(session)).kind, "aborted");
-  await connection.closed;
-  await session.close();
-});
-
 Deno.test("deepgram open rejects an already aborted signal", async () => {
   await using server = await FakeSttServer.start("deepgram");
   const error = await assertRejects(
@@ -524,32 +497,6 @@ Deno.test("sarvam turns a refused handshake into an http ProviderError without t
   assertFalse(error.message.includes(server.apiKey));
 });
 
-Deno.test("sarvam fails with a timeout when the handshake is never answered", async () => {
-  await using server = await FakeSttServer.start("sarvam");
-  server.script({ kind: "hang" });
-  const session = await sarvam(server, { connectTimeoutMs: 50 }).open({
-    sampleRate: 8000,
-    language: "hi-IN",
-  });
-
-  assertEquals((await failure(session)).kind, "timeout");
-});
-
-Deno.test("sarvam session aborts through its signal and closes the socket", async () => {
-  await using server = await FakeSttServer.start("sarvam");
-  const controller = new AbortController();
-  const session = await sarvam(server).open({
-    sampleRate: 8000,
-    language: "hi-IN",
-    signal: controller.signal,
-  });
-  const connection = await server.connection();
-  controller.abort();
-
-  assertEquals((await failure(session)).kind, "aborted");
-  await connection.closed;
-});
-
 Deno.test("sarvam surfaces a vendor error message as a protocol error", async () => {
   await using server = await FakeSttServer.start("sarvam");
   server.script({ kind: "error", afterBytes: 3200 });
@@ -589,3 +536,37 @@ Deno.test("sarvam rejects a sample rate its streaming endpoint does not take", a
   assertStringIncludes(error.message, '"24000"');
   assertEquals(server.requests.length, 0);
 });
+
+const VENDORS = [
+  { vendor: "deepgram", open: deepgram, language: "en-IN" },
+  { vendor: "sarvam", open: sarvam, language: "hi-IN" },
+] as const;
+
+for (const { vendor, open, language } of VENDORS) {
+  Deno.test(`${vendor} fails with a timeout when the handshake is never answered`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    server.script({ kind: "hang" });
+    const session = await open(server, { connectTimeoutMs: 50 }).open({
+      sampleRate: 8000,
+      language,
+    });
+
+    assertEquals((await failure(session)).kind, "timeout");
+  });
+
+  Deno.test(`${vendor} session aborts through its signal and closes the socket`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    const controller = new AbortController();
+    const session = await open(server).open({
+      sampleRate: 8000,
+      language,
+      signal: controller.signal,
+    });
+    const connection = await server.connection();
+    controller.abort();
+
+    assertEquals((await failure(session)).kind, "aborted");
+    await connection.closed;
+    await session.close();
+  });
+}
