@@ -12,11 +12,15 @@
  * 2. Barge-in reaction: from the onset of the caller's speech over a
  *    talking bot (the fixture's first sample above ±64) to the `clear` frame,
  *    streamed in real time in 20 ms frames. The speech-to-text fake sends no
- *    transcript until later, so this is the voice guard alone.
+ *    transcript until later, so this is the voice guard alone: with the
+ *    defaults (pause on 100 ms of voice), and with pausing off (the guard's
+ *    400 ms of voice alone).
+ * 3. A backchannel over a talking bot ("Hmm." then "Okay."): how long the
+ *    bot stays silent, from the `clear` of its pause to its next media
+ *    frame, and whether it resumed rather than being interrupted.
  *
  * Run: `deno run --allow-net --allow-env --allow-read bench/agent_bench.ts [turns] [repeats]`
- * (defaults 200 turns, 10 barge-ins per fixture and guard setting: the
- * default 400 ms of voice, and 150 ms). Under
+ * (defaults 200 turns, 10 repeats per fixture and setting). Under
  * `deno task bench` it runs once with fewer samples and prints the same
  * figures.
  *
@@ -55,8 +59,10 @@ export interface AgentBenchReport {
   tokenToTtsByte: Percentiles;
   /** The same turns by the agent's own timeline: first TTS byte → first media frame sent. */
   ttsByteToMedia: Percentiles;
-  /** Caller speech onset → `clear`, per guard setting (`AGENT_BARGE_IN_MIN_SPEECH_MS`). */
-  bargeIn: { minSpeechMs: number; reaction: Percentiles }[];
+  /** Caller speech onset → `clear`, per barge-in setting. */
+  bargeIn: { setting: string; reaction: Percentiles }[];
+  /** A backchannel over the bot: its pause's `clear` → its next media frame. */
+  backchannel: { silence: Percentiles; resumed: number; calls: number };
 }
 
 /** Nearest-rank percentiles of `values`. */
@@ -434,20 +440,18 @@ const LONG_ANSWER = [
   " Doctor Rao sees patients on Mondays and Thursdays, and Doctor Iyer on the other days.",
 ];
 
-async function measureBargeIn(
-  minSpeechMs: number,
-  repeats: number,
-  fixtures: Uint8Array[],
-): Promise<Percentiles> {
-  await using bench = await startBenchServer([
+/** A bench server whose bot is in the middle of a long answer, for each call dialled. */
+async function startTalkingBot(
+  env: Record<string, string>,
+): Promise<BenchServer & { dial(): Promise<BenchCaller> }> {
+  const bench = await startBenchServer([
     { text: "Tell me about the clinic.", speechStartMs: 100, turnMs: 400 },
-    // The interruption's transcript comes too late to matter: the voice
-    // guard alone is measured.
+    // The transcript of what the caller says over the bot comes too late
+    // to matter: the voice guard alone is measured.
     { text: "Wait.", speechStartMs: 20_000, turnMs: 30_000 },
-  ], { AGENT_BARGE_IN_MIN_SPEECH_MS: String(minSpeechMs) });
-  const reactions: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    for (const speech of fixtures) {
+  ], env);
+  return Object.assign(bench, {
+    async dial(): Promise<BenchCaller> {
       bench.vendors.llm.enqueue(textReply(LONG_ANSWER));
       const caller = await BenchCaller.dial(bench.url);
       await next<string>((resolve) => caller.onMark = resolve);
@@ -459,20 +463,46 @@ async function measureBargeIn(
       await answering;
       caller.onMedia = () => {};
       await sleep(300);
+      return caller;
+    },
+  });
+}
+
+/**
+ * Sends `speech` in real time, 20 ms frames each sent when it starts (as the
+ * simulator does), until `done` says to stop; returns when it started.
+ */
+async function speak(
+  caller: BenchCaller,
+  speech: Uint8Array,
+  done: () => boolean = () => false,
+): Promise<number> {
+  const startedAt = performance.now();
+  for (let at = 0; at < speech.length && !done(); at += FRAME_BYTES) {
+    const wait = startedAt + at / 16 - performance.now();
+    if (wait > 0) await sleep(wait);
+    caller.media(speech.subarray(at, at + FRAME_BYTES));
+  }
+  return startedAt;
+}
+
+async function measureBargeIn(
+  env: Record<string, string>,
+  repeats: number,
+  fixtures: Uint8Array[],
+): Promise<Percentiles> {
+  await using bench = await startTalkingBot(env);
+  const reactions: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    for (const speech of fixtures) {
+      const caller = await bench.dial();
       let clearedAt: number | undefined;
       caller.onClear = () => clearedAt ??= performance.now();
-      const startedAt = performance.now();
-      for (
-        let at = 0;
-        at < speech.length && clearedAt === undefined;
-        at += FRAME_BYTES
-      ) {
-        const due = startedAt + at / 16;
-        const wait = due - performance.now();
-        if (wait > 0) await sleep(wait);
-        caller.media(speech.subarray(at, at + FRAME_BYTES));
-      }
-      // A frame of 20 ms is sent when it starts, as the simulator does.
+      const startedAt = await speak(
+        caller,
+        speech,
+        () => clearedAt !== undefined,
+      );
       if (clearedAt !== undefined) {
         reactions.push(clearedAt - (startedAt + onsetMs(speech)));
       }
@@ -480,6 +510,36 @@ async function measureBargeIn(
     }
   }
   return percentiles(reactions);
+}
+
+async function measureBackchannel(
+  repeats: number,
+  backchannel: Uint8Array,
+): Promise<AgentBenchReport["backchannel"]> {
+  await using bench = await startTalkingBot({});
+  const silences: number[] = [];
+  let resumed = 0;
+  for (let i = 0; i < repeats; i++) {
+    const caller = await bench.dial();
+    let clearedAt: number | undefined;
+    let resumedAt: number | undefined;
+    caller.onClear = () => clearedAt ??= performance.now();
+    caller.onMedia = () => {
+      if (clearedAt !== undefined) resumedAt ??= performance.now();
+    };
+    // The backchannel, then up to 3 s of silence for the bot to resume in.
+    await speak(
+      caller,
+      join(backchannel, new Uint8Array(3 * 16_000)),
+      () => resumedAt !== undefined,
+    );
+    if (clearedAt !== undefined && resumedAt !== undefined) {
+      silences.push(resumedAt - clearedAt);
+      resumed++;
+    }
+    await caller.hangUp();
+  }
+  return { silence: percentiles(silences), resumed, calls: repeats };
 }
 
 /** Runs both measurements. */
@@ -496,14 +556,32 @@ export async function runAgentBench(
     ),
   );
   const pipeline = await measureOverhead(options.turns);
+  const settings: [string, Record<string, string>][] = [
+    ["defaults: pause on 100 ms of voice", {}],
+    ["AGENT_BARGE_IN_PAUSE_MS=0: the 400 ms guard alone", {
+      AGENT_BARGE_IN_PAUSE_MS: "0",
+    }],
+  ];
   const bargeIn = [];
-  for (const minSpeechMs of [400, 150]) {
+  for (const [setting, env] of settings) {
     bargeIn.push({
-      minSpeechMs,
-      reaction: await measureBargeIn(minSpeechMs, options.repeats, fixtures),
+      setting,
+      reaction: await measureBargeIn(env, options.repeats, fixtures),
     });
   }
-  return { ...pipeline, bargeIn };
+  const backchannel = decodeWav(
+    await Deno.readFile(
+      new URL("../tests/fixtures/audio/backchannel_8000.wav", import.meta.url),
+    ),
+  ).pcm;
+  return {
+    ...pipeline,
+    bargeIn,
+    backchannel: await measureBackchannel(
+      options.repeats * fixtures.length,
+      backchannel,
+    ),
+  };
 }
 
 function format(p: Percentiles): string {
@@ -523,11 +601,14 @@ export function printAgentBench(report: AgentBenchReport): void {
     `  of which first TTS byte → first media frame sent: ${
       format(report.ttsByteToMedia)
     }`,
-    ...report.bargeIn.map(({ minSpeechMs, reaction }) =>
-      `barge-in reaction, speech onset → clear, guard ${minSpeechMs} ms of voice${
-        minSpeechMs === 400 ? " (default)" : ""
-      }: ${format(reaction)}`
+    ...report.bargeIn.map(({ setting, reaction }) =>
+      `barge-in reaction, speech onset → clear (${setting}): ${
+        format(reaction)
+      }`
     ),
+    `backchannel over the bot, silent from its pause to its resumption: ${
+      format(report.backchannel.silence)
+    }; resumed ${report.backchannel.resumed} of ${report.backchannel.calls}`,
   ];
   // A benchmark's output is its result.
   // deno-lint-ignore no-console

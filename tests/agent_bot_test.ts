@@ -275,7 +275,7 @@ Deno.test("barge-in clears the reply, aborts the model and voice, and keeps only
   assertEquals(bot.timeline()[0].outcome, "interrupted");
 });
 
-Deno.test("a backchannel over the bot neither clears nor starts a turn", async () => {
+Deno.test("a backchannel over the bot pauses it, then it resumes, and it is not a turn", async () => {
   await using vendors = await fakes({
     script: {
       turns: [
@@ -296,9 +296,12 @@ Deno.test("a backchannel over the bot neither clears nor starts a turn", async (
   await until(() => output.utterances.length === 2, "the reply");
   await feed((pcm) => bot.audio(pcm), BACKCHANNEL, 8000);
   await feed((pcm) => bot.audio(pcm), SILENCE, 8000);
+  assertGreater(output.pauses, 0, "the bot stopped talking over the caller");
+  assertFalse(output.paused, "and went on once they were quiet");
   await until(() => output.utterances[1].complete, "the reply's audio");
   output.advance(60_000);
   await until(() => output.played.length === 2, "the reply played in full");
+  assertEquals(output.resumes, output.pauses);
   // The next real turn shows what the model was told in between.
   await feed((pcm) => bot.audio(pcm), INTERRUPT, 8000);
   await until(() => vendors.llm.requests.length === 2, "the next turn");
@@ -309,6 +312,30 @@ Deno.test("a backchannel over the bot neither clears nor starts a turn", async (
     { role: "user", content: INTERRUPT_TEXT },
   ]);
   assertEquals(bot.timeline()[0].outcome, "answered");
+});
+
+Deno.test("a backchannel's transcript resumes the bot without waiting for the silence", async () => {
+  await using vendors = await fakes({
+    script: {
+      turns: [
+        { text: HELLO_TRANSCRIPT, speechStartMs: 520, turnMs: 4600 },
+        // The final comes 1921 ms into the backchannel, 321 ms after "Okay".
+        { text: "Hmm. Okay.", speechStartMs: 1300, turnMs: 3000 },
+      ],
+    },
+    replies: [textReply(["Our clinic is open from nine until six."])],
+  });
+  await using call = startCall(vendors, { auto: false });
+  const { bot, output } = call;
+  await call.greeted();
+  await feed((pcm) => bot.audio(pcm), HELLO, 8000);
+  await until(() => output.utterances.length === 2, "the reply");
+  // Up to 400 ms after "Okay": less than the 600 ms that resume on silence.
+  await feed((pcm) => bot.audio(pcm), BACKCHANNEL.subarray(0, 32_000), 8000);
+  assertEquals(output.pauses, 1);
+  await until(() => !output.paused, "the bot resumed on the transcript");
+  assertEquals(output.resumes, 1);
+  assertEquals(output.clears, 0);
 });
 
 Deno.test("a model answering 500 gets the fallback line, and the call goes on", async () => {

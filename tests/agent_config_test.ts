@@ -72,6 +72,8 @@ Deno.test("agent config reads every stage's provider, URL and tuning", () => {
     AGENT_LANGUAGE: "hi-IN",
     AGENT_BARGE_IN: "off",
     AGENT_BARGE_IN_IGNORE_WORDS: "Haan, ji ,hmm",
+    AGENT_BARGE_IN_PAUSE_MS: "0",
+    AGENT_BARGE_IN_RESUME_MS: "900",
     AGENT_TURN_TIMEOUT_MS: "1500",
   });
   assertEquals(config.stt.provider, "sarvam");
@@ -87,6 +89,8 @@ Deno.test("agent config reads every stage's provider, URL and tuning", () => {
   assertEquals(config.language, "hi-IN");
   assertFalse(config.bargeIn.enabled);
   assertEquals(config.bargeIn.backchannels, ["haan", "ji", "hmm"]);
+  assertEquals(config.bargeIn.pauseMs, 0);
+  assertEquals(config.bargeIn.resumeMs, 900);
   assertEquals(config.turnTimeoutMs, 1500);
   const providers = createProviders(config);
   assertEquals(

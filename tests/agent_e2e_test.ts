@@ -212,13 +212,73 @@ Deno.test("barge-in through the server: the caller's interruption clears the rep
   assertEquals(agent.bots[0].timeline()[0].outcome, "interrupted");
 });
 
+Deno.test("a backchannel over the bot through the server: it pauses, resumes where the caller stopped hearing, and the whole reply is heard", async () => {
+  const reply = [
+    "Our clinic is open from nine in the morning until six in the evening on weekdays.",
+    " On Saturdays we close at one in the afternoon, and on Sundays we stay closed.",
+  ];
+  await using agent = await startAgentServer({
+    script: {
+      turns: [
+        HELLO_TURN,
+        // No transcript in time: the voice guard alone decides.
+        { text: "Hmm. Okay.", speechStartMs: 60_000, turnMs: 90_000 },
+      ],
+    },
+    replies: [textReply(reply)],
+  });
+  const hello = await fixturePcm("hello_8000.wav");
+  const backchannel = await fixturePcm("backchannel_8000.wav");
+  const greetingBytes = padToAlignment(fakeSpeech(GREETING, 8000)).length;
+  let received = 0;
+  let spokeOver = false;
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: concat(silence(LEAD_MS, 8000), hello),
+    sampleRate: 8000,
+    waitForReplyMs: 1500,
+    maxWaitMs: 20_000,
+    onReplyAudio: (pcm, caller) => {
+      received += pcm.length;
+      if (!spokeOver && received > greetingBytes + 3200) {
+        spokeOver = true;
+        caller.play(backchannel);
+      }
+    },
+  });
+  assert(report.connected, report.error);
+  assertEquals(report.badChunks, []);
+  assertEquals(report.clearsReceived, 1, "the pause cleared Exotel's queue");
+  assertGreater(report.clearedBytes, 0);
+  assertEquals(
+    report.heardPcm,
+    spoken([GREETING, ...reply.map((text) => text.trim())], 8000),
+    "every piece was heard once, in full",
+  );
+  assertEquals(
+    report.marksEchoed.filter((name) => name.startsWith("agent-2")),
+    [
+      "agent-2-1",
+      "agent-2-2",
+    ],
+  );
+  assertEquals(agent.vendors.llm.requests.length, 1, "no turn was answered");
+  const bot = agent.bots[0];
+  assertEquals(bot.history().at(-1), {
+    role: "assistant",
+    content: reply.join(""),
+  });
+  assertEquals(bot.timeline()[0].outcome, "answered");
+});
+
 Deno.test("a voice that hangs gets the fallback line, and the caller's next turn is answered", async () => {
   await using agent = await startAgentServer({
     script: {
+      // The question comes 3 s after the hello, once the fallback line is over.
       turns: [HELLO_TURN, {
         text: "What are your opening hours on Sunday?",
-        speechStartMs: 1580,
-        turnMs: 3980,
+        speechStartMs: 4580,
+        turnMs: 6980,
       }],
     },
     replies: [textReply(["Let me check."]), textReply(["We open at nine."])],
@@ -229,10 +289,11 @@ Deno.test("a voice that hangs gets the fallback line, and the caller's next turn
     { kind: "speak" },
     { kind: "hang" },
   );
-  const twoTurns = await fixturePcm("two_turns_8000.wav");
+  const hello = await fixturePcm("hello_8000.wav");
+  const question = await fixturePcm("question_8000.wav");
   const report = await simulateCall({
     url: agent.url,
-    pcm: concat(silence(LEAD_MS, 8000), twoTurns),
+    pcm: concat(silence(LEAD_MS, 8000), hello, silence(3000, 8000), question),
     sampleRate: 8000,
     waitForReplyMs: 1000,
     maxWaitMs: 10_000,

@@ -5,13 +5,20 @@
  */
 import fc from "fast-check";
 import { assert, assertEquals } from "@std/assert";
-import { alignUp, Chunker, isValidChunkSize } from "../src/audio/pcm.ts";
+import {
+  alignUp,
+  Chunker,
+  isValidChunkSize,
+  padToAlignment,
+} from "../src/audio/pcm.ts";
+import type { Playback } from "../src/bots/bot.ts";
 import { parseInboundFrame } from "../src/exotel/protocol.ts";
 import { Player } from "../src/call/player.ts";
 import { Call } from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
 import { createSocketPair } from "../src/call/socket.ts";
 import { createEchoBot } from "../src/bots/echo.ts";
+import { ExotelPlayback } from "../tools/exotel_playback.ts";
 import { FakeClock, settle } from "./fakes/clock.ts";
 
 const numRuns = Number(Deno.env.get("FUZZ_RUNS") ?? 150);
@@ -107,21 +114,45 @@ Deno.test("the chunker keeps every byte, in order, in chunks that follow the 320
 type PlayerOp =
   | { op: "play"; bytes: number }
   | { op: "clear" }
+  | { op: "pause" }
+  | { op: "resume" }
   | { op: "ack"; mark: number }
   | { op: "advance"; ms: number };
 
+const playerOperation: fc.Arbitrary<PlayerOp> = fc.oneof(
+  fc.nat({ max: 20_000 }).map((bytes) => ({ op: "play" as const, bytes })),
+  fc.constant({ op: "clear" as const }),
+  fc.constant({ op: "pause" as const }),
+  fc.constant({ op: "resume" as const }),
+  fc.nat({ max: 10 }).map((mark) => ({ op: "ack" as const, mark })),
+  fc.nat({ max: 700 }).map((ms) => ({ op: "advance" as const, ms })),
+);
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
+}
+
+/** `count` bytes of a pattern that shifts with `seed`, so any lost or repeated chunk shows. */
+function patterned(count: number, seed: number): Uint8Array {
+  const pcm = new Uint8Array(count);
+  for (let index = 0; index < count; index++) {
+    pcm[index] = (index * 7 + seed * 13 + (index >> 8)) & 0xff;
+  }
+  return pcm;
+}
+
 Deno.test("the player's frames follow the rules whatever it is asked to do", async () => {
-  const operation: fc.Arbitrary<PlayerOp> = fc.oneof(
-    fc.nat({ max: 20_000 }).map((bytes) => ({ op: "play" as const, bytes })),
-    fc.constant({ op: "clear" as const }),
-    fc.nat({ max: 10 }).map((mark) => ({ op: "ack" as const, mark })),
-    fc.nat({ max: 700 }).map((ms) => ({ op: "advance" as const, ms })),
-  );
   await fc.assert(
     fc.asyncProperty(
       fc.constantFrom(8000, 16000, 24000),
       fc.integer({ min: 1, max: 10 }).map((n) => n * 320),
-      fc.array(operation, { maxLength: 25 }),
+      fc.array(playerOperation, { maxLength: 25 }),
       async (sampleRate, chunkBytes, operations) => {
         const clock = new FakeClock();
         const frames: Array<Record<string, unknown>> = [];
@@ -138,9 +169,12 @@ Deno.test("the player's frames follow the rules whatever it is asked to do", asy
         for (const step of operations) {
           if (step.op === "play") player.play(new Uint8Array(step.bytes));
           else if (step.op === "clear") player.clear();
+          else if (step.op === "pause") player.pause();
+          else if (step.op === "resume") player.resume();
           else if (step.op === "ack") player.acknowledge(`utt-${step.mark}`);
           else await clock.advance(step.ms);
         }
+        player.resume();
         await clock.advance(60_000);
         player.stop();
         for (const frame of frames) {
@@ -151,6 +185,74 @@ Deno.test("the player's frames follow the rules whatever it is asked to do", asy
           }
         }
         assertEquals(clock.pending, 0);
+      },
+    ),
+    { numRuns },
+  );
+});
+
+Deno.test("pauses and resumes never lose, repeat or reorder what the caller hears", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(8000, 16000),
+      fc.integer({ min: 1, max: 10 }).map((n) => n * 320),
+      fc.array(
+        fc.oneof(
+          fc.nat({ max: 12_000 }).map((bytes) => ({
+            op: "play" as const,
+            bytes,
+          })),
+          fc.constant({ op: "pause" as const }),
+          fc.constant({ op: "resume" as const }),
+          fc.nat({ max: 700 }).map((ms) => ({ op: "advance" as const, ms })),
+        ),
+        { maxLength: 25 },
+      ),
+      async (sampleRate, chunkBytes, operations) => {
+        const clock = new FakeClock();
+        const marks: string[] = [];
+        const exotel = new ExotelPlayback(sampleRate, {
+          onMark: (name) => marks.push(name),
+        });
+        const player = new Player({
+          streamSid: "S",
+          sampleRate: sampleRate as 8000,
+          chunkBytes,
+          leadMs: 300,
+          maxBufferedBytes: 1 << 20,
+          send: (text) => {
+            const frame = JSON.parse(text);
+            const now = clock.now();
+            if (frame.event === "media") {
+              exotel.enqueue(Uint8Array.fromBase64(frame.media.payload), now);
+            } else if (frame.event === "mark") {
+              exotel.mark(frame.mark.name, now);
+            } else if (frame.event === "clear") exotel.clear(now);
+          },
+          bufferedAmount: () => 0,
+          clock,
+        });
+        const expected: Uint8Array[] = [];
+        const playbacks: Promise<Playback>[] = [];
+        for (const step of operations) {
+          if (step.op === "play") {
+            const pcm = patterned(step.bytes, expected.length);
+            expected.push(padToAlignment(pcm));
+            playbacks.push(player.play(pcm));
+          } else if (step.op === "pause") player.pause();
+          else if (step.op === "resume") player.resume();
+          else await clock.advance(step.op === "advance" ? step.ms : 0);
+          exotel.advance(clock.now());
+          for (const name of marks.splice(0)) player.acknowledge(name);
+        }
+        player.resume();
+        await clock.advance(60_000);
+        exotel.advance(clock.now());
+        for (const name of marks.splice(0)) player.acknowledge(name);
+        const results = await Promise.all(playbacks);
+        assert(results.every((result) => result.status === "played"));
+        assertEquals(exotel.heard(), concatBytes(expected));
+        player.stop();
       },
     ),
     { numRuns },

@@ -108,8 +108,8 @@ Deno.test("player resolves an utterance when Exotel echoes its mark, earlier one
     entry,
   ) => entry.frame.mark!.name);
   assertEquals(marks, ["utt-1", "utt-2"]);
-  assertEquals(player.acknowledge("nobody-sent-this"), false);
-  assertEquals(player.acknowledge("utt-2"), true);
+  assertEquals(player.acknowledge("nobody-sent-this"), undefined);
+  assertEquals(player.acknowledge("utt-2"), "utt-2");
   assertEquals(await first, {
     status: "played",
     mark: "utt-1",
@@ -147,7 +147,8 @@ Deno.test("clear drops what is queued, sends clear, and reports what was heard",
   assertEquals(sent.at(-1)!.frame, { event: "clear", stream_sid: "S1" });
   const interrupted = await long;
   assertEquals(interrupted.status, "cleared");
-  assertEquals(interrupted.heardMs, 300);
+  // The chunk playing at 300 ms (200–400) finishes, as on Exotel.
+  assertEquals(interrupted.heardMs, 400);
   assertEquals(interrupted.sentBytes, sentBefore * 3200);
   assertEquals((await next).status, "cleared");
   await clock.advance(3000);
@@ -176,6 +177,96 @@ Deno.test("player plays new audio at once after a clear", async () => {
   player.play(new Uint8Array(3200), { mark: "after" });
   await settle();
   assertEquals(media().length, before + 1);
+  player.stop();
+});
+
+/** 200 ms chunks of 8 kHz PCM whose first sample is their index, to tell them apart. */
+function numberedChunks(count: number): Uint8Array {
+  const pcm = new Uint8Array(count * 3200);
+  for (let index = 0; index < count; index++) pcm[index * 3200] = index + 1;
+  return pcm;
+}
+
+function chunkNumbers(media: Sent[]): number[] {
+  return media.map((entry) =>
+    Uint8Array.fromBase64(entry.frame.media!.payload)[0]
+  );
+}
+
+Deno.test("pause sends clear, holds what had not started, and resume goes on from there", async () => {
+  const { player, clock, sent, media } = setup();
+  const speech = player.play(numberedChunks(5), { mark: "speech" });
+  await clock.advance(300); // chunks 1–3 sent; 2 is playing, 3 queued
+  assertEquals(chunkNumbers(media()), [1, 2, 3]);
+  assertEquals(player.pause(), true);
+  assertEquals(sent.at(-1)!.frame.event, "clear");
+  await clock.advance(1000);
+  assertEquals(media().length, 3, "nothing is sent while paused");
+  player.resume();
+  await clock.advance(2000);
+  assertEquals(chunkNumbers(media()), [1, 2, 3, 3, 4, 5]);
+  const marks = sent.filter((entry) => entry.frame.event === "mark");
+  assertEquals(marks.map((entry) => entry.frame.mark!.name), ["speech"]);
+  assertEquals(player.acknowledge("speech"), "speech");
+  assertEquals(await speech, {
+    status: "played",
+    mark: "speech",
+    sentBytes: 16000,
+    heardMs: 1000,
+  });
+  assertEquals(player.counters.clears, 1);
+  player.stop();
+});
+
+Deno.test("pause sends again the marks a clear may drop, under new names", async () => {
+  const { player, clock, sent } = setup();
+  const short = player.play(numberedChunks(1), { mark: "short" });
+  const long = player.play(numberedChunks(3), { mark: "long" });
+  await clock.advance(250); // "short" played; "long" chunk 1 playing, 2 queued
+  player.pause();
+  const marks = () =>
+    sent.filter((entry) => entry.frame.event === "mark").map((entry) =>
+      entry.frame.mark!.name
+    );
+  assertEquals(marks(), ["short", "short~1"]);
+  assertEquals(player.acknowledge("short"), undefined, "the old name is gone");
+  assertEquals(player.acknowledge("short~1"), "short");
+  assertEquals((await short).status, "played");
+  player.resume();
+  await clock.advance(2000);
+  assertEquals(marks(), ["short", "short~1", "long"]);
+  assertEquals(player.acknowledge("long"), "long");
+  assertEquals((await long).heardMs, 600);
+  player.stop();
+});
+
+Deno.test("a clear after a pause drops everything without a second clear", async () => {
+  const { player, clock, sent } = setup();
+  const speech = player.play(numberedChunks(5));
+  await clock.advance(300);
+  player.pause();
+  assertEquals(player.clear(), false);
+  assertEquals(sent.filter((entry) => entry.frame.event === "clear").length, 1);
+  assertEquals(await speech, {
+    status: "cleared",
+    mark: "utt-1",
+    sentBytes: 6400,
+    heardMs: 400,
+  });
+  assertEquals(player.isPaused, false);
+  player.stop();
+});
+
+Deno.test("pause with nothing playing sends nothing, and holds new audio until resume", async () => {
+  const { player, clock, sent, media } = setup();
+  assertEquals(player.pause(), false);
+  assertEquals(player.isPaused, true);
+  player.play(numberedChunks(2));
+  await clock.advance(500);
+  assertEquals(sent, []);
+  player.resume();
+  await clock.advance(500);
+  assertEquals(chunkNumbers(media()), [1, 2]);
   player.stop();
 });
 

@@ -59,6 +59,14 @@ export interface CallOutput {
   play(audio: Audio, options?: PlayOptions): Promise<Playback>;
   /** Barge-in: drops everything not yet played and tells Exotel to do the same. */
   clear(): void;
+  /**
+   * The caller may be interrupting: silences the bot at once (Exotel drops
+   * what it has queued) but keeps the audio, for {@linkcode CallOutput.resume}
+   * or {@linkcode CallOutput.clear}. Audio played meanwhile waits.
+   */
+  pause(): void;
+  /** It was not an interruption: goes on from where the caller stopped hearing. */
+  resume(): void;
   /** Ends the stream; Exotel's flow moves on to its next applet or hangs up. */
   hangup(reason?: string): void;
 }

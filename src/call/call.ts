@@ -227,13 +227,15 @@ export class Call {
         return;
       case "start":
         return this.#start(event.start, event.streamSid);
-      case "mark":
-        if (this.#player?.acknowledge(event.name)) {
-          this.#callBot("marked", (bot) => bot.marked?.(event.name));
+      case "mark": {
+        const mark = this.#player?.acknowledge(event.name);
+        if (mark !== undefined) {
+          this.#callBot("marked", (bot) => bot.marked?.(mark));
         } else {
           this.#log.debug("Unknown mark {name} ignored", { name: event.name });
         }
         return;
+      }
       case "dtmf":
         if (session.dtmfDigits.length < MAX_DTMF_DIGITS) {
           session.dtmfDigits += event.digit;
@@ -301,6 +303,8 @@ export class Call {
     const output: CallOutput = {
       play: (audio, options) => player.play(audio, options),
       clear: () => player.clear(),
+      pause: () => player.pause(),
+      resume: () => player.resume(),
       hangup: (reason = "hangup") => this.end(`bot:${reason}`),
     };
     const info: CallInfo = {

@@ -1,7 +1,8 @@
 /**
  * Paced playout of a bot's audio to Exotel: chunks of a multiple of 320 bytes,
  * sent at real time with a small lead queued at Exotel, a mark after every
- * utterance, `clear` for barge-in, and socket backpressure.
+ * utterance, `clear` for barge-in, pause and resume for speech that may turn
+ * out not to be one, and socket backpressure.
  *
  * I/O-free: it is given a `send` function, the socket's `bufferedAmount` and
  * a {@linkcode Clock}.
@@ -72,10 +73,18 @@ const BACKPRESSURE_POLL_MS = 20;
 interface Utterance {
   audio: Audio;
   mark: string;
+  /** The name the mark went out under: renamed when re-sent after a pause. */
+  wireMark: string;
   resolve(playback: Playback): void;
+  /** Bytes sent and not taken back by a pause. */
   sentBytes: number;
-  /** When Exotel starts (or started) playing its first chunk, by our estimate. */
-  startsAt?: number;
+}
+
+/** A chunk sent to Exotel that, by our estimate, has not started playing. */
+interface SentChunk {
+  utterance: Utterance;
+  chunk: Uint8Array;
+  startsAt: number;
 }
 
 /**
@@ -105,6 +114,11 @@ export class Player {
   #wake?: () => void;
   #cancelSleep?: Cancel;
   #source?: AsyncIterator<Uint8Array>;
+  /** Sent chunks that may not have started playing, oldest first. */
+  #unplayed: SentChunk[] = [];
+  /** While paused: the chunks a `clear` took back from Exotel, to send again on resume. */
+  #held: SentChunk[] | undefined;
+  #resumes = 0;
 
   /** Creates a player for one call. */
   constructor(options: PlayerOptions) {
@@ -122,6 +136,11 @@ export class Player {
     return this.#queue.length > 0 || this.#awaitingMark.length > 0;
   }
 
+  /** True between {@linkcode Player.pause} and {@linkcode Player.resume} or {@linkcode Player.clear}. */
+  get isPaused(): boolean {
+    return this.#held !== undefined;
+  }
+
   /** Queues `audio` after what is already queued; see {@linkcode CallOutput.play}. */
   play(audio: Audio, options: { mark?: string } = {}): Promise<Playback> {
     const mark = options.mark ?? `utt-${this.#nextMark++}`;
@@ -134,40 +153,90 @@ export class Player {
       });
     }
     return new Promise((resolve) => {
-      this.#queue.push({ audio, mark, resolve, sentBytes: 0 });
+      this.#queue.push({ audio, mark, wireMark: mark, resolve, sentBytes: 0 });
       if (!this.#pumping) this.#pump(this.#generation);
     });
   }
 
   /**
-   * Exotel echoed mark `name`: that utterance, and any before it, has played.
-   * Returns false for a name we are not waiting for.
+   * Exotel echoed the mark sent as `name`: that utterance, and any before it,
+   * has played. Returns the utterance's mark, or `undefined` for a name we
+   * are not waiting for (such as one renamed by a pause).
    */
-  acknowledge(name: string): boolean {
+  acknowledge(name: string): string | undefined {
     const index = this.#awaitingMark.findIndex((utterance) =>
-      utterance.mark === name
+      utterance.wireMark === name
     );
-    if (index === -1) return false;
+    if (index === -1) return undefined;
     this.counters.marksAcknowledged++;
-    for (const utterance of this.#awaitingMark.splice(0, index + 1)) {
+    const played = this.#awaitingMark.splice(0, index + 1);
+    for (const utterance of played) {
       utterance.resolve(this.#playback(utterance, "played"));
     }
-    return true;
+    return played[index].mark;
   }
 
   /**
    * Barge-in: drops every queued and unconfirmed utterance and, when Exotel
    * may still have audio of ours queued, sends `clear`. Returns whether it did.
+   * After {@linkcode Player.pause} Exotel's queue is already empty.
    */
   clear(): boolean {
     if (this.#stopped) return false;
-    const playing = this.isBusy || this.queuedMs > 0;
+    const playing = !this.isPaused && (this.isBusy || this.queuedMs > 0);
     this.#abandon("cleared");
     if (!playing) return false;
     this.#playheadEnd = 0;
-    this.#options.send(encodeClear(this.#options.streamSid));
-    this.counters.clears++;
+    this.#sendClear();
     return true;
+  }
+
+  /**
+   * The caller started talking over the bot, and it may be a real
+   * interruption or only "hmm": stop at once, but keep everything so that
+   * {@linkcode Player.resume} can go on from the exact chunk the caller
+   * stopped hearing. Sends `clear` when Exotel has audio of ours that has not
+   * started (the chunk playing finishes, as `clear` does on Exotel); holds
+   * all sending until {@linkcode Player.resume}, {@linkcode Player.clear} or
+   * {@linkcode Player.stop}. Returns whether it sent `clear`.
+   */
+  pause(): boolean {
+    if (this.#stopped || this.isPaused) return false;
+    this.#dropStarted(this.#options.clock.now());
+    const held = this.#unplayed;
+    this.#unplayed = [];
+    this.#held = held;
+    if (held.length === 0) return false;
+    for (const { utterance, chunk } of held) {
+      utterance.sentBytes -= chunk.length;
+    }
+    this.#playheadEnd = held[0].startsAt;
+    this.#sendClear();
+    // `clear` may have dropped marks queued behind the chunk that plays on;
+    // those of utterances that hold nothing back go out again now.
+    const holding = new Set(held.map((sent) => sent.utterance));
+    for (const utterance of this.#awaitingMark) {
+      if (!holding.has(utterance)) this.#sendMark(utterance, true);
+    }
+    return true;
+  }
+
+  /**
+   * The interruption was not one: sends again what the pause took back,
+   * with the marks that followed it, and goes on playing.
+   */
+  resume(): void {
+    const held = this.#held;
+    if (this.#stopped || held === undefined) return;
+    this.#held = undefined;
+    for (const [index, { utterance, chunk }] of held.entries()) {
+      this.#transmit(utterance, chunk);
+      const last = held[index + 1]?.utterance !== utterance;
+      if (last && this.#awaitingMark.includes(utterance)) {
+        this.#sendMark(utterance, true);
+      }
+    }
+    this.#wakePump();
   }
 
   /** The call ended: drops everything, sends nothing more. */
@@ -180,33 +249,44 @@ export class Player {
   #abandon(status: "cleared" | "stopped"): void {
     this.#generation++;
     this.#pumping = false;
+    this.#held = undefined;
     const dropped = [...this.#awaitingMark, ...this.#queue];
     this.#awaitingMark = [];
     this.#queue = [];
     for (const utterance of dropped) {
       utterance.resolve(this.#playback(utterance, status));
     }
-    this.#cancelSleep?.();
-    this.#wake?.();
+    this.#unplayed = [];
+    this.#wakePump();
     this.#source?.return?.().catch(() => {});
     this.#source = undefined;
   }
 
+  /** Lets a pump waiting on a timer or a pause look again. */
+  #wakePump(): void {
+    this.#cancelSleep?.();
+    this.#cancelSleep = undefined;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Called before the unplayed chunks are dropped, so they still count as unheard. */
   #playback(utterance: Utterance, status: Playback["status"]): Playback {
-    const sentMs = durationMs(utterance.sentBytes, this.#options.sampleRate);
-    const heardMs = status === "played"
-      ? sentMs
-      : utterance.startsAt === undefined
-      ? 0
-      : Math.min(
-        sentMs,
-        Math.max(0, this.#options.clock.now() - utterance.startsAt),
-      );
+    let heardBytes = utterance.sentBytes;
+    if (status !== "played") {
+      const now = this.#options.clock.now();
+      for (const sent of this.#unplayed) {
+        if (sent.utterance === utterance && sent.startsAt > now) {
+          heardBytes -= sent.chunk.length;
+        }
+      }
+    }
     return {
       status,
       mark: utterance.mark,
       sentBytes: utterance.sentBytes,
-      heardMs,
+      heardMs: durationMs(heardBytes, this.#options.sampleRate),
     };
   }
 
@@ -217,8 +297,7 @@ export class Player {
       const finished = await this.#sendUtterance(utterance, generation);
       if (!finished || generation !== this.#generation) return;
       this.#queue.shift();
-      this.#options.send(encodeMark(this.#options.streamSid, utterance.mark));
-      this.counters.marksSent++;
+      this.#sendMark(utterance, false);
       this.#awaitingMark.push(utterance);
     }
     if (generation === this.#generation) this.#pumping = false;
@@ -267,7 +346,9 @@ export class Player {
     while (true) {
       if (generation !== this.#generation) return false;
       const ahead = this.#playheadEnd - clock.now();
-      if (this.#options.bufferedAmount() > maxBufferedBytes) {
+      if (this.isPaused) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+      } else if (this.#options.bufferedAmount() > maxBufferedBytes) {
         await this.#sleep(BACKPRESSURE_POLL_MS);
       } else if (ahead > 0 && ahead + chunkMs > leadMs) {
         await this.#sleep(
@@ -277,19 +358,50 @@ export class Player {
         break;
       }
     }
-    const now = clock.now();
-    if (utterance.sentBytes > 0 && this.#playheadEnd < now) {
+    if (utterance.sentBytes > 0 && this.#playheadEnd < clock.now()) {
       this.counters.underruns++;
     }
+    this.#transmit(utterance, chunk);
+    return true;
+  }
+
+  /** Sends one chunk now, after whatever is queued at Exotel. */
+  #transmit(utterance: Utterance, chunk: Uint8Array): void {
+    const now = this.#options.clock.now();
+    this.#dropStarted(now);
     const startsAt = Math.max(now, this.#playheadEnd);
-    utterance.startsAt ??= startsAt;
-    this.#playheadEnd = startsAt + chunkMs;
+    this.#playheadEnd = startsAt +
+      durationMs(chunk.length, this.#options.sampleRate);
+    this.#unplayed.push({ utterance, chunk, startsAt });
     this.#options.send(encodeMedia(this.#options.streamSid, chunk));
     this.#options.onChunk?.(chunk);
     utterance.sentBytes += chunk.length;
     this.counters.framesOut++;
     this.counters.bytesOut += chunk.length;
-    return true;
+  }
+
+  /** Forgets the sent chunks that have started playing by `now`: a `clear` no longer stops them. */
+  #dropStarted(now: number): void {
+    let started = 0;
+    while (
+      started < this.#unplayed.length &&
+      this.#unplayed[started].startsAt <= now
+    ) started++;
+    if (started > 0) this.#unplayed.splice(0, started);
+  }
+
+  /** Sends `utterance`'s mark; `again` renames it, so an echo of the old name is ignored. */
+  #sendMark(utterance: Utterance, again: boolean): void {
+    if (again) utterance.wireMark = `${utterance.mark}~${++this.#resumes}`;
+    this.#options.send(
+      encodeMark(this.#options.streamSid, utterance.wireMark),
+    );
+    this.counters.marksSent++;
+  }
+
+  #sendClear(): void {
+    this.#options.send(encodeClear(this.#options.streamSid));
+    this.counters.clears++;
   }
 
   #sleep(ms: number): Promise<void> {

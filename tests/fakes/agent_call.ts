@@ -68,6 +68,10 @@ export class MemoryOutput implements CallOutput {
   readonly utterances: MemoryUtterance[] = [];
   /** `clear` calls made while something was queued or playing (what the player sends). */
   clears = 0;
+  /** `pause` calls. */
+  pauses = 0;
+  /** `resume` calls. */
+  resumes = 0;
   /** Reasons given to `hangup`, in order. */
   readonly hangups: string[] = [];
   /** Called with each mark Exotel would echo: wire it to `bot.marked`. */
@@ -79,6 +83,7 @@ export class MemoryOutput implements CallOutput {
   #queue: Pending[] = [];
   #pumping = false;
   #stopped = false;
+  #paused = false;
 
   /** Creates the output for a call at `sampleRate`. */
   constructor(sampleRate: number, options: { auto?: boolean } = {}) {
@@ -120,9 +125,28 @@ export class MemoryOutput implements CallOutput {
 
   /** Drops everything queued; counts a clear when something was. */
   clear(): void {
+    this.#paused = false;
     if (this.#queue.length === 0) return;
     this.clears++;
     this.#drop("cleared");
+  }
+
+  /** Whether the output is paused. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Holds the playback head where it is until {@linkcode MemoryOutput.resume} or a clear. */
+  pause(): void {
+    this.pauses++;
+    this.#paused = true;
+  }
+
+  /** Lets the head move again; in `auto` mode plays what was read meanwhile. */
+  resume(): void {
+    this.resumes++;
+    this.#paused = false;
+    if (this.#auto) this.advance(Number.MAX_SAFE_INTEGER / 1e6);
   }
 
   /** Records the hangup and ends the call. */
@@ -140,6 +164,7 @@ export class MemoryOutput implements CallOutput {
 
   /** Plays `ms` more of the queued audio, echoing the marks it reaches. */
   advance(ms: number): void {
+    if (this.#paused) return;
     let bytes = Math.round(ms * this.#sampleRate / 1000) * 2;
     while (this.#queue.length > 0) {
       const head = this.#queue[0];

@@ -118,6 +118,8 @@ export class AgentBot implements Bot {
   #lastPushAudioMs = 0;
   #dtmfDigits = "";
   #cancelDtmf: Cancel | undefined;
+  /** The bot is paused over caller speech the guard has not judged yet. */
+  #paused = false;
   #stopped = false;
   /** Speech-to-text failed and has not reported anything since. */
   #sttTrouble = false;
@@ -219,6 +221,9 @@ export class AgentBot implements Bot {
       }
     }
     this.#checkBargeIn();
+    if (this.#paused && this.#quietMs() >= this.#deps.config.bargeIn.resumeMs) {
+      this.#resume("silence");
+    }
   }
 
   /** A keypad digit: interrupts the bot, and is sent to the model after a pause or `#`. */
@@ -277,6 +282,7 @@ export class AgentBot implements Bot {
       case "final":
         this.#turns.partial(event.text);
         this.#checkBargeIn();
+        this.#resumeAfterBackchannel();
         this.#turns.final(event.text, event.endOfTurn);
         return;
       case "end_of_turn":
@@ -295,7 +301,7 @@ export class AgentBot implements Bot {
     );
   }
 
-  /** Whether the caller's activity since the reply began interrupts it. */
+  /** Whether the caller's activity since the reply began interrupts it, or pauses it until that is clear. */
   #checkBargeIn(): void {
     const reply = this.#reply;
     if (!reply?.active || reply.cancelled) return;
@@ -306,7 +312,35 @@ export class AgentBot implements Bot {
       this.#bargeIn(
         voicedMs >= this.#guard.options.minSpeechMs ? "speech" : "words",
       );
+    } else if (!this.#paused && this.#guard.shouldPause(voicedMs)) {
+      this.#paused = true;
+      this.#log.debug("Caller spoke over the bot: paused", { voicedMs });
+      this.#output.pause();
     }
+  }
+
+  /** Caller audio since their last voiced frame, in ms. */
+  #quietMs(): number {
+    return this.#vad.audioMs - (this.#lastVoicedEndMs ?? 0);
+  }
+
+  /** The caller's words so far are only acknowledgements and they are quiet: no need to wait. */
+  #resumeAfterBackchannel(): void {
+    const { backchannels } = this.#deps.config.bargeIn;
+    if (
+      this.#paused && !this.#vad.inSpeech &&
+      isBackchannel(this.#turns.text, backchannels)
+    ) this.#resume("backchannel");
+  }
+
+  /** Ends a pause: the bot goes on where the caller stopped hearing it. */
+  #resume(reason: "silence" | "backchannel" | "reply_over"): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (reason !== "reply_over") {
+      this.#log.debug("Not an interruption ({reason}): resumed", { reason });
+    }
+    this.#output.resume();
   }
 
   #bargeIn(reason: "speech" | "words" | "dtmf" | "turn"): void {
@@ -317,6 +351,8 @@ export class AgentBot implements Bot {
       speaking: reply.speaking,
     });
     reply.interrupt();
+    // The clear ended any pause in the output.
+    this.#paused = false;
   }
 
   #onTurn(turn: CallerTurn): void {
@@ -453,7 +489,11 @@ export class AgentBot implements Bot {
     result: ReplyResult,
     timeline: TurnTimeline | undefined,
   ): void {
-    if (this.#reply === reply) this.#reply = undefined;
+    if (this.#reply === reply) {
+      this.#reply = undefined;
+      // Nothing may stay paused behind a reply that is over.
+      this.#resume("reply_over");
+    }
     this.#conversation.addAssistant(result.heard);
     if (timeline) {
       timeline.finish(result.status === "done" ? "answered" : result.status);

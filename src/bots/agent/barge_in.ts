@@ -10,6 +10,12 @@
  * a backchannel (`minWords`), which catches short real interruptions such as
  * "Wait" as soon as the speech-to-text vendor reports them.
  *
+ * Both signals take time, so the bot does not wait for them in silence
+ * shared with the caller: after a little voice (`pauseMs`) it pauses at
+ * once, and if the guard then decides it was only a backchannel it resumes,
+ * from where the caller stopped hearing, once the caller has been quiet for
+ * `resumeMs` or the transcript shows only acknowledgements.
+ *
  * @module
  */
 
@@ -19,6 +25,10 @@ export interface BargeInOptions {
   enabled: boolean;
   /** Voiced speech, in ms, in one caller utterance that interrupts whatever was said. */
   minSpeechMs: number;
+  /** Voiced speech, in ms, that pauses the bot until the guard decides; 0 never pauses. */
+  pauseMs: number;
+  /** Caller audio without voice, in ms, after which a pause that did not interrupt resumes. */
+  resumeMs: number;
   /** Words other than backchannels, in the caller's transcript, that interrupt. */
   minWords: number;
   /** Words that never interrupt on their own, lowercase. */
@@ -75,10 +85,17 @@ export const DEFAULT_BACKCHANNELS: readonly string[] = [
   "है",
 ];
 
-/** The defaults: interrupt on 400 ms of voice (a backchannel holds about 340 ms) or one real word. */
+/**
+ * The defaults: pause on 100 ms of voice; interrupt on 400 ms of voice (a
+ * backchannel holds about 340 ms) or one real word; else resume after 600 ms
+ * without voice, longer than the gaps between the words of one sentence
+ * (400–500 ms in "Wait, stop. Actually…"), so one interruption is one pause.
+ */
 export const DEFAULT_BARGE_IN: BargeInOptions = {
   enabled: true,
   minSpeechMs: 400,
+  pauseMs: 100,
+  resumeMs: 600,
   minWords: 1,
   backchannels: DEFAULT_BACKCHANNELS,
 };
@@ -143,6 +160,7 @@ export interface CallerActivity {
  * guard.shouldInterrupt({ voicedMs: 340, transcript: "Hmm." }); // false
  * guard.shouldInterrupt({ voicedMs: 300, transcript: "Wait" }); // true
  * guard.shouldInterrupt({ voicedMs: 420, transcript: "" }); // true
+ * guard.shouldPause(120); // true
  * ```
  */
 export class BargeInGuard {
@@ -169,5 +187,11 @@ export class BargeInGuard {
     const substantive = words(activity.transcript)
       .filter((word) => !this.#backchannels.has(word)).length;
     return substantive >= minWords;
+  }
+
+  /** True when `voicedMs` of caller speech should silence the bot until {@linkcode BargeInGuard.shouldInterrupt} can tell. */
+  shouldPause(voicedMs: number): boolean {
+    const { enabled, pauseMs } = this.#options;
+    return enabled && pauseMs > 0 && voicedMs >= pauseMs;
   }
 }

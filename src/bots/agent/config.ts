@@ -107,6 +107,10 @@ export interface BargeInConfig {
   enabled: boolean;
   /** `AGENT_BARGE_IN_MIN_SPEECH_MS`: voiced speech that interrupts. */
   minSpeechMs: number;
+  /** `AGENT_BARGE_IN_PAUSE_MS`: voiced speech that pauses the bot until it is clear whether it interrupts; 0 never pauses. */
+  pauseMs: number;
+  /** `AGENT_BARGE_IN_RESUME_MS`: caller audio without voice after which a pause that did not interrupt resumes. */
+  resumeMs: number;
   /** `AGENT_BARGE_IN_MIN_WORDS`: transcribed words (not backchannels) that interrupt; 0 disables. */
   minWords: number;
   /** `AGENT_BARGE_IN_IGNORE_WORDS`: words that never interrupt. */
@@ -189,6 +193,8 @@ export function loadAgentConfig(
         20,
         10_000,
       ]),
+      pauseMs: integer(read, "AGENT_BARGE_IN_PAUSE_MS", 100, [0, 10_000]),
+      resumeMs: integer(read, "AGENT_BARGE_IN_RESUME_MS", 600, [0, 10_000]),
       minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
       backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
         [...DEFAULT_BACKCHANNELS],
@@ -219,7 +225,7 @@ export function loadAgentConfig(
  * @example
  * ```ts
  * describeAgentConfig(config);
- * // { language: "en-IN", stt: "deepgram nova-3", llm: "gpt-4o-mini at https://api.openai.com/v1", tts: "deepgram aura-2-thalia-en", bargeIn: "on: 400 ms or 1 word" }
+ * // { language: "en-IN", stt: "deepgram nova-3", llm: "gpt-4o-mini at https://api.openai.com/v1", tts: "deepgram aura-2-thalia-en", bargeIn: "on: pause at 100 ms, interrupt at 400 ms or 1 word" }
  * ```
  */
 export function describeAgentConfig(
@@ -233,7 +239,7 @@ export function describeAgentConfig(
     llm: `${llm.model} at ${base.origin}${base.pathname}`,
     tts: `${tts.provider} ${tts.voice}`,
     bargeIn: bargeIn.enabled
-      ? `on: ${bargeIn.minSpeechMs} ms or ${bargeIn.minWords} word(s)`
+      ? `on: pause at ${bargeIn.pauseMs} ms, interrupt at ${bargeIn.minSpeechMs} ms or ${bargeIn.minWords} word(s)`
       : "off",
   };
 }
