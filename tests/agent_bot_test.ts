@@ -273,6 +273,32 @@ Deno.test("barge-in clears the reply, aborts the model and voice, and keeps only
   assertEquals(messages[4], { role: "user", content: INTERRUPT_TEXT });
   await until(() => bot.timeline()[1]?.outcome === "answered", "the outcome");
   assertEquals(bot.timeline()[0].outcome, "interrupted");
+
+  const { transcript, turns } = bot.report();
+  assertEquals(transcript.map((line) => line.role), [
+    "bot",
+    "caller",
+    "bot",
+    "caller",
+    "bot",
+  ]);
+  assertEquals(transcript[1].text, HELLO_TRANSCRIPT);
+  assertEquals(transcript[3].text, INTERRUPT_TEXT);
+  assertEquals(transcript[4].text, "Monday it is.");
+  const said = transcript[2].text;
+  assert(
+    long.join("").startsWith(said) && said.length < long.join("").length,
+    `what the model said before it was stopped: ${said}`,
+  );
+  assertEquals(transcript[2].interrupted, true);
+  assertEquals(transcript[2].heardText, truncated.content);
+  assertEquals(transcript[4].heardText, undefined, "heard in full");
+  const times = transcript.map((line) => line.atMs ?? -1);
+  assert(
+    times.every((at, i) => at >= 0 && at >= (times[i - 1] ?? 0)),
+    `${times}`,
+  );
+  assertEquals(turns.map((turn) => turn.turn), [1, 2]);
 });
 
 Deno.test("a backchannel over the bot pauses it, then it resumes, and it is not a turn", async () => {

@@ -14,6 +14,7 @@ import {
   SentenceSplitter,
 } from "../src/bots/agent/sentences.ts";
 import { AGENT_TOOLS, parseToolCall } from "../src/bots/agent/tools.ts";
+import { CallTranscript } from "../src/bots/agent/transcript.ts";
 
 function split(deltas: string[], splitter = new SentenceSplitter()): string[] {
   const pieces = deltas.flatMap((delta) => splitter.push(delta));
@@ -187,4 +188,34 @@ Deno.test("parseToolCall reads end_call and transfer, tolerating garbled argumen
     parseToolCall({ id: "c3", name: "lookup", arguments: "{}" }),
     { kind: "unknown", callId: "c3", name: "lookup" },
   );
+});
+
+Deno.test("the call transcript keeps every line up to its bound, with what was heard of cut-off replies", () => {
+  const log = new CallTranscript(3);
+  log.bot({ said: "Hello!", heard: "Hello!", interrupted: false }, 10);
+  log.caller("Book a table.", 2500.4);
+  log.bot({
+    said: "Sure. For how many people?",
+    heard: "Sure.",
+    interrupted: true,
+  }, 3100);
+  log.bot({ said: "", heard: "", interrupted: true }, 3200);
+  assertEquals(log.entries(), [
+    { role: "bot", text: "Hello!", atMs: 10 },
+    { role: "caller", text: "Book a table.", atMs: 2500 },
+    {
+      role: "bot",
+      text: "Sure. For how many people?",
+      heardText: "Sure.",
+      interrupted: true,
+      atMs: 3100,
+    },
+  ]);
+  log.caller("Four.", 4000);
+  log.caller("At eight.", 4100);
+  assertEquals(log.entries().map((line) => line.text), [
+    "Sure. For how many people?",
+    "Four.",
+    "At eight.",
+  ]);
 });

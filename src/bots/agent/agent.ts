@@ -14,13 +14,13 @@ import type { ChatMessage } from "../../providers/llm/language_model.ts";
 import type { ProviderError } from "../../providers/provider_error.ts";
 import type { SpeechEvent } from "../../providers/stt/speech_to_text.ts";
 import type { Bot, BotReport, CallInfo, CallOutput } from "../bot.ts";
-import type { TranscriptEntry } from "../../records/call_record.ts";
 import { AudioTrack } from "./audio_track.ts";
 import { BargeInGuard, isBackchannel } from "./barge_in.ts";
 import type { AgentConfig } from "./config.ts";
 import type { AudioCache, AudioCacheKey } from "./greeting_cache.ts";
 import { Conversation } from "./history.ts";
 import { Listener } from "./listener.ts";
+import { CallTranscript } from "./transcript.ts";
 import type { CallOutcomes } from "./outcomes.ts";
 import type { AgentProviders } from "./providers.ts";
 import {
@@ -106,6 +106,9 @@ export class AgentBot implements Bot {
   #listener: Listener;
   #conversation: Conversation;
   #timelines = new TimelineLog(10);
+  #transcript = new CallTranscript();
+  /** When the call started, on the clock: transcript times count from it. */
+  #startedAt: number;
   #reply: Reply | undefined;
   #replyCount = 0;
   #chain: Promise<void> = Promise.resolve();
@@ -134,6 +137,7 @@ export class AgentBot implements Bot {
     this.#log = baseLog.with({ callId: info.callId });
     this.closed = new Promise((resolve) => this.#markClosed = resolve);
     const { config, providers, clock } = deps;
+    this.#startedAt = clock.now();
     this.#vad = new VoiceActivityDetector(info.sampleRate, {
       onFrame: (frame) => {
         if (frame.isSpeech) this.#lastVoicedEndMs = frame.atMs + VAD_FRAME_MS;
@@ -170,17 +174,12 @@ export class AgentBot implements Bot {
     return this.#conversation.history();
   }
 
-  /** The transcript (bot lines as far as the caller heard them) and the recent turns' timings, for the call record. */
+  /** The whole call's transcript (what the bot said, and what the caller heard of it when cut off) and turn timings, for the call record. */
   report(): BotReport {
-    const transcript: TranscriptEntry[] = [];
-    for (const message of this.#conversation.history()) {
-      if (message.role === "user") {
-        transcript.push({ role: "caller", text: message.content });
-      } else if (message.role === "assistant" && message.content !== "") {
-        transcript.push({ role: "bot", text: message.content });
-      }
-    }
-    return { transcript, turns: this.timeline().map(turnTiming) };
+    return {
+      transcript: this.#transcript.entries(),
+      turns: this.#transcript.turns(),
+    };
   }
 
   /** Opens speech-to-text and says the greeting. */
@@ -411,6 +410,7 @@ export class AgentBot implements Bot {
       }
       if (this.#stopped) return;
       this.#conversation.addUser(text);
+      this.#transcript.caller(text, this.#sinceStart());
       const timeline = this.#timelines.begin(trigger, Date.now());
       if (speechEnd !== undefined) timeline.record("speechEnd", speechEnd);
       timeline.record("finalTranscript", finalAt ?? now);
@@ -465,19 +465,28 @@ export class AgentBot implements Bot {
     // Only speech after this moment can interrupt the reply.
     this.#voicedBaseline = this.#vad.speechMs;
     this.#overlapped = false;
-    reply.done.then((result) => this.#replyDone(reply, result, timeline));
+    const startedAt = this.#sinceStart();
+    reply.done.then((result) =>
+      this.#replyDone(reply, result, startedAt, timeline)
+    );
     return reply;
   }
 
   #replyDone(
     reply: Reply,
     result: ReplyResult,
+    startedAt: number,
     timeline: TurnTimeline | undefined,
   ): void {
     try {
       if (result.error) {
         this.#deps.hooks.providerError?.(result.error, this.#info);
       }
+      this.#transcript.bot({
+        said: result.said,
+        heard: result.heard,
+        interrupted: result.status === "interrupted",
+      }, startedAt);
       this.#finishReply(reply, result, timeline);
     } catch (error) {
       this.#log.error("Agent failed to finish a reply: {error}", { error });
@@ -498,6 +507,7 @@ export class AgentBot implements Bot {
     if (timeline) {
       timeline.finish(result.status === "done" ? "answered" : result.status);
       const summary = timeline.summary();
+      this.#transcript.turn(turnTiming(summary));
       this.#log.info(
         "Turn {turn} {outcome}: caller speech end to first audio {speechEndToFirstMediaMs} ms",
         { ...summary },
@@ -520,6 +530,11 @@ export class AgentBot implements Bot {
       });
       this.#output.hangup(kind);
     }
+  }
+
+  /** Milliseconds since the call started. */
+  #sinceStart(): number {
+    return this.#deps.clock.now() - this.#startedAt;
   }
 
   /** When the caller stopped speaking, on the clock: the end of the last voiced frame. */
