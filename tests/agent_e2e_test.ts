@@ -21,6 +21,7 @@ import {
 import { textReply, toolCallReply } from "./fakes/openai_server.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
+import { concat } from "@std/bytes";
 
 const GREETING = "Hello! How can I help you today?";
 const FALLBACK =
@@ -40,19 +41,9 @@ function silence(ms: number, rate: number): Uint8Array {
   return new Uint8Array(rate / 1000 * ms * 2);
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /** What the player sends for `texts` spoken one piece each: the fake voice, each piece padded to 320 bytes. */
 function spoken(texts: string[], rate: number): Uint8Array {
-  return concat(...texts.map((text) => padToAlignment(fakeSpeech(text, rate))));
+  return concat(texts.map((text) => padToAlignment(fakeSpeech(text, rate))));
 }
 
 interface AgentServer extends AsyncDisposable {
@@ -119,7 +110,7 @@ Deno.test("a call through the server: transcript, streamed answer and voice come
   const hello = await fixturePcm("hello_8000.wav");
   const report = await simulateCall({
     url: agent.url,
-    pcm: concat(silence(LEAD_MS, 8000), hello),
+    pcm: concat([silence(LEAD_MS, 8000), hello]),
     sampleRate: 8000,
     waitForReplyMs: 1000,
     maxWaitMs: 10_000,
@@ -171,7 +162,7 @@ Deno.test("barge-in through the server: the caller's interruption clears the rep
   let interrupted = false;
   const report = await simulateCall({
     url: agent.url,
-    pcm: concat(silence(LEAD_MS, 8000), hello),
+    pcm: concat([silence(LEAD_MS, 8000), hello]),
     sampleRate: 8000,
     waitForReplyMs: 1500,
     maxWaitMs: 15_000,
@@ -234,7 +225,7 @@ Deno.test("a backchannel over the bot through the server: it pauses, resumes whe
   let spokeOver = false;
   const report = await simulateCall({
     url: agent.url,
-    pcm: concat(silence(LEAD_MS, 8000), hello),
+    pcm: concat([silence(LEAD_MS, 8000), hello]),
     sampleRate: 8000,
     waitForReplyMs: 1500,
     maxWaitMs: 20_000,
@@ -293,7 +284,7 @@ Deno.test("a voice that hangs gets the fallback line, and the caller's next turn
   const question = await fixturePcm("question_8000.wav");
   const report = await simulateCall({
     url: agent.url,
-    pcm: concat(silence(LEAD_MS, 8000), hello, silence(3000, 8000), question),
+    pcm: concat([silence(LEAD_MS, 8000), hello, silence(3000, 8000), question]),
     sampleRate: 8000,
     waitForReplyMs: 1000,
     maxWaitMs: 10_000,
@@ -358,10 +349,10 @@ Deno.test("calls at 16 and 24 kHz at once, on Sarvam speech-to-text and ElevenLa
   const reports = await Promise.all(rates.map(async (rate) =>
     simulateCall({
       url: agent.url,
-      pcm: concat(
+      pcm: concat([
         silence(LEAD_MS, rate),
         await fixturePcm(`hello_${rate}.wav`),
-      ),
+      ]),
       sampleRate: rate,
       callSid: `CA-${rate}`,
       waitForReplyMs: 1000,

@@ -20,6 +20,7 @@ import { createSocketPair } from "../src/call/socket.ts";
 import { createEchoBot } from "../src/bots/echo.ts";
 import { ExotelPlayback } from "../tools/exotel_playback.ts";
 import { FakeClock, settle } from "./fakes/clock.ts";
+import { concat } from "@std/bytes";
 
 const numRuns = Number(Deno.env.get("FUZZ_RUNS") ?? 150);
 
@@ -127,16 +128,6 @@ const playerOperation: fc.Arbitrary<PlayerOp> = fc.oneof(
   fc.nat({ max: 10 }).map((mark) => ({ op: "ack" as const, mark })),
   fc.nat({ max: 700 }).map((ms) => ({ op: "advance" as const, ms })),
 );
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  return all;
-}
 
 /** `count` bytes of a pattern that shifts with `seed`, so any lost or repeated chunk shows. */
 function patterned(count: number, seed: number): Uint8Array {
@@ -251,7 +242,7 @@ Deno.test("pauses and resumes never lose, repeat or reorder what the caller hear
         for (const name of marks.splice(0)) player.acknowledge(name);
         const results = await Promise.all(playbacks);
         assert(results.every((result) => result.status === "played"));
-        assertEquals(exotel.heard(), concatBytes(expected));
+        assertEquals(exotel.heard(), concat(expected));
         player.stop();
       },
     ),

@@ -14,6 +14,7 @@ import {
   ResamplerConfigError,
 } from "../src/audio/resample.ts";
 import { decodeWav } from "../src/audio/wav.ts";
+import { concat } from "@std/bytes";
 
 const FIXTURES = new URL("./fixtures/audio/", import.meta.url);
 
@@ -75,16 +76,6 @@ function cut(pcm: Uint8Array, options: { seed: number; max: number }) {
     at += size;
   }
   return pieces;
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
 }
 
 function resampleChunked(

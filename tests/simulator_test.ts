@@ -16,6 +16,7 @@ import {
   SimulatorOptionError,
 } from "../tools/simulator.ts";
 import { parseSimulateArgs, UsageError } from "../tools/simulate.ts";
+import { concat } from "@std/bytes";
 
 type Frame = Record<string, unknown>;
 
@@ -139,16 +140,6 @@ function isSilent(pcm: Uint8Array): boolean {
 
 function isFirstMedia(frame: Frame): boolean {
   return frame.event === "media" && field(frame, "media", "chunk") === "1";
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** A bot that echoes the caller's non-silent audio in 3200-byte chunks and marks its end. */

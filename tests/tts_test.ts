@@ -24,6 +24,7 @@ import {
   FakeTtsServer,
   type TtsVendor,
 } from "./fakes/tts_servers.ts";
+import { concat } from "@std/bytes";
 
 const TIMEOUT_MS = 2000;
 
@@ -36,16 +37,6 @@ async function receive(audio: AsyncIterable<Uint8Array>): Promise<Received> {
   const parts: Uint8Array[] = [];
   for await (const piece of audio) parts.push(piece);
   return { pcm: concat(parts), pieces: parts.map((part) => part.length) };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
 }
 
 async function providerError(

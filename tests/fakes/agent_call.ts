@@ -37,6 +37,7 @@ import {
   type SttVendor,
 } from "./stt_servers.ts";
 import { FakeTtsServer, type TtsVendor } from "./tts_servers.ts";
+import { concat } from "@std/bytes";
 
 /** One utterance given to a {@linkcode MemoryOutput}. */
 export interface MemoryUtterance {
@@ -218,18 +219,11 @@ export class MemoryOutput implements CallOutput {
       while (true) {
         const next = await source.next();
         if (next.done || utterance.playback) break;
-        utterance.pcm = concat(utterance.pcm, next.value);
+        utterance.pcm = concat([utterance.pcm, next.value]);
       }
     }
     utterance.complete = true;
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Call info for a test call. */

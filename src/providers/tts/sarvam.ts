@@ -34,6 +34,7 @@ import {
 } from "./http_stream.ts";
 import { evenPieces } from "./even_pieces.ts";
 import { chooseSampleRate } from "./sample_rate.ts";
+import { concat } from "@std/bytes";
 
 /** Rates Bulbul streams at (the REST endpoint's higher ones are not needed on a phone line). */
 export const SARVAM_SAMPLE_RATES: readonly number[] = [
@@ -218,7 +219,7 @@ export class SarvamTts implements TextToSpeech {
         yield piece;
         continue;
       }
-      head = concat(head, piece);
+      head = concat([head, piece]);
       if (head.length < 4) continue;
       if (!startsWithRiff(head)) {
         yield head;
@@ -277,12 +278,4 @@ export class SarvamTts implements TextToSpeech {
 function startsWithRiff(bytes: Uint8Array): boolean {
   return bytes[0] === 0x52 && bytes[1] === 0x49 && bytes[2] === 0x46 &&
     bytes[3] === 0x46;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const bytes = new Uint8Array(a.length + b.length);
-  bytes.set(a);
-  bytes.set(b, a.length);
-  return bytes;
 }
