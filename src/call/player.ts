@@ -118,7 +118,7 @@ export class Player {
   #unplayed: SentChunk[] = [];
   /** While paused: the chunks a `clear` took back from Exotel, to send again on resume. */
   #held: SentChunk[] | undefined;
-  #resumes = 0;
+  #markResends = 0;
 
   /** Creates a player for one call. */
   constructor(options: PlayerOptions) {
@@ -392,7 +392,7 @@ export class Player {
 
   /** Sends `utterance`'s mark; `again` renames it, so an echo of the old name is ignored. */
   #sendMark(utterance: Utterance, again: boolean): void {
-    if (again) utterance.wireMark = `${utterance.mark}~${++this.#resumes}`;
+    if (again) utterance.wireMark = `${utterance.mark}~${++this.#markResends}`;
     this.#options.send(
       encodeMark(this.#options.streamSid, utterance.wireMark),
     );
