@@ -387,11 +387,10 @@ export class WebSocketClient {
     const timer = setTimeout(() => this.#closeConn(), this.#closeTimeoutMs);
     try {
       const chunk = new Uint8Array(READ_BYTES);
-      while (body.length < wanted) {
+      while (body.length < wanted && !(chunked && endsWith(body, LAST_CHUNK))) {
         const n = await conn.read(chunk);
         if (n === null) break;
         body = append(body, chunk.subarray(0, n));
-        if (chunked && endsWith(body, LAST_CHUNK)) break;
       }
     } catch {
       // The body only decorates the error; keep what arrived.
