@@ -16,6 +16,10 @@ import {
   WebSocketClient,
   WebSocketError,
 } from "../src/net/websocket_client.ts";
+import { ProviderError } from "../src/providers/provider_error.ts";
+import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
+import { WsSession } from "../src/providers/stt/ws_session.ts";
+import { FakeSttServer } from "./fakes/stt_servers.ts";
 import {
   decodeClosePayload,
   encodeClosePayload,
@@ -1025,4 +1029,112 @@ Deno.test("wss: a certificate from an unknown CA fails as a connect error", asyn
   const error = failureOf(observed);
   assertEquals(error.code, "connect");
   assertStringIncludes(error.message, "wss://localhost");
+});
+
+// ------------------------------------------- the STT session on this client
+
+/** How a session's event stream ended: `undefined` when without error. */
+async function sessionEnd(
+  events: AsyncIterable<unknown>,
+): Promise<ProviderError | undefined> {
+  try {
+    for await (const _ of events) {
+      // Only the end matters here.
+    }
+  } catch (error) {
+    assertInstanceOf(error, ProviderError);
+    return error;
+  }
+  return undefined;
+}
+
+function session(url: string, options: { headers?: HeadersInit } = {}) {
+  return new WsSession<unknown>({
+    provider: "example",
+    vendor: "Example",
+    url: new URL(url),
+    headers: options.headers,
+    connectTimeoutMs: 2000,
+    closeTimeoutMs: 50,
+    maxPendingBytes: 1000,
+    onMessage: () => {},
+    farewell: () => [],
+    settled: () => Promise.resolve(),
+  });
+}
+
+Deno.test("a refused Deepgram handshake quotes the vendor's error code, not the key", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "unauthorized" });
+  const stt = new DeepgramStt({
+    apiKey: server.apiKey,
+    baseUrl: server.baseUrl,
+    connectTimeoutMs: 2000,
+  });
+  const opened = await stt.open({ sampleRate: 8000, language: "en-IN" });
+  const error = await sessionEnd(opened.events());
+  await opened.close();
+
+  assertExists(error);
+  assertEquals([error.kind, error.status], ["http", 401]);
+  assertEquals(
+    error.message,
+    'Deepgram refused the connection with HTTP 401 "INVALID_AUTH: Invalid credentials.": check the API key',
+  );
+});
+
+Deno.test("a vendor echoing the refused key in its body has it masked in the error", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) =>
+      new Response(`bad key ${request.headers.get("authorization")}`, {
+        status: 403,
+      }),
+  );
+  const stream = session(`ws://127.0.0.1:${server.addr.port}/`, {
+    headers: { Authorization: "Bearer sk-live-0123456789" },
+  });
+  const error = await sessionEnd(stream.events());
+  await stream.close();
+
+  assertExists(error);
+  assertEquals(error.status, 403);
+  assert(!error.message.includes("0123456789"), error.message);
+  assertStringIncludes(error.message, '"bad key ***"');
+});
+
+Deno.test("a vendor that never answers the session's close frame ends it without error", async () => {
+  const seen = Promise.withResolvers<Frame[]>();
+  await using server = new RawServer(async (peer) => {
+    await peer.readHead();
+    await peer.upgrade();
+    seen.resolve(await peer.readToEnd());
+  });
+  const stream = session(server.url);
+  const ended = sessionEnd(stream.events());
+  stream.send(new Uint8Array(320));
+  await stream.close();
+
+  assertEquals(await ended, undefined);
+  const frames = await seen.promise;
+  assertEquals(frames.map((f) => f.opcode), [OPCODE.binary, OPCODE.close]);
+  assertEquals(closeOf(frames[1]).code, 1000);
+});
+
+Deno.test("a vendor sending invalid UTF-8 fails the session as a protocol error", async () => {
+  await using server = new RawServer(async (peer) => {
+    await peer.readHead();
+    await peer.upgrade(
+      serverFrame(frame(OPCODE.text, new Uint8Array([0x7b, 0xff]))),
+    );
+    await peer.readToEnd();
+  });
+  const stream = session(server.url);
+  const error = await sessionEnd(stream.events());
+  await stream.close();
+
+  assertExists(error);
+  assertEquals(error.kind, "protocol");
+  assertStringIncludes(error.message, "Example broke the WebSocket protocol");
+  assertStringIncludes(error.message, "UTF-8");
 });

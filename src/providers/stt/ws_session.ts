@@ -9,11 +9,16 @@
  * supplies as hooks: how a text message maps to events, what to send to
  * ask the vendor to finish, and when it has finished.
  *
+ * The socket is our {@linkcode WebSocketClient}, not Deno's: Deno's client
+ * leaves Nagle's algorithm on, which holds the tail of each audio frame
+ * for up to a round trip and so delays the vendor's end-of-speech.
+ *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import { ProviderError } from "../provider_error.ts";
+import { WebSocketClient, WebSocketError } from "../../net/websocket_client.ts";
 
 const logger = getLogger(["exovoice", "providers", "stt"]);
 
@@ -140,8 +145,15 @@ export class EventQueue<T> implements AsyncIterableIterator<T> {
 /** Close codes that mean the vendor finished normally. */
 const NORMAL_CLOSE_CODES = new Set([1000, 1005]);
 
-/** Longest close reason quoted in an error message. */
+/** Longest close reason, or vendor error detail, quoted in an error message. */
 const MAX_REASON_CHARS = 200;
+
+/**
+ * How long past the close timeout the session waits for the client's own
+ * close deadline before giving up on it: a safety net that should never
+ * be used, since the client always reports its close by its deadline.
+ */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * A vendor WebSocket carrying one transcription stream. Connecting starts
@@ -170,15 +182,15 @@ const MAX_REASON_CHARS = 200;
  */
 export class WsSession<E> {
   #options: WsSessionOptions<E>;
-  #ws: WebSocket | undefined;
+  #ws: WebSocketClient | undefined;
   #queue = new EventQueue<E>();
   #opened = false;
   #finished = false;
   #closing = false;
   #closePromise: Promise<void> | undefined;
   #error: ProviderError | undefined;
-  /** The last error event's message: why the handshake or connection failed. */
-  #lastErrorMessage = "";
+  /** Why the handshake or connection failed, from the last error event. */
+  #lastError: WebSocketError | undefined;
   #pending: Frame[] = [];
   #pendingBytes = 0;
   #droppedBytes = 0;
@@ -203,9 +215,12 @@ export class WsSession<E> {
       return;
     }
     options.signal?.addEventListener("abort", this.#onAbort);
-    let ws: WebSocket;
+    let ws: WebSocketClient;
     try {
-      ws = new WebSocket(options.url, { headers: options.headers });
+      ws = new WebSocketClient(options.url, {
+        headers: options.headers,
+        closeTimeoutMs: options.closeTimeoutMs,
+      });
     } catch (cause) {
       this.#error = new ProviderError(
         options.provider,
@@ -220,7 +235,7 @@ export class WsSession<E> {
     ws.onopen = () => this.#onOpen();
     ws.onmessage = (event) => this.#onMessage(event);
     ws.onerror = (event) => {
-      if (event instanceof ErrorEvent) this.#lastErrorMessage = event.message;
+      if (event.error instanceof WebSocketError) this.#lastError = event.error;
     };
     ws.onclose = (event) => this.#onClose(event);
     this.#ws = ws;
@@ -292,15 +307,10 @@ export class WsSession<E> {
       timeout,
     );
     if (this.#finished) return;
+    // The client cuts off a vendor that does not answer within `timeout`
+    // and reports it as a close (see #onClose).
     this.#ws.close(1000);
-    if (!await within(this.#done, timeout)) {
-      // A peer that never answers our close frame leaves the socket in
-      // CLOSING without a close event (denoland/deno#27924).
-      logger.warn("{provider} did not answer the close handshake", {
-        provider: this.#options.provider,
-      });
-      this.#finish();
-    }
+    if (!await within(this.#done, timeout + CLOSE_GRACE_MS)) this.#finish();
   }
 
   #onOpen(): void {
@@ -357,7 +367,12 @@ export class WsSession<E> {
 
   #onClose(event: CloseEvent): void {
     if (this.#finished) return;
-    if (!this.#error) {
+    if (this.#closing && this.#lastError?.code === "close_timeout") {
+      // As before: a vendor slow to close has still delivered everything.
+      logger.warn("{provider} did not answer the close handshake", {
+        provider: this.#options.provider,
+      });
+    } else if (!this.#error) {
       if (!this.#opened) {
         this.#error = this.#handshakeFailure();
       } else if (!this.#closing || !NORMAL_CLOSE_CODES.has(event.code)) {
@@ -369,11 +384,17 @@ export class WsSession<E> {
 
   #unexpectedClose(event: CloseEvent): ProviderError {
     const { provider, vendor } = this.#options;
-    // Deno reports a connection lost without a close frame as code 0.
-    if (event.code === 0 || event.code === 1006) {
-      const detail = this.#lastErrorMessage
-        ? `: ${this.#lastErrorMessage}`
-        : "";
+    const lastError = this.#lastError;
+    if (lastError?.code === "protocol") {
+      return new ProviderError(
+        provider,
+        "protocol",
+        `${vendor} broke the WebSocket protocol: ${lastError.message}`,
+        { cause: lastError },
+      );
+    }
+    if (event.code === 1006) {
+      const detail = lastError ? `: ${lastError.message}` : "";
       return new ProviderError(
         provider,
         "network",
@@ -404,23 +425,34 @@ export class WsSession<E> {
   }
 
   #handshakeFailure(): ProviderError {
-    const { provider, vendor } = this.#options;
-    const status = /status code:?\s*(\d{3})/i.exec(this.#lastErrorMessage)?.[1];
-    if (status) {
-      const code = Number(status);
-      const hint = code === 401 || code === 403 ? ": check the API key" : "";
+    const { provider, vendor, headers } = this.#options;
+    const error = this.#lastError;
+    if (error?.status !== undefined) {
+      const status = error.status;
+      const said = vendorDetail(error.body ?? "", secretsIn(headers));
+      const hint = status === 401 || status === 403
+        ? ": check the API key"
+        : "";
       return new ProviderError(
         provider,
         "http",
-        `${vendor} refused the connection with HTTP ${code}${hint}`,
-        { status: code },
+        `${vendor} refused the connection with HTTP ${status}${
+          said ? ` "${said}"` : ""
+        }${hint}`,
+        { status, cause: error },
       );
     }
-    const detail = this.#lastErrorMessage ? `: ${this.#lastErrorMessage}` : "";
+    // A connect error's own message repeats the URL; its cause says why.
+    const why = error?.code === "connect" && error.cause instanceof Error
+      ? error.cause.message
+      : error?.message;
     return new ProviderError(
       provider,
-      "network",
-      `Could not connect to ${vendor} at "${this.#where()}"${detail}`,
+      error?.code === "handshake" ? "protocol" : "network",
+      `Could not connect to ${vendor} at "${this.#where()}"${
+        why ? `: ${why}` : ""
+      }`,
+      { cause: error },
     );
   }
 
@@ -440,10 +472,13 @@ export class WsSession<E> {
       return;
     }
     this.#stopKeepAlive();
-    if (ws.readyState === WebSocket.CONNECTING) ws.close();
-    else if (ws.readyState === WebSocket.OPEN) ws.close(1000);
-    // See #runClose: the close event may never come.
-    this.#after(this.#options.closeTimeoutMs, () => this.#finish());
+    if (ws.readyState === WebSocketClient.CONNECTING) ws.close();
+    else if (ws.readyState === WebSocketClient.OPEN) ws.close(1000);
+    // The client's close deadline ends the socket; this is the safety net.
+    this.#after(
+      this.#options.closeTimeoutMs + CLOSE_GRACE_MS,
+      () => this.#finish(),
+    );
   }
 
   #finish(): void {
@@ -507,6 +542,44 @@ export class WsSession<E> {
     }, ms);
     this.#timers.add(id);
   }
+}
+
+/**
+ * What a vendor said when refusing a handshake, in one short line: the
+ * code and message of a JSON error body (Deepgram's `err_code`/`err_msg`,
+ * Sarvam's `error.code`/`error.message`), else the start of the text. Any
+ * of `secrets` it contains is masked: a vendor may echo the key it refused.
+ */
+export function vendorDetail(body: string, secrets: string[]): string {
+  let detail = body.replace(/\s+/g, " ").trim();
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (isJsonObject(parsed)) {
+      const error = isJsonObject(parsed.error) ? parsed.error : parsed;
+      const parts = [
+        error.err_code ?? error.code,
+        error.err_msg ?? error.message ??
+          (typeof parsed.error === "string" ? parsed.error : undefined),
+      ].filter((part) => typeof part === "string" && part !== "");
+      if (parts.length > 0) detail = parts.join(": ");
+    }
+  } catch {
+    // Not JSON: the text itself is the detail.
+  }
+  for (const secret of secrets) detail = detail.replaceAll(secret, "***");
+  return detail.slice(0, MAX_REASON_CHARS);
+}
+
+/** Header values, and their words, long enough to be credentials. */
+function secretsIn(headers: HeadersInit | undefined): string[] {
+  const secrets = new Set<string>();
+  for (const [, value] of new Headers(headers)) {
+    for (const word of [value, ...value.split(/[\s,]+/)]) {
+      if (word.length >= 8) secrets.add(word);
+    }
+  }
+  // Longest first, so a whole value is masked before its parts.
+  return [...secrets].sort((a, b) => b.length - a.length);
 }
 
 /** Returns true when `value` is a JSON object (not an array, not null). */
