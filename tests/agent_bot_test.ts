@@ -606,7 +606,7 @@ Deno.test("agent speaks at 16 and 24 kHz with Sarvam and ElevenLabs, resampling 
 
 Deno.test("speech-to-text dropping mid-call is reopened and the caller's next turn is answered", async () => {
   await using vendors = await fakes({ replies: [textReply(["Of course."])] });
-  vendors.stt.script({ kind: "drop", afterBytes: 3200 });
+  vendors.stt.script({ kind: "drop", afterBytes: SILENCE.length });
   await using call = startCall(vendors);
   const { bot, output } = call;
   await call.greeted();
