@@ -290,6 +290,42 @@ Deno.test("player streams audio as it is produced and chunks across pieces", asy
   player.stop();
 });
 
+Deno.test("player sends a pushed stream from inside the push when pacing allows", async () => {
+  const { player, clock, sizes } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  player.play(pipe, { mark: "live" });
+  await settle();
+  pipe.push(new Uint8Array(3200));
+  assertEquals(sizes(), [3200], "sent before the push returned");
+  await clock.advance(200);
+  pipe.push(new Uint8Array(1600));
+  pipe.push(new Uint8Array(1600));
+  assertEquals(sizes(), [3200, 3200], "pieces joined into one chunk");
+  player.stop();
+});
+
+Deno.test("a burst pushed past the lead waits its turn and keeps its order", async () => {
+  const { player, clock, media } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  const done = player.play(pipe, { mark: "burst" });
+  await settle();
+  const pieces = [1, 2, 3, 4, 5].map((n) => new Uint8Array(3200).fill(n));
+  for (const piece of pieces) pipe.push(piece);
+  assertEquals(media().length, 2, "the lead allows two 200 ms chunks");
+  await clock.advance(200);
+  assertEquals(media().length, 3);
+  pipe.push(new Uint8Array(3200).fill(6));
+  pipe.close();
+  await clock.advance(2000);
+  const firstBytes = media().map((entry) =>
+    Uint8Array.fromBase64(entry.frame.media!.payload)[0]
+  );
+  assertEquals(firstBytes, [1, 2, 3, 4, 5, 6]);
+  player.acknowledge("burst");
+  assertEquals((await done).sentBytes, 6 * 3200);
+  player.stop();
+});
+
 Deno.test("clear stops pulling from a stream that is still producing", async () => {
   const { player, clock } = setup();
   const pipe = new PcmPipe({ maxBytes: 1 << 20 });
