@@ -218,6 +218,27 @@ Deno.test("pause sends clear, holds what had not started, and resume goes on fro
   player.stop();
 });
 
+Deno.test("a pushed stream paused and resumed goes on from the chunk the caller stopped hearing, pushes held meanwhile", async () => {
+  const { player, clock, media } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  player.play(pipe, { mark: "live" });
+  await settle();
+  const chunk = (n: number) => new Uint8Array(3200).fill(n);
+  for (const n of [1, 2, 3]) pipe.push(chunk(n));
+  await clock.advance(300); // 1–3 sent; 2 is playing, 3 queued
+  assertEquals(chunkNumbers(media()), [1, 2, 3]);
+  assertEquals(player.pause(), true);
+  pipe.push(chunk(4));
+  await clock.advance(1000);
+  assertEquals(media().length, 3, "nothing is sent while paused");
+  player.resume();
+  pipe.push(chunk(5));
+  pipe.close();
+  await clock.advance(2000);
+  assertEquals(chunkNumbers(media()), [1, 2, 3, 3, 4, 5]);
+  player.stop();
+});
+
 Deno.test("pause sends again the marks a clear may drop, under new names", async () => {
   const { player, clock, sent } = setup();
   const short = player.play(numberedChunks(1), { mark: "short" });
