@@ -466,3 +466,43 @@ Deno.test("a record still being built (waiting for its recording) is waited for 
   assertFalse(failed);
   kv.close();
 });
+
+Deno.test("records of calls ending together share their commits", async () => {
+  const kv = await openKv(":memory:");
+  let commits = 0;
+  const counting = new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property !== "atomic") {
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return () => {
+        commits++;
+        return target.atomic();
+      };
+    },
+  });
+  const store = new CallStore(counting, { batchMs: 10 });
+  const saved = Array.from({ length: 30 }, (_, i) => record(i + 1));
+  assertEquals(
+    await Promise.all(saved.map((one) => store.save(one))),
+    saved.map(() => true),
+  );
+  assertEquals(commits, 2, "30 records in commits of 25");
+  assertEquals((await store.list({ limit: 100 })).calls.length, 30);
+  await store.close();
+  kv.close();
+});
+
+Deno.test("a record waiting for its batch is written when the store closes", async () => {
+  const kv = await openKv(":memory:");
+  const store = new CallStore(kv, { batchMs: 3_600_000 });
+  const saved = record(1);
+  const saving = store.save(saved);
+  await settle();
+  assertEquals(store.pendingSaves, 1);
+  await store.close();
+  assert(await saving);
+  assertEquals((await new CallStore(kv).get(saved.id))?.id, saved.id);
+  kv.close();
+});

@@ -181,6 +181,36 @@ Deno.test("SIGTERM with a call live: drained, cut with 1001, exit 0, and the cal
   assertEquals(record?.ended.reason, "server_shutdown");
 });
 
+Deno.test("records and live-session writes still queued for their batch land when the server shuts down", async () => {
+  const dir = await Deno.makeTempDir();
+  const kvPath = `${dir}/calls.kv`;
+  const server = await serve({ KV_PATH: kvPath });
+  const url = `ws://127.0.0.1:${server.addr.port}/voicebot/ws`;
+  for (const callId of ["CA-Q1", "CA-Q2"]) {
+    const ws = await connect(`${url}?call_id=${callId}`) as WebSocket;
+    ws.send(START);
+    const done = closed(ws);
+    ws.send(JSON.stringify({ event: "stop", stop: { reason: "callended" } }));
+    await done;
+  }
+  await until(() => server.registry.size === 0);
+  // At once: well inside the batches' 500 ms wait.
+  await server.shutdown();
+  const kv = await openKv(kvPath);
+  const store = new CallStore(kv);
+  const reasons = await Promise.all(
+    ["CA-Q1", "CA-Q2"].map(async (id) => (await store.get(id))?.ended.reason),
+  );
+  const live = [];
+  for await (const entry of kv.list({ prefix: ["live_sessions"] })) {
+    live.push(entry.key);
+  }
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+  assertEquals(reasons, ["stop:callended", "stop:callended"]);
+  assertEquals(live, [], "no live session left behind");
+});
+
 Deno.test("a peer that never reads: what we hand the socket stays bounded, and dropping it cleans up", async () => {
   await using server = await serve({ PLAYOUT_LEAD_MS: "5000" });
   const peer = await RawWebSocket.open(

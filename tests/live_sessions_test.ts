@@ -95,6 +95,59 @@ Deno.test("a call announced at start shows before the next heartbeat", () =>
     await b.stop();
   }));
 
+Deno.test("starts and ends are written together, and a call that ended while queued is never written", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const a = new LiveSessions(kvA, {
+      instanceId: "vm-a",
+      sessions: () => [],
+      flushMs: 60_000,
+    });
+    const b = instance(kvB, "vm-b", []);
+    const sessions = ["CA-1", "CA-2", "CA-3"].map((callId) =>
+      makeSession({ callId })
+    );
+    const written = sessions.map((session) => a.announce(session));
+    sessions[1].state = "stopped";
+    const withdrawn = a.withdraw(sessions[1].id);
+    assertEquals(callIds(await b.listAll()), [], "nothing written yet");
+    assert(await a.flush());
+    assertEquals(await Promise.all([...written, withdrawn]), [
+      true,
+      true,
+      true,
+      true,
+    ]);
+    assertEquals(
+      callIds(await b.listAll()).sort(),
+      ["vm-a:CA-1", "vm-a:CA-3"],
+    );
+    const keys = [];
+    for await (const entry of kvB.list({ prefix: ["live_sessions", "vm-a"] })) {
+      keys.push(entry.key[2]);
+    }
+    assertFalse(keys.includes(sessions[1].id));
+    await a.stop();
+    await b.stop();
+  }));
+
+Deno.test("stop writes what is still queued before it removes the instance's entries", () =>
+  withSharedKv(async (kvA) => {
+    const a = new LiveSessions(kvA, {
+      instanceId: "vm-a",
+      sessions: () => [],
+      flushMs: 60_000,
+    });
+    const announced = a.announce(makeSession({ callId: "CA-late" }));
+    await a.stop();
+    assert(await announced, "the queued write landed, then was cleaned up");
+    const left = [];
+    for await (const entry of kvA.list({ prefix: ["live_sessions"] })) {
+      left.push(entry.key);
+    }
+    assertEquals(left, []);
+    assertFalse(await a.announce(makeSession({ callId: "CA-after" })));
+  }));
+
 Deno.test("an instance that stopped heartbeating drops out once its entries are stale", () =>
   withSharedKv(async (kvA, kvB) => {
     let now = Date.parse("2025-03-01T10:00:00Z");

@@ -1,3 +1,4 @@
+import { PcmPipe } from "../src/audio/pcm_pipe.ts";
 import { assertEquals, assertThrows } from "@std/assert";
 import {
   alignUp,
@@ -96,4 +97,27 @@ Deno.test("the chunker's reset drops what it kept", () => {
   chunker.reset();
   assertEquals(chunker.buffered, 0);
   assertEquals(chunker.flush(), undefined);
+});
+
+Deno.test("a pcm pipe tells its listener of every push and of its close, and reads without awaiting", () => {
+  const pipe = new PcmPipe({ maxBytes: 1000 });
+  const seen: (number | "done")[] = [];
+  pipe.listen(() => {
+    let piece;
+    while ((piece = pipe.read()) !== undefined) seen.push(piece.length);
+    if (pipe.done) seen.push("done");
+  });
+  pipe.push(new Uint8Array(320));
+  pipe.push(new Uint8Array(640));
+  assertEquals(pipe.read(), undefined);
+  pipe.close();
+  assertEquals(seen, [320, 640, "done"]);
+});
+
+Deno.test("a pcm pipe drops its oldest audio past its bound while nobody reads", () => {
+  const pipe = new PcmPipe({ maxBytes: 1000 });
+  for (let i = 1; i <= 4; i++) pipe.push(new Uint8Array(320).fill(i));
+  assertEquals(pipe.droppedBytes, 320);
+  assertEquals(pipe.read()?.[0], 2);
+  assertEquals(pipe.bufferedBytes, 640);
 });

@@ -218,6 +218,27 @@ Deno.test("pause sends clear, holds what had not started, and resume goes on fro
   player.stop();
 });
 
+Deno.test("a pushed stream paused and resumed goes on from the chunk the caller stopped hearing, pushes held meanwhile", async () => {
+  const { player, clock, media } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  player.play(pipe, { mark: "live" });
+  await settle();
+  const chunk = (n: number) => new Uint8Array(3200).fill(n);
+  for (const n of [1, 2, 3]) pipe.push(chunk(n));
+  await clock.advance(300); // 1–3 sent; 2 is playing, 3 queued
+  assertEquals(chunkNumbers(media()), [1, 2, 3]);
+  assertEquals(player.pause(), true);
+  pipe.push(chunk(4));
+  await clock.advance(1000);
+  assertEquals(media().length, 3, "nothing is sent while paused");
+  player.resume();
+  pipe.push(chunk(5));
+  pipe.close();
+  await clock.advance(2000);
+  assertEquals(chunkNumbers(media()), [1, 2, 3, 3, 4, 5]);
+  player.stop();
+});
+
 Deno.test("pause sends again the marks a clear may drop, under new names", async () => {
   const { player, clock, sent } = setup();
   const short = player.play(numberedChunks(1), { mark: "short" });
@@ -287,6 +308,42 @@ Deno.test("player streams audio as it is produced and chunks across pieces", asy
   assertEquals(sent.at(-1)!.frame.mark, { name: "stream" });
   player.acknowledge("stream");
   assertEquals((await done).sentBytes, 3840);
+  player.stop();
+});
+
+Deno.test("player sends a pushed stream from inside the push when pacing allows", async () => {
+  const { player, clock, sizes } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  player.play(pipe, { mark: "live" });
+  await settle();
+  pipe.push(new Uint8Array(3200));
+  assertEquals(sizes(), [3200], "sent before the push returned");
+  await clock.advance(200);
+  pipe.push(new Uint8Array(1600));
+  pipe.push(new Uint8Array(1600));
+  assertEquals(sizes(), [3200, 3200], "pieces joined into one chunk");
+  player.stop();
+});
+
+Deno.test("a burst pushed past the lead waits its turn and keeps its order", async () => {
+  const { player, clock, media } = setup();
+  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+  const done = player.play(pipe, { mark: "burst" });
+  await settle();
+  const pieces = [1, 2, 3, 4, 5].map((n) => new Uint8Array(3200).fill(n));
+  for (const piece of pieces) pipe.push(piece);
+  assertEquals(media().length, 2, "the lead allows two 200 ms chunks");
+  await clock.advance(200);
+  assertEquals(media().length, 3);
+  pipe.push(new Uint8Array(3200).fill(6));
+  pipe.close();
+  await clock.advance(2000);
+  const firstBytes = media().map((entry) =>
+    Uint8Array.fromBase64(entry.frame.media!.payload)[0]
+  );
+  assertEquals(firstBytes, [1, 2, 3, 4, 5, 6]);
+  player.acknowledge("burst");
+  assertEquals((await done).sentBytes, 6 * 3200);
   player.stop();
 });
 

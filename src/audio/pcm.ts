@@ -131,7 +131,8 @@ export class InvalidChunkSizeError extends RangeError {
  */
 export class Chunker {
   #chunkBytes: number;
-  #pending: Uint8Array;
+  /** Made on first need: a stream whose pieces are whole chunks never needs it. */
+  #pending?: Uint8Array;
   #filled = 0;
 
   /** Creates a chunker emitting chunks of `chunkBytes`. */
@@ -140,7 +141,6 @@ export class Chunker {
       throw new InvalidChunkSizeError(chunkBytes);
     }
     this.#chunkBytes = chunkBytes;
-    this.#pending = new Uint8Array(chunkBytes);
   }
 
   /** Bytes kept back, waiting for a full chunk. */
@@ -154,16 +154,19 @@ export class Chunker {
    * do not change `pcm` afterwards.
    */
   push(pcm: Uint8Array): Uint8Array[] {
+    // A piece that is exactly one chunk (the echo's usual frame) is that chunk.
+    if (this.#filled === 0 && pcm.length === this.#chunkBytes) return [pcm];
     const chunks: Uint8Array[] = [];
     let offset = 0;
     if (this.#filled > 0) {
+      const pending = this.#pending!;
       const take = Math.min(this.#chunkBytes - this.#filled, pcm.length);
-      this.#pending.set(pcm.subarray(0, take), this.#filled);
+      pending.set(pcm.subarray(0, take), this.#filled);
       this.#filled += take;
       offset = take;
       if (this.#filled < this.#chunkBytes) return chunks;
-      chunks.push(this.#pending);
-      this.#pending = new Uint8Array(this.#chunkBytes);
+      chunks.push(pending);
+      this.#pending = undefined;
       this.#filled = 0;
     }
     while (pcm.length - offset >= this.#chunkBytes) {
@@ -171,6 +174,7 @@ export class Chunker {
       offset += this.#chunkBytes;
     }
     if (offset < pcm.length) {
+      this.#pending ??= new Uint8Array(this.#chunkBytes);
       this.#pending.set(pcm.subarray(offset), 0);
       this.#filled = pcm.length - offset;
     }
@@ -184,7 +188,7 @@ export class Chunker {
   flush(): Uint8Array | undefined {
     if (this.#filled === 0) return undefined;
     const last = new Uint8Array(alignUp(this.#filled));
-    last.set(this.#pending.subarray(0, this.#filled));
+    last.set(this.#pending!.subarray(0, this.#filled));
     this.#filled = 0;
     return last;
   }

@@ -1,9 +1,32 @@
 /**
  * A bounded pipe from code that pushes PCM to code that pulls it as an async
- * iterable, such as the player.
+ * iterable, such as the player, or that reads it as it is pushed.
  *
  * @module
  */
+
+/**
+ * Audio that can be read without awaiting, with word of every push: the
+ * player sends such a stream from inside the push when pacing allows, so a
+ * live stream (the echo) costs no promise per piece. Still an async
+ * iterable for every other reader.
+ */
+export interface PushSource extends AsyncIterable<Uint8Array> {
+  /** Takes the oldest unread piece, or `undefined` when none is buffered. */
+  read(): Uint8Array | undefined;
+  /** True once the source is closed and everything in it has been read. */
+  readonly done: boolean;
+  /**
+   * Calls `listener` synchronously after every push and on close, until
+   * another listener or `undefined` replaces it.
+   */
+  listen(listener: (() => void) | undefined): void;
+}
+
+/** True for audio that is a {@linkcode PushSource}. */
+export function isPushSource(audio: unknown): audio is PushSource {
+  return audio instanceof PcmPipe;
+}
 
 /**
  * Pushed PCM, pulled with `for await`. When the reader falls behind by more
@@ -18,13 +41,14 @@
  * for await (const pcm of pipe) pcm.length; // 320
  * ```
  */
-export class PcmPipe implements AsyncIterable<Uint8Array> {
+export class PcmPipe implements PushSource {
   #pieces: Uint8Array[] = [];
   #head = 0;
   #bytes = 0;
   #maxBytes: number;
   #closed = false;
   #waiting?: (result: IteratorResult<Uint8Array>) => void;
+  #listener?: () => void;
   /** Bytes dropped because the reader fell behind. */
   droppedBytes = 0;
 
@@ -58,26 +82,53 @@ export class PcmPipe implements AsyncIterable<Uint8Array> {
       this.#pieces = this.#pieces.slice(this.#head);
       this.#head = 0;
     }
+    this.#listener?.();
+  }
+
+  /** True once closed and everything pushed has been read. */
+  get done(): boolean {
+    return this.#closed && this.#head === this.#pieces.length;
+  }
+
+  /** Takes the oldest unread piece, or `undefined` when none is buffered. */
+  read(): Uint8Array | undefined {
+    if (this.#head === this.#pieces.length) return undefined;
+    const value = this.#pieces[this.#head];
+    this.#head++;
+    this.#bytes -= value.length;
+    if (this.#head === this.#pieces.length) {
+      // Read as fast as pushed, the usual case: the array never grows.
+      this.#pieces.length = 0;
+      this.#head = 0;
+    } else {
+      this.#pieces[this.#head - 1] = EMPTY;
+    }
+    return value;
+  }
+
+  /** See {@linkcode PushSource.listen}. */
+  listen(listener: (() => void) | undefined): void {
+    this.#listener = listener;
   }
 
   /** Ends the stream once what is buffered has been read. */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     if (this.#waiting) {
       const resolve = this.#waiting;
       this.#waiting = undefined;
       resolve({ done: true, value: undefined });
     }
+    this.#listener?.();
   }
 
   /** Reads pieces in order until closed. */
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return {
       next: () => {
-        if (this.#head < this.#pieces.length) {
-          const value = this.#pieces[this.#head];
-          this.#pieces[this.#head++] = EMPTY;
-          this.#bytes -= value.length;
+        const value = this.read();
+        if (value !== undefined) {
           return Promise.resolve({ done: false, value });
         }
         if (this.#closed) {

@@ -333,7 +333,18 @@ export class Call {
   /** Gives caller audio to the bot, and to the recorder when there is one. */
   #hear(pcm: Uint8Array): void {
     this.#recorder?.caller(pcm);
-    this.#callBot("audio", (bot) => bot.audio(pcm));
+    // #callBot inlined: this runs for every frame, and its closure would be
+    // garbage made per frame.
+    const bot = this.#bot;
+    if (!bot) return;
+    try {
+      const result = bot.audio(pcm) as void | Promise<void>;
+      if (result instanceof Promise) {
+        result.catch((error) => this.#botFailed("audio", error));
+      }
+    } catch (error) {
+      this.#botFailed("audio", error);
+    }
   }
 
   /** Calls a bot hook, so that a bot that throws or rejects is logged, not fatal. */

@@ -11,6 +11,7 @@
  */
 
 import { Chunker, durationMs, type SampleRate } from "../audio/pcm.ts";
+import { isPushSource, type PushSource } from "../audio/pcm_pipe.ts";
 import { encodeClear, encodeMark, encodeMedia } from "../exotel/protocol.ts";
 import type { Audio, Playback } from "../bots/bot.ts";
 import type { Cancel, Clock } from "./clock.ts";
@@ -314,6 +315,10 @@ export class Player {
       for (const chunk of chunker.push(audio)) {
         if (!await this.#sendChunk(utterance, chunk, generation)) return false;
       }
+    } else if (isPushSource(audio)) {
+      if (!await this.#sendPushed(utterance, audio, chunker, generation)) {
+        return false;
+      }
     } else {
       const source = audio[Symbol.asyncIterator]();
       this.#source = source;
@@ -336,33 +341,136 @@ export class Player {
     return last ? await this.#sendChunk(utterance, last, generation) : true;
   }
 
-  async #sendChunk(
+  /**
+   * Sends a push source's audio from inside its pushes while nothing asks to
+   * wait, so that a live stream costs no promise per piece (at thousands of
+   * calls, promises that live from one frame to the next are most of the
+   * garbage); when pacing, backpressure or a pause asks to wait, waits as for
+   * any audio, then goes on. False when cleared or stopped meanwhile.
+   */
+  #sendPushed(
+    utterance: Utterance,
+    source: PushSource,
+    chunker: Chunker,
+    generation: number,
+  ): Promise<boolean> {
+    // Registered as the source so that clear and stop close it, as any stream.
+    const iterator = source[Symbol.asyncIterator]();
+    this.#source = iterator;
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    let waiting = false;
+    let finished = false;
+    const finish = (result: boolean) => {
+      if (finished) return;
+      finished = true;
+      source.listen(undefined);
+      if (this.#source === iterator) this.#source = undefined;
+      resolve(result);
+    };
+    const drain = (): void => {
+      while (!waiting && !finished) {
+        if (generation !== this.#generation) return finish(false);
+        const pcm = source.read();
+        if (pcm === undefined) {
+          if (source.done) finish(true);
+          return;
+        }
+        const chunks = chunker.push(pcm);
+        for (let i = 0; i < chunks.length; i++) {
+          const sent = this.#sendChunk(utterance, chunks[i], generation);
+          if (sent === true) continue;
+          if (sent === false) return finish(false);
+          waiting = true;
+          this.#sendRest(sent, utterance, chunks.slice(i + 1), generation)
+            .then((ok) => {
+              waiting = false;
+              if (ok) drain();
+              else finish(false);
+            });
+          return;
+        }
+      }
+    };
+    source.listen(drain);
+    drain();
+    return promise;
+  }
+
+  /** Waits for `first` to be sent, then sends `rest`; false when cleared or stopped meanwhile. */
+  async #sendRest(
+    first: Promise<boolean>,
+    utterance: Utterance,
+    rest: Uint8Array[],
+    generation: number,
+  ): Promise<boolean> {
+    if (!await first) return false;
+    for (const chunk of rest) {
+      if (!await this.#sendChunk(utterance, chunk, generation)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Sends `chunk` now when nothing asks to wait, returning true without a
+   * promise (the common case, per frame); otherwise returns a promise of
+   * its sending once a pause, pacing and backpressure allow.
+   */
+  #sendChunk(
+    utterance: Utterance,
+    chunk: Uint8Array,
+    generation: number,
+  ): boolean | Promise<boolean> {
+    if (generation !== this.#generation) return false;
+    if (this.isPaused || this.#holdMs(chunk.length) > 0) {
+      return this.#sendChunkLater(utterance, chunk, generation);
+    }
+    this.#countUnderrun(utterance);
+    this.#transmit(utterance, chunk);
+    return true;
+  }
+
+  async #sendChunkLater(
     utterance: Utterance,
     chunk: Uint8Array,
     generation: number,
   ): Promise<boolean> {
-    const { clock, leadMs, sampleRate, maxBufferedBytes } = this.#options;
-    const chunkMs = durationMs(chunk.length, sampleRate);
     while (true) {
       if (generation !== this.#generation) return false;
-      const ahead = this.#playheadEnd - clock.now();
       if (this.isPaused) {
         await new Promise<void>((resolve) => this.#wake = resolve);
-      } else if (this.#options.bufferedAmount() > maxBufferedBytes) {
-        await this.#sleep(BACKPRESSURE_POLL_MS);
-      } else if (ahead > 0 && ahead + chunkMs > leadMs) {
-        await this.#sleep(
-          Math.max(1, Math.min(ahead, ahead + chunkMs - leadMs)),
-        );
-      } else {
-        break;
+        continue;
       }
+      const holdMs = this.#holdMs(chunk.length);
+      if (holdMs === 0) break;
+      await this.#sleep(holdMs);
     }
-    if (utterance.sentBytes > 0 && this.#playheadEnd < clock.now()) {
-      this.counters.underruns++;
-    }
+    this.#countUnderrun(utterance);
     this.#transmit(utterance, chunk);
     return true;
+  }
+
+  /** How long to wait before sending `bytes` more, pauses aside: 0 to send now. */
+  #holdMs(bytes: number): number {
+    const { clock, leadMs, sampleRate, maxBufferedBytes } = this.#options;
+    if (this.#options.bufferedAmount() > maxBufferedBytes) {
+      return BACKPRESSURE_POLL_MS;
+    }
+    const ahead = this.#playheadEnd - clock.now();
+    const chunkMs = durationMs(bytes, sampleRate);
+    if (ahead > 0 && ahead + chunkMs > leadMs) {
+      return Math.max(1, Math.min(ahead, ahead + chunkMs - leadMs));
+    }
+    return 0;
+  }
+
+  /** Counts an underrun when Exotel ran dry in the middle of `utterance`. */
+  #countUnderrun(utterance: Utterance): void {
+    if (
+      utterance.sentBytes > 0 &&
+      this.#playheadEnd < this.#options.clock.now()
+    ) {
+      this.counters.underruns++;
+    }
   }
 
   /** Sends one chunk now, after whatever is queued at Exotel. */

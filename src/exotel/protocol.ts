@@ -214,11 +214,14 @@ function parseMedia(frame: Fields): ParseResult {
       `Invalid base64 payload "${preview(encoded)}"`,
     );
   }
+  // Fields written out rather than spread from sequenced(): this runs for
+  // every frame of every call, and a spread builds a second object.
   return {
     ok: true,
     event: {
       event: "media",
-      ...sequenced(frame),
+      sequenceNumber: integer(frame.sequence_number ?? frame.sequenceNumber),
+      streamSid: pick(frame, "stream_sid", "streamSid"),
       chunk: integer(media.chunk),
       timestamp: integer(media.timestamp),
       payload,

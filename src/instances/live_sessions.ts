@@ -4,7 +4,10 @@
  *
  * Each instance writes its live sessions under its own id on a heartbeat,
  * each entry expiring a few heartbeats later, and deletes a session as its
- * call ends. An instance that dies without cleaning up drops out of the list
+ * call ends. Starts and ends are queued and written together a moment
+ * later, in one commit per batch: a commit per call start was most of what
+ * a call cost to set up, and at hundreds of starts a second it stalled
+ * calls already live. An instance that dies without cleaning up drops out of the list
  * once its entries are older than the expiry: readers skip stale entries
  * themselves, since KV deletes expired keys only eventually.
  *
@@ -66,6 +69,8 @@ export interface LiveSessionsOptions {
   heartbeatMs?: number;
   /** Age after which an entry no longer counts; default three heartbeats. */
   ttlMs?: number;
+  /** How long announcements and withdrawals wait to be written together; default 500 ms. */
+  flushMs?: number;
   /** Epoch milliseconds now; `Date.now` by default. */
   now?: () => number;
 }
@@ -101,6 +106,17 @@ export class LiveSessions {
   #startedAt: number;
   #timer?: ReturnType<typeof setInterval>;
   #inFlight = new Set<Promise<unknown>>();
+  #flushMs: number;
+  #stopped = false;
+  #flushTimer?: ReturnType<typeof setTimeout>;
+  /** Sessions to write at the next flush, by id. */
+  #announced = new Map<string, Session>();
+  /** Session ids to delete at the next flush. */
+  #withdrawn = new Set<string>();
+  /** Settles with the next flush's outcome; exists while anything is queued. */
+  #nextFlush?: PromiseWithResolvers<boolean>;
+  /** The last write: writes run one after another, so a late heartbeat never undoes a withdrawal. */
+  #lastWrite: Promise<unknown> = Promise.resolve();
 
   /** Publishes through `kv`, which other instances open too. */
   constructor(kv: Deno.Kv, options: LiveSessionsOptions) {
@@ -109,6 +125,7 @@ export class LiveSessions {
     this.instanceId = options.instanceId;
     this.#heartbeatMs = options.heartbeatMs ?? 10_000;
     this.#ttlMs = options.ttlMs ?? this.#heartbeatMs * 3;
+    this.#flushMs = options.flushMs ?? 500;
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
   }
@@ -125,7 +142,7 @@ export class LiveSessions {
    * fresh expiry. Failures are logged, never thrown.
    */
   publish(): Promise<boolean> {
-    return this.#track(this.#publish());
+    return this.#track(this.#serial(() => this.#publish()));
   }
 
   async #publish(): Promise<boolean> {
@@ -171,42 +188,97 @@ export class LiveSessions {
     }
   }
 
-  /** Publishes one session now, e.g. when its call starts. Never throws. */
+  /**
+   * Publishes one session, e.g. when its call starts, with the next batch.
+   * Resolves once written (true) or failed (false, logged); never rejects.
+   */
   announce(session: Session): Promise<boolean> {
-    return this.#track((async () => {
-      if (session.state === "stopped") return false;
-      try {
-        await this.#kv.set(
-          this.#key(session.id),
-          this.#entry(session, this.#now()),
-          { expireIn: this.#ttlMs },
-        );
-        return true;
-      } catch (error) {
-        log.warn("Session {sessionId} not announced: {error}", {
-          sessionId: session.id,
-          callId: session.callId,
-          error,
-        });
-        return false;
-      }
-    })());
+    if (session.state === "stopped") return Promise.resolve(false);
+    this.#withdrawn.delete(session.id);
+    this.#announced.set(session.id, session);
+    return this.#queued();
   }
 
-  /** Removes a session, e.g. when its call ends. Never throws. */
+  /**
+   * Removes a session, e.g. when its call ends, with the next batch; an
+   * announcement still queued is dropped unwritten. Resolves like
+   * {@linkcode LiveSessions.announce}.
+   */
   withdraw(sessionId: string): Promise<boolean> {
-    return this.#track((async () => {
-      try {
-        await this.#kv.delete(this.#key(sessionId));
-        return true;
-      } catch (error) {
-        log.warn("Session {sessionId} not withdrawn: {error}", {
-          sessionId,
-          error,
-        });
-        return false;
+    this.#announced.delete(sessionId);
+    this.#withdrawn.add(sessionId);
+    return this.#queued();
+  }
+
+  /**
+   * Writes the queued announcements and withdrawals now, in as few commits
+   * as KV allows. Resolves false when a commit failed (logged); never
+   * rejects.
+   */
+  flush(): Promise<boolean> {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const next = this.#nextFlush;
+    this.#nextFlush = undefined;
+    if (!next) return Promise.resolve(true);
+    const announced = [...this.#announced.values()];
+    const withdrawn = [...this.#withdrawn];
+    this.#announced.clear();
+    this.#withdrawn.clear();
+    const written = this.#track(
+      this.#serial(() => this.#write(announced, withdrawn)),
+    );
+    written.then(next.resolve);
+    return written;
+  }
+
+  #queued(): Promise<boolean> {
+    // After stop nothing is left to correct: stop removed every entry.
+    if (this.#stopped) return Promise.resolve(false);
+    if (!this.#nextFlush) {
+      this.#nextFlush = Promise.withResolvers();
+      this.#flushTimer = setTimeout(() => void this.flush(), this.#flushMs);
+    }
+    return this.#nextFlush.promise;
+  }
+
+  async #write(announced: Session[], withdrawn: string[]): Promise<boolean> {
+    const now = this.#now();
+    try {
+      let operation = this.#kv.atomic();
+      let mutations = 0;
+      const add = async () => {
+        if (++mutations < SESSIONS_PER_COMMIT) return;
+        await operation.commit();
+        operation = this.#kv.atomic();
+        mutations = 0;
+      };
+      for (const sessionId of withdrawn) {
+        operation.delete(this.#key(sessionId));
+        await add();
       }
-    })());
+      for (const session of announced) {
+        // Ended while queued: its withdrawal is in this batch or the next.
+        if (session.state === "stopped") continue;
+        operation.set(this.#key(session.id), this.#entry(session, now), {
+          expireIn: this.#ttlMs,
+        });
+        await add();
+      }
+      if (mutations > 0) await operation.commit();
+      return true;
+    } catch (error) {
+      log.warn(
+        "Live sessions not updated ({announced} started, {withdrawn} ended): {error}",
+        {
+          instanceId: this.instanceId,
+          announced: announced.length,
+          withdrawn: withdrawn.length,
+          error,
+        },
+      );
+      return false;
+    }
   }
 
   /**
@@ -253,10 +325,12 @@ export class LiveSessions {
     };
   }
 
-  /** Stops the heartbeat and removes this instance's entries. */
+  /** Stops the heartbeat, writes what is queued, and removes this instance's entries. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#stopped = true;
+    await this.flush();
     while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight);
     try {
       const keys: Deno.KvKey[] = [["instances", this.instanceId]];
@@ -303,6 +377,13 @@ export class LiveSessions {
 
   #fresh(publishedAt: string, now: number): boolean {
     return Date.parse(publishedAt) > now - this.#ttlMs;
+  }
+
+  /** Runs `write` once every earlier write has settled. */
+  #serial<T>(write: () => Promise<T>): Promise<T> {
+    const task = this.#lastWrite.then(write, write);
+    this.#lastWrite = task.catch(() => {});
+    return task;
   }
 
   #track<T>(task: Promise<T>): Promise<T> {

@@ -1,6 +1,9 @@
 /**
  * Call records in Deno KV: written once per call when it ends, listed newest
- * first, joined with what Exotel's status callbacks said.
+ * first, joined with what Exotel's status callbacks said. Records of calls
+ * ending close together are written in shared commits a moment later: a
+ * commit per call was most of what a call cost to end, and at hundreds of
+ * ends a second it stalled calls still live.
  *
  * Keys:
  * - `["calls", id]`: the record, without its transcript and turns;
@@ -67,6 +70,8 @@ export interface CallStoreOptions {
   onSaveFailed?: (record: CallRecord, error: unknown) => void;
   /** Close the KV handle in {@linkcode CallStore.close}; default false. */
   ownsKv?: boolean;
+  /** How long a record waits to be written with others; default 500 ms. */
+  batchMs?: number;
 }
 
 /** A cursor that does not belong to this store or query. */
@@ -89,6 +94,12 @@ export const MAX_PAGE_SIZE = 500;
 const CHUNK_BYTES = 60_000;
 /** Chunks per atomic write: under the 800 KiB mutation limit. */
 const CHUNKS_PER_COMMIT = 10;
+/**
+ * Records per atomic write: a record is a few KiB at most (its parameters
+ * and ids are bounded) and five mutations, so 25 stay far under KV's limits
+ * on mutations, key bytes and total bytes per commit.
+ */
+const RECORDS_PER_COMMIT = 25;
 /** `getMany` reads at most this many keys. */
 const GET_MANY_MAX = 10;
 /** Attempts at a status merge racing another. */
@@ -140,6 +151,12 @@ export class CallStore {
   #options: CallStoreOptions;
   #pending = new Set<Promise<boolean>>();
   #closed = false;
+  #closing = false;
+  /** Records built and waiting for the next batch. */
+  #batch: CallRecord[] = [];
+  /** Settles with the next batch's outcome; exists while `#batch` is not empty. */
+  #batchDone?: PromiseWithResolvers<boolean>;
+  #batchTimer?: ReturnType<typeof setTimeout>;
 
   /** Uses `kv`, which may be shared with other modules. */
   constructor(kv: Deno.Kv, options: CallStoreOptions = {}) {
@@ -160,10 +177,13 @@ export class CallStore {
    * `record` may be a promise (of a record still waiting for its recording
    * to close, say): the write counts as pending from this call on, so a
    * {@linkcode CallStore.close} during shutdown still waits for it.
+   *
+   * The write waits up to `batchMs` to share its commits with other
+   * records; {@linkcode CallStore.close} writes what waits at once.
    */
   save(record: CallRecord | Promise<CallRecord>): Promise<boolean> {
     const task = Promise.resolve(record).then(
-      (ready) => this.#saveWithRetry(ready),
+      (ready) => this.#enqueue(ready),
       (error) => {
         log.error("Call record lost before it was built: {error}", { error });
         return false;
@@ -175,36 +195,63 @@ export class CallStore {
     return task;
   }
 
-  async #saveWithRetry(record: CallRecord): Promise<boolean> {
+  #enqueue(record: CallRecord): Promise<boolean> {
+    this.#batch.push(record);
+    this.#batchDone ??= Promise.withResolvers();
+    const { promise } = this.#batchDone;
+    if (this.#closing) this.#writeBatch();
+    else {
+      this.#batchTimer ??= setTimeout(
+        () => this.#writeBatch(),
+        this.#options.batchMs ?? 500,
+      );
+    }
+    return promise;
+  }
+
+  /** Writes the waiting records now. */
+  #writeBatch(): void {
+    clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    const records = this.#batch;
+    const done = this.#batchDone;
+    this.#batch = [];
+    this.#batchDone = undefined;
+    if (done) this.#saveWithRetry(records).then(done.resolve);
+  }
+
+  async #saveWithRetry(records: CallRecord[]): Promise<boolean> {
     const attempts = Math.max(1, this.#options.attempts ?? 5);
     let delayMs = this.#options.retryDelayMs ?? 200;
+    const ids = records.map((record) => record.id);
     for (let attempt = 1;; attempt++) {
       try {
-        await this.#write(record);
+        await this.#write(records);
         if (attempt > 1) {
-          log.info("Call record {id} written on try {attempt}", {
-            id: record.id,
-            callId: record.callId,
+          log.info("Call records {ids} written on try {attempt}", {
+            ids,
             attempt,
           });
         }
         return true;
       } catch (error) {
         if (attempt >= attempts) {
-          log.error(
-            "Call record {id} lost after {attempt} tries: {error}",
-            { id: record.id, callId: record.callId, attempt, error },
-          );
-          try {
-            this.#options.onSaveFailed?.(record, error);
-          } catch (hookError) {
-            log.error("onSaveFailed failed: {error}", { error: hookError });
+          for (const record of records) {
+            log.error(
+              "Call record {id} lost after {attempt} tries: {error}",
+              { id: record.id, callId: record.callId, attempt, error },
+            );
+            try {
+              this.#options.onSaveFailed?.(record, error);
+            } catch (hookError) {
+              log.error("onSaveFailed failed: {error}", { error: hookError });
+            }
           }
           return false;
         }
         log.warn(
-          "Call record {id} not written (try {attempt}), retrying in {delayMs} ms: {error}",
-          { id: record.id, callId: record.callId, attempt, delayMs, error },
+          "Call records {ids} not written (try {attempt}), retrying in {delayMs} ms: {error}",
+          { ids, attempt, delayMs, error },
         );
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         delayMs *= 2;
@@ -212,40 +259,34 @@ export class CallStore {
     }
   }
 
-  async #write(record: CallRecord): Promise<void> {
+  async #write(records: CallRecord[]): Promise<void> {
     const kv = this.#kv;
     const expireIn = this.#expireIn();
-    const { transcript, turns, ...summary } = record;
-    const chunks = transcript.length === 0 && turns.length === 0
-      ? []
-      : chunk(new TextEncoder().encode(JSON.stringify({ transcript, turns })));
-    // Detail first: a record that can be read always has its detail.
-    for (let start = 0; start < chunks.length; start += CHUNKS_PER_COMMIT) {
-      const operation = kv.atomic();
-      chunks.slice(start, start + CHUNKS_PER_COMMIT).forEach((bytes, i) =>
-        operation.set(["call_detail", record.id, start + i], bytes, {
-          expireIn,
-        })
+    const stored: StoredRecord[] = [];
+    for (const record of records) {
+      const { transcript, turns, ...summary } = record;
+      const chunks = transcript.length === 0 && turns.length === 0 ? [] : chunk(
+        new TextEncoder().encode(JSON.stringify({ transcript, turns })),
       );
+      // Detail first: a record that can be read always has its detail.
+      for (let start = 0; start < chunks.length; start += CHUNKS_PER_COMMIT) {
+        const operation = kv.atomic();
+        chunks.slice(start, start + CHUNKS_PER_COMMIT).forEach((bytes, i) =>
+          operation.set(["call_detail", record.id, start + i], bytes, {
+            expireIn,
+          })
+        );
+        await operation.commit();
+      }
+      stored.push({ ...summary, detailChunks: chunks.length });
+    }
+    for (let start = 0; start < stored.length; start += RECORDS_PER_COMMIT) {
+      const operation = kv.atomic();
+      for (const record of stored.slice(start, start + RECORDS_PER_COMMIT)) {
+        addRecord(operation, record, expireIn);
+      }
       await operation.commit();
     }
-    const stored: StoredRecord = { ...summary, detailChunks: chunks.length };
-    const endedAtMs = Date.parse(record.endedAt);
-    const operation = kv.atomic()
-      .set(["calls", record.id], stored, { expireIn })
-      .set(["calls_by_time", endedAtMs, record.id], null, { expireIn });
-    for (const key of new Set([numberKey(record.from), numberKey(record.to)])) {
-      if (key === "") continue;
-      operation.set(["calls_by_number", key, endedAtMs, record.id], null, {
-        expireIn,
-      });
-    }
-    if (record.callId !== "") {
-      operation.set(["calls_by_sid", record.callId, record.id], null, {
-        expireIn,
-      });
-    }
-    await operation.commit();
   }
 
   /**
@@ -362,8 +403,14 @@ export class CallStore {
       .value ?? undefined;
   }
 
-  /** Waits for every pending write (retries included), then closes KV if it owns it. */
+  /**
+   * Writes the records waiting for their batch at once, waits for every
+   * pending write (retries included), then closes KV if it owns it.
+   */
   async close(): Promise<void> {
+    // From here on a record is written as soon as it is built.
+    this.#closing = true;
+    this.#writeBatch();
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
     }
@@ -446,6 +493,29 @@ export class CallStore {
       offset += part.length;
     }
     return JSON.parse(new TextDecoder().decode(bytes));
+  }
+}
+
+/** Adds `record` and its index entries to `operation`. */
+function addRecord(
+  operation: Deno.AtomicOperation,
+  record: StoredRecord,
+  expireIn: number | undefined,
+): void {
+  const endedAtMs = Date.parse(record.endedAt);
+  operation
+    .set(["calls", record.id], record, { expireIn })
+    .set(["calls_by_time", endedAtMs, record.id], null, { expireIn });
+  for (const key of new Set([numberKey(record.from), numberKey(record.to)])) {
+    if (key === "") continue;
+    operation.set(["calls_by_number", key, endedAtMs, record.id], null, {
+      expireIn,
+    });
+  }
+  if (record.callId !== "") {
+    operation.set(["calls_by_sid", record.callId, record.id], null, {
+      expireIn,
+    });
   }
 }
 
