@@ -261,6 +261,20 @@ Deno.test("pause sends again the marks a clear may drop, under new names", async
   player.stop();
 });
 
+Deno.test("audio that is not resumable keeps no chunk: a pause only stops sending", async () => {
+  const { player, clock, sent, media } = setup();
+  player.play(numberedChunks(5), { resumable: false });
+  await clock.advance(300);
+  assertEquals(player.pause(), false);
+  assertEquals(sent.filter((entry) => entry.frame.event === "clear"), []);
+  await clock.advance(1000);
+  assertEquals(chunkNumbers(media()), [1, 2, 3]);
+  player.resume();
+  await clock.advance(2000);
+  assertEquals(chunkNumbers(media()), [1, 2, 3, 4, 5]);
+  player.stop();
+});
+
 Deno.test("a clear after a pause drops everything without a second clear", async () => {
   const { player, clock, sent } = setup();
   const speech = player.play(numberedChunks(5));

@@ -47,6 +47,14 @@ export type Audio = Uint8Array | AsyncIterable<Uint8Array>;
 export interface PlayOptions {
   /** The name of the mark sent after the audio; generated when absent. */
   mark?: string;
+  /**
+   * Whether {@linkcode CallOutput.resume} may send again what a pause took
+   * back (default true). That keeps each chunk until it has started playing;
+   * an endless stream that is never paused, such as the echo, saves that.
+   * Without it a pause takes nothing back (no `clear`), and a playback that
+   * is cleared counts all it sent as heard.
+   */
+  resumable?: boolean;
 }
 
 /** How a bot speaks and controls the call. */

@@ -20,7 +20,7 @@ export const createEchoBot: BotFactory = (info, output): Bot => {
   return {
     start() {
       // One endless utterance, so the chunker sees one stream and the echo stays byte-identical.
-      output.play(pipe, { mark: "echo" });
+      output.play(pipe, { mark: "echo", resumable: false });
     },
     audio(pcm) {
       pipe.push(pcm);

@@ -13,7 +13,7 @@
 import { Chunker, durationMs, type SampleRate } from "../audio/pcm.ts";
 import { isPushSource, type PushSource } from "../audio/pcm_pipe.ts";
 import { encodeClear, encodeMark, encodeMedia } from "../exotel/protocol.ts";
-import type { Audio, Playback } from "../bots/bot.ts";
+import type { Audio, Playback, PlayOptions } from "../bots/bot.ts";
 import type { Cancel, Clock } from "./clock.ts";
 
 /** Counters a player keeps for monitoring. */
@@ -76,6 +76,8 @@ interface Utterance {
   mark: string;
   /** The name the mark went out under: renamed when re-sent after a pause. */
   wireMark: string;
+  /** Whether its sent chunks are kept until they start playing, for resume. */
+  resumable: boolean;
   resolve(playback: Playback): void;
   /** Bytes sent and not taken back by a pause. */
   sentBytes: number;
@@ -143,7 +145,7 @@ export class Player {
   }
 
   /** Queues `audio` after what is already queued; see {@linkcode CallOutput.play}. */
-  play(audio: Audio, options: { mark?: string } = {}): Promise<Playback> {
+  play(audio: Audio, options: PlayOptions = {}): Promise<Playback> {
     const mark = options.mark ?? `utt-${this.#nextMark++}`;
     if (this.#stopped) {
       return Promise.resolve({
@@ -154,7 +156,14 @@ export class Player {
       });
     }
     return new Promise((resolve) => {
-      this.#queue.push({ audio, mark, wireMark: mark, resolve, sentBytes: 0 });
+      this.#queue.push({
+        audio,
+        mark,
+        wireMark: mark,
+        resumable: options.resumable ?? true,
+        resolve,
+        sentBytes: 0,
+      });
       if (!this.#pumping) this.#pump(this.#generation);
     });
   }
@@ -480,7 +489,11 @@ export class Player {
     const startsAt = Math.max(now, this.#playheadEnd);
     this.#playheadEnd = startsAt +
       durationMs(chunk.length, this.#options.sampleRate);
-    this.#unplayed.push({ utterance, chunk, startsAt });
+    // Held chunks live past a young-generation collection: at thousands of
+    // calls, keeping them for audio that is never resumed costs memory.
+    if (utterance.resumable) {
+      this.#unplayed.push({ utterance, chunk, startsAt });
+    }
     this.#options.send(encodeMedia(this.#options.streamSid, chunk));
     this.#options.onChunk?.(chunk);
     utterance.sentBytes += chunk.length;
