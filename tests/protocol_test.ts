@@ -224,6 +224,8 @@ Deno.test("every bad input class is an error with its own code, never a throw", 
   assertEquals(errorCode('"media"'), "not_an_object");
   assertEquals(errorCode('{"event":"dance"}'), "unknown_event");
   assertEquals(errorCode("{}"), "unknown_event");
+  // Found by fuzzing: String() of this object throws.
+  assertEquals(errorCode('{"event":{"toString":0}}'), "unknown_event");
   assertEquals(
     errorCode('{"event":"media","media":{"payload":"@@@@"}}'),
     "invalid_payload",

@@ -167,7 +167,7 @@ function parseEvent(frame: Fields): ParseResult {
     default:
       return failure(
         "unknown_event",
-        `Unknown event "${preview(String(name))}"`,
+        `Unknown event "${preview(quote(name))}"`,
       );
   }
 }
@@ -300,6 +300,16 @@ function isFields(value: unknown): value is Fields {
 
 function failure(code: ProtocolErrorCode, message: string): ParseResult {
   return { ok: false, error: new ProtocolError(code, message) };
+}
+
+/**
+ * A parsed JSON value as text. Not `String()`: a parsed object may carry its
+ * own "toString" key, and calling that throws.
+ */
+function quote(value: unknown): string {
+  return typeof value === "string"
+    ? value
+    : JSON.stringify(value) ?? "undefined";
 }
 
 /** Cuts what we quote from a bad frame, so a 1 MB frame does not become a 1 MB log line. */
