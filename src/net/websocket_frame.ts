@@ -18,6 +18,7 @@
  * @module
  */
 
+import { concat } from "@std/bytes";
 import { WebSocketError } from "./websocket_error.ts";
 
 /** Frame opcodes (RFC 6455 section 5.2). */
@@ -284,7 +285,7 @@ export class MessageAssembler {
     let messageOpcode = opcode;
     if (this.#fragmentOpcode !== undefined) {
       messageOpcode = this.#fragmentOpcode;
-      data = concat([...this.#fragments, payload], messageBytes);
+      data = concat([...this.#fragments, payload]);
       this.#fragments = [];
       this.#fragmentBytes = 0;
       this.#fragmentOpcode = undefined;
@@ -359,19 +360,6 @@ function decodeUtf8(bytes: Uint8Array, what: string): string {
       { closeCode: CLOSE_CODE.invalidData, cause },
     );
   }
-}
-
-function concat(
-  parts: Uint8Array[],
-  length: number,
-): Uint8Array<ArrayBuffer> {
-  const joined = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
 }
 
 function protocolError(message: string): WebSocketError {

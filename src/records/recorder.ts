@@ -12,6 +12,7 @@
  * @module
  */
 
+import { concat } from "@std/bytes";
 import { getLogger } from "@logtape/logtape";
 import type { RecordingInfo } from "./call_record.ts";
 
@@ -229,7 +230,7 @@ export class CallRecorder {
       this.#file ??= this.#open();
       const file = await this.#file;
       while (this.#pending.length > 0) {
-        const batch = concat(this.#pending, this.#pendingBytes);
+        const batch = concat(this.#pending);
         this.#pending = [];
         this.#pendingBytes = 0;
         await writeAll(file, batch);
@@ -318,17 +319,6 @@ function evenSamples(
     samples: bytes.subarray(0, bytes.length - 1),
     carry: bytes[bytes.length - 1],
   };
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
