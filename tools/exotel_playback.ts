@@ -59,6 +59,11 @@ export class ExotelPlayback {
     return this.#head === this.#queue.length;
   }
 
+  /** When, on the call's clock, everything queued so far will have played. */
+  get tailMs(): number {
+    return this.#tailMs;
+  }
+
   /** Bytes played so far, whole entries only until {@linkcode finish}. */
   get heardBytes(): number {
     return this.#heardBytes;

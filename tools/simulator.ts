@@ -331,6 +331,8 @@ class CallSimulation {
   #closed: Promise<void>;
   #firstCallerMediaAt?: number;
   #lastBotFrameAt = 0;
+  /** When, on the call's clock, the last audible reply audio will have played. */
+  #audibleUntilMs = 0;
   #received: Uint8Array[] = [];
   #report: SimulationReport;
 
@@ -525,7 +527,9 @@ class CallSimulation {
       }
       waitStartedAt ??= now;
       const quietMs = now - Math.max(this.#lastBotFrameAt, waitStartedAt);
-      if (quietMs >= this.#waitForReplyMs && this.#playback.idle) {
+      const played = this.#playback.idle ||
+        this.#callMs() >= this.#audibleUntilMs;
+      if (quietMs >= this.#waitForReplyMs && played) {
         this.#report.endReason = "completed";
         return;
       }
@@ -651,7 +655,6 @@ class CallSimulation {
   #onFrame(data: unknown): void {
     const received = this.#report.received;
     received.frames++;
-    this.#lastBotFrameAt = performance.now();
     if (typeof data !== "string") {
       const bytes = data instanceof ArrayBuffer ? data.byteLength : 0;
       received.frameBytes += bytes;
@@ -756,6 +759,11 @@ class CallSimulation {
     }
     if (this.#keepAudio) this.#received.push(pcm);
     this.#playback.enqueue(pcm, this.#callMs());
+    // The echo bot echoes the silence sent while waiting: that is no reply.
+    if (isAudible(pcm)) {
+      this.#lastBotFrameAt = performance.now();
+      this.#audibleUntilMs = this.#playback.tailMs;
+    }
     this.#options.onReplyAudio?.(pcm, this.#control);
   }
 
@@ -960,4 +968,10 @@ async function within(promise: Promise<void>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether `pcm` (a fresh copy, so aligned) holds anything louder than dither. */
+function isAudible(pcm: Uint8Array): boolean {
+  const samples = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.length >> 1);
+  return samples.some((sample) => sample > 64 || sample < -64);
 }
