@@ -433,7 +433,6 @@ export class Player {
     if (this.isPaused || this.#holdMs(chunk.length) > 0) {
       return this.#sendChunkLater(utterance, chunk, generation);
     }
-    this.#countUnderrun(utterance);
     this.#transmit(utterance, chunk);
     return true;
   }
@@ -453,7 +452,6 @@ export class Player {
       if (holdMs === 0) break;
       await this.#sleep(holdMs);
     }
-    this.#countUnderrun(utterance);
     this.#transmit(utterance, chunk);
     return true;
   }
@@ -472,19 +470,13 @@ export class Player {
     return 0;
   }
 
-  /** Counts an underrun when Exotel ran dry in the middle of `utterance`. */
-  #countUnderrun(utterance: Utterance): void {
-    if (
-      utterance.sentBytes > 0 &&
-      this.#playheadEnd < this.#options.clock.now()
-    ) {
-      this.counters.underruns++;
-    }
-  }
-
   /** Sends one chunk now, after whatever is queued at Exotel. */
   #transmit(utterance: Utterance, chunk: Uint8Array): void {
     const now = this.#options.clock.now();
+    // Exotel ran dry in the middle of the utterance.
+    if (utterance.sentBytes > 0 && this.#playheadEnd < now) {
+      this.counters.underruns++;
+    }
     this.#dropStarted(now);
     const startsAt = Math.max(now, this.#playheadEnd);
     this.#playheadEnd = startsAt +
