@@ -27,11 +27,13 @@
  * @module
  */
 
+import { concat } from "@std/bytes";
 import { decodeWav } from "../src/audio/wav.ts";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
 import type { Bot } from "../src/bots/bot.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { loadConfig } from "../src/config.ts";
+import { WebSocketClient } from "../src/net/websocket_client.ts";
 import { type RunningServer, startServer } from "../src/server.ts";
 import { type AgentFakes, startAgentFakes } from "../tests/fakes/agent_call.ts";
 import { textReply } from "../tests/fakes/openai_server.ts";
@@ -82,140 +84,43 @@ const sleep = (ms: number) =>
   new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * A WebSocket client on a TCP connection with Nagle's algorithm off. Deno's
- * own client leaves it on, so a small frame sent after a pause waits for
- * the server's delayed ACK; Exotel's frames do not, and neither may the
- * benchmark's, or that wait would be measured instead of the pipeline.
+ * Our own WebSocket client, with Nagle's algorithm off: with Deno's, a
+ * small frame sent after a pause waits for the server's delayed ACK;
+ * Exotel's frames do not, and neither may the benchmark's, or that wait
+ * would be measured instead of the pipeline.
  */
 class NoDelaySocket {
   onText: (text: string) => void = () => {};
   readonly closed: Promise<void>;
-  #conn: Deno.TcpConn;
-  #buffer: Uint8Array;
-  #writing: Promise<void> = Promise.resolve();
-  #markClosed!: () => void;
+  #ws: WebSocketClient;
 
-  private constructor(conn: Deno.TcpConn, leftover: Uint8Array) {
-    this.#conn = conn;
-    this.#buffer = leftover;
-    this.closed = new Promise((resolve) => this.#markClosed = resolve);
-    this.#read();
+  private constructor(ws: WebSocketClient) {
+    this.#ws = ws;
+    this.closed = new Promise((resolve) => ws.onclose = () => resolve());
+    ws.onmessage = (event) => {
+      if (typeof event.data === "string") this.onText(event.data);
+    };
   }
 
   static async open(address: string): Promise<NoDelaySocket> {
-    const url = new URL(address);
-    const conn = await Deno.connect({
-      hostname: url.hostname,
-      port: Number(url.port),
-    });
-    conn.setNoDelay(true);
-    const key = crypto.getRandomValues(new Uint8Array(16)).toBase64();
-    await writeAll(
-      conn,
-      new TextEncoder().encode(
-        `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
-          `Upgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      ),
-    );
-    let head: Uint8Array = new Uint8Array(0);
-    while (true) {
-      const chunk = new Uint8Array(4096);
-      const read = await conn.read(chunk);
-      if (read === null) throw new Error(`${address} closed the handshake`);
-      head = join(head, chunk.subarray(0, read));
-      const text = new TextDecoder().decode(head);
-      const end = text.indexOf("\r\n\r\n");
-      if (end < 0) continue;
-      if (!text.startsWith("HTTP/1.1 101")) {
-        conn.close();
-        throw new Error(`${address} refused: ${text.split("\r\n")[0]}`);
-      }
-      return new NoDelaySocket(conn, head.subarray(end + 4));
-    }
+    const ws = new WebSocketClient(address);
+    const socket = new NoDelaySocket(ws);
+    await Promise.race([
+      new Promise<void>((resolve) => ws.onopen = () => resolve()),
+      socket.closed.then(() => {
+        throw new Error(`${address} refused the connection`);
+      }),
+    ]);
+    return socket;
   }
 
   send(text: string): void {
-    this.#frame(0x1, new TextEncoder().encode(text));
+    this.#ws.send(text);
   }
 
   async close(): Promise<void> {
-    this.#frame(0x8, Uint8Array.of(0x03, 0xe8));
+    this.#ws.close(1000);
     await this.closed;
-  }
-
-  #frame(opcode: number, payload: Uint8Array): void {
-    const length = payload.length;
-    const header = length < 126
-      ? Uint8Array.of(0x80 | opcode, 0x80 | length)
-      : Uint8Array.of(0x80 | opcode, 0x80 | 126, length >> 8, length & 0xff);
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    const masked = payload.map((byte, i) => byte ^ mask[i % 4]);
-    const frame = join(join(header, mask), masked);
-    this.#writing = this.#writing
-      .then(() => writeAll(this.#conn, frame))
-      .catch(() => {});
-  }
-
-  async #read(): Promise<void> {
-    try {
-      while (true) {
-        const frame = this.#nextFrame();
-        if (frame) {
-          if (frame.opcode === 0x1) {
-            this.onText(new TextDecoder().decode(frame.payload));
-          }
-          if (frame.opcode === 0x8) break;
-          continue;
-        }
-        const chunk = new Uint8Array(65536);
-        const read = await this.#conn.read(chunk);
-        if (read === null) break;
-        this.#buffer = join(this.#buffer, chunk.subarray(0, read));
-      }
-    } catch {
-      // The connection is gone either way.
-    }
-    await this.#writing;
-    this.#conn.close();
-    this.#markClosed();
-  }
-
-  /** The next whole (unmasked, unfragmented) server frame in the buffer. */
-  #nextFrame(): { opcode: number; payload: Uint8Array } | undefined {
-    const buffer = this.#buffer;
-    if (buffer.length < 2) return undefined;
-    let length = buffer[1] & 0x7f;
-    let offset = 2;
-    if (length === 126) {
-      if (buffer.length < 4) return undefined;
-      length = buffer[2] << 8 | buffer[3];
-      offset = 4;
-    } else if (length === 127) {
-      if (buffer.length < 10) return undefined;
-      length = Number(new DataView(buffer.buffer, buffer.byteOffset + 2, 8)
-        .getBigUint64(0));
-      offset = 10;
-    }
-    if (buffer.length < offset + length) return undefined;
-    this.#buffer = buffer.slice(offset + length);
-    return {
-      opcode: buffer[0] & 0x0f,
-      payload: buffer.subarray(offset, offset + length),
-    };
-  }
-}
-
-function join(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) {
-    at += await conn.write(bytes.subarray(at));
   }
 }
 
@@ -530,7 +435,7 @@ async function measureBackchannel(
     // The backchannel, then up to 3 s of silence for the bot to resume in.
     await speak(
       caller,
-      join(backchannel, new Uint8Array(3 * 16_000)),
+      concat([backchannel, new Uint8Array(3 * 16_000)]),
       () => resumedAt !== undefined,
     );
     if (clearedAt !== undefined && resumedAt !== undefined) {
