@@ -22,6 +22,7 @@ import { RateLimiter } from "./http/rate_limit.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
 import { buildCallRecord } from "./records/call_record.ts";
 import { CallStore, openKv } from "./records/call_store.ts";
+import { KvFileWatch } from "./records/kv_file_watch.ts";
 import { CallRecorder } from "./records/recorder.ts";
 import { LiveSessions } from "./instances/live_sessions.ts";
 import type { Call } from "./call/call.ts";
@@ -106,6 +107,8 @@ export interface Services {
   store?: CallStore;
   /** This instance's live sessions in the shared KV, for `?scope=all`. */
   live?: LiveSessions;
+  /** What `/health` reports as wrong (KV, duplicate instance); none by default. */
+  problems?: () => string[];
 }
 
 /** Replaceable parts, for tests. */
@@ -225,6 +228,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           activeSessions: registry.size,
           maxSessions: config.maxSessions,
           draining,
+          problems: services.problems?.() ?? [],
         }),
     }),
     route(config.wsPath, false, { GET: upgrade }),
@@ -366,6 +370,7 @@ function followCall(call: Call, services: Services, instanceId: string): void {
   const { metrics, store, live } = services;
   metrics.callStarted(call.session);
   void live?.announce(call.session);
+  void store?.open(call.session);
   call.ended.then((reason) => {
     const endedAt = Date.now();
     metrics.callEnded(call.session, reason, endedAt);
@@ -509,20 +514,53 @@ export async function startServer(
   const registry = new SessionRegistry();
   const metrics = options.services?.metrics ??
     new ExovoiceMetrics({ version: VERSION, instanceId: config.instanceId });
-  const store = new CallStore(kv, {
-    retentionMs: config.callRetentionDays * 86_400_000,
-    onSaveFailed: () => metrics.recordWriteFailed(),
-  });
+  const heartbeatMs = config.heartbeatS * 1000;
   const live = new LiveSessions(kv, {
     instanceId: config.instanceId,
     sessions: () => registry.values(),
+    heartbeatMs,
   });
+  const store = new CallStore(kv, {
+    retentionMs: config.callRetentionDays * 86_400_000,
+    onSaveFailed: () => metrics.recordWriteFailed(),
+    instanceId: config.instanceId,
+    runId: live.runId,
+  });
+  const kvFile = await KvFileWatch.start(config.kvPath);
+  let kvFileProblem: string | undefined;
+  const problems = () => [
+    ...(kvFileProblem ? [kvFileProblem] : []),
+    ...(live.publishFailing
+      ? ["KV writes are failing: records may be lost"]
+      : []),
+    ...(live.duplicateRunId
+      ? [
+        `Another process runs as INSTANCE_ID "${config.instanceId}": each hides the other's calls`,
+      ]
+      : []),
+  ];
   const app = createApp(config, {
     ...options,
     registry,
-    services: { metrics, store, live, ...options.services },
+    services: { metrics, store, live, problems, ...options.services },
   });
   live.start();
+  const recovered = live.previousRunEnded().then((ended) =>
+    ended ? store.recoverCrashed() : 0
+  );
+  // Counters of live calls, for the records a crash would leave; and the
+  // KV file, which SQLite keeps writing after it is deleted.
+  let watching: Promise<void> = Promise.resolve();
+  const checkpoints = setInterval(() => {
+    void store.checkpoint(registry.values());
+    watching = watching.then(async () => {
+      const problem = await kvFile?.check();
+      if (problem !== undefined && kvFileProblem === undefined) {
+        log.error("{problem}", { problem });
+      }
+      kvFileProblem = problem;
+    });
+  }, heartbeatMs);
   const tls = config.tls
     ? {
       cert: Deno.readTextFileSync(config.tls.certFile),
@@ -557,12 +595,15 @@ export async function startServer(
         );
       }
       clearInterval(sweep);
+      clearInterval(checkpoints);
       const cut = app.registry.size;
       for (const session of [...app.registry.values()]) {
         session.end("server_shutdown", 1001);
       }
       await server.shutdown();
       await live.stop();
+      await recovered;
+      await watching;
       await store.close();
       kv.close();
       return cut;

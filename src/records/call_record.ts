@@ -56,7 +56,21 @@ export interface RecordingInfo {
   durationMs: number;
   /** Size of the file. */
   bytes: number;
+  /**
+   * True when audio was lost (the disk was full or fell behind): the file
+   * is shorter than the call, by {@linkcode RecordingInfo.lostMs}.
+   */
+  truncated?: boolean;
+  /** Milliseconds of the call missing from the file, when truncated. */
+  lostMs?: number;
 }
+
+/**
+ * Where a record is in its life: written `in_progress` as the call starts,
+ * `completed` when it ends, `crashed` when the instance died mid-call and
+ * its next start closed the record with the last counters it had saved.
+ */
+export type CallRecordState = "in_progress" | "completed" | "crashed";
 
 /** How a call ended, in a bounded set fit for a metric label. */
 export interface CallOutcome {
@@ -119,7 +133,16 @@ export interface CallRecord {
   instanceId?: string;
   /** When the socket was upgraded (ISO 8601). */
   startedAt: string;
-  /** When the call ended (ISO 8601). */
+  /**
+   * `in_progress`, `completed` or `crashed`; records written before this
+   * field existed are completed.
+   */
+  state?: CallRecordState;
+  /**
+   * When the call ended (ISO 8601); for a call in progress, when its
+   * counters were last saved; for a crashed call, the last save before the
+   * crash.
+   */
   endedAt: string;
   /** `endedAt - startedAt`. */
   durationMs: number;
@@ -149,6 +172,8 @@ export interface CallRecordExtras {
   turns?: TurnTiming[];
   /** The recording. */
   recording?: RecordingInfo;
+  /** The record's state; `completed` by default. */
+  state?: CallRecordState;
 }
 
 /** Longest end reason kept: a peer's close reason and stop reason are free text. */
@@ -199,6 +224,7 @@ export function buildCallRecord(
       clears: playout.clears,
       underruns: playout.underruns,
     },
+    state: extras.state ?? "completed",
     dtmfDigits: session.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
     transcript: extras.transcript ?? [],
     turns: extras.turns ?? [],
@@ -304,4 +330,30 @@ function closeCodeClass(text: string): string {
  */
 export function numberKey(number: string): string {
   return number.replace(/\D/g, "").slice(-10);
+}
+
+/** The end reason (and outcome) of a call its instance died during. */
+export const CRASHED_REASON = "instance_crashed";
+
+/**
+ * Closes the in-progress record of a call whose instance died mid-call: its
+ * end is the last time its counters were saved, its counters those saved
+ * then, its state `crashed`.
+ *
+ * @example
+ * ```ts ignore
+ * const closed = crashedRecord(inProgress);
+ * closed.ended; // { reason: "instance_crashed", outcome: "instance_crashed", detail: "none" }
+ * ```
+ */
+export function crashedRecord<
+  T extends CallRecord | Omit<CallRecord, "transcript" | "turns">,
+>(
+  record: T,
+): T {
+  return {
+    ...record,
+    state: "crashed",
+    ended: { reason: CRASHED_REASON, ...callOutcome(CRASHED_REASON) },
+  };
 }
