@@ -172,6 +172,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     limit: config.authFailureLimitPerMin,
     windowMs: 60_000,
   });
+  const statusLimiter = new RateLimiter({
+    limit: config.statusCallbackRateLimitPerMin,
+    windowMs: 60_000,
+  });
   const callLimiter = new RateLimiter({
     limit: config.callRateLimitPerMin,
     windowMs: 60_000,
@@ -250,7 +254,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         handlePassthru(request, options.outcomeOf ?? (() => undefined)),
     }),
     route("/api/v1/exotel/status", false, {
-      POST: (request) => handleStatusCallback(request, recordsOf(store)),
+      POST: (request, { clientIp }) =>
+        handleStatusCallback(request, recordsOf(store), {
+          token: config.statusCallbackToken,
+          limiter: statusLimiter,
+          clientIp,
+        }),
+    }),
+    route("/api/v1/exotel/status/:token", false, {
+      POST: (request, { clientIp, params }) =>
+        handleStatusCallback(request, recordsOf(store), {
+          token: config.statusCallbackToken,
+          pathToken: params.token,
+          limiter: statusLimiter,
+          clientIp,
+        }),
     }),
     route("/api/v1/exotel/voice/connect", false, {
       GET: (request) => handleVoiceConnect(request, config),

@@ -3,7 +3,12 @@
  * merging it with what earlier callbacks said. Pure.
  *
  * Exotel retries a callback it thinks failed and may deliver `answered` after
- * `terminal`, so merging is idempotent and the newest `DateUpdated` wins.
+ * `terminal`, so merging is idempotent, a `terminal` callback outranks any
+ * other, and among equals the newest `DateUpdated` wins. A `DateUpdated`
+ * far from when the callback arrived (a forged `9999-…`) is dropped as the
+ * callback is read ({@linkcode withPlausibleDate}): such a callback never
+ * wins over one with a plausible date, it only fills fields nothing else
+ * gave.
  *
  * @module
  */
@@ -147,8 +152,7 @@ export function mergeCallStatus(
   update: ExotelCallStatus,
 ): ExotelCallStatus {
   if (previous === undefined) return update;
-  const updateIsNewer = (update.dateUpdated ?? "") >=
-    (previous.dateUpdated ?? "");
+  const updateIsNewer = rank(update) >= rank(previous);
   const [older, newer] = updateIsNewer
     ? [previous, update]
     : [update, previous];
@@ -158,6 +162,51 @@ export function mergeCallStatus(
   }
   merged.events = [...new Set([...previous.events, ...update.events])].sort();
   return merged;
+}
+
+/** How callbacks order: `terminal` first, then by `DateUpdated`, whose format sorts as text. */
+function rank(status: ExotelCallStatus): string {
+  const terminal = status.eventType === "terminal" ? "1" : "0";
+  return `${terminal} ${status.dateUpdated ?? ""}`;
+}
+
+/** How far `DateUpdated` may be from when its callback arrived: a day covers every time zone and Exotel's retries. */
+export const MAX_DATE_SKEW_MS = 86_400_000;
+
+/**
+ * Drops `dateUpdated` when it is not a date within
+ * {@linkcode MAX_DATE_SKEW_MS} of `receivedAt` (epoch ms): Exotel sends it
+ * as `YYYY-MM-DD HH:mm:ss` in the account's time zone, which a day of
+ * slack covers, so only a forged or broken one is dropped. Returns
+ * `status` itself when the date is plausible or absent.
+ *
+ * @example
+ * ```ts
+ * const forged = { callSid: "CA1", events: [], dateUpdated: "9999-12-31 23:59:59" };
+ * withPlausibleDate(forged, Date.parse("2025-01-01T10:00:00Z")).dateUpdated; // undefined
+ * ```
+ */
+export function withPlausibleDate(
+  status: ExotelCallStatus,
+  receivedAt: number,
+): ExotelCallStatus {
+  if (status.dateUpdated === undefined) return status;
+  const match = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/.exec(
+    status.dateUpdated,
+  );
+  const at = match
+    ? Date.UTC(
+      Number(match[1]),
+      Number(match[2]) - 1,
+      Number(match[3]),
+      Number(match[4]),
+      Number(match[5]),
+      Number(match[6]),
+    )
+    : NaN;
+  if (Math.abs(at - receivedAt) <= MAX_DATE_SKEW_MS) return status;
+  const { dateUpdated: _, ...rest } = status;
+  return rest;
 }
 
 function normalize(name: string): string {

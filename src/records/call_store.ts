@@ -88,6 +88,26 @@ export interface CallStoreOptions {
   instanceId?: string;
   /** This process's run of the instance; a random id by default. */
   runId?: string;
+  /**
+   * Statuses kept at once for calls this store has no record of (calls
+   * that never reached the bot, or forged callbacks); default 1000.
+   */
+  maxUnknownStatuses?: number;
+  /** How long such a status is kept unless its call's record appears; default 1 h. */
+  unknownStatusTtlMs?: number;
+}
+
+/** A status callback for a call with no record, while too many such are kept. */
+export class UnknownCallLimitError extends Error {
+  /** Creates the error for `callSid`. */
+  constructor(callSid: string, limit: number) {
+    super(
+      `Status of unknown call "${
+        callSid.slice(0, 64)
+      }" not kept: ${limit} statuses of calls without a record are kept already`,
+    );
+    this.name = "UnknownCallLimitError";
+  }
 }
 
 /** A cursor that does not belong to this store or query. */
@@ -176,6 +196,8 @@ export class CallStore {
   #openNumbers = new Map<string, Set<string>>();
   /** The last batch: batches are written in order, so a late in-progress write never undoes a completion. */
   #lastWrite: Promise<unknown> = Promise.resolve();
+  /** Statuses written for calls without a record, by CallSid: when each expires. */
+  #unknownStatuses = new Map<string, number>();
   /** Settles with the next batch's outcome; exists while anything waits. */
   #batchDone?: PromiseWithResolvers<boolean>;
   #batchTimer?: ReturnType<typeof setTimeout>;
@@ -585,12 +607,25 @@ export class CallStore {
    * Merges a status callback for `callSid` into what earlier ones said, and
    * returns the result. Safe to call again with the same callback, and
    * before the call's record exists.
+   *
+   * A status of a call with no record (not even in progress) is kept only
+   * `unknownStatusTtlMs` (it is kept for the retention period once a
+   * callback arrives for the call's record), and at most
+   * `maxUnknownStatuses` such are kept by this store at once.
+   *
+   * @throws {UnknownCallLimitError} for an unknown call while the limit is reached.
    */
   async mergeStatus(
     callSid: string,
     update: ExotelCallStatus,
   ): Promise<ExotelCallStatus> {
     const key = ["call_status", callSid];
+    const known = await this.#hasRecord(callSid);
+    const now = Date.now();
+    const unknownTtlMs = this.#options.unknownStatusTtlMs ?? 3_600_000;
+    if (!known && !this.#unknownStatuses.has(callSid)) {
+      this.#makeUnknownRoom(callSid, now);
+    }
     for (let attempt = 0; attempt < MERGE_ATTEMPTS; attempt++) {
       const current = await this.#kv.get<ExotelCallStatus>(key);
       const merged = mergeCallStatus(current.value ?? undefined, {
@@ -598,13 +633,39 @@ export class CallStore {
         callSid,
       });
       const result = await this.#kv.atomic().check(current).set(key, merged, {
-        expireIn: this.#expireIn(),
+        expireIn: known ? this.#expireIn() : unknownTtlMs,
       }).commit();
-      if (result.ok) return merged;
+      if (result.ok) {
+        if (known) this.#unknownStatuses.delete(callSid);
+        else this.#unknownStatuses.set(callSid, now + unknownTtlMs);
+        return merged;
+      }
     }
     throw new Error(
       `Status of call "${callSid}" not merged: ${MERGE_ATTEMPTS} concurrent updates won`,
     );
+  }
+
+  async #hasRecord(callSid: string): Promise<boolean> {
+    for await (
+      const _ of this.#kv.list({ prefix: ["calls_by_sid", callSid] }, {
+        limit: 1,
+      })
+    ) {
+      return true;
+    }
+    return false;
+  }
+
+  #makeUnknownRoom(callSid: string, now: number): void {
+    const limit = this.#options.maxUnknownStatuses ?? 1000;
+    if (this.#unknownStatuses.size < limit) return;
+    for (const [sid, expiresAt] of this.#unknownStatuses) {
+      if (expiresAt <= now) this.#unknownStatuses.delete(sid);
+    }
+    if (this.#unknownStatuses.size >= limit) {
+      throw new UnknownCallLimitError(callSid, limit);
+    }
   }
 
   /** What Exotel's status callbacks said about `callSid`, merged. */
