@@ -251,7 +251,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
     route("/api/v1/exotel/passthru", false, {
       GET: (request) =>
-        handlePassthru(request, options.outcomeOf ?? (() => undefined)),
+        handlePassthru(request, options.outcomeOf ?? (() => undefined), {
+          store,
+          token: config.statusCallbackToken,
+        }),
     }),
     route("/api/v1/exotel/status", false, {
       POST: (request, { clientIp }) =>

@@ -14,6 +14,7 @@ import {
 } from "../src/routes/status_callback.ts";
 
 const CALLBACKS_SENT_AT = Date.parse("2025-03-01T10:05:00Z");
+import { handlePassthru } from "../src/routes/passthru.ts";
 import { makeSession } from "./fakes/session.ts";
 
 /** Serves the status callback on loopback, as the server routes it, and posts to it like Exotel. */
@@ -430,6 +431,62 @@ Deno.test("with STATUS_CALLBACK_TOKEN set, a callback must carry it in the path,
       }),
       [401, "unauthorized"],
     );
+  } finally {
+    await server.shutdown();
+    await store.close();
+  }
+});
+
+Deno.test("the Passthru after the Voicebot applet merges Stream[Status], Stream[Duration], Stream[RecordingUrl] and Stream[DisconnectedBy] into the call's record", async () => {
+  const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
+  const record = buildCallRecord(
+    makeSession({ callId: "CA-passthru" }),
+    "stop:callended",
+  );
+  await store.save(record);
+  await store.mergeStatus("CA-passthru", {
+    callSid: "CA-passthru",
+    status: "completed",
+    eventType: "terminal",
+    events: ["terminal"],
+    dateUpdated: "2025-03-01 10:04:30",
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) =>
+      handlePassthru(request, () => "end_call", {
+        store,
+        token: "s3cret-token",
+      }),
+  );
+  const base = `http://127.0.0.1:${server.addr.port}/api/v1/exotel/passthru`;
+  const stream = new URLSearchParams({
+    CallSid: "CA-passthru",
+    "Stream[Status]": "completed",
+    "Stream[Duration]": "42",
+    "Stream[RecordingUrl]": "https://s3.exotel.example/stream.mp3",
+    "Stream[DisconnectedBy]": "bot",
+  });
+  try {
+    // Without the token the flow is still answered, but nothing is kept.
+    const untrusted = await fetch(`${base}?${stream}`, { redirect: "manual" });
+    assertEquals(untrusted.status, 302);
+    await untrusted.body?.cancel();
+    assertEquals((await store.get(record.id))?.exotel?.stream, undefined);
+    const trusted = await fetch(`${base}?${stream}&token=s3cret-token`, {
+      redirect: "manual",
+    });
+    assertEquals(trusted.status, 302);
+    assertEquals((await trusted.json()).outcome, "end_call");
+    const call = await store.get(record.id);
+    assertEquals(call?.exotel?.stream, {
+      status: "completed",
+      durationS: 42,
+      recordingUrl: "https://s3.exotel.example/stream.mp3",
+      disconnectedBy: "bot",
+    });
+    assertEquals(call?.exotel?.status, "completed");
+    assertEquals(call?.exotel?.eventType, "terminal");
   } finally {
     await server.shutdown();
     await store.close();

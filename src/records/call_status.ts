@@ -23,6 +23,18 @@ export interface ExotelCallLeg {
   answeredBy?: string;
 }
 
+/** How the Voicebot applet's stream ended, as a Passthru placed after it hears. */
+export interface ExotelStreamResult {
+  /** `Stream[Status]`, e.g. `completed`. */
+  status?: string;
+  /** `Stream[Duration]`: seconds the stream ran. */
+  durationS?: number;
+  /** `Stream[RecordingUrl]`: Exotel's recording of the stream. */
+  recordingUrl?: string;
+  /** `Stream[DisconnectedBy]`: `bot` or `user` (others kept as sent). */
+  disconnectedBy?: string;
+}
+
 /** What Exotel's status callbacks told us about a call, merged. */
 export interface ExotelCallStatus {
   /** Exotel's CallSid. */
@@ -57,6 +69,8 @@ export interface ExotelCallStatus {
   customField?: string;
   /** Per-leg details. */
   legs?: ExotelCallLeg[];
+  /** How the stream ended, from the Passthru after the Voicebot applet. */
+  stream?: ExotelStreamResult;
 }
 
 /** A status callback that cannot be used. */
@@ -207,6 +221,44 @@ export function withPlausibleDate(
   if (Math.abs(at - receivedAt) <= MAX_DATE_SKEW_MS) return status;
   const { dateUpdated: _, ...rest } = status;
   return rest;
+}
+
+/**
+ * Reads the `Stream[…]` fields Exotel gives a Passthru applet placed after
+ * the Voicebot applet; undefined when there are none (or no `CallSid`).
+ *
+ * @example
+ * ```ts
+ * const update = parseStreamResult({
+ *   CallSid: "CA1",
+ *   "Stream[Status]": "completed",
+ *   "Stream[Duration]": "42",
+ *   "Stream[DisconnectedBy]": "user",
+ * });
+ * update?.stream; // { status: "completed", durationS: 42, disconnectedBy: "user" }
+ * ```
+ */
+export function parseStreamResult(
+  fields: Fields,
+): ExotelCallStatus | undefined {
+  const stream: Fields = {};
+  let callSid: string | undefined;
+  for (const [name, value] of Object.entries(fields)) {
+    const field = /^stream\[([a-z]+)\]$/i.exec(name);
+    if (field) stream[field[1].toLowerCase()] = value;
+    else if (normalize(name) === "callsid") callSid = text(value, MAX_TEXT);
+  }
+  if (callSid === undefined || Object.keys(stream).length === 0) {
+    return undefined;
+  }
+  const result = withoutUndefined<ExotelStreamResult>({
+    status: text(stream.status, MAX_TEXT)?.toLowerCase(),
+    durationS: seconds(stream.duration),
+    recordingUrl: text(stream.recordingurl, MAX_URL),
+    disconnectedBy: text(stream.disconnectedby, MAX_TEXT)?.toLowerCase(),
+  });
+  if (Object.keys(result).length === 0) return undefined;
+  return { callSid, events: [], stream: result };
 }
 
 function normalize(name: string): string {

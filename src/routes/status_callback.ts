@@ -124,9 +124,16 @@ export async function handleStatusCallback(
   });
 }
 
-function checkToken(request: Request, guard: StatusCallbackGuard): void {
+/**
+ * True when `guard.token` is unset, or `request` carries it (in its path,
+ * `?token=`, or as the password of Basic credentials).
+ */
+export function hasStatusToken(
+  request: Request,
+  guard: Pick<StatusCallbackGuard, "token" | "pathToken">,
+): boolean {
   const { token } = guard;
-  if (token === undefined) return;
+  if (token === undefined) return true;
   const url = new URL(request.url);
   const offered = [
     guard.pathToken,
@@ -140,7 +147,11 @@ function checkToken(request: Request, guard: StatusCallbackGuard): void {
       accepted = true;
     }
   }
-  if (!accepted) {
+  return accepted;
+}
+
+function checkToken(request: Request, guard: StatusCallbackGuard): void {
+  if (!hasStatusToken(request, guard)) {
     throw new HttpError(
       401,
       "unauthorized",
