@@ -215,7 +215,9 @@ Deno.test("with KV unreachable, an instance still lists its own calls and says t
   const session = makeSession({ callId: "CA-local" });
   const live = instance(kv, "vm-a", [session]);
   kv.close();
+  assertFalse(live.publishFailing);
   assertFalse(await live.publish());
+  assert(live.publishFailing, "reported to /health as degraded");
   assertFalse(await live.announce(session));
   assertFalse(await live.withdraw(session.id));
   const list = await live.listAll();
