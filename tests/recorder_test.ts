@@ -220,7 +220,17 @@ Deno.test("a recording that cannot be written is logged and given up, never thro
     });
     recorder.caller(pcm(range(1, 100)));
     recorder.bot(pcm(range(1, 100)));
-    assertEquals(await recorder.close(), undefined);
+    const recording = await recorder.close();
+    // The record says the file is missing, and how much of the call.
+    assertEquals(
+      [recording?.bytes, recording?.durationMs, recording?.truncated],
+      [0, 0, true],
+    );
+    assertEquals(
+      recording?.lostMs,
+      25,
+      "99 samples, then the bot's 99 after them, at 8 kHz",
+    );
     recorder.caller(pcm(range(1, 100)));
     assert(recorder.droppedBytes > 0);
   }));

@@ -85,6 +85,8 @@ export class InvalidStatusCallbackError extends Error {
 const MAX_TEXT = 256;
 const MAX_URL = 2048;
 const MAX_LEGS = 10;
+/** Distinct event types kept per call. */
+const MAX_EVENTS = 16;
 
 type Fields = Record<string, unknown>;
 
@@ -174,7 +176,10 @@ export function mergeCallStatus(
   for (const [key, value] of Object.entries(newer)) {
     if (value !== undefined) Object.assign(merged, { [key]: value });
   }
-  merged.events = [...new Set([...previous.events, ...update.events])].sort();
+  // Exotel has a handful of event types; forged ones must not grow the
+  // value past KV's limit and make the genuine callbacks unstorable.
+  merged.events = [...new Set([...previous.events, ...update.events])]
+    .slice(0, MAX_EVENTS).sort();
   return merged;
 }
 

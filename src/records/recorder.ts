@@ -158,7 +158,8 @@ export class CallRecorder {
     try {
       file = await this.#file;
     } catch {
-      return undefined;
+      // No file at all: the record still says the whole call is missing.
+      return this.#report(0);
     }
     try {
       const sizes = new DataView(new ArrayBuffer(4));
@@ -173,15 +174,20 @@ export class CallRecorder {
     } finally {
       file.close();
     }
+    return this.#report(HEADER_BYTES + this.#dataBytes);
+  }
+
+  /** What the recording holds, and what it lost, in a file of `bytes`. */
+  #report(bytes: number): RecordingInfo {
     const info: RecordingInfo = {
       path: this.path,
       sampleRate: this.#sampleRate,
       durationMs: Math.round(
         this.#dataBytes / FRAME_BYTES / this.#sampleRate * 1000,
       ),
-      bytes: HEADER_BYTES + this.#dataBytes,
+      bytes,
     };
-    if (this.#droppedBytes > 0) {
+    if (this.#droppedBytes > 0 || this.#failed) {
       info.truncated = true;
       info.lostMs = Math.round(
         this.#droppedBytes / FRAME_BYTES / this.#sampleRate * 1000,
