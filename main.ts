@@ -23,6 +23,10 @@ import {
 
 if (import.meta.main) {
   const env = Deno.env.toObject();
+  // systemd sets no HOSTNAME: without it INSTANCE_ID would be random at
+  // every start, and a restart could not close the records a crash left.
+  const hostname = env.HOSTNAME ?? machineName();
+  if (hostname !== undefined) env.HOSTNAME = hostname;
   let config: Config;
   let agent: AgentConfig | undefined;
   try {
@@ -80,4 +84,13 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+}
+
+/** The machine's name from /etc/hostname, or undefined where there is none. */
+function machineName(): string | undefined {
+  try {
+    return Deno.readTextFileSync("/etc/hostname").trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -4,11 +4,14 @@ import {
   startServerProcess,
 } from "./fakes/server_process.ts";
 
-/** One server process on `kvPath` as instance `crash-test`, heartbeating every second. */
-function startInstance(kvPath: string): ServerProcess {
+/** One server process on `kvPath` as instance `crash-test` (null: the default id), heartbeating every second. */
+function startInstance(
+  kvPath: string,
+  instanceId: string | null = "crash-test",
+): ServerProcess {
   return startServerProcess({
     KV_PATH: kvPath,
-    INSTANCE_ID: "crash-test",
+    ...(instanceId === null ? {} : { INSTANCE_ID: instanceId }),
     INSTANCE_HEARTBEAT_S: "1",
     BOT: "echo",
   });
@@ -170,3 +173,46 @@ Deno.test("a call that ended just before SIGKILL still has a record after restar
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "with INSTANCE_ID unset (as under systemd), the restarted process is the same instance and closes what the crash left",
+  // The default id is $HOSTNAME, else /etc/hostname; without either it is random.
+  ignore: Deno.env.get("HOSTNAME") === undefined &&
+    !existsSync("/etc/hostname"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const kvPath = `${dir}/calls.kv`;
+    const first = startInstance(kvPath, null);
+    const call = await dial(await first.port, "CA-default-id");
+    call.media(3);
+    await waitForRecord(
+      await first.port,
+      "CA-default-id",
+      (record) => record.state === "in_progress",
+    );
+    await first.stop("SIGKILL");
+    await call.closed;
+    const second = startInstance(kvPath, null);
+    try {
+      const record = await waitForRecord(
+        await second.port,
+        "CA-default-id",
+        (record) => record.state === "crashed",
+      );
+      assertEquals(record.state, "crashed");
+    } finally {
+      await second.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
