@@ -577,7 +577,7 @@ export async function startServer(
     watching = watching.then(async () => {
       const problem = await kvFile?.check();
       if (problem !== undefined && kvFileProblem === undefined) {
-        log.error("{problem}", { problem });
+        log.error("Call records at risk: {problem}", { problem });
       }
       kvFileProblem = problem;
     });
