@@ -125,3 +125,11 @@ Deno.test("μ-law byte streams: two PCM bytes per code, little-endian, odd tail 
     new Uint8Array(160).fill(MULAW_SILENCE),
   );
 });
+
+Deno.test("μ-law encoding reads PCM views at odd offsets too", () => {
+  const pcm = decodeMulaw(ALL_CODES);
+  const shifted = new Uint8Array(pcm.length + 1);
+  shifted.set(pcm, 1);
+  assertEquals(encodeMulaw(shifted.subarray(1)), ALL_CODES);
+  assertEquals(encodeMulaw(shifted.subarray(1, 9)), ALL_CODES.subarray(0, 4));
+});
