@@ -10,7 +10,11 @@
 import type { SampleRate } from "../audio/pcm.ts";
 import type { TranscriptEntry, TurnTiming } from "../records/call_record.ts";
 
-/** What a bot knows about its call. */
+/**
+ * What a bot knows about its call. Bots always hear and play 16-bit PCM at
+ * {@linkcode CallInfo.sampleRate}, whatever the wire carries: the call
+ * decodes and encodes μ-law for them.
+ */
 export interface CallInfo {
   /** Our id for the call: Exotel's CallSid when known. */
   callId: string;
@@ -77,6 +81,12 @@ export interface CallOutput {
   resume(): void;
   /** Ends the stream; Exotel's flow moves on to its next applet or hangs up. */
   hangup(reason?: string): void;
+  /**
+   * Reports `bytes` of PCM the bot threw away unplayed because they fell too
+   * far behind (such as the echo's backlog beyond its bound): counted in
+   * `/metrics` (`exovoice_playout_dropped_bytes_total`), logged once per call.
+   */
+  dropped(bytes: number): void;
 }
 
 /** What a bot adds to the call's record when the call ends. */

@@ -94,6 +94,7 @@ interface LiveTotals {
   marksAcknowledged: number;
   clears: number;
   underruns: number;
+  droppedBytes: number;
   dtmfDigits: number;
   badFrames: Map<string, number>;
 }
@@ -125,6 +126,7 @@ export class ExovoiceMetrics {
   #marks: Counter;
   #underruns: Counter;
   #clears: Counter;
+  #dropped: Counter;
   #authFailures: Counter;
   #turnLatency: Histogram;
   #providerErrors: Counter;
@@ -180,7 +182,8 @@ export class ExovoiceMetrics {
     });
     this.#bytes = registry.counter({
       name: "exovoice_audio_bytes_total",
-      help: "PCM audio bytes received (in) and sent, padding included (out).",
+      help:
+        "Audio bytes received (in) and sent, padding included (out), as on the wire (PCM or μ-law).",
       labelNames: ["direction"],
       collect: () => directions(live().bytesIn, live().bytesOut),
     });
@@ -219,6 +222,12 @@ export class ExovoiceMetrics {
       name: "exovoice_playout_clears_total",
       help: "clear frames sent (barge-in).",
       collect: () => [{ labels: {}, value: live().clears }],
+    });
+    this.#dropped = registry.counter({
+      name: "exovoice_playout_dropped_bytes_total",
+      help:
+        "Bot audio (PCM bytes) dropped unplayed for falling too far behind, e.g. an echo backlog beyond its bound.",
+      collect: () => [{ labels: {}, value: live().droppedBytes }],
     });
     this.#authFailures = registry.counter({
       name: "exovoice_auth_failures_total",
@@ -282,6 +291,7 @@ export class ExovoiceMetrics {
     this.#marks.inc({ event: "acknowledged" }, playout.marksAcknowledged);
     this.#underruns.inc({}, playout.underruns);
     this.#clears.inc({}, playout.clears);
+    this.#dropped.inc({}, playout.droppedBytes);
   }
 
   /** Counts a request refused for its credentials. */
@@ -343,6 +353,7 @@ export class ExovoiceMetrics {
       marksAcknowledged: 0,
       clears: 0,
       underruns: 0,
+      droppedBytes: 0,
       dtmfDigits: 0,
       badFrames: new Map(),
     };
@@ -357,6 +368,7 @@ export class ExovoiceMetrics {
       totals.marksAcknowledged += session.playout.marksAcknowledged;
       totals.clears += session.playout.clears;
       totals.underruns += session.playout.underruns;
+      totals.droppedBytes += session.playout.droppedBytes;
       totals.dtmfDigits += session.dtmfDigits.length;
       for (const kind in session.badFrames) {
         const label = plainLabel(kind);
