@@ -25,6 +25,7 @@ import { AudioCache } from "./greeting_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import type { TurnSummary } from "./timeline.ts";
+import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
 
 export { AgentBot, type AgentHooks, VOICE_INSTRUCTIONS } from "./agent.ts";
 export {
@@ -37,6 +38,17 @@ export { AudioCache } from "./greeting_cache.ts";
 export { type CallOutcome, CallOutcomes } from "./outcomes.ts";
 export { type AgentProviders, createProviders } from "./providers.ts";
 export type { TurnSummary } from "./timeline.ts";
+export {
+  type CodeTool,
+  codeTool,
+  type RunnableTool,
+  type ToolCallInfo,
+  type ToolOutcome,
+  type ToolResult,
+  type ToolRunContext,
+  ToolRunner,
+} from "./tool_runner.ts";
+export { webhookTool, type WebhookToolConfig } from "./webhook_tool.ts";
 
 /** Replaceable parts of {@linkcode createAgentBotFactory}. */
 export interface AgentFactoryOptions {
@@ -50,6 +62,10 @@ export interface AgentFactoryOptions {
   hooks?: AgentHooks;
   /** Shared audio cache; a fresh one by default. */
   cache?: AudioCache;
+  /** Code tools, offered besides the configuration's webhook tools. */
+  tools?: readonly CodeTool[];
+  /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  wallClock?: () => number;
 }
 
 /** The agent's {@linkcode BotFactory}, plus what it shares between calls. */
@@ -78,7 +94,10 @@ export function createAgentBotFactory(
   const providers = options.providers ?? createProviders(config);
   const cache = options.cache ?? new AudioCache();
   const outcomes = new CallOutcomes();
+  const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
   const deps = {
+    toolRunner: tools.length > 0 ? new ToolRunner(tools) : undefined,
+    wallClock: options.wallClock,
     config,
     providers,
     cache,
