@@ -15,19 +15,30 @@ import { configureLogging } from "./src/log.ts";
 import { startServer, VERSION } from "./src/server.ts";
 import { ExovoiceMetrics } from "./src/metrics/exovoice_metrics.ts";
 import {
-  type AgentConfig,
-  createAgentBotFactory,
+  type Agents,
+  createAgentsBotFactory,
   describeAgentConfig,
   loadAgentConfig,
+  loadAgents,
 } from "./src/bots/agent/mod.ts";
 
 if (import.meta.main) {
   const env = Deno.env.toObject();
   let config: Config;
-  let agent: AgentConfig | undefined;
+  let agents: Agents | undefined;
   try {
     config = loadConfig(env);
-    if (config.bot === "agent") agent = loadAgentConfig(env);
+    if (config.bot === "agent") {
+      const file = env.AGENT_FILE?.trim();
+      if (file) agents = loadAgents(file, env);
+      else {
+        const agent = loadAgentConfig(env);
+        agents = {
+          agents: new Map([[agent.name, agent]]),
+          defaultAgent: agent.name,
+        };
+      }
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // Logging is not configured yet: the error goes straight to stderr.
@@ -41,17 +52,25 @@ if (import.meta.main) {
     revealPhoneNumbers: config.logPhoneNumbers,
   });
   const log = getLogger(["exovoice", "main"]);
-  if (agent) log.info("Agent: {agent}", { agent: describeAgentConfig(agent) });
+  for (const [name, agent] of agents?.agents ?? []) {
+    log.info("Agent {name}: {agent}", {
+      name,
+      agent: describeAgentConfig(agent),
+      tools: agent.tools.map((tool) => tool.definition.name),
+    });
+  }
   const metrics = new ExovoiceMetrics({
     version: VERSION,
     instanceId: config.instanceId,
   });
-  const createBot = agent &&
-    createAgentBotFactory(agent, {
+  const createBot = agents &&
+    createAgentsBotFactory(agents, {
       chunkBytes: config.chunkBytes,
       hooks: {
         providerError: ({ provider, kind }) =>
           metrics.providerError(provider, kind),
+        toolCall: ({ name, outcome, latencyMs }) =>
+          metrics.toolCall(name, outcome, latencyMs),
       },
     });
   const server = await startServer(config, {

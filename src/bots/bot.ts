@@ -26,6 +26,8 @@ export interface CallInfo {
   customParameters: Record<string, string>;
   /** The rate of the caller's audio and of every byte the bot plays. */
   sampleRate: SampleRate;
+  /** The agent asked for by the socket URL's `agent=` (or a custom parameter of that name). */
+  agent?: string;
 }
 
 /** How an utterance given to {@linkcode CallOutput.play} ended. */

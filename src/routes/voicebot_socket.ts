@@ -93,6 +93,7 @@ export function handleVoicebotSocket(
       streamSid: query.get("stream_sid") ?? query.get("streamSid") ?? undefined,
       sampleRate: sampleRateFromQuery(query),
       remoteAddress,
+      agent: query.get("agent") ?? undefined,
     },
   });
   deps.onCall?.(call);

@@ -25,6 +25,7 @@ import { AudioCache } from "./greeting_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import type { TurnSummary } from "./timeline.ts";
+import type { Agents } from "./agent_file.ts";
 import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
 
 export { AgentBot, type AgentHooks, VOICE_INSTRUCTIONS } from "./agent.ts";
@@ -35,6 +36,13 @@ export {
   type LoadAgentConfigOptions,
 } from "./config.ts";
 export { AudioCache } from "./greeting_cache.ts";
+export {
+  AgentFileError,
+  type Agents,
+  loadAgentFile,
+  loadAgents,
+  type LoadAgentsOptions,
+} from "./agent_file.ts";
 export { type CallOutcome, CallOutcomes } from "./outcomes.ts";
 export { type AgentProviders, createProviders } from "./providers.ts";
 export type { TurnSummary } from "./timeline.ts";
@@ -66,6 +74,8 @@ export interface AgentFactoryOptions {
   tools?: readonly CodeTool[];
   /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
   wallClock?: () => number;
+  /** Where `end_call` and `transfer` are remembered; a fresh store by default. */
+  outcomes?: CallOutcomes;
 }
 
 /** The agent's {@linkcode BotFactory}, plus what it shares between calls. */
@@ -93,7 +103,7 @@ export function createAgentBotFactory(
 ): AgentBotFactory {
   const providers = options.providers ?? createProviders(config);
   const cache = options.cache ?? new AudioCache();
-  const outcomes = new CallOutcomes();
+  const outcomes = options.outcomes ?? new CallOutcomes();
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
   const deps = {
     toolRunner: tools.length > 0 ? new ToolRunner(tools) : undefined,
@@ -108,6 +118,56 @@ export function createAgentBotFactory(
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
+  return Object.assign(factory, { cache, outcomes });
+}
+
+/** A call asked for an agent this server does not have. */
+export class UnknownAgentError extends Error {
+  /** Creates the error for `name`. */
+  constructor(name: string | undefined, known: readonly string[]) {
+    super(
+      name === undefined
+        ? `No agent named in the socket URL: expected agent= one of ${
+          known.join(", ")
+        } (or an agent file named default)`
+        : `Unknown agent "${name}": expected one of ${known.join(", ")}`,
+    );
+    this.name = "UnknownAgentError";
+  }
+}
+
+/**
+ * The factory for several agents (an `AGENT_FILE` directory): each call
+ * gets the agent its socket URL names with `agent=`, or the default one.
+ * A call naming an unknown agent, or none when there is no default, is
+ * refused: the bot cannot be created, so the stream closes (code 1011) and
+ * the error is logged.
+ *
+ * @example
+ * ```ts ignore
+ * const factory = createAgentsBotFactory(loadAgents("agents/", env));
+ * ```
+ */
+export function createAgentsBotFactory(
+  agents: Agents,
+  options: AgentFactoryOptions = {},
+): AgentBotFactory {
+  const cache = options.cache ?? new AudioCache();
+  const outcomes = new CallOutcomes();
+  const factories = new Map<string, AgentBotFactory>();
+  for (const [name, config] of agents.agents) {
+    factories.set(
+      name,
+      createAgentBotFactory(config, { ...options, cache, outcomes }),
+    );
+  }
+  const known = [...factories.keys()];
+  const factory = (info: CallInfo, output: CallOutput) => {
+    const name = info.agent ?? agents.defaultAgent;
+    const chosen = name === undefined ? undefined : factories.get(name);
+    if (chosen === undefined) throw new UnknownAgentError(info.agent, known);
+    return chosen(info, output);
+  };
   return Object.assign(factory, { cache, outcomes });
 }
 
