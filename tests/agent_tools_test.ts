@@ -370,13 +370,13 @@ Deno.test("two tool calls in one model turn run at once, and both results follow
 });
 
 Deno.test("a slow tool's say line is spoken while it runs", async () => {
-  let vendorsRef: AgentFakes | undefined;
+  const ref: { vendors?: AgentFakes } = {};
   await using h = await harness({
     routes: {
       "/book": async (_request, signal) => {
         // Answer once the say line has gone to the voice, at most 5 s.
         for (let i = 0; i < 500 && !signal.aborted; i++) {
-          if (vendorsRef && ttsTexts(vendorsRef).includes(SAY)) break;
+          if (ref.vendors && ttsTexts(ref.vendors).includes(SAY)) break;
           await wait(10, signal);
         }
         return Response.json({ booked: true });
@@ -388,7 +388,7 @@ Deno.test("a slow tool's say line is spoken while it runs", async () => {
       textReply([ANSWER]),
     ],
   });
-  vendorsRef = h.vendors;
+  ref.vendors = h.vendors;
   await h.askAndWait(3);
   assertEquals(h.output.utterances[1].pcm, fakeSpeech(SAY, 8000));
   assertEquals(h.output.utterances[2].pcm, fakeSpeech(ANSWER, 8000));
