@@ -118,6 +118,8 @@ export interface AppOptions {
   clock?: Clock;
   /** Bot factory overriding `BOT`. */
   createBot?: BotFactory;
+  /** The name `/health` and the logs give `createBot`; `BOT`'s by default. */
+  botName?: string;
   /** How a call left the bot (`transfer`, `end_call`), for the Passthru endpoint. */
   outcomeOf?: OutcomeLookup;
 }
@@ -147,7 +149,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     registry,
     clock: options.clock ?? systemClock,
     settings,
-    botName: config.bot,
+    botName: options.botName ?? config.bot,
     createBot: botFactory(config.bot, options.createBot),
     createRecorder: recorderFactory(config.recordingsDir),
     onCall: (call) => followCall(call, services, config.instanceId),
@@ -220,7 +222,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       GET: (request) =>
         handleHealth(request, {
           version: VERSION,
-          bot: config.bot,
+          bot: options.botName ?? config.bot,
           uptimeS: Math.round((performance.now() - startedAt) / 1000),
           activeSessions: registry.size,
           maxSessions: config.maxSessions,
@@ -537,7 +539,7 @@ export async function startServer(
       log.info("Listening on {url} (voicebot socket at {wsPath}, bot {bot})", {
         url: `${config.tls ? "https" : "http"}://${hostname}:${port}`,
         wsPath: config.wsPath,
-        bot: config.bot,
+        bot: options.botName ?? config.bot,
       });
     },
   }, app.handler);

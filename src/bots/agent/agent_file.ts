@@ -18,7 +18,7 @@ import { parseDocument } from "yaml";
 import { ConfigError, type Env } from "../../env_values.ts";
 import { type AgentConfig, loadAgentConfig } from "./config.ts";
 import { schemaProblems, show } from "./json_schema.ts";
-import { TOOL_NAME } from "./tool_runner.ts";
+import { type CodeTool, codeTool, TOOL_NAME } from "./tool_runner.ts";
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_WEBHOOK_TIMEOUT_MS,
@@ -287,7 +287,35 @@ export function loadAgentFile(
     const reason = error instanceof Error ? error.message : String(error);
     throw new AgentFileError([`${file}: cannot be read (${reason})`]);
   }
-  const parsed = parse(file, source);
+  return loadAgentValue(file, parse(file, source), env, {
+    ...options,
+    name: agentName(file),
+  });
+}
+
+/** Options of {@linkcode loadAgentValue}. */
+export interface LoadAgentValueOptions extends LoadAgentsOptions {
+  /** The agent's name. */
+  name: string;
+  /** Code tools, besides the value's webhook tools. */
+  codeTools?: readonly CodeTool[];
+}
+
+/**
+ * Checks and loads an agent given as a value (parsed YAML or JSON, or a
+ * {@linkcode defineAgent} result without its code tools), merged with
+ * `env`. `label` names it in errors, as the file name does.
+ *
+ * @throws {AgentFileError} listing every mistake.
+ */
+export function loadAgentValue(
+  label: string,
+  parsed: unknown,
+  env: Env,
+  options: LoadAgentValueOptions,
+): AgentConfig {
+  const file = label;
+  const read = options.readTextFile ?? Deno.readTextFileSync;
   const problems: string[] = [];
   const where = (path: string) => path === "" ? file : `${file}: ${path}`;
   const expanded = expand(
@@ -356,10 +384,18 @@ export function loadAgentFile(
       expanded.builtinTools,
     );
   }
+  const codeNames = (options.codeTools ?? []).map((tool) => tool.name);
   const tools = readTools(expanded.tools, {
     problem,
     raw: (path, message) => problems.push(`${where(path)}: ${message}`),
   }, builtinTools);
+  for (const name of codeNames) {
+    if (tools.some((tool) => tool.name === name)) {
+      problems.push(
+        `${file}: tools: expected one tool named "${name}", got a webhook tool and a code tool`,
+      );
+    }
+  }
   if (problems.length > 0) throw new AgentFileError(problems);
   // The environment wins where both set a value.
   const merged: Record<string, string | undefined> = { ...fileEnv, ...env };
@@ -379,10 +415,13 @@ export function loadAgentFile(
   }
   return {
     ...config,
-    name: agentName(file),
+    name: options.name,
     variables,
     builtinTools,
-    tools: tools.map(webhookTool),
+    tools: [
+      ...tools.map(webhookTool),
+      ...(options.codeTools ?? []).map(codeTool),
+    ],
   };
 }
 
