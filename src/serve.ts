@@ -182,6 +182,7 @@ export async function serve(
       : undefined,
     outcomeOf: agentFactory &&
       ((callSid) => agentFactory.outcomes.get(callSid)),
+    checkAgent: agentFactory?.checkAgent,
   });
   return exovoiceServer(running, config, options.signal);
 }

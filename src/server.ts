@@ -122,6 +122,8 @@ export interface AppOptions {
   botName?: string;
   /** How a call left the bot (`transfer`, `end_call`), for the Passthru endpoint. */
   outcomeOf?: OutcomeLookup;
+  /** Checks the socket URL's `agent=` before the upgrade: a message refuses the call with 404. */
+  checkAgent?: VoicebotSocketDeps["checkAgent"];
 }
 
 /** Builds the request handler for `config`. */
@@ -151,6 +153,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     settings,
     botName: options.botName ?? config.bot,
     createBot: botFactory(config.bot, options.createBot),
+    checkAgent: options.checkAgent,
     createRecorder: recorderFactory(config.recordingsDir),
     onCall: (call) => followCall(call, services, config.instanceId),
   };

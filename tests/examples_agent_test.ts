@@ -176,3 +176,82 @@ Deno.test("examples/clinic: the caller books through the agent file's webhook to
     await clinic.server.shutdown();
   }
 });
+
+Deno.test("examples/order_status.ts: the code tool looks up the caller's order, and the model answers from it", async () => {
+  const { agent } = await import("../examples/order_status.ts");
+  const answer = "Your order A1001 has shipped.";
+  await using fakes = await vendors([
+    toolCallReply([{
+      id: "call_order",
+      name: "order_status",
+      arguments: ['{"orderId":"a1001"}'],
+    }]),
+    textReply([answer]),
+  ]);
+  await using server = await serve({
+    agent,
+    readEnv: false,
+    logging: false,
+    hostname: "127.0.0.1",
+    port: 0,
+    env: vendorEnv(fakes),
+  });
+  const report = await simulateCall({
+    url: `${server.url.replace("http", "ws")}/voicebot/ws`,
+    pcm: concat([silence(LEAD_MS), HELLO]),
+    sampleRate: 8000,
+    from: CALLER,
+    waitForReplyMs: 2000,
+    maxWaitMs: 20_000,
+  });
+  assert(report.connected, report.error);
+  assertEquals(
+    report.receivedPcm,
+    spoken(["Kirana Express order desk. What is your order number?", answer]),
+  );
+  const second = fakes.llm.requests[1].body?.messages as Wire[];
+  assertEquals(second.at(-1)?.tool_call_id, "call_order");
+  assertEquals(JSON.parse(second.at(-1)?.content ?? "{}"), {
+    found: true,
+    id: "A1001",
+    status: "shipped",
+    expectedDelivery: "2026-12-05",
+  });
+});
+
+Deno.test("several agents on one server: agent= in the socket URL picks one, and an unknown name is refused", async () => {
+  await using fakes = await vendors([]);
+  await using server = await serve({
+    agents: [
+      { name: "default", greeting: "Front desk, hello." },
+      { name: "billing", greeting: "Billing desk, hello." },
+    ],
+    readEnv: false,
+    logging: false,
+    hostname: "127.0.0.1",
+    port: 0,
+    env: vendorEnv(fakes),
+  });
+  const ws = `${server.url.replace("http", "ws")}/voicebot/ws`;
+  const call = (query: string) =>
+    simulateCall({
+      url: `${ws}${query}`,
+      pcm: silence(500),
+      sampleRate: 8000,
+      waitForReplyMs: 1500,
+      maxWaitMs: 10_000,
+    });
+  const billing = await call("?agent=billing");
+  assertEquals(billing.receivedPcm, spoken(["Billing desk, hello."]));
+  const fallback = await call("");
+  assertEquals(fallback.receivedPcm, spoken(["Front desk, hello."]));
+  const unknown = await call("?agent=nobody");
+  assertEquals(unknown.connected, false);
+  assertEquals(unknown.httpStatus, 404);
+  // The dynamic URL endpoint passes agent= through.
+  const connect = await fetch(
+    `${server.url}/api/v1/exotel/voice/connect?CallSid=CA9&agent=billing`,
+  );
+  const { url } = await connect.json();
+  assertEquals(new URL(url).searchParams.get("agent"), "billing");
+});

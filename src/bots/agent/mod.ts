@@ -85,6 +85,8 @@ export interface AgentBotFactory extends BotFactory {
   readonly cache: AudioCache;
   /** How recent calls left the agent, by call id: for a Passthru applet after the Voicebot applet. */
   readonly outcomes: CallOutcomes;
+  /** Why a call asking for agent `name` (undefined: none named) cannot be answered, if it cannot. */
+  checkAgent(name: string | undefined): string | undefined;
 }
 
 /**
@@ -118,7 +120,12 @@ export function createAgentBotFactory(
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
-  return Object.assign(factory, { cache, outcomes });
+  // One agent answers every call, whatever agent= says.
+  return Object.assign(factory, {
+    cache,
+    outcomes,
+    checkAgent: () => undefined,
+  });
 }
 
 /** A call asked for an agent this server does not have. */
@@ -140,8 +147,10 @@ export class UnknownAgentError extends Error {
  * The factory for several agents (an `AGENT_FILE` directory): each call
  * gets the agent its socket URL names with `agent=`, or the default one.
  * A call naming an unknown agent, or none when there is no default, is
- * refused: the bot cannot be created, so the stream closes (code 1011) and
- * the error is logged.
+ * refused: with {@linkcode AgentBotFactory.checkAgent} given to the server,
+ * the upgrade gets a 404 JSON error; should a bot still be asked for, it
+ * cannot be created, so the stream closes (code 1011) and the error is
+ * logged.
  *
  * @example
  * ```ts ignore
@@ -168,7 +177,13 @@ export function createAgentsBotFactory(
     if (chosen === undefined) throw new UnknownAgentError(info.agent, known);
     return chosen(info, output);
   };
-  return Object.assign(factory, { cache, outcomes });
+  const checkAgent = (name: string | undefined) => {
+    const chosen = name ?? agents.defaultAgent;
+    return chosen !== undefined && factories.has(chosen)
+      ? undefined
+      : new UnknownAgentError(name, known).message;
+  };
+  return Object.assign(factory, { cache, outcomes, checkAgent });
 }
 
 /**
