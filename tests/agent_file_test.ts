@@ -5,6 +5,7 @@
  */
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import {
+  AGENT_FILE_SECTIONS,
   AgentFileError,
   loadAgentFile,
   loadAgents,
@@ -247,4 +248,32 @@ Deno.test("a directory of agent files: each agent named after its file, default 
     'agents/b.yaml: setup.url: expected an http(s) URL, got "nope"',
   ]);
   assertStringIncludes(error.message, "Invalid AGENT_FILE: 2 problems");
+});
+
+Deno.test("agent.schema.json describes the keys the loader accepts, and a blank variable does not override the file", async () => {
+  const schema = JSON.parse(await Deno.readTextFile("agent.schema.json"));
+  for (const [section, keys] of Object.entries(AGENT_FILE_SECTIONS)) {
+    let node = schema;
+    for (const part of section === "" ? [] : section.split(".")) {
+      node = node.properties[part];
+    }
+    assertEquals(
+      Object.keys(node.properties).sort(),
+      [...keys].sort(),
+      section,
+    );
+  }
+  assertEquals(
+    Object.keys(schema.$defs.tool.properties).sort(),
+    ["description", "name", "parameters", "redact", "say", "webhook"],
+  );
+  const config = loadAgentFile(
+    "agent.yaml",
+    { ...ENV, AGENT_PROMPT: "", AGENT_GREETING: "  " },
+    from({
+      "agent.yaml": "prompt: From the file.\ngreeting: Hi from the file.\n",
+    }),
+  );
+  assertEquals(config.prompt, "From the file.");
+  assertEquals(config.greeting, "Hi from the file.");
 });

@@ -122,57 +122,58 @@ const SETTINGS: Record<string, Rule> = {
   "providers.tts.timeoutMs": int("TTS_TIMEOUT_MS", 100, 60_000),
 };
 
-/** Objects whose keys are checked; other keys are mistakes. */
-const SECTIONS: Record<string, readonly string[]> = {
-  "": [
-    "$schema",
-    "prompt",
-    "promptFile",
-    "greeting",
-    "language",
-    "voice",
-    "timezone",
-    "fallbackText",
-    "goodbyeText",
-    "transferText",
-    "turnTimeoutMs",
-    "dtmfTimeoutMs",
-    "maxHistory",
-    "bargeIn",
-    "providers",
-    "setup",
-    "variables",
-    "builtinTools",
-    "tools",
-  ],
-  bargeIn: [
-    "enabled",
-    "minSpeechMs",
-    "pauseMs",
-    "resumeMs",
-    "minWords",
-    "ignoreWords",
-  ],
-  providers: ["stt", "llm", "tts"],
-  "providers.stt": [
-    "provider",
-    "model",
-    "baseUrl",
-    "endpointingMs",
-    "timeoutMs",
-  ],
-  "providers.llm": [
-    "baseUrl",
-    "model",
-    "temperature",
-    "maxTokens",
-    "timeoutMs",
-    "apiKeyHeader",
-  ],
-  "providers.tts": ["provider", "voice", "model", "baseUrl", "timeoutMs"],
-  setup: ["url", "timeoutMs"],
-  builtinTools: ["endCall", "transfer"],
-};
+/** Objects whose keys are checked, by path (`""` the top); other keys are mistakes. */
+export const AGENT_FILE_SECTIONS: Readonly<Record<string, readonly string[]>> =
+  {
+    "": [
+      "$schema",
+      "prompt",
+      "promptFile",
+      "greeting",
+      "language",
+      "voice",
+      "timezone",
+      "fallbackText",
+      "goodbyeText",
+      "transferText",
+      "turnTimeoutMs",
+      "dtmfTimeoutMs",
+      "maxHistory",
+      "bargeIn",
+      "providers",
+      "setup",
+      "variables",
+      "builtinTools",
+      "tools",
+    ],
+    bargeIn: [
+      "enabled",
+      "minSpeechMs",
+      "pauseMs",
+      "resumeMs",
+      "minWords",
+      "ignoreWords",
+    ],
+    providers: ["stt", "llm", "tts"],
+    "providers.stt": [
+      "provider",
+      "model",
+      "baseUrl",
+      "endpointingMs",
+      "timeoutMs",
+    ],
+    "providers.llm": [
+      "baseUrl",
+      "model",
+      "temperature",
+      "maxTokens",
+      "timeoutMs",
+      "apiKeyHeader",
+    ],
+    "providers.tts": ["provider", "voice", "model", "baseUrl", "timeoutMs"],
+    setup: ["url", "timeoutMs"],
+    builtinTools: ["endCall", "transfer"],
+  };
 
 const TOOL_KEYS = [
   "name",
@@ -398,7 +399,11 @@ export function loadAgentValue(
   }
   if (problems.length > 0) throw new AgentFileError(problems);
   // The environment wins where both set a value.
-  const merged: Record<string, string | undefined> = { ...fileEnv, ...env };
+  // A variable left blank (as .env.example leaves them) does not count as set.
+  const merged: Record<string, string | undefined> = { ...fileEnv };
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== "") merged[name] = value;
+  }
   if (env.AGENT_PROMPT_FILE?.trim()) delete merged.AGENT_PROMPT;
   let config: AgentConfig;
   try {
@@ -491,7 +496,7 @@ function checkKeys(
   _path: string,
   problem: (path: string, expected: string, got: unknown) => void,
 ): void {
-  for (const [section, keys] of Object.entries(SECTIONS)) {
+  for (const [section, keys] of Object.entries(AGENT_FILE_SECTIONS)) {
     const value = section === "" ? root : at(root, section);
     if (value === undefined || value === null) continue;
     if (!isRecord(value)) {
