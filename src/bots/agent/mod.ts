@@ -107,6 +107,17 @@ export function createAgentBotFactory(
   const cache = options.cache ?? new AudioCache();
   const outcomes = options.outcomes ?? new CallOutcomes();
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
+  for (const tool of tools) {
+    const { name } = tool.definition;
+    if (
+      (name === "end_call" && config.builtinTools.endCall) ||
+      (name === "transfer" && config.builtinTools.transfer)
+    ) {
+      throw new TypeError(
+        `Invalid tool name "${name}": it is built in; turn the built-in off (builtinTools) to replace it`,
+      );
+    }
+  }
   const deps = {
     toolRunner: tools.length > 0 ? new ToolRunner(tools) : undefined,
     wallClock: options.wallClock,
