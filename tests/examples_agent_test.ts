@@ -155,6 +155,13 @@ Deno.test("examples/clinic: the caller books through the agent file's webhook to
     assertStringIncludes(system, `The caller's number is ${CALLER}.`);
 
     const record = await callRecord(server.url, "CA-clinic-1");
+    assertEquals(record.transcript.map((entry) => entry.role), [
+      "bot",
+      "caller",
+      "tool",
+      "tool",
+      "bot",
+    ]);
     const tools = record.transcript.filter((entry) => entry.role === "tool");
     assertEquals(
       tools.map((entry) => [entry.name, entry.outcome, entry.arguments]),

@@ -649,6 +649,16 @@ export class AgentBot implements Bot {
       if (result.error) {
         this.#deps.hooks.providerError?.(result.error, this.#info);
       }
+      // The tools ran before the words that report their results.
+      for (const tool of result.toolResults) {
+        this.#transcript.tool({
+          name: tool.name,
+          arguments: tool.arguments,
+          outcome: tool.outcome,
+          latencyMs: tool.latencyMs,
+          atMs: tool.at - this.#startedAt,
+        });
+      }
       this.#transcript.bot({
         said: result.said,
         heard: result.heard,
@@ -676,15 +686,6 @@ export class AgentBot implements Bot {
       } else if (message.role === "tool") {
         this.#conversation.addToolResult(message.toolCallId, message.content);
       }
-    }
-    for (const tool of result.toolResults) {
-      this.#transcript.tool({
-        name: tool.name,
-        arguments: tool.arguments,
-        outcome: tool.outcome,
-        latencyMs: tool.latencyMs,
-        atMs: tool.at - this.#startedAt,
-      });
     }
     this.#conversation.addAssistant(result.heard);
     if (timeline) {
