@@ -207,3 +207,19 @@ Deno.test("templates render the call's values, and setup answers are read strict
     }
   }
 });
+
+Deno.test("the setup webhook's language and voice apply to the call's speech-to-text and voice", async () => {
+  await using call = await setupCall(
+    () => Response.json({ language: "hi-IN", voice: "aura-2-helena-en" }),
+    (hooks) => ({ setup: { url: hooks.url("/setup"), timeoutMs: 1500 } }),
+  );
+  await call.started;
+  await until(() => call.output.played.length >= 1, "the greeting");
+  await until(() => call.vendors.stt.requests.length >= 1, "speech-to-text");
+  assertEquals(
+    call.vendors.stt.requests[0].url.searchParams.get("language"),
+    "hi-IN",
+  );
+  assertEquals(call.vendors.tts.requests[0].query.model, "aura-2-helena-en");
+  assertEquals(call.output.utterances[0].pcm, fakeSpeech(GREETING, 8000));
+});
