@@ -277,3 +277,20 @@ Deno.test("agent.schema.json describes the keys the loader accepts, and a blank 
   assertEquals(config.prompt, "From the file.");
   assertEquals(config.greeting, "Hi from the file.");
 });
+
+Deno.test("AGENT_VARIABLES declares template variables without an agent file, and a bad one names the variable", () => {
+  const config = loadAgentConfig({
+    ...ENV,
+    AGENT_VARIABLES: "name, plan=basic",
+    AGENT_GREETING: "Hi {{name}}, you are on {{plan}}.",
+  });
+  assertEquals(config.variables, { name: "", plan: "basic" });
+  const error = assertThrows(
+    () => loadAgentConfig({ ...ENV, AGENT_VARIABLES: "good, 9bad" }),
+    ConfigError,
+  );
+  assertEquals(
+    error.message,
+    'Invalid AGENT_VARIABLES "good, 9bad": "9bad" is not a variable name; expected names or name=default, comma-separated, such as name,plan=basic',
+  );
+});

@@ -421,7 +421,6 @@ export function loadAgentValue(
   return {
     ...config,
     name: options.name,
-    variables,
     builtinTools,
     tools: [
       ...tools.map(webhookTool),

@@ -143,7 +143,7 @@ export interface AgentConfig {
   timezone: string;
   /** The setup webhook, when `AGENT_SETUP_URL` is set. */
   setup?: SetupConfig;
-  /** Template variables the prompt and greeting may use, with their defaults (agent file `variables:`). */
+  /** Template variables the prompt and greeting may use, with their defaults (`AGENT_VARIABLES`, agent file `variables:`). */
   variables: Record<string, string>;
   /** Tools besides `end_call` and `transfer` (agent file `tools:`, or code tools). */
   tools: RunnableTool[];
@@ -206,7 +206,7 @@ export function loadAgentConfig(
   const read = reader(env);
   const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
   const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
-  const variables = options.variables ?? {};
+  const variables = { ...variableList(read), ...options.variables };
   const promptText = prompt(read, options);
   const greeting = read("AGENT_GREETING") ?? "Hello! How can I help you today?";
   checkTemplate("AGENT_PROMPT", promptText, variables);
@@ -314,6 +314,26 @@ function prompt(read: Read, options: LoadAgentConfigOptions): string {
     );
   }
   return contents.trim();
+}
+
+/** `AGENT_VARIABLES`: `name` or `name=default`, comma-separated. */
+function variableList(read: Read): Record<string, string> {
+  const text = read("AGENT_VARIABLES");
+  if (text === undefined) return {};
+  const variables: Record<string, string> = {};
+  for (
+    const item of text.split(",").map((part) => part.trim()).filter(Boolean)
+  ) {
+    const [name, ...rest] = item.split("=");
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name.trim())) {
+      throw new ConfigError(
+        "AGENT_VARIABLES",
+        `Invalid AGENT_VARIABLES "${text}": "${name.trim()}" is not a variable name; expected names or name=default, comma-separated, such as name,plan=basic`,
+      );
+    }
+    variables[name.trim()] = rest.join("=").trim();
+  }
+  return variables;
 }
 
 function checkTemplate(
