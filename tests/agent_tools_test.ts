@@ -30,6 +30,7 @@ import {
   until,
 } from "./fakes/agent_call.ts";
 import {
+  type FakeReplySource,
   type FakeToolCall,
   textReply,
   toolCallReply,
@@ -115,9 +116,7 @@ interface Harness extends AsyncDisposable {
 async function harness(options: {
   routes: Record<string, WebhookHandler>;
   tools: (hooks: FakeWebhookServer) => WebhookToolConfig[];
-  replies: Parameters<typeof startAgentFakes>[0] extends infer O
-    ? O extends { replies?: infer R } ? R : never
-    : never;
+  replies: FakeReplySource[];
   codeTools?: CodeTool[];
   config?: Partial<AgentConfig>;
   factory?: AgentFactoryOptions;

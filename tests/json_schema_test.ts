@@ -96,6 +96,24 @@ Deno.test("schema mistakes are found before any call", () => {
   );
 });
 
+Deno.test("the tool runner refuses a code tool whose schema has mistakes", () => {
+  let message = "";
+  try {
+    new ToolRunner([codeTool({
+      name: "lookup",
+      description: "Look up.",
+      parameters: { type: "object", properties: { id: { type: "text" } } },
+      run: () => null,
+    })]);
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertEquals(
+    message,
+    'Invalid parameters of tool "lookup": properties.id.type: expected one of string, number, integer, boolean, object, array, null, got "text"',
+  );
+});
+
 Deno.test("the tool runner answers unknown tools and garbled arguments, times out slow code tools, and masks redacted fields", async () => {
   const runner = new ToolRunner([
     codeTool({

@@ -14,7 +14,11 @@ import type {
   ToolDefinition,
 } from "../../providers/llm/language_model.ts";
 import { type Clock, systemClock } from "../../call/clock.ts";
-import { type JsonSchema, validateJson } from "./json_schema.ts";
+import {
+  type JsonSchema,
+  schemaProblems,
+  validateJson,
+} from "./json_schema.ts";
 
 /** What a tool learns about the call it runs for. */
 export interface ToolCallInfo {
@@ -231,7 +235,12 @@ export interface RunToolsOptions {
 export class ToolRunner {
   #tools: Map<string, RunnableTool>;
 
-  /** Takes the tools; names must be unique. */
+  /**
+   * Takes the tools.
+   *
+   * @throws {TypeError} for a bad or duplicate name, or a parameter schema
+   * with mistakes (a misspelt type, a bad pattern).
+   */
   constructor(tools: readonly RunnableTool[]) {
     this.#tools = new Map();
     for (const tool of tools) {
@@ -243,6 +252,12 @@ export class ToolRunner {
       }
       if (this.#tools.has(name)) {
         throw new TypeError(`Duplicate tool name "${name}"`);
+      }
+      const problems = schemaProblems(tool.definition.parameters);
+      if (problems.length > 0) {
+        throw new TypeError(
+          `Invalid parameters of tool "${name}": ${problems.join("; ")}`,
+        );
       }
       this.#tools.set(name, tool);
     }
