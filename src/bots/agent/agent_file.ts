@@ -288,9 +288,10 @@ export function loadAgentFile(
     const reason = error instanceof Error ? error.message : String(error);
     throw new AgentFileError([`${file}: cannot be read (${reason})`]);
   }
-  return loadAgentValue(file, parse(file, source), env, {
+  return loadAgentValue(parse(file, source), env, {
     ...options,
     name: agentName(file),
+    label: file,
   });
 }
 
@@ -298,6 +299,8 @@ export function loadAgentFile(
 export interface LoadAgentValueOptions extends LoadAgentsOptions {
   /** The agent's name. */
   name: string;
+  /** What errors call it: the file name, or `agent "NAME"`. */
+  label: string;
   /** Code tools, besides the value's webhook tools. */
   codeTools?: readonly CodeTool[];
 }
@@ -305,26 +308,23 @@ export interface LoadAgentValueOptions extends LoadAgentsOptions {
 /**
  * Checks and loads an agent given as a value (parsed YAML or JSON, or a
  * {@linkcode defineAgent} result without its code tools), merged with
- * `env`. `label` names it in errors, as the file name does.
+ * `env`. `options.label` names it in errors, as the file name does.
  *
  * @throws {AgentFileError} listing every mistake.
  */
 export function loadAgentValue(
-  label: string,
   parsed: unknown,
   env: Env,
   options: LoadAgentValueOptions,
 ): AgentConfig {
-  const file = label;
+  const file = options.label;
   const read = options.readTextFile ?? Deno.readTextFileSync;
   const problems: string[] = [];
   const where = (path: string) => path === "" ? file : `${file}: ${path}`;
-  const expanded = expand(
-    parsed,
-    "",
+  const expanded = expand(parsed, "", {
     env,
-    (path, message) => problems.push(`${where(path)}: ${message}`),
-  );
+    report: (path, message) => problems.push(`${where(path)}: ${message}`),
+  });
   const fileEnv: Record<string, string> = {};
   const fileKeyOf = new Map<string, string>();
   const problem = (path: string, expected: string, got: unknown) =>
@@ -333,7 +333,7 @@ export function loadAgentValue(
     problem("", "a mapping of settings (prompt, greeting, tools, …)", expanded);
     throw new AgentFileError(problems);
   }
-  checkKeys(expanded, "", problem);
+  checkKeys(expanded, problem);
   for (const [path, rule] of Object.entries(SETTINGS)) {
     const value = at(expanded, path);
     if (value === undefined || value === null) continue;
@@ -452,13 +452,15 @@ function parse(file: string, source: string): unknown {
   return document.toJS() ?? {};
 }
 
+/** How {@linkcode expand} reads variables and reports unset ones. */
+interface Expansion {
+  env: Env;
+  report: (path: string, message: string) => void;
+}
+
 /** `${VAR}` in every string, from `env`; each unset one reported where it is used. */
-function expand(
-  value: unknown,
-  path: string,
-  env: Env,
-  report: (path: string, message: string) => void,
-): unknown {
+function expand(value: unknown, path: string, expansion: Expansion): unknown {
+  const { env, report } = expansion;
   if (typeof value === "string") {
     return value.replace(
       /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
@@ -474,7 +476,7 @@ function expand(
   }
   if (Array.isArray(value)) {
     return value.map((item, index) =>
-      expand(item, `${path}[${index}]`, env, report)
+      expand(item, `${path}[${index}]`, expansion)
     );
   }
   if (isRecord(value)) {
@@ -483,7 +485,7 @@ function expand(
         [key, item],
       ) => [
         key,
-        expand(item, path === "" ? key : `${path}.${key}`, env, report),
+        expand(item, path === "" ? key : `${path}.${key}`, expansion),
       ]),
     );
   }
@@ -492,7 +494,6 @@ function expand(
 
 function checkKeys(
   root: Record<string, unknown>,
-  _path: string,
   problem: (path: string, expected: string, got: unknown) => void,
 ): void {
   for (const [section, keys] of Object.entries(AGENT_FILE_SECTIONS)) {

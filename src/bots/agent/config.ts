@@ -209,8 +209,8 @@ export function loadAgentConfig(
   const variables = { ...variableList(read), ...options.variables };
   const promptText = prompt(read, options);
   const greeting = read("AGENT_GREETING") ?? "Hello! How can I help you today?";
-  checkTemplate("AGENT_PROMPT", promptText, variables);
-  checkTemplate("AGENT_GREETING", greeting, variables);
+  checkTemplate("AGENT_PROMPT", { text: promptText, variables });
+  checkTemplate("AGENT_GREETING", { text: greeting, variables });
   return {
     name: "default",
     timezone: timezone(read),
@@ -338,8 +338,7 @@ function variableList(read: Read): Record<string, string> {
 
 function checkTemplate(
   variable: string,
-  text: string,
-  variables: Record<string, string>,
+  { text, variables }: { text: string; variables: Record<string, string> },
 ): void {
   const unknown = unknownPlaceholders(text, Object.keys(variables));
   if (unknown.length === 0) return;

@@ -148,10 +148,9 @@ export function agentConfigOf(
   const { name: _name, tools, ...rest } = definition;
   const webhookTools = (tools ?? []).filter((tool) => !isCodeTool(tool));
   return loadAgentValue(
-    `agent "${name}"`,
     { ...rest, ...(webhookTools.length > 0 ? { tools: webhookTools } : {}) },
     env,
-    { ...options, name, codeTools },
+    { ...options, name, label: `agent "${name}"`, codeTools },
   );
 }
 

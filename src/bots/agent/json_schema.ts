@@ -55,8 +55,14 @@ const TYPES = [
  */
 export function validateJson(schema: JsonSchema, value: unknown): string[] {
   const errors: string[] = [];
-  check(schema, value, "", errors);
+  check(schema, value, { path: "", errors });
   return errors;
+}
+
+/** Where a check is in the value, and where its findings go. */
+interface At {
+  path: string;
+  errors: string[];
 }
 
 /**
@@ -130,8 +136,7 @@ export function schemaProblems(schema: unknown, path = ""): string[] {
 function check(
   schema: JsonSchema,
   value: unknown,
-  path: string,
-  errors: string[],
+  { path, errors }: At,
 ): void {
   if (Array.isArray(schema.anyOf)) {
     const fits = schema.anyOf.some((sub) =>
@@ -170,17 +175,17 @@ function check(
     );
     return;
   }
-  if (typeof value === "string") checkString(schema, value, path, errors);
-  else if (typeof value === "number") checkNumber(schema, value, path, errors);
-  else if (Array.isArray(value)) checkArray(schema, value, path, errors);
-  else if (isRecord(value)) checkObject(schema, value, path, errors);
+  if (typeof value === "string") checkString(schema, value, { path, errors });
+  else if (typeof value === "number") {
+    checkNumber(schema, value, { path, errors });
+  } else if (Array.isArray(value)) checkArray(schema, value, { path, errors });
+  else if (isRecord(value)) checkObject(schema, value, { path, errors });
 }
 
 function checkString(
   schema: JsonSchema,
   value: string,
-  path: string,
-  errors: string[],
+  { path, errors }: At,
 ): void {
   const length = [...value].length;
   if (typeof schema.minLength === "number" && length < schema.minLength) {
@@ -225,8 +230,7 @@ function checkString(
 function checkNumber(
   schema: JsonSchema,
   value: number,
-  path: string,
-  errors: string[],
+  { path, errors }: At,
 ): void {
   const bound = (
     key: string,
@@ -249,8 +253,7 @@ function checkNumber(
 function checkArray(
   schema: JsonSchema,
   value: unknown[],
-  path: string,
-  errors: string[],
+  { path, errors }: At,
 ): void {
   if (typeof schema.minItems === "number" && value.length < schema.minItems) {
     errors.push(
@@ -269,7 +272,7 @@ function checkArray(
   if (isRecord(schema.items)) {
     const items = schema.items;
     value.forEach((item, index) =>
-      check(items, item, `${path}[${index}]`, errors)
+      check(items, item, { path: `${path}[${index}]`, errors })
     );
   }
 }
@@ -277,8 +280,7 @@ function checkArray(
 function checkObject(
   schema: JsonSchema,
   value: Record<string, unknown>,
-  path: string,
-  errors: string[],
+  { path, errors }: At,
 ): void {
   const properties = isRecord(schema.properties) ? schema.properties : {};
   if (Array.isArray(schema.required)) {
@@ -290,7 +292,7 @@ function checkObject(
   }
   for (const [key, item] of Object.entries(value)) {
     const sub = properties[key];
-    if (isRecord(sub)) check(sub, item, join(path, key), errors);
+    if (isRecord(sub)) check(sub, item, { path: join(path, key), errors });
     else if (schema.additionalProperties === false) {
       errors.push(
         `${label(join(path, key))}is not an accepted property, got ${
@@ -298,7 +300,10 @@ function checkObject(
         }`,
       );
     } else if (isRecord(schema.additionalProperties)) {
-      check(schema.additionalProperties, item, join(path, key), errors);
+      check(schema.additionalProperties, item, {
+        path: join(path, key),
+        errors,
+      });
     }
   }
 }

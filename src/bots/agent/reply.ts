@@ -269,7 +269,10 @@ export class Reply {
         }
       }
       if (toolCalls.length === 0 || runner === undefined) break;
-      const results = await this.#runTools(runner, toolCalls, plan);
+      const results = await this.#runTools(toolCalls, {
+        ...plan,
+        toolRunner: runner,
+      });
       const answers: ChatMessage[] = turn.calls.map((call) => {
         const result = results.find((item) => item.toolCallId === call.id);
         return {
@@ -365,10 +368,10 @@ export class Reply {
 
   /** Runs the turn's tool calls at once; speaks a `say` line if they take a while. */
   async #runTools(
-    runner: ToolRunner,
     calls: ToolCall[],
-    plan: Extract<ReplyPlan, { kind: "model" }>,
+    plan: Extract<ReplyPlan, { kind: "model" }> & { toolRunner: ToolRunner },
   ): Promise<ToolResult[]> {
+    const runner = plan.toolRunner;
     const { now, schedule } = this.#context;
     const line = calls.map((call) => runner.sayLine(call.name)).find((say) =>
       say !== undefined && say.trim() !== ""
