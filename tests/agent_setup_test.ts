@@ -18,21 +18,21 @@ import {
 import { textReply } from "./fakes/openai_server.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
 import {
-  type FakeWebhookServer,
-  startFakeWebhookServer,
+  type RouteHandler,
+  type RouteServer,
+  startRouteServer,
   wait,
-  type WebhookHandler,
-} from "./fakes/webhook_server.ts";
+} from "./fakes/route_server.ts";
 
 const GREETING = "Hello! How can I help you today?";
 /** 3 December 2026, 13:00 UTC: 6:30 pm in Kolkata. */
 const NOW = Date.UTC(2026, 11, 3, 13, 0);
 
 async function setupCall(
-  handler: WebhookHandler,
-  config: (hooks: FakeWebhookServer) => Partial<AgentConfig>,
+  handler: RouteHandler,
+  config: (hooks: RouteServer) => Partial<AgentConfig>,
 ) {
-  const hooks = startFakeWebhookServer({ "/setup": handler });
+  const hooks = startRouteServer({ "/setup": handler });
   const vendors: AgentFakes = await startAgentFakes({
     script: { turns: [] },
     replies: [textReply(["Sure."])],

@@ -38,11 +38,11 @@ import {
 import { HELLO_SCRIPT, HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
 import {
-  type FakeWebhookServer,
-  startFakeWebhookServer,
+  type RouteHandler,
+  type RouteServer,
+  startRouteServer,
   wait,
-  type WebhookHandler,
-} from "./fakes/webhook_server.ts";
+} from "./fakes/route_server.ts";
 
 const HELLO = await fixturePcm("hello_8000.wav");
 const GREETING = "Hello! How can I help you today?";
@@ -78,7 +78,7 @@ function ttsTexts(vendors: AgentFakes): string[] {
 }
 
 function book(
-  hooks: FakeWebhookServer,
+  hooks: RouteServer,
   overrides: Partial<WebhookToolConfig["webhook"]> & { say?: string } = {},
 ): WebhookToolConfig {
   const { say, ...webhook } = overrides;
@@ -105,7 +105,7 @@ function bookCall(args: string, id = "call_book"): FakeToolCall {
 
 interface Harness extends AsyncDisposable {
   vendors: AgentFakes;
-  hooks: FakeWebhookServer;
+  hooks: RouteServer;
   bot: AgentBot;
   output: MemoryOutput;
   results: ToolResult[];
@@ -114,14 +114,14 @@ interface Harness extends AsyncDisposable {
 }
 
 async function harness(options: {
-  routes: Record<string, WebhookHandler>;
-  tools: (hooks: FakeWebhookServer) => WebhookToolConfig[];
+  routes: Record<string, RouteHandler>;
+  tools: (hooks: RouteServer) => WebhookToolConfig[];
   replies: FakeReplySource[];
   codeTools?: CodeTool[];
   config?: Partial<AgentConfig>;
   factory?: AgentFactoryOptions;
 }): Promise<Harness> {
-  const hooks = startFakeWebhookServer(options.routes);
+  const hooks = startRouteServer(options.routes);
   const vendors = await startAgentFakes({
     script: HELLO_SCRIPT,
     replies: options.replies,
@@ -313,7 +313,7 @@ Deno.test("arguments that break the schema never reach the webhook, and the mode
 Deno.test("two tool calls in one model turn run at once, and both results follow the assistant message in order", async () => {
   let inFlight = 0;
   let bothSeen = false;
-  const together: WebhookHandler = async (request, signal) => {
+  const together: RouteHandler = async (request, signal) => {
     inFlight++;
     // Each answers only once both are in flight: run one after the other,
     // they would both wait out the timeout instead.

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts ignore
- * await using hooks = startFakeWebhookServer({
+ * await using hooks = startRouteServer({
  *   "/book": () => Response.json({ booked: true }),
  * });
  * hooks.url("/book"); // "http://127.0.0.1:PORT/book"
@@ -14,7 +14,7 @@
  */
 
 /** A request the fake received. */
-export interface WebhookRequest {
+export interface RouteRequest {
   /** E.g. `POST`. */
   method: string;
   /** The path, e.g. `/book`. */
@@ -30,15 +30,15 @@ export interface WebhookRequest {
 }
 
 /** Answers a request; may wait on `signal` (aborted when the server closes). */
-export type WebhookHandler = (
-  request: WebhookRequest,
+export type RouteHandler = (
+  request: RouteRequest,
   signal: AbortSignal,
 ) => Response | Promise<Response>;
 
 /** The running fake. */
-export interface FakeWebhookServer extends AsyncDisposable {
+export interface RouteServer extends AsyncDisposable {
   /** Every request, in arrival order. */
-  readonly requests: WebhookRequest[];
+  readonly requests: RouteRequest[];
   /** The full URL of `path`. */
   url(path: string): string;
   /** Stops the server, ending requests still waiting. */
@@ -59,10 +59,10 @@ export function wait(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Starts the fake on a free loopback port. */
-export function startFakeWebhookServer(
-  routes: Record<string, WebhookHandler>,
-): FakeWebhookServer {
-  const requests: WebhookRequest[] = [];
+export function startRouteServer(
+  routes: Record<string, RouteHandler>,
+): RouteServer {
+  const requests: RouteRequest[] = [];
   const closing = new AbortController();
   const server = Deno.serve({
     hostname: "127.0.0.1",
@@ -77,7 +77,7 @@ export function startFakeWebhookServer(
     } catch {
       json = undefined;
     }
-    const recorded: WebhookRequest = {
+    const recorded: RouteRequest = {
       method: request.method,
       path: url.pathname,
       query: url.searchParams,
