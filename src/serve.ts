@@ -44,7 +44,7 @@ export interface ServeOptions {
   readEnv?: boolean;
   /** The address to listen on; overrides `HOST` (default `0.0.0.0`). */
   hostname?: string;
-  /** The port to listen on, 0 for any free one; overrides `PORT` (default 8080). */
+  /** The port to listen on, 0 for any free one; overrides `PORT` (default 3000). */
   port?: number;
   /**
    * The bot that answers every call, created per call: a

@@ -24,6 +24,8 @@ import { buildCallRecord } from "./records/call_record.ts";
 import { CallStore, openKv } from "./records/call_store.ts";
 import { CallRecorder } from "./records/recorder.ts";
 import { LiveSessions } from "./instances/live_sessions.ts";
+import { CallWebhook } from "./webhooks/call_webhook.ts";
+import { DeliveryQueue } from "./webhooks/delivery_queue.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleHealth } from "./routes/health.ts";
@@ -106,6 +108,8 @@ export interface Services {
   store?: CallStore;
   /** This instance's live sessions in the shared KV, for `?scope=all`. */
   live?: LiveSessions;
+  /** Delivers each finished call's record to `CALL_WEBHOOK_URL`, when set. */
+  callWebhook?: CallWebhook;
 }
 
 /** Replaceable parts, for tests. */
@@ -368,7 +372,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
 /** Counts a call in the metrics and the live list, and writes its record when it ends. */
 function followCall(call: Call, services: Services, instanceId: string): void {
-  const { metrics, store, live } = services;
+  const { metrics, store, live, callWebhook } = services;
   metrics.callStarted(call.session);
   void live?.announce(call.session);
   call.ended.then((reason) => {
@@ -380,14 +384,22 @@ function followCall(call: Call, services: Services, instanceId: string): void {
     void live?.withdraw(call.session.id);
     // Handed to the store at once, the recording awaited inside, so that a
     // drain's store.close() waits for this record too.
-    void store?.save((async () =>
-      buildCallRecord(call.session, reason, {
-        endedAt,
-        instanceId,
-        transcript: call.report?.transcript,
-        turns: call.report?.turns,
-        recording: await call.recording,
-      }))());
+    // The final record queues its webhook delivery in the same commit.
+    const delivery = callWebhook && {
+      onCommit: (operation: Deno.AtomicOperation, record: { id: string }) =>
+        callWebhook.add(operation, record.id),
+    };
+    void store?.save(
+      (async () =>
+        buildCallRecord(call.session, reason, {
+          endedAt,
+          instanceId,
+          transcript: call.report?.transcript,
+          turns: call.report?.turns,
+          recording: await call.recording,
+        }))(),
+      delivery,
+    ).then((saved) => saved && callWebhook?.wake());
   });
 }
 
@@ -522,12 +534,21 @@ export async function startServer(
     instanceId: config.instanceId,
     sessions: () => registry.values(),
   });
+  const callWebhook = config.callWebhook &&
+    new CallWebhook({
+      config: config.callWebhook,
+      queue: new DeliveryQueue(kv),
+      loadRecord: (id) => store.get(id),
+      metrics: metrics.registry,
+      userAgent: `exovoice/${VERSION}`,
+    });
   const app = createApp(config, {
     ...options,
     registry,
-    services: { metrics, store, live, ...options.services },
+    services: { metrics, store, live, callWebhook, ...options.services },
   });
   live.start();
+  callWebhook?.start();
   const tls = config.tls
     ? {
       cert: Deno.readTextFileSync(config.tls.certFile),
@@ -569,6 +590,7 @@ export async function startServer(
       await server.shutdown();
       await live.stop();
       await store.close();
+      await callWebhook?.close();
       kv.close();
       return cut;
     })();

@@ -74,6 +74,16 @@ export interface CallStoreOptions {
   batchMs?: number;
 }
 
+/** Options of {@linkcode CallStore.save}. */
+export interface SaveOptions {
+  /**
+   * Adds mutations to the atomic write that commits the record, so they are
+   * committed with it or not at all (the call webhook queues its delivery
+   * so). Called again for each retry.
+   */
+  onCommit?: (operation: Deno.AtomicOperation, record: CallRecord) => void;
+}
+
 /** A cursor that does not belong to this store or query. */
 export class InvalidCursorError extends Error {
   /** Creates the error for `cursor`. */
@@ -157,6 +167,8 @@ export class CallStore {
   /** Settles with the next batch's outcome; exists while `#batch` is not empty. */
   #batchDone?: PromiseWithResolvers<boolean>;
   #batchTimer?: ReturnType<typeof setTimeout>;
+  /** {@linkcode SaveOptions.onCommit} of records waiting or being written. */
+  #onCommit = new Map<CallRecord, SaveOptions["onCommit"]>();
 
   /** Uses `kv`, which may be shared with other modules. */
   constructor(kv: Deno.Kv, options: CallStoreOptions = {}) {
@@ -181,9 +193,15 @@ export class CallStore {
    * The write waits up to `batchMs` to share its commits with other
    * records; {@linkcode CallStore.close} writes what waits at once.
    */
-  save(record: CallRecord | Promise<CallRecord>): Promise<boolean> {
+  save(
+    record: CallRecord | Promise<CallRecord>,
+    options: SaveOptions = {},
+  ): Promise<boolean> {
     const task = Promise.resolve(record).then(
-      (ready) => this.#enqueue(ready),
+      (ready) => {
+        if (options.onCommit) this.#onCommit.set(ready, options.onCommit);
+        return this.#enqueue(ready).finally(() => this.#onCommit.delete(ready));
+      },
       (error) => {
         log.error("Call record lost before it was built: {error}", { error });
         return false;
@@ -263,6 +281,7 @@ export class CallStore {
     const kv = this.#kv;
     const expireIn = this.#expireIn();
     const stored: StoredRecord[] = [];
+    const onCommit: SaveOptions["onCommit"][] = [];
     for (const record of records) {
       const { transcript, turns, ...summary } = record;
       const chunks = transcript.length === 0 && turns.length === 0 ? [] : chunk(
@@ -279,11 +298,14 @@ export class CallStore {
         await operation.commit();
       }
       stored.push({ ...summary, detailChunks: chunks.length });
+      onCommit.push(this.#onCommit.get(record));
     }
     for (let start = 0; start < stored.length; start += RECORDS_PER_COMMIT) {
       const operation = kv.atomic();
-      for (const record of stored.slice(start, start + RECORDS_PER_COMMIT)) {
-        addRecord(operation, record, expireIn);
+      const end = Math.min(stored.length, start + RECORDS_PER_COMMIT);
+      for (let i = start; i < end; i++) {
+        addRecord(operation, stored[i], expireIn);
+        onCommit[i]?.(operation, records[i]);
       }
       await operation.commit();
     }
