@@ -22,6 +22,7 @@ import {
   toolCallReply,
 } from "./fakes/openai_server.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
+import { FakeWebhookServer } from "./fakes/webhook_server.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
 
 const LEAD_MS = 1000;
@@ -84,8 +85,24 @@ interface Wire {
   tool_call_id?: string;
 }
 
-Deno.test("examples/clinic: the caller books through the agent file's webhook tools, and the record and /metrics show the tool calls", async () => {
+/** Lowercase hex HMAC-SHA256 of `body`, computed here rather than by the code under test. */
+async function hmacHex(body: Uint8Array, secret: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = new Uint8Array(
+    await crypto.subtle.sign("HMAC", key, new Uint8Array(body)),
+  );
+  return [...mac].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("examples/clinic: the caller books through the agent file's webhook tools; the record, the call webhook and /metrics show the tool calls", async () => {
   const clinic = startClinicApi({ apiKey: "test-clinic-key", port: 0 });
+  await using receiver = await FakeWebhookServer.start();
   const answer = [
     "You are booked for ten tomorrow.",
     "Your reference is SC-1001.",
@@ -114,6 +131,8 @@ Deno.test("examples/clinic: the caller books through the agent file's webhook to
         AGENT_FILE: "examples/clinic/agent.yaml",
         CLINIC_API_URL: clinic.url,
         CLINIC_API_KEY: "test-clinic-key",
+        CALL_WEBHOOK_URL: receiver.url,
+        CALL_WEBHOOK_SECRET: "clinic-webhook-secret",
       },
     });
     const report = await simulateCall({
@@ -174,6 +193,15 @@ Deno.test("examples/clinic: the caller books through the agent file's webhook to
         }],
       ],
     );
+    // The call webhook gets the same record, tool calls included, signed.
+    const [delivery] = await receiver.waitForRequests(1);
+    assertEquals(
+      delivery.headers.get("x-exovoice-signature"),
+      `sha256=${await hmacHex(delivery.body, "clinic-webhook-secret")}`,
+    );
+    const delivered = JSON.parse(delivery.text);
+    assertEquals(delivery.headers.get("idempotency-key"), delivered.id);
+    assertEquals(delivered.transcript, record.transcript);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assertStringIncludes(
       metrics,
