@@ -24,6 +24,10 @@ import {
 } from "./audio/pcm.ts";
 import type { ExotelApiConfig } from "./exotel/connect_api.ts";
 import { InvalidCidrError, IpAllowList } from "./http/ip_allowlist.ts";
+import {
+  type CallWebhookConfig,
+  loadCallWebhookConfig,
+} from "./webhooks/webhook_config.ts";
 
 /** Bots that `BOT` may name. */
 export const BOT_NAMES = ["echo", "agent"] as const;
@@ -125,6 +129,8 @@ export interface Config {
   logLevel: LogLevel;
   /** `LOG_FORMAT`. */
   logFormat: LogFormat;
+  /** `CALL_WEBHOOK_*`: where finished calls' records are delivered, when set. */
+  callWebhook?: CallWebhookConfig;
 }
 
 /** Where call records live when `KV_PATH` is unset, off Deno Deploy. */
@@ -234,6 +240,7 @@ export function loadConfig(env: Env): Config {
       oneOf(read, "LOG_PHONE_NUMBERS", ["true", "false"], "false") === "true",
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
+    callWebhook: loadCallWebhookConfig(read),
   };
 }
 

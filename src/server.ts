@@ -25,6 +25,8 @@ import { CallStore, openKv } from "./records/call_store.ts";
 import { KvFileWatch } from "./records/kv_file_watch.ts";
 import { CallRecorder } from "./records/recorder.ts";
 import { LiveSessions } from "./instances/live_sessions.ts";
+import { CallWebhook } from "./webhooks/call_webhook.ts";
+import { DeliveryQueue } from "./webhooks/delivery_queue.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleHealth } from "./routes/health.ts";
@@ -109,6 +111,8 @@ export interface Services {
   live?: LiveSessions;
   /** What `/health` reports as wrong (KV, duplicate instance); none by default. */
   problems?: () => string[];
+  /** Delivers each finished call's record to `CALL_WEBHOOK_URL`, when set. */
+  callWebhook?: CallWebhook;
 }
 
 /** Replaceable parts, for tests. */
@@ -121,8 +125,12 @@ export interface AppOptions {
   clock?: Clock;
   /** Bot factory overriding `BOT`. */
   createBot?: BotFactory;
+  /** The name `/health` and the logs give `createBot`; `BOT`'s by default. */
+  botName?: string;
   /** How a call left the bot (`transfer`, `end_call`), for the Passthru endpoint. */
   outcomeOf?: OutcomeLookup;
+  /** Checks the socket URL's `agent=` before the upgrade: a message refuses the call with 404. */
+  checkAgent?: VoicebotSocketDeps["checkAgent"];
 }
 
 /** Builds the request handler for `config`. */
@@ -150,8 +158,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     registry,
     clock: options.clock ?? systemClock,
     settings,
-    botName: config.bot,
+    botName: options.botName ?? config.bot,
     createBot: botFactory(config.bot, options.createBot),
+    checkAgent: options.checkAgent,
     createRecorder: recorderFactory(config.recordingsDir),
     onCall: (call) => followCall(call, services, config.instanceId),
   };
@@ -227,7 +236,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       GET: (request) =>
         handleHealth(request, {
           version: VERSION,
-          bot: config.bot,
+          bot: options.botName ?? config.bot,
           uptimeS: Math.round((performance.now() - startedAt) / 1000),
           activeSessions: registry.size,
           maxSessions: config.maxSessions,
@@ -388,7 +397,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
 /** Counts a call in the metrics and the live list, and writes its record when it ends. */
 function followCall(call: Call, services: Services, instanceId: string): void {
-  const { metrics, store, live } = services;
+  const { metrics, store, live, callWebhook } = services;
   metrics.callStarted(call.session);
   void live?.announce(call.session);
   void store?.open(call.session);
@@ -401,14 +410,22 @@ function followCall(call: Call, services: Services, instanceId: string): void {
     void live?.withdraw(call.session.id);
     // Handed to the store at once, the recording awaited inside, so that a
     // drain's store.close() waits for this record too.
-    void store?.save((async () =>
-      buildCallRecord(call.session, reason, {
-        endedAt,
-        instanceId,
-        transcript: call.report?.transcript,
-        turns: call.report?.turns,
-        recording: await call.recording,
-      }))());
+    // The final record queues its webhook delivery in the same commit.
+    const delivery = callWebhook && {
+      onCommit: (operation: Deno.AtomicOperation, record: { id: string }) =>
+        callWebhook.add(operation, record.id),
+    };
+    void store?.save(
+      (async () =>
+        buildCallRecord(call.session, reason, {
+          endedAt,
+          instanceId,
+          transcript: call.report?.transcript,
+          turns: call.report?.turns,
+          recording: await call.recording,
+        }))(),
+      delivery,
+    ).then((saved) => saved && callWebhook?.wake());
   });
 }
 
@@ -560,12 +577,28 @@ export async function startServer(
       ]
       : []),
   ];
+  const callWebhook = config.callWebhook &&
+    new CallWebhook({
+      config: config.callWebhook,
+      queue: new DeliveryQueue(kv),
+      loadRecord: (id) => store.get(id),
+      metrics: metrics.registry,
+      userAgent: `exovoice/${VERSION}`,
+    });
   const app = createApp(config, {
     ...options,
     registry,
-    services: { metrics, store, live, problems, ...options.services },
+    services: {
+      metrics,
+      store,
+      live,
+      problems,
+      callWebhook,
+      ...options.services,
+    },
   });
   live.start();
+  callWebhook?.start();
   const recovered = live.previousRunEnded().then((ended) =>
     ended ? store.recoverCrashed() : 0
   );
@@ -596,7 +629,7 @@ export async function startServer(
       log.info("Listening on {url} (voicebot socket at {wsPath}, bot {bot})", {
         url: `${config.tls ? "https" : "http"}://${hostname}:${port}`,
         wsPath: config.wsPath,
-        bot: config.bot,
+        bot: options.botName ?? config.bot,
       });
     },
   }, app.handler);
@@ -626,6 +659,7 @@ export async function startServer(
       await recovered;
       await watching;
       await store.close();
+      await callWebhook?.close();
       kv.close();
       return cut;
     })();

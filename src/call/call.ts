@@ -55,6 +55,8 @@ export interface CallRequest {
   sampleRate: SampleRate;
   /** The peer's address. */
   remoteAddress: string;
+  /** `agent` from the URL: which agent answers. */
+  agent?: string;
 }
 
 /** Everything a call needs. */
@@ -340,6 +342,8 @@ export class Call {
       customParameters: session.customParameters,
       sampleRate: session.sampleRate as SampleRate,
     };
+    const agent = this.#options.request.agent ?? session.customParameters.agent;
+    if (agent) info.agent = agent;
     try {
       this.#bot = this.#options.createBot(info, output);
     } catch (error) {

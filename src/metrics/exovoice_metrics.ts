@@ -130,6 +130,8 @@ export class ExovoiceMetrics {
   #authFailures: Counter;
   #turnLatency: Histogram;
   #providerErrors: Counter;
+  #toolCalls: Counter;
+  #toolLatency: Histogram;
   #recordWriteFailures: Counter;
 
   /** Declares every metric. */
@@ -254,6 +256,17 @@ export class ExovoiceMetrics {
         "Failed calls to speech and language vendors, by provider and kind.",
       labelNames: ["provider", "kind"],
     });
+    this.#toolCalls = registry.counter({
+      name: "exovoice_tool_calls_total",
+      help: "Tool calls the agent ran, by tool and outcome.",
+      labelNames: ["tool", "outcome"],
+    });
+    this.#toolLatency = registry.histogram({
+      name: "exovoice_tool_latency_seconds",
+      help: "How long tool calls took, by tool.",
+      labelNames: ["tool"],
+      buckets: TURN_LATENCY_BUCKETS_S,
+    });
     this.#recordWriteFailures = registry.counter({
       name: "exovoice_call_record_write_failures_total",
       help: "Call records that could not be written to KV after every retry.",
@@ -319,6 +332,19 @@ export class ExovoiceMetrics {
       provider: PROVIDER_NAME.test(name) ? name : "other",
       kind: PROVIDER_ERROR_KINDS.has(kind) ? kind : "other",
     });
+  }
+
+  /**
+   * Counts a tool call. Tool names come from the agent file or code, so
+   * they are a bounded set; anything else is `other`.
+   */
+  toolCall(tool: string, outcome: string, latencyMs: number): void {
+    const name = /^[a-zA-Z0-9_-]{1,64}$/.test(tool) ? tool : "other";
+    const result = PROVIDER_NAME.test(outcome) ? outcome : "other";
+    this.#toolCalls.inc({ tool: name, outcome: result });
+    if (Number.isFinite(latencyMs) && latencyMs >= 0) {
+      this.#toolLatency.observe({ tool: name }, latencyMs / 1000);
+    }
   }
 
   /** Counts a call record lost after every retry (wire to `CallStore`'s `onSaveFailed`). */

@@ -32,11 +32,15 @@ export interface TurnTiming {
   latenciesMs: Partial<Record<LatencyStage, number>>;
 }
 
-/** One line of a call's transcript. */
+/**
+ * One line of a call's transcript: something said, or a tool the agent
+ * called (`{"role": "tool", "name", "arguments", "outcome", "latencyMs",
+ * "atMs"}`, with `text` a one-line summary for lists).
+ */
 export interface TranscriptEntry {
-  /** Who spoke. */
-  role: "caller" | "bot";
-  /** What the recogniser heard (caller) or what the bot said (bot). */
+  /** Who spoke, or `tool` for a tool call. */
+  role: "caller" | "bot" | "tool";
+  /** What the recogniser heard (caller), what the bot said (bot), or `name → outcome` (tool). */
   text: string;
   /** Bot lines only: the part the caller actually heard before a barge-in cut it. */
   heardText?: string;
@@ -44,6 +48,14 @@ export interface TranscriptEntry {
   interrupted?: boolean;
   /** Milliseconds since the call connected, when known. */
   atMs?: number;
+  /** Tool lines only: the tool. */
+  name?: string;
+  /** Tool lines only: its arguments, with the tool's `redact:` fields masked. */
+  arguments?: unknown;
+  /** Tool lines only: `ok`, `http_error`, `timeout`, `invalid_arguments`, `too_large`, `error`, `unknown_tool` or `aborted`. */
+  outcome?: string;
+  /** Tool lines only: how long it ran. */
+  latencyMs?: number;
 }
 
 /** Where a call's audio was saved. */

@@ -110,6 +110,16 @@ export class UnknownCallLimitError extends Error {
   }
 }
 
+/** Options of {@linkcode CallStore.save}. */
+export interface SaveOptions {
+  /**
+   * Adds mutations to the atomic write that commits the record, so they are
+   * committed with it or not at all (the call webhook queues its delivery
+   * so). Called again for each retry.
+   */
+  onCommit?: (operation: Deno.AtomicOperation, record: CallRecord) => void;
+}
+
 /** A cursor that does not belong to this store or query. */
 export class InvalidCursorError extends Error {
   /** Creates the error for `cursor`. */
@@ -201,6 +211,8 @@ export class CallStore {
   /** Settles with the next batch's outcome; exists while anything waits. */
   #batchDone?: PromiseWithResolvers<boolean>;
   #batchTimer?: ReturnType<typeof setTimeout>;
+  /** {@linkcode SaveOptions.onCommit} of records waiting or being written. */
+  #onCommit = new Map<CallRecord, SaveOptions["onCommit"]>();
 
   /** Uses `kv`, which may be shared with other modules. */
   constructor(kv: Deno.Kv, options: CallStoreOptions = {}) {
@@ -225,9 +237,15 @@ export class CallStore {
    * The write waits up to `batchMs` to share its commits with other
    * records; {@linkcode CallStore.close} writes what waits at once.
    */
-  save(record: CallRecord | Promise<CallRecord>): Promise<boolean> {
+  save(
+    record: CallRecord | Promise<CallRecord>,
+    options: SaveOptions = {},
+  ): Promise<boolean> {
     const task = Promise.resolve(record).then(
-      (ready) => this.#enqueue(ready),
+      (ready) => {
+        if (options.onCommit) this.#onCommit.set(ready, options.onCommit);
+        return this.#enqueue(ready).finally(() => this.#onCommit.delete(ready));
+      },
       (error) => {
         log.error("Call record lost before it was built: {error}", { error });
         return false;
@@ -489,6 +507,7 @@ export class CallStore {
         } else {
           this.#removeOpen(operation, record, entry?.openNumbers);
         }
+        if (entry) this.#onCommit.get(entry.record)?.(operation, entry.record);
       }
       await operation.commit();
     }

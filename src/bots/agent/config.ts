@@ -16,6 +16,8 @@ import {
   reader,
 } from "../../env_values.ts";
 import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
+import { isTimeZone, unknownPlaceholders } from "./template.ts";
+import type { RunnableTool } from "./tool_runner.ts";
 
 /** Speech-to-text vendors `STT_PROVIDER` may name. */
 export const STT_PROVIDERS = ["deepgram", "sarvam"] as const;
@@ -117,8 +119,36 @@ export interface BargeInConfig {
   backchannels: string[];
 }
 
+/** The call-control tools built into the agent; each can be turned off. */
+export interface BuiltinTools {
+  /** `end_call`: the model may hang up. */
+  endCall: boolean;
+  /** `transfer`: the model may hand the call to the flow's next applet. */
+  transfer: boolean;
+}
+
+/** `AGENT_SETUP_URL`: the webhook asked about each call at `start`. */
+export interface SetupConfig {
+  /** `AGENT_SETUP_URL`. */
+  url: string;
+  /** `AGENT_SETUP_TIMEOUT_MS`: longest wait; the greeting never waits longer. */
+  timeoutMs: number;
+}
+
 /** The whole agent configuration. */
 export interface AgentConfig {
+  /** The agent's name: its file's name without extension, or `default`. */
+  name: string;
+  /** `AGENT_TIMEZONE`: the zone of `{{date}}` and `{{time}}`. */
+  timezone: string;
+  /** The setup webhook, when `AGENT_SETUP_URL` is set. */
+  setup?: SetupConfig;
+  /** Template variables the prompt and greeting may use, with their defaults (`AGENT_VARIABLES`, agent file `variables:`). */
+  variables: Record<string, string>;
+  /** Tools besides `end_call` and `transfer` (agent file `tools:`, or code tools). */
+  tools: RunnableTool[];
+  /** Which built-in tools the model is offered. */
+  builtinTools: BuiltinTools;
   /** `AGENT_PROMPT` or the contents of `AGENT_PROMPT_FILE`. */
   prompt: string;
   /** `AGENT_GREETING`: said right after the call starts. */
@@ -151,6 +181,8 @@ export interface AgentConfig {
 export interface LoadAgentConfigOptions {
   /** Reads a text file; `Deno.readTextFileSync` by default. */
   readTextFile?: (path: string) => string;
+  /** Template variables the prompt and greeting may use (an agent file's `variables:`). */
+  variables?: Record<string, string>;
 }
 
 /**
@@ -174,9 +206,20 @@ export function loadAgentConfig(
   const read = reader(env);
   const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
   const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
+  const variables = { ...variableList(read), ...options.variables };
+  const promptText = prompt(read, options);
+  const greeting = read("AGENT_GREETING") ?? "Hello! How can I help you today?";
+  checkTemplate("AGENT_PROMPT", { text: promptText, variables });
+  checkTemplate("AGENT_GREETING", { text: greeting, variables });
   return {
-    prompt: prompt(read, options),
-    greeting: read("AGENT_GREETING") ?? "Hello! How can I help you today?",
+    name: "default",
+    timezone: timezone(read),
+    setup: setup(read),
+    variables,
+    tools: [],
+    builtinTools: { endCall: true, transfer: true },
+    prompt: promptText,
+    greeting,
     language: language(read),
     fallbackText: read("AGENT_FALLBACK_TEXT") ??
       "Sorry, I'm having trouble right now. Could you please say that again?",
@@ -271,6 +314,64 @@ function prompt(read: Read, options: LoadAgentConfigOptions): string {
     );
   }
   return contents.trim();
+}
+
+/** `AGENT_VARIABLES`: `name` or `name=default`, comma-separated. */
+function variableList(read: Read): Record<string, string> {
+  const text = read("AGENT_VARIABLES");
+  if (text === undefined) return {};
+  const variables: Record<string, string> = {};
+  for (
+    const item of text.split(",").map((part) => part.trim()).filter(Boolean)
+  ) {
+    const [name, ...rest] = item.split("=");
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name.trim())) {
+      throw new ConfigError(
+        "AGENT_VARIABLES",
+        `Invalid AGENT_VARIABLES "${text}": "${name.trim()}" is not a variable name; expected names or name=default, comma-separated, such as name,plan=basic`,
+      );
+    }
+    variables[name.trim()] = rest.join("=").trim();
+  }
+  return variables;
+}
+
+function checkTemplate(
+  variable: string,
+  { text, variables }: { text: string; variables: Record<string, string> },
+): void {
+  const unknown = unknownPlaceholders(text, Object.keys(variables));
+  if (unknown.length === 0) return;
+  throw new ConfigError(
+    variable,
+    `Invalid ${variable}: unknown placeholder ${
+      unknown.map((name) => `"{{${name}}}"`).join(", ")
+    }: expected {{caller}}, {{called}}, {{date}}, {{time}}, {{custom.KEY}} or a declared variable${
+      Object.keys(variables).length > 0
+        ? ` (${Object.keys(variables).join(", ")})`
+        : ""
+    }`,
+  );
+}
+
+function timezone(read: Read): string {
+  const text = read("AGENT_TIMEZONE") ?? "Asia/Kolkata";
+  if (!isTimeZone(text)) {
+    throw new ConfigError(
+      "AGENT_TIMEZONE",
+      `Invalid AGENT_TIMEZONE "${text}": expected an IANA time zone such as Asia/Kolkata or UTC`,
+    );
+  }
+  return text;
+}
+
+function setup(read: Read): SetupConfig | undefined {
+  const setupUrl = url(read, "AGENT_SETUP_URL", ["http:", "https:"]);
+  const timeoutMs = integer(read, "AGENT_SETUP_TIMEOUT_MS", 1500, [
+    50,
+    30_000,
+  ]);
+  return setupUrl === undefined ? undefined : { url: setupUrl, timeoutMs };
 }
 
 function language(read: Read): string {
