@@ -62,8 +62,12 @@ export interface AttemptReport {
 const CONCURRENCY = 10;
 /** The longest wait between retries. */
 const MAX_RETRY_DELAY_MS = 3_600_000;
-/** Time beyond the attempt's timeout before a taken delivery is due again. */
-const LEASE_MARGIN_MS = 30_000;
+/**
+ * Time beyond the attempt's timeout before a taken delivery is due again:
+ * covers loading, signing and settling it, so only an instance that died
+ * mid-attempt lets a lease run out.
+ */
+const LEASE_MARGIN_MS = 5000;
 /** Characters of a failed answer's body kept in the error. */
 const ERROR_BODY_CHARS = 200;
 /** Looks at the queue in one pass, at most, so a pass always ends. */
@@ -133,6 +137,16 @@ export class CallWebhook {
    */
   add(operation: Deno.AtomicOperation, recordId: string): void {
     this.#options.queue.add(operation, recordId, { now: this.#now() });
+  }
+
+  /**
+   * Queues another delivery of a record already written, as an operator
+   * asks after a receiver's outage, and starts it at once.
+   */
+  async redeliver(recordId: string): Promise<void> {
+    await this.#options.queue.enqueue(recordId, { now: this.#now() });
+    this.#pending++;
+    this.wake();
   }
 
   /** Starts delivering: what is queued already (from before a restart) first. */
