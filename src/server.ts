@@ -404,7 +404,7 @@ function followCall(call: Call, services: Services, instanceId: string): void {
           recording: await call.recording,
         }))(),
       delivery,
-    ).then((saved) => saved && callWebhook?.wake());
+    ).then((saved) => saved && callWebhook?.committed());
   });
 }
 

@@ -70,6 +70,8 @@ const MAX_RETRY_DELAY_MS = 3_600_000;
 const LEASE_MARGIN_MS = 5000;
 /** Characters of a failed answer's body kept in the error. */
 const ERROR_BODY_CHARS = 200;
+/** Least time between two counts of the queue. */
+const RECOUNT_MS = 5000;
 /** Looks at the queue in one pass, at most, so a pass always ends. */
 const MAX_ROUNDS_PER_PASS = 50;
 
@@ -95,6 +97,8 @@ export class CallWebhook {
   #now: () => number;
   #results?: Counter;
   #pending = 0;
+  /** When the queue was last counted; -Infinity before the first count. */
+  #countedAt = -Infinity;
   #timer?: ReturnType<typeof setTimeout>;
   #pass?: Promise<void>;
   #again = false;
@@ -133,7 +137,7 @@ export class CallWebhook {
   /**
    * Adds a delivery of `recordId` to `operation`, the atomic write of the
    * record itself: the record and its delivery are committed together.
-   * Call {@linkcode CallWebhook.wake} once it has committed.
+   * Call {@linkcode CallWebhook.committed} once it has committed.
    */
   add(operation: Deno.AtomicOperation, recordId: string): void {
     this.#options.queue.add(operation, recordId, { now: this.#now() });
@@ -158,6 +162,15 @@ export class CallWebhook {
         { host: url.hostname },
       );
     }
+    this.wake();
+  }
+
+  /**
+   * A record saved with {@linkcode CallWebhook.add}'s mutation has
+   * committed: counts it pending and delivers it now.
+   */
+  committed(): void {
+    this.#pending++;
     this.wake();
   }
 
@@ -193,7 +206,7 @@ export class CallWebhook {
   async #run(): Promise<void> {
     const { queue } = this.#options;
     try {
-      this.#pending = await queue.count();
+      await this.#recount();
       for (let round = 0; round < MAX_ROUNDS_PER_PASS; round++) {
         if (this.#closed) return;
         const due = await queue.due(this.#now(), CONCURRENCY);
@@ -206,12 +219,24 @@ export class CallWebhook {
           taken.map((delivery) => delivery && this.#attempt(delivery)),
         );
       }
-      this.#pending = await queue.count();
+      await this.#recount();
     } catch (error) {
       if (this.#closed) return;
-      log.error("Call webhook queue could not be read: {error}", { error });
+      log.error("Call webhook queue failed: {error}", { error });
     }
     if (!this.#closed) await this.#schedule();
+  }
+
+  /**
+   * Counts the queue for the pending gauge, at most every few seconds: a
+   * count reads every entry, and a receiver that is down lets thousands
+   * pile up. In between, this instance's own adds and settlements move it.
+   */
+  async #recount(): Promise<void> {
+    const now = this.#now();
+    if (now - this.#countedAt < RECOUNT_MS) return;
+    this.#pending = await this.#options.queue.count();
+    this.#countedAt = now;
   }
 
   async #schedule(): Promise<void> {
