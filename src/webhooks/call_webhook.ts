@@ -156,6 +156,10 @@ export class CallWebhook {
   /** Starts delivering: what is queued already (from before a restart) first. */
   start(): void {
     const url = new URL(this.#options.config.url);
+    // Origin and path only: credentials or tokens in the URL stay out of logs.
+    log.info("Call records are delivered to {url}", {
+      url: `${url.origin}${url.pathname}`,
+    });
     if (url.protocol === "http:" && !LOOPBACK_HOST.test(url.hostname)) {
       log.warn(
         "CALL_WEBHOOK_URL is plain http to {host}: call records (phone numbers, transcripts) cross the network unencrypted",
