@@ -29,6 +29,7 @@ import { CallWebhook } from "./webhooks/call_webhook.ts";
 import { DeliveryQueue } from "./webhooks/delivery_queue.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
+import { handleRedeliver } from "./routes/call_webhook.ts";
 import { handleHealth } from "./routes/health.ts";
 import { handleMetrics } from "./routes/metrics.ts";
 import { handlePassthru, type OutcomeLookup } from "./routes/passthru.ts";
@@ -258,6 +259,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       GET: (request, { params }) =>
         handleGetCall(request, params.id, recordsOf(store)),
     }),
+    route("/calls/:id/webhook", true, {
+      POST: (request, { params }) =>
+        handleRedeliver(request, params.id, {
+          store: recordsOf(store),
+          webhook: services.callWebhook,
+        }),
+    }),
     route("/api/v1/exotel/passthru", false, {
       GET: (request) =>
         handlePassthru(request, options.outcomeOf ?? (() => undefined), {
@@ -425,7 +433,7 @@ function followCall(call: Call, services: Services, instanceId: string): void {
           recording: await call.recording,
         }))(),
       delivery,
-    ).then((saved) => saved && callWebhook?.wake());
+    ).then((saved) => saved && callWebhook?.committed());
   });
 }
 
