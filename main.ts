@@ -12,7 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { configureLogging } from "./src/log.ts";
-import { startServer, VERSION } from "./src/server.ts";
+import { type RunningServer, startServer, VERSION } from "./src/server.ts";
 import { ExovoiceMetrics } from "./src/metrics/exovoice_metrics.ts";
 import {
   type AgentConfig,
@@ -54,11 +54,21 @@ if (import.meta.main) {
           metrics.providerError(provider, kind),
       },
     });
-  const server = await startServer(config, {
-    services: { metrics },
-    createBot,
-    outcomeOf: createBot && ((callSid) => createBot.outcomes.get(callSid)),
-  });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, {
+      services: { metrics },
+      createBot,
+      outcomeOf: createBot && ((callSid) => createBot.outcomes.get(callSid)),
+    });
+  } catch (error) {
+    // TLS files, RECORDINGS_DIR, KV_PATH, HOST and PORT are checked here:
+    // the message names the variable, and a stack trace would only bury it.
+    if (!(error instanceof ConfigError)) throw error;
+    // deno-lint-ignore no-console
+    console.error(`exovoice: ${error.message}`);
+    Deno.exit(1);
+  }
   let draining = false;
   const stop = async (signal: Deno.Signal) => {
     if (draining) {

@@ -13,6 +13,7 @@ import type { SessionRegistry } from "../call/registry.ts";
 import { fromWebSocket } from "../call/socket.ts";
 import { type Credentials, isAuthorized } from "../http/auth.ts";
 import { HttpError } from "../http/json.ts";
+import { checkWebSocketHandshake } from "../http/websocket_upgrade.ts";
 
 /** What the endpoint needs. */
 export interface VoicebotSocketDeps {
@@ -48,7 +49,9 @@ export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
 /**
  * Upgrades an authenticated request to a voicebot call.
  *
- * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong credentials.
+ * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong
+ * credentials, then 400 or 426 for a malformed or unsupported handshake
+ * (see {@linkcode checkWebSocketHandshake}).
  */
 export function handleVoicebotSocket(
   request: Request,
@@ -75,6 +78,7 @@ export function handleVoicebotSocket(
       },
     );
   }
+  checkWebSocketHandshake(request);
   const query = new URL(request.url).searchParams;
   // Deno forgets the request's address once it is upgraded: read it first.
   const remoteAddress = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
