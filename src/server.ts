@@ -320,7 +320,19 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       (info.remoteAddr as Deno.NetAddr).hostname ?? "",
       { trustedHops: config.trustedProxyHops },
     );
-    const { pathname } = new URL(request.url);
+    // Deno builds the URL from the Host header: a malformed one (`[::1`)
+    // makes a URL that does not parse.
+    const url = URL.parse(request.url);
+    if (url === null) {
+      return errorResponse(
+        new HttpError(
+          400,
+          "invalid_host",
+          "Invalid Host header: expected a host name or address with an optional port",
+        ),
+      );
+    }
+    const { pathname } = url;
     try {
       const headersTooLarge = headersOverLimit(request.headers);
       if (headersTooLarge !== undefined) {

@@ -314,6 +314,22 @@ Deno.test("GET /call/:sid with characters no CallSid has gets 400", async () => 
   );
 });
 
+Deno.test("a Host header that makes no URL gets a JSON 400, not Deno's plain 500", async () => {
+  await using logs = await captureLogs();
+  await using server = await serve();
+  for (const path of ["/health", "/api/v1/exotel/voice/connect"]) {
+    assertJsonError(
+      await rawRequest(
+        server.addr.port,
+        `GET ${path} HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n`,
+      ),
+      400,
+      "invalid_host",
+    );
+  }
+  assertEquals(logs.lines("error"), []);
+});
+
 // ---- Item 9: headers, X-Forwarded-Host, log templates ----
 
 Deno.test("request headers over 16 KiB get a JSON 431; past Deno's own limit Deno answers a bare 400 and the server keeps serving", async () => {
