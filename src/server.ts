@@ -226,7 +226,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     windowMs: 60_000,
   });
 
-  const upgrade: Handler = (request, { info, clientIp }) => {
+  const upgrade: Handler = (request, { clientIp }) => {
     if (draining) {
       throw unavailable(
         "draining",
@@ -246,7 +246,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         `Server is at MAX_SESSIONS (${config.maxSessions} live calls)`,
       );
     }
-    return handleVoicebotSocket(request, info, socketDeps);
+    return handleVoicebotSocket(request, clientIp, socketDeps);
   };
 
   const placeCall: Handler = (request, { clientIp }) => {

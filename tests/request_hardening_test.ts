@@ -81,6 +81,21 @@ Deno.test("TRUST_PROXY=2: the client address is the one the outer of two proxies
   await closeSocket(ws);
 });
 
+Deno.test("TRUST_PROXY=true: a call's remote address is the one the proxy saw", async () => {
+  await using server = await serve({ TRUST_PROXY: "true" });
+  const ws = await connect(
+    `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
+    { "x-forwarded-for": "10.9.9.9, 203.0.113.5" },
+  );
+  assert(ws instanceof WebSocket);
+  await until(() => server.registry.size === 1);
+  assertEquals(
+    [...server.registry.values()].map((session) => session.remoteAddress),
+    ["203.0.113.5"],
+  );
+  await closeSocket(ws);
+});
+
 Deno.test("without TRUST_PROXY, X-Forwarded-For is ignored: the socket's peer is the client", async () => {
   await using server = await serve({ EXOTEL_IP_ALLOWLIST: "10.0.0.0/8" });
   const refused = await upgradeRequest(

@@ -47,7 +47,9 @@ export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
 }
 
 /**
- * Upgrades an authenticated request to a voicebot call.
+ * Upgrades an authenticated request from `remoteAddress` (the client's
+ * address: the socket's peer, or behind trusted proxies the one they saw) to
+ * a voicebot call.
  *
  * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong
  * credentials, then 400 or 426 for a malformed or unsupported handshake
@@ -55,7 +57,7 @@ export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
  */
 export function handleVoicebotSocket(
   request: Request,
-  info: Deno.ServeHandlerInfo,
+  remoteAddress: string,
   deps: VoicebotSocketDeps,
 ): Response {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
@@ -80,8 +82,6 @@ export function handleVoicebotSocket(
   }
   checkWebSocketHandshake(request);
   const query = new URL(request.url).searchParams;
-  // Deno forgets the request's address once it is upgraded: read it first.
-  const remoteAddress = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
   const { socket, response } = Deno.upgradeWebSocket(request);
   const call = new Call({
     socket: fromWebSocket(socket),
