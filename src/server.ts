@@ -184,11 +184,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     windowMs: 60_000,
   });
   /**
-   * Counts a failed authentication; past the limit, the 429 to answer
-   * instead of the 401. Only
-   * failures are limited, so the right credentials always pass and a
-   * stranger failing from a shared address (a proxy's, without
-   * `TRUST_PROXY`) cannot lock Exotel out.
+   * Counts a failed authentication; past the limit, returns the 429 to
+   * answer instead of the 401. Only failures are limited, so the right
+   * credentials always pass and a stranger failing from a shared address (a
+   * proxy's, without `TRUST_PROXY`) cannot lock Exotel out.
    */
   function limitAuthFailure(
     clientIp: string,
