@@ -24,6 +24,7 @@ import { buildCallRecord } from "./records/call_record.ts";
 import { CallStore, openKv } from "./records/call_store.ts";
 import { CallRecorder } from "./records/recorder.ts";
 import { LiveSessions } from "./instances/live_sessions.ts";
+import { ConsoleApp } from "./console/console_app.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleHealth } from "./routes/health.ts";
@@ -150,8 +151,22 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     botName: config.bot,
     createBot: botFactory(config.bot, options.createBot),
     createRecorder: recorderFactory(config.recordingsDir),
-    onCall: (call) => followCall(call, services, config.instanceId),
+    onCall: (call) => {
+      followCall(call, services, config.instanceId);
+      webConsole.follow(call);
+    },
   };
+  const webConsole = new ConsoleApp({
+    adminToken: config.adminToken,
+    registry,
+    store,
+    metrics,
+    recordingsDir: config.recordingsDir,
+    wsPath: config.wsPath,
+    bots: { [config.bot]: socketDeps.createBot, echo: createEchoBot },
+    secure: config.tls !== undefined,
+    trustProxy: config.trustProxy,
+  });
   const outboundDeps: OutboundCallDeps = {
     api: config.exotelApi ? new ConnectApi(config.exotelApi) : undefined,
     streamUrlFor: (request, { sampleRate, customParameters }) =>
@@ -181,7 +196,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         "Server is draining for a restart: call another instance",
       );
     }
-    if (allowList && !allowList.allows(clientIp)) {
+    // The console's softphone: a browser, so neither Exotel's credentials
+    // nor its addresses; a single-use token the console minted instead.
+    const softphone = webConsole.softphoneDeps(
+      new URL(request.url),
+      socketDeps,
+    );
+    if (allowList && !softphone && !allowList.allows(clientIp)) {
       throw new HttpError(
         403,
         "forbidden",
@@ -194,7 +215,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         `Server is at MAX_SESSIONS (${config.maxSessions} live calls)`,
       );
     }
-    return handleVoicebotSocket(request, info, socketDeps);
+    return handleVoicebotSocket(request, info, softphone ?? socketDeps);
   };
 
   const placeCall: Handler = (request, { clientIp }) => {
@@ -266,6 +287,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     const clientIp = clientAddress(request, info, config.trustProxy);
     const { pathname } = new URL(request.url);
     try {
+      if (ConsoleApp.owns(pathname)) {
+        refuseAfterAuthFailures(clientIp);
+        return await webConsole.handle(request);
+      }
       const match = findRoute(routes, pathname);
       if (!match) {
         throw new HttpError(404, "not_found", `No route for "${pathname}"`);
@@ -284,20 +309,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           },
         );
       }
-      if (authFailures.isLimited(clientIp, Date.now())) {
-        throw new HttpError(
-          429,
-          "too_many_auth_failures",
-          "Too many failed authentication attempts",
-          {
-            headers: {
-              "retry-after": String(
-                authFailures.retryAfterS(clientIp, Date.now()),
-              ),
-            },
-          },
-        );
-      }
+      refuseAfterAuthFailures(clientIp);
       if (
         route.admin &&
         !isAuthorized(request.headers.get("authorization"), admin)
@@ -331,6 +343,20 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }
   }
 
+  function refuseAfterAuthFailures(clientIp: string): void {
+    if (!authFailures.isLimited(clientIp, Date.now())) return;
+    throw new HttpError(
+      429,
+      "too_many_auth_failures",
+      "Too many failed authentication attempts",
+      {
+        headers: {
+          "retry-after": String(authFailures.retryAfterS(clientIp, Date.now())),
+        },
+      },
+    );
+  }
+
   function sweepCalls(): number {
     const now = Date.now();
     let ended = 0;
@@ -356,7 +382,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     handler,
     registry,
     sweepCalls,
-    startDraining: () => draining = true,
+    startDraining: () => {
+      draining = true;
+      // Event streams never end on their own: a drain would wait for them.
+      webConsole.close();
+    },
     services,
   };
 }
