@@ -163,7 +163,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics,
     recordingsDir: config.recordingsDir,
     wsPath: config.wsPath,
-    bots: { [config.bot]: socketDeps.createBot, echo: createEchoBot },
+    bots: softphoneBots(config.bot, socketDeps.createBot),
     secure: config.tls !== undefined,
     trustProxy: config.trustProxy,
   });
@@ -422,6 +422,16 @@ function recorderFactory(
   if (dir === undefined) return undefined;
   return (session) =>
     new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+}
+
+/** The bots the softphone offers: the configured one first (its default), and the echo. */
+function softphoneBots(
+  name: BotName,
+  factory: BotFactory,
+): Record<string, BotFactory> {
+  const bots: Record<string, BotFactory> = { [name]: factory };
+  bots.echo ??= createEchoBot;
+  return bots;
 }
 
 function botFactory(name: BotName, given: BotFactory | undefined): BotFactory {

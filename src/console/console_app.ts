@@ -199,7 +199,7 @@ export class ConsoleApp {
     const api = path.slice("/console/api".length);
     if (api === "/live") {
       allow(method, ["GET"]);
-      return this.#liveStream(request);
+      return this.#liveStream();
     }
     if (api === "/overview") {
       allow(method, ["GET"]);
@@ -287,7 +287,7 @@ export class ConsoleApp {
     ].join("; ");
   }
 
-  #liveStream(request: Request): Response {
+  #liveStream(): Response {
     const encoder = new TextEncoder();
     let cleanup = () => {};
     const stream = new ReadableStream<Uint8Array>({
@@ -309,9 +309,6 @@ export class ConsoleApp {
           this.#streams.delete(controller);
         };
         this.#streams.set(controller, cleanup);
-        request.signal.addEventListener("abort", () => cleanup(), {
-          once: true,
-        });
       },
       cancel: () => cleanup(),
     });

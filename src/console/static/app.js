@@ -125,7 +125,10 @@ async function start() {
   route();
 }
 
-window.addEventListener("hashchange", () => session?.authenticated && route());
+globalThis.addEventListener(
+  "hashchange",
+  () => session?.authenticated && route(),
+);
 
 function route() {
   cleanupPage();

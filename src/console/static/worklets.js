@@ -5,7 +5,8 @@
 class PcmCapture extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    this.frame = new Int16Array(options.processorOptions.frameSamples);
+    this.frameSamples = options.processorOptions.frameSamples;
+    this.frame = new Int16Array(this.frameSamples);
     this.filled = 0;
   }
   process(inputs) {
@@ -16,7 +17,8 @@ class PcmCapture extends AudioWorkletProcessor {
       this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
       if (this.filled === this.frame.length) {
         this.port.postMessage(this.frame.buffer, [this.frame.buffer]);
-        this.frame = new Int16Array(this.frame.length);
+        // The old buffer went to the page: its length reads 0 now.
+        this.frame = new Int16Array(this.frameSamples);
         this.filled = 0;
       }
     }
