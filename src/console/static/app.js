@@ -191,7 +191,9 @@ function overview() {
           h(
             "span",
             { class: "small" },
-            s.p50 === null ? "—" : `${s.p50} / ${s.p95}`,
+            s.p50 === null
+              ? "—"
+              : `${Math.round(s.p50)} / ${Math.round(s.p95)}`,
           ),
         );
       });
@@ -204,8 +206,8 @@ function overview() {
           h(
             "div",
             { class: "stat" },
-            h("b", { "data-testid": "live-count" }, live.size || o.liveCalls),
-            "live calls",
+            h("b", { "data-testid": "live-count" }, o.liveCalls),
+            o.liveCalls === 1 ? "live call" : "live calls",
           ),
           h(
             "div",
@@ -453,7 +455,7 @@ function history() {
         ),
         cursor
           ? h("button", { type: "button", onclick: () => load(true) }, "More")
-          : null,
+          : "",
       );
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
