@@ -108,6 +108,12 @@ Deno.test("the console in Chromium: log in, watch a call live, replay its record
       "a wrong token is refused, the right one logs in with an HttpOnly strict cookie",
       async () => {
         await page.goto(`${base}/console`);
+        await page.locator("input[name=token]").waitFor();
+        assertEquals(
+          await page.locator("nav").isVisible(),
+          false,
+          "nothing but the login before logging in",
+        );
         await shoot(page, "login");
         await page.fill("input[name=token]", "wrong-token");
         await page.click("button[type=submit]");
