@@ -10,6 +10,7 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { chromium, type Page } from "playwright-core";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
+import { encodeWav } from "../src/audio/wav.ts";
 import { loadConfig } from "../src/config.ts";
 import { startServer } from "../src/server.ts";
 import { simulateCall } from "../tools/simulator.ts";
@@ -21,8 +22,8 @@ import { concat } from "@std/bytes";
 const CHROMIUM = "/usr/bin/chromium";
 const ADMIN_TOKEN = "console-test-admin-token";
 const REPLY = "Sure, tomorrow at ten works.";
-const MIC_WAV = new URL("./fixtures/audio/hello_16000.wav", import.meta.url)
-  .pathname;
+/** Silence before the caller speaks, so the greeting is heard out first. */
+const LEAD_MS = 1000;
 const SHOTS_DIR = Deno.env.get("CONSOLE_SHOTS_DIR");
 const LAPTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
@@ -33,6 +34,10 @@ interface AudioElement {
   pause(): void;
   duration: number;
   currentTime: number;
+}
+
+function silence(ms: number, rate: number): Uint8Array {
+  return new Uint8Array(rate / 1000 * ms * 2);
 }
 
 async function shoot(page: Page, name: string): Promise<void> {
@@ -50,10 +55,27 @@ async function shoot(page: Page, name: string): Promise<void> {
 
 Deno.test("the console in Chromium: log in, watch a call live, replay its record, call the echo bot and the agent from the softphone", async (t) => {
   const recordings = await Deno.makeTempDir({ prefix: "exovoice_console_" });
+  // Chromium's fake microphone plays this file (in a loop): the caller's
+  // hello after the same lead as the simulated call's.
+  const micWav = `${recordings}/microphone.wav`;
+  await Deno.writeFile(
+    micWav,
+    encodeWav({
+      sampleRate: 16000,
+      pcm: concat([
+        silence(LEAD_MS, 16000),
+        await fixturePcm("hello_16000.wav"),
+      ]),
+    }),
+  );
   await using vendors = await startAgentFakes({
     stt: "deepgram",
     script: {
-      turns: [{ text: HELLO_TRANSCRIPT, speechStartMs: 520, turnMs: 4600 }],
+      turns: [{
+        text: HELLO_TRANSCRIPT,
+        speechStartMs: 520 + LEAD_MS,
+        turnMs: 4600 + LEAD_MS,
+      }],
     },
     replies: Array.from({ length: 6 }, () => textReply([REPLY])),
   });
@@ -85,7 +107,7 @@ Deno.test("the console in Chromium: log in, watch a call live, replay its record
       "--autoplay-policy=no-user-gesture-required",
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-audio-capture=${MIC_WAV}`,
+      `--use-file-for-fake-audio-capture=${micWav}`,
     ],
   });
   try {
@@ -139,7 +161,7 @@ Deno.test("the console in Chromium: log in, watch a call live, replay its record
         const hello = await fixturePcm("hello_8000.wav");
         simulated = simulateCall({
           url: `${base.replace("http", "ws")}/voicebot/ws`,
-          pcm: concat([new Uint8Array(16_000), hello]),
+          pcm: concat([silence(LEAD_MS, 8000), hello]),
           sampleRate: 8000,
           from: "+919876543210",
           to: "08047491899",
@@ -151,6 +173,9 @@ Deno.test("the console in Chromium: log in, watch a call live, replay its record
           hasText: "*********3210",
         });
         await card.waitFor({ timeout: 10_000 });
+        // The greeting plays for a few seconds: the card says so meanwhile.
+        await card.locator("[data-testid=activity]", { hasText: "speaking" })
+          .waitFor({ timeout: 10_000 });
         await card.getByText(HELLO_TRANSCRIPT).waitFor({ timeout: 15_000 });
         await card.getByText(REPLY).waitFor({ timeout: 15_000 });
         await shoot(page, "live");
