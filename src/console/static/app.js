@@ -61,7 +61,13 @@ function openEvents() {
 }
 
 function showLogin(message = "") {
+  // Stop whatever the page polled or played: a logged-out page that keeps
+  // asking would count as failed logins against this address.
   events?.close();
+  clearInterval(ticker);
+  cleanupPage();
+  cleanupPage = () => {};
+  if (session) session.authenticated = false;
   nav.hidden = true;
   logoutButton.hidden = true;
   const error = h("p", { class: "error", role: "alert" }, message);
