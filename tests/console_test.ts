@@ -152,6 +152,13 @@ Deno.test("the live feed sends a snapshot, then changes and ends, masking number
   assertEquals(events[2], { type: "ended", id: session.id });
   unsubscribe();
   assertEquals(feed.size, 0);
+  const browser = new LiveFeed(registry);
+  registry.add(makeSession({ from: "browser", to: "console" }));
+  const seen: LiveFeedEvent[] = [];
+  browser.subscribe((event) => seen.push(event));
+  browser.close();
+  assert(seen[0].type === "snapshot");
+  assertEquals(seen[0].calls[0].from, "browser", "a name is not a number");
 });
 
 interface TestServer extends AsyncDisposable {
@@ -318,6 +325,15 @@ Deno.test("a softphone token opens the voicebot socket once without Exotel's cre
   const badRate = await mint({ bot: "echo", sampleRate: 11025 });
   assertEquals(badRate.status, 400);
   await badRate.body?.cancel();
+  const altered = await json(await mint({ bot: "echo", sampleRate: 8000 }));
+  const forged = await fetch(
+    `${app.base}${
+      String(altered.path).replace("sample-rate=8000", "sample-rate=16000")
+    }`,
+    { headers: { upgrade: "websocket" } },
+  );
+  assertEquals(forged.status, 401, "the token is for the URL it came with");
+  await forged.body?.cancel();
   const grant = await json(await mint({ bot: "echo", sampleRate: 16000 }));
   assertMatch(
     String(grant.path),

@@ -120,7 +120,11 @@ export class ConsoleApp {
     if (token === null) return undefined;
     const grant = this.sessions.redeemSoftphoneToken(token);
     const createBot = grant && this.#options.bots[grant.bot];
-    if (!grant || !createBot) {
+    // The URL must be the one minted: the token is for that call alone.
+    const minted = grant &&
+      url.searchParams.get("sample-rate") === String(grant.sampleRate) &&
+      url.searchParams.get("call_id") === grant.callId;
+    if (!grant || !createBot || !minted) {
       throw new HttpError(
         401,
         "unauthorized",

@@ -68,8 +68,8 @@ export function viewSession(session: Session): LiveCallView {
   return {
     id: session.id,
     callId: session.callId,
-    from: maskPhoneNumber(session.from),
-    to: maskPhoneNumber(session.to),
+    from: maskNumber(session.from),
+    to: maskNumber(session.to),
     bot: session.bot,
     sampleRate: session.sampleRate,
     startedAt: new Date(session.connectedAt).toISOString(),
@@ -83,6 +83,11 @@ export function viewSession(session: Session): LiveCallView {
     clears: session.playout.clears,
     dtmfDigits: session.dtmfDigits,
   };
+}
+
+/** A phone number masked as in the logs; a name such as the softphone's `browser` as it is. */
+function maskNumber(text: string): string {
+  return /\d{5}/.test(text) ? maskPhoneNumber(text) : text;
 }
 
 /**

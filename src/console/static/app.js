@@ -498,7 +498,7 @@ function history() {
 
 /** Numbers as the logs show them: all but the last four digits masked. */
 function mask(number) {
-  return number && number.length > 4
+  return number && /\d{5}/.test(number)
     ? "*".repeat(number.length - 4) + number.slice(-4)
     : number || "—";
 }
