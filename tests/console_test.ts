@@ -224,6 +224,12 @@ Deno.test("the console page is public, its data is not: 401 JSON without a login
   });
   assertEquals(wrong.status, 401);
   await wrong.body?.cancel();
+  const cookie = await app.login();
+  const badId = await fetch(`${app.base}/console/api/calls/%E0%A4%A`, {
+    headers: { cookie },
+  });
+  assertEquals(badId.status, 400);
+  await badId.body?.cancel();
   const missing = await fetch(`${app.base}/console/nothing-here`);
   assertEquals(missing.status, 404);
   await missing.body?.cancel();

@@ -220,7 +220,7 @@ export class ConsoleApp {
     const call = /^\/calls\/([^/]+)(\/recording)?$/.exec(api);
     if (call) {
       allow(method, ["GET"]);
-      const id = decodeURIComponent(call[1]);
+      const id = decodePathSegment(call[1]);
       return call[2]
         ? await this.#recording(request, id)
         : jsonResponse(await this.#call(id));
@@ -513,6 +513,18 @@ async function readJson(request: Request): Promise<Record<string, unknown>> {
     );
   }
   return body as Record<string, unknown>;
+}
+
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_path",
+      `Invalid call id "${segment}": bad percent-encoding`,
+    );
+  }
 }
 
 function cookieValue(request: Request, name: string): string | undefined {
