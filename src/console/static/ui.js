@@ -9,6 +9,8 @@ export const STAGES = [
   ["first_mark", "First mark"],
 ];
 
+const ROLE_NAMES = { caller: "Caller", bot: "Bot", tool: "Tool call" };
+
 /** Creates an element: h("div", { class: "x", onclick }, child, "text"). */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -79,7 +81,9 @@ export function transcriptView(entries, partial = "") {
       h(
         "span",
         { class: "who" },
-        entry.role === "caller" ? "Caller" : "Bot",
+        // Lines other than the caller's and the bot's (tool calls, when the
+        // agent records them) are shown under their role.
+        ROLE_NAMES[entry.role] ?? entry.role,
         entry.interrupted ? " · barged in" : "",
       ),
       entry.text,
