@@ -35,6 +35,7 @@ import {
   openNamedKv,
   readTlsFiles,
 } from "./startup_checks.ts";
+import { ConsoleApp } from "./console/console_app.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleRedeliver } from "./routes/call_webhook.ts";
@@ -171,8 +172,22 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     createBot: botFactory(config.bot, options.createBot),
     checkAgent: options.checkAgent,
     createRecorder: recorderFactory(config.recordingsDir),
-    onCall: (call) => followCall(call, services, config.instanceId),
+    onCall: (call) => {
+      followCall(call, services, config.instanceId);
+      webConsole.follow(call);
+    },
   };
+  const webConsole = new ConsoleApp({
+    adminToken: config.adminToken,
+    registry,
+    store,
+    metrics,
+    recordingsDir: config.recordingsDir,
+    wsPath: config.wsPath,
+    bots: softphoneBots(config.bot, socketDeps.createBot),
+    secure: config.tls !== undefined,
+    trustProxy: config.trustProxy,
+  });
   const outboundDeps: OutboundCallDeps = {
     api: config.exotelApi ? new ConnectApi(config.exotelApi) : undefined,
     streamUrlFor: (request, { sampleRate, customParameters }) =>
@@ -249,7 +264,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         "Server is draining for a restart: call another instance",
       );
     }
-    if (allowList && !allowList.allows(clientIp)) {
+    // The console's softphone: a browser, so neither Exotel's credentials
+    // nor its addresses; a single-use token the console minted instead.
+    const softphone = webConsole.softphoneDeps(
+      new URL(request.url),
+      socketDeps,
+    );
+    if (allowList && !softphone && !allowList.allows(clientIp)) {
       throw new HttpError(
         403,
         "forbidden",
@@ -262,7 +283,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         `Server is at MAX_SESSIONS (${config.maxSessions} live calls)`,
       );
     }
-    return handleVoicebotSocket(request, clientIp, socketDeps);
+    return handleVoicebotSocket(request, clientIp, softphone ?? socketDeps);
   };
 
   const placeCall: Handler = (request, { clientIp }) => {
@@ -379,6 +400,18 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       if (headersTooLarge !== undefined) {
         throw new HttpError(431, "headers_too_large", headersTooLarge);
       }
+      if (ConsoleApp.owns(pathname)) {
+        const response = await webConsole.handle(request);
+        if (response.status !== 401 || pathname !== "/console/login") {
+          return response;
+        }
+        // A wrong token at the login form counts as any failed auth.
+        metrics.authFailed("admin");
+        const limited = limitAuthFailure(clientIp, pathname);
+        if (!limited) return response;
+        await response.body?.cancel();
+        return errorResponse(limited);
+      }
       const match = findRoute(routes, pathname);
       if (!match) {
         throw new HttpError(404, "not_found", `No route for "${pathname}"`);
@@ -455,7 +488,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     handler,
     registry,
     sweepCalls,
-    startDraining: () => draining = true,
+    startDraining: () => {
+      draining = true;
+      // Event streams never end on their own: a drain would wait for them.
+      webConsole.close();
+    },
     services,
   };
 }
@@ -500,6 +537,16 @@ function recorderFactory(
   if (dir === undefined) return undefined;
   return (session) =>
     new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+}
+
+/** The bots the softphone offers: the configured one first (its default), and the echo. */
+function softphoneBots(
+  name: BotName,
+  factory: BotFactory,
+): Record<string, BotFactory> {
+  const bots: Record<string, BotFactory> = { [name]: factory };
+  bots.echo ??= createEchoBot;
+  return bots;
 }
 
 function botFactory(name: BotName, given: BotFactory | undefined): BotFactory {

@@ -357,6 +357,7 @@ export class Call {
       return this.end("bot_error", 1011);
     }
     this.session.report = () => this.#bot?.report?.();
+    this.session.live = () => this.#bot?.live?.();
     this.#callBot("start", (bot) => bot.start?.());
     const held = this.#preStart;
     this.#preStart = [];

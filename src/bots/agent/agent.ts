@@ -13,7 +13,13 @@ import type { Cancel, Clock } from "../../call/clock.ts";
 import type { ChatMessage } from "../../providers/llm/language_model.ts";
 import type { ProviderError } from "../../providers/provider_error.ts";
 import type { SpeechEvent } from "../../providers/stt/speech_to_text.ts";
-import type { Bot, BotReport, CallInfo, CallOutput } from "../bot.ts";
+import type {
+  Bot,
+  BotLiveState,
+  BotReport,
+  CallInfo,
+  CallOutput,
+} from "../bot.ts";
 import { AudioTrack } from "./audio_track.ts";
 import { BargeInGuard, isBackchannel } from "./barge_in.ts";
 import type { AgentConfig } from "./config.ts";
@@ -232,6 +238,17 @@ export class AgentBot implements Bot {
       transcript: this.#transcript.entries(),
       turns: this.#transcript.turns(),
     };
+  }
+
+  /** What the agent is doing now and the caller's words not answered yet, for the console. */
+  live(): BotLiveState {
+    const reply = this.#reply;
+    const activity = this.#paused
+      ? "paused"
+      : reply?.active && !reply.cancelled
+      ? reply.speaking ? "speaking" : "thinking"
+      : "listening";
+    return { activity, partial: this.#turns.text };
   }
 
   /**
