@@ -453,6 +453,7 @@ export class AgentBot implements Bot {
       tts: providers.tts,
       sampleRate: this.#info.sampleRate,
       language: config.language,
+      spokenForms: config.spokenForms,
       chunkBytes,
       markPrefix: `agent-${id}`,
       log: this.#log,
@@ -579,6 +580,7 @@ export class AgentBot implements Bot {
           tts: providers.tts,
           sampleRate: this.#info.sampleRate,
           language: config.language,
+          spokenForms: config.spokenForms,
         });
         return track.pcm();
       } catch (error) {

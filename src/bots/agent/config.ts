@@ -16,6 +16,7 @@ import {
   reader,
 } from "../../env_values.ts";
 import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
+import { SPOKEN_FORMS_MODES, type SpokenFormsMode } from "./spoken_forms.ts";
 
 /** Speech-to-text vendors `STT_PROVIDER` may name. */
 export const STT_PROVIDERS = ["deepgram", "sarvam"] as const;
@@ -125,6 +126,8 @@ export interface AgentConfig {
   greeting: string;
   /** `AGENT_LANGUAGE`: BCP 47, for speech-to-text and text-to-speech. */
   language: string;
+  /** `AGENT_SPOKEN_FORMS`: whether amounts, numbers, dates and the like are rewritten for the voice (`auto`: for en-IN and hi-IN). */
+  spokenForms: SpokenFormsMode;
   /** `AGENT_FALLBACK_TEXT`: said when a provider fails. */
   fallbackText: string;
   /** `AGENT_GOODBYE_TEXT`: said by `end_call` when the model gave no goodbye. */
@@ -178,6 +181,7 @@ export function loadAgentConfig(
     prompt: prompt(read, options),
     greeting: read("AGENT_GREETING") ?? "Hello! How can I help you today?",
     language: language(read),
+    spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", SPOKEN_FORMS_MODES, "auto"),
     fallbackText: read("AGENT_FALLBACK_TEXT") ??
       "Sorry, I'm having trouble right now. Could you please say that again?",
     goodbyeText: read("AGENT_GOODBYE_TEXT") ??
