@@ -19,6 +19,7 @@ import {
   createAgentBotFactory,
   describeAgentConfig,
   loadAgentConfig,
+  loadSpeechDetectors,
 } from "./src/bots/agent/mod.ts";
 
 if (import.meta.main) {
@@ -46,8 +47,10 @@ if (import.meta.main) {
     version: VERSION,
     instanceId: config.instanceId,
   });
+  const detectors = agent && await loadSpeechDetectors(agent);
   const createBot = agent &&
     createAgentBotFactory(agent, {
+      detectors: detectors?.create,
       chunkBytes: config.chunkBytes,
       hooks: {
         providerError: ({ provider, kind }) =>

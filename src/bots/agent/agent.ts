@@ -8,7 +8,12 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
-import { VAD_FRAME_MS, VoiceActivityDetector } from "../../audio/vad.ts";
+import {
+  energyDetector,
+  type SpeechDetector,
+  type SpeechDetectorFactory,
+} from "../../audio/speech_detector.ts";
+import type { VadEvent } from "../../audio/vad.ts";
 import type { Cancel, Clock } from "../../call/clock.ts";
 import type { ChatMessage } from "../../providers/llm/language_model.ts";
 import type { ProviderError } from "../../providers/provider_error.ts";
@@ -71,6 +76,8 @@ export interface AgentDependencies {
   chunkBytes: number;
   /** Application hooks. */
   hooks: AgentHooks;
+  /** The voice-activity detector per call (`VAD`); the energy detector by default. */
+  detectors?: SpeechDetectorFactory;
 }
 
 /** Appended to the system prompt: what the model must know about the phone line. */
@@ -100,7 +107,7 @@ export class AgentBot implements Bot {
   #output: CallOutput;
   #deps: AgentDependencies;
   #log: Logger;
-  #vad: VoiceActivityDetector;
+  #vad: SpeechDetector;
   #guard: BargeInGuard;
   #turns: TurnDetector;
   #listener: Listener;
@@ -138,10 +145,13 @@ export class AgentBot implements Bot {
     this.closed = new Promise((resolve) => this.#markClosed = resolve);
     const { config, providers, clock } = deps;
     this.#startedAt = clock.now();
-    this.#vad = new VoiceActivityDetector(info.sampleRate, {
+    this.#vad = (deps.detectors ?? energyDetector)(info.sampleRate, {
       onFrame: (frame) => {
-        if (frame.isSpeech) this.#lastVoicedEndMs = frame.atMs + VAD_FRAME_MS;
+        if (frame.isSpeech) {
+          this.#lastVoicedEndMs = frame.atMs + frame.durationMs;
+        }
       },
+      onAnalysed: (events) => this.#onVoiceActivity(events),
     });
     this.#guard = new BargeInGuard(config.bargeIn);
     this.#turns = new TurnDetector({
@@ -204,7 +214,12 @@ export class AgentBot implements Bot {
   audio(pcm: Uint8Array): void {
     if (this.#stopped) return;
     this.#listener.push(pcm);
-    const events = this.#vad.push(pcm);
+    this.#vad.push(pcm);
+  }
+
+  /** The detector analysed more caller audio (at once for the energy detector, a moment later for Silero). */
+  #onVoiceActivity(events: VadEvent[]): void {
+    if (this.#stopped) return;
     this.#lastPushAt = this.#deps.clock.now();
     this.#lastPushAudioMs = this.#vad.audioMs;
     for (const event of events) {
@@ -260,7 +275,13 @@ export class AgentBot implements Bot {
       this.#turns.reset();
       this.#reply?.stop();
       const reply = this.#reply?.done;
-      Promise.all([this.#listener.close(), this.#warming, reply, this.#chain])
+      Promise.all([
+        this.#listener.close(),
+        this.#vad.close(),
+        this.#warming,
+        reply,
+        this.#chain,
+      ])
         .then(() => this.#markClosed());
     }
     return this.closed;
@@ -304,7 +325,12 @@ export class AgentBot implements Bot {
   #checkBargeIn(): void {
     const reply = this.#reply;
     if (!reply?.active || reply.cancelled) return;
-    const voicedMs = Math.max(0, this.#vad.speechMs - this.#voicedBaseline);
+    // Voice alone interrupts only when it stands out from the line's
+    // background: steady babble, TV or music never does.
+    const voicedMs = Math.max(
+      0,
+      this.#vad.foregroundMs - this.#voicedBaseline,
+    );
     if (
       this.#guard.shouldInterrupt({ voicedMs, transcript: this.#turns.text })
     ) {
@@ -398,7 +424,7 @@ export class AgentBot implements Bot {
     const now = this.#deps.clock.now();
     const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
     const cut = this.#guard.shouldInterrupt({
-      voicedMs: Math.max(0, this.#vad.speechMs - this.#voicedBaseline),
+      voicedMs: Math.max(0, this.#vad.foregroundMs - this.#voicedBaseline),
       transcript: text,
     });
     if (cut) this.#bargeIn("turn");
@@ -464,7 +490,7 @@ export class AgentBot implements Bot {
     });
     this.#reply = reply;
     // Only speech after this moment can interrupt the reply.
-    this.#voicedBaseline = this.#vad.speechMs;
+    this.#voicedBaseline = this.#vad.foregroundMs;
     this.#overlapped = false;
     const startedAt = this.#sinceStart();
     reply.done.then((result) =>

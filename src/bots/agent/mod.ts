@@ -25,6 +25,7 @@ import { AudioCache } from "./greeting_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import type { TurnSummary } from "./timeline.ts";
+import type { SpeechDetectorFactory } from "../../audio/speech_detector.ts";
 
 export { AgentBot, type AgentHooks, VOICE_INSTRUCTIONS } from "./agent.ts";
 export {
@@ -37,6 +38,10 @@ export { AudioCache } from "./greeting_cache.ts";
 export { type CallOutcome, CallOutcomes } from "./outcomes.ts";
 export { type AgentProviders, createProviders } from "./providers.ts";
 export type { TurnSummary } from "./timeline.ts";
+export {
+  type AgentSpeechDetectors,
+  loadSpeechDetectors,
+} from "./voice_activity.ts";
 
 /** Replaceable parts of {@linkcode createAgentBotFactory}. */
 export interface AgentFactoryOptions {
@@ -50,6 +55,8 @@ export interface AgentFactoryOptions {
   hooks?: AgentHooks;
   /** Shared audio cache; a fresh one by default. */
   cache?: AudioCache;
+  /** Each call's voice-activity detector (see {@linkcode loadSpeechDetectors}); the energy detector by default. */
+  detectors?: SpeechDetectorFactory;
 }
 
 /** The agent's {@linkcode BotFactory}, plus what it shares between calls. */
@@ -86,6 +93,7 @@ export function createAgentBotFactory(
     clock: options.clock ?? systemClock,
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     hooks: options.hooks ?? {},
+    detectors: options.detectors,
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
