@@ -13,6 +13,7 @@ import {
 import { VadConfigError, type VadEvent } from "../src/audio/vad.ts";
 import { loadSpeechDetectors } from "../src/bots/agent/voice_activity.ts";
 import { fixturePcm } from "./fakes/agent_call.ts";
+import { startServerProcess } from "./fakes/server_process.ts";
 
 function assertLess(actual: number, limit: number, what = ""): void {
   assert(actual < limit, `${what}: expected ${actual} < ${limit}`);
@@ -271,4 +272,25 @@ Deno.test("Silero loads on WebAssembly without FFI, and the native runtime names
   const text = new TextDecoder().decode(output.stdout).trim();
   assert(output.success, new TextDecoder().decode(output.stderr));
   assertEquals(text, "wasm SileroLoadError");
+});
+
+Deno.test("the server started as `deno task start` runs the agent on native Silero, and on WebAssembly when VAD_RUNTIME=wasm", async () => {
+  for (const [runtime, expected] of [["auto", "native"], ["wasm", "wasm"]]) {
+    const server = startServerProcess({
+      BOT: "agent",
+      DEEPGRAM_API_KEY: "dg-key",
+      LLM_API_KEY: "sk-key",
+      KV_PATH: ":memory:",
+      VAD_RUNTIME: runtime,
+    });
+    await server.port;
+    // The exit code is another test's business: the log has been read.
+    await server.stop();
+    assert(
+      server.output().includes(
+        `Voice activity: Silero VAD on ONNX Runtime (\\"${expected}\\")`,
+      ),
+      server.output(),
+    );
+  }
 });
