@@ -166,6 +166,24 @@ Deno.test("Silero keeps each call's state apart: interleaved calls see what they
   assertEquals(events, alone.events);
 });
 
+Deno.test("calls share one model on either runtime: five at once each find the three answers", async () => {
+  const speech = await fixturePcm("noise/short_answers_8000.wav");
+  for (const model of [native, wasm]) {
+    const found: number[] = [0, 0, 0, 0, 0];
+    const calls = found.map((_, i) =>
+      new SileroVad(model, 8000, {
+        onAnalysed: (events) => found[i] += starts(events).length,
+      })
+    );
+    for (let at = 0; at < speech.length; at += 320) {
+      for (const call of calls) call.push(speech.subarray(at, at + 320));
+    }
+    for (const call of calls) call.push(new Uint8Array(16000));
+    await Promise.all(calls.map((call) => call.close()));
+    assertEquals(found, [3, 3, 3, 3, 3], model.runtime);
+  }
+});
+
 Deno.test("Silero ignores audio pushed after close, and rejects rates and thresholds it cannot use", async () => {
   const vad = new SileroVad(native, 16000);
   await vad.close();
