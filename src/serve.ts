@@ -15,6 +15,7 @@ import {
   describeAgentConfig,
   loadAgentConfig,
   loadAgents,
+  loadSpeechDetectors,
 } from "./bots/agent/mod.ts";
 import {
   agentConfigOf,
@@ -160,7 +161,12 @@ export async function serve(
   let createBot: BotFactory | undefined = custom;
   let agentFactory: AgentBotFactory | undefined;
   if (agents) {
+    // One detector model for the server, as the default agent's settings say.
+    const defaultAgent = agents.agents.get(agents.defaultAgent ?? "") ??
+      [...agents.agents.values()][0];
+    const detectors = await loadSpeechDetectors(defaultAgent);
     agentFactory = createAgentsBotFactory(agents, {
+      detectors: detectors.create,
       chunkBytes: config.chunkBytes,
       tools: options.tools,
       hooks: {
