@@ -657,7 +657,7 @@ export class AgentBot implements Bot {
       tts: this.#tts,
       sampleRate: this.#info.sampleRate,
       language: this.#language,
-      spokenForms: config.spokenForms,
+      spokenForms: this.#deps.config.spokenForms,
       chunkBytes,
       markPrefix: `agent-${id}`,
       log: this.#log,

@@ -58,6 +58,7 @@ export {
   ToolRunner,
 } from "./tool_runner.ts";
 export { webhookTool, type WebhookToolConfig } from "./webhook_tool.ts";
+export {
   type AgentSpeechDetectors,
   loadSpeechDetectors,
 } from "./voice_activity.ts";
