@@ -157,6 +157,8 @@ Deno.test("without a setup webhook, templates use the call and the declared defa
     () => ({
       variables: { clinic: "Sunrise", doctor: "" },
       greeting: "{{clinic}} Clinic. Dr {{doctor}} is in. It is {{time}}.",
+      // The rendered text as is: spoken forms would say "Doctor", "six thirty".
+      spokenForms: "off",
     }),
   );
   await call.started;

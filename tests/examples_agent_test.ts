@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { concat } from "@std/bytes";
+import { spokenForm } from "../src/bots/agent/spoken_forms.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
 import { serve } from "../mod.ts";
 import { startClinicApi } from "../examples/clinic/clinic_api.ts";
@@ -33,8 +34,15 @@ function silence(ms: number): Uint8Array {
   return new Uint8Array(8 * ms * 2);
 }
 
+/** What the caller hears for `texts`: each as the voice is asked to say it (spoken forms, en-IN). */
 function spoken(texts: string[]): Uint8Array {
-  return concat(texts.map((text) => padToAlignment(fakeSpeech(text, 8000))));
+  return concat(
+    texts.map((text) =>
+      padToAlignment(
+        fakeSpeech(spokenForm(text, { language: "en-IN" }), 8000),
+      )
+    ),
+  );
 }
 
 async function vendors(replies: FakeReplySource[]): Promise<AgentFakes> {

@@ -503,11 +503,18 @@ function mask(number) {
     : number || "—";
 }
 
-async function callPage(id) {
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+async function callPage(id, refreshing = false) {
+  if (!refreshing) main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   try {
     const call = await api(`/console/api/calls/${encodeURIComponent(id)}`);
     const exotel = call.exotel;
+    if (call.state === "in_progress") {
+      // A live call's record: show it again, complete, once the call ends.
+      const shown = location.hash;
+      setTimeout(() => {
+        if (location.hash === shown) callPage(id, true);
+      }, 1000);
+    }
     main.replaceChildren(
       h("p", {}, h("a", { href: "#/calls" }, "← History")),
       h("h1", {}, `Call ${call.callId}`),
@@ -535,7 +542,9 @@ async function callPage(id) {
             h(
               "dd",
               { "data-testid": "outcome" },
-              `${call.ended.outcome} (${call.ended.reason})`,
+              call.state === "in_progress"
+                ? "in progress"
+                : `${call.ended.outcome} (${call.ended.reason})`,
             ),
             h("dt", {}, "Rate"),
             h("dd", {}, `${call.sampleRate} Hz`),
