@@ -33,7 +33,8 @@ import type { AgentBot } from "../src/bots/agent/agent.ts";
 import type { Bot } from "../src/bots/bot.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { loadConfig } from "../src/config.ts";
-import { WebSocketClient } from "../src/net/websocket_client.ts";
+// @ts-types="@types/ws"
+import WebSocket from "ws";
 import { type RunningServer, startServer } from "../src/server.ts";
 import { type AgentFakes, startAgentFakes } from "../tests/fakes/agent_call.ts";
 import { textReply } from "../tests/fakes/openai_server.ts";
@@ -84,7 +85,7 @@ const sleep = (ms: number) =>
   new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Our own WebSocket client, with Nagle's algorithm off: with Deno's, a
+ * A WebSocket client with Nagle's algorithm off (`npm:ws`): with Deno's, a
  * small frame sent after a pause waits for the server's delayed ACK;
  * Exotel's frames do not, and neither may the benchmark's, or that wait
  * would be measured instead of the pipeline.
@@ -92,21 +93,24 @@ const sleep = (ms: number) =>
 class NoDelaySocket {
   onText: (text: string) => void = () => {};
   readonly closed: Promise<void>;
-  #ws: WebSocketClient;
+  #ws: WebSocket;
 
-  private constructor(ws: WebSocketClient) {
+  private constructor(ws: WebSocket) {
     this.#ws = ws;
-    this.closed = new Promise((resolve) => ws.onclose = () => resolve());
-    ws.onmessage = (event) => {
-      if (typeof event.data === "string") this.onText(event.data);
-    };
+    this.closed = new Promise((resolve) => ws.on("close", () => resolve()));
+    ws.on("message", (data, isBinary) => {
+      if (!isBinary) this.onText(String(data));
+    });
+    ws.on("error", () => {
+      // Reported by the close that follows.
+    });
   }
 
   static async open(address: string): Promise<NoDelaySocket> {
-    const ws = new WebSocketClient(address);
+    const ws = new WebSocket(address);
     const socket = new NoDelaySocket(ws);
     await Promise.race([
-      new Promise<void>((resolve) => ws.onopen = () => resolve()),
+      new Promise<void>((resolve) => ws.on("open", () => resolve())),
       socket.closed.then(() => {
         throw new Error(`${address} refused the connection`);
       }),
