@@ -13,7 +13,7 @@ import {
 import { concat } from "@std/bytes";
 import { ProviderError } from "../src/providers/provider_error.ts";
 import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
-import { WsSession } from "../src/providers/stt/ws_session.ts";
+import { WsSession } from "../src/providers/ws_session.ts";
 import { FakeSttServer } from "./fakes/stt_servers.ts";
 
 const encoder = new TextEncoder();

@@ -1,7 +1,7 @@
 /**
- * The WebSocket plumbing every streaming speech-to-text adapter shares: an
- * event queue the caller iterates, a connect timeout, abort through a
- * signal, a keepalive for idle streams, audio held (bounded) until the
+ * The WebSocket plumbing every streaming adapter shares (speech-to-text and
+ * speech-to-speech): an event queue the caller iterates, a connect timeout,
+ * abort through a signal, a keepalive for idle streams, audio held (bounded) until the
  * socket opens, and a close that lets the vendor flush but never waits
  * past a deadline.
  *
@@ -20,7 +20,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { ProviderError } from "../provider_error.ts";
+import { ProviderError } from "./provider_error.ts";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 
@@ -53,6 +53,8 @@ export interface WsSessionOptions<E> {
   maxPendingBytes: number;
   /** Aborts the session. */
   signal?: AbortSignal;
+  /** Whether binary messages carry JSON text too (Gemini Live sends it so). */
+  textInBinaryFrames?: boolean;
   /** Sends `frame()` whenever nothing was sent for `intervalMs`. */
   keepAlive?: { intervalMs: number; frame: () => Frame };
   /**
@@ -254,7 +256,7 @@ export class WsSession<E> {
     }
     ws.on("open", () => this.#onOpen());
     ws.on("message", (data, isBinary) => {
-      if (!isBinary) this.#onText(String(data));
+      if (!isBinary || options.textInBinaryFrames) this.#onText(String(data));
     });
     ws.on("unexpected-response", (request, response) => {
       this.#onRefused(ws, request, response);
