@@ -14,20 +14,28 @@ import { type Config, ConfigError, loadConfig } from "./src/config.ts";
 import { configureLogging } from "./src/log.ts";
 import { startServer, VERSION } from "./src/server.ts";
 import { ExovoiceMetrics } from "./src/metrics/exovoice_metrics.ts";
+import type { ProviderError } from "./src/providers/provider_error.ts";
 import {
   type AgentConfig,
   createAgentBotFactory,
   describeAgentConfig,
   loadAgentConfig,
 } from "./src/bots/agent/mod.ts";
+import {
+  createRealtimeBotFactory,
+  loadRealtimeConfig,
+  type RealtimeConfig,
+} from "./src/bots/realtime/mod.ts";
 
 if (import.meta.main) {
   const env = Deno.env.toObject();
   let config: Config;
   let agent: AgentConfig | undefined;
+  let realtime: RealtimeConfig | undefined;
   try {
     config = loadConfig(env);
     if (config.bot === "agent") agent = loadAgentConfig(env);
+    if (config.bot === "realtime") realtime = loadRealtimeConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // Logging is not configured yet: the error goes straight to stderr.
@@ -46,14 +54,17 @@ if (import.meta.main) {
     version: VERSION,
     instanceId: config.instanceId,
   });
-  const createBot = agent &&
-    createAgentBotFactory(agent, {
-      chunkBytes: config.chunkBytes,
-      hooks: {
-        providerError: ({ provider, kind }) =>
-          metrics.providerError(provider, kind),
-      },
-    });
+  const hooks = {
+    providerError: ({ provider, kind }: ProviderError) =>
+      metrics.providerError(provider, kind),
+  };
+  const createBot = agent
+    ? createAgentBotFactory(agent, { chunkBytes: config.chunkBytes, hooks })
+    : realtime &&
+      createRealtimeBotFactory(realtime, {
+        chunkBytes: config.chunkBytes,
+        hooks,
+      });
   const server = await startServer(config, {
     services: { metrics },
     createBot,

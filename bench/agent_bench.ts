@@ -128,11 +128,15 @@ class NoDelaySocket {
   }
 }
 
-/** A minimal Exotel: sends frames when told, reports what comes back. */
-class BenchCaller {
+/** A minimal Exotel at 8 kHz: sends frames when told, reports what comes back. */
+export class BenchCaller {
+  /** Called with the size of every media frame the bot sends. */
   onMedia: (bytes: number) => void = () => {};
+  /** Called with the name of every mark the bot sends. */
   onMark: (name: string) => void = () => {};
+  /** Called for every `clear` the bot sends. */
   onClear: () => void = () => {};
+  /** Whether marks are echoed at once, as if played. */
   echoMarks = true;
   #socket: NoDelaySocket;
   #streamSid = crypto.randomUUID().replaceAll("-", "");
@@ -143,6 +147,7 @@ class BenchCaller {
     socket.onText = (text) => this.#receive(text);
   }
 
+  /** Connects to the voicebot socket at `url` and sends `connected` and `start`. */
   static async dial(url: string): Promise<BenchCaller> {
     const caller = new BenchCaller(
       await NoDelaySocket.open(`${url}?sample-rate=8000`),
@@ -169,6 +174,7 @@ class BenchCaller {
     return caller;
   }
 
+  /** Sends caller audio. */
   media(pcm: Uint8Array): void {
     this.#send({
       event: "media",
@@ -178,6 +184,7 @@ class BenchCaller {
     });
   }
 
+  /** Sends `stop` and closes. */
   async hangUp(): Promise<void> {
     this.#send({
       event: "stop",

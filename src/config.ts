@@ -26,7 +26,7 @@ import type { ExotelApiConfig } from "./exotel/connect_api.ts";
 import { InvalidCidrError, IpAllowList } from "./http/ip_allowlist.ts";
 
 /** Bots that `BOT` may name. */
-export const BOT_NAMES = ["echo", "agent"] as const;
+export const BOT_NAMES = ["echo", "agent", "realtime"] as const;
 
 /** A bot `BOT` may name. */
 export type BotName = typeof BOT_NAMES[number];

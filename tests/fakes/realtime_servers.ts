@@ -33,6 +33,8 @@ export interface FakeRealtimeScript {
   transcripts?: string[];
   /** The answers to the caller's turns and to tool results, in order. */
   replies?: FakeReply[];
+  /** The answer once `replies` ran out (default: none). */
+  defaultReply?: FakeReply;
   /** Delay before an answer's first audio, in ms (default 50). */
   latencyMs?: number;
   /** Close the socket abruptly this long after the session is set up. */
@@ -149,8 +151,15 @@ abstract class FakeRealtimeServer implements AsyncDisposable {
   }
 
   protected nextReply(): FakeReply | undefined {
-    return this.script.replies?.shift();
+    return this.script.replies?.shift() ?? this.script.defaultReply;
   }
+
+  /**
+   * Each caller turn the fake detected: which audio message (counted from 0
+   * over the fake's life) completed it. For benchmarks.
+   */
+  readonly turnEnds: { audioMessage: number }[] = [];
+  protected audioMessages = 0;
 
   protected later(ms: number, fn: () => void): void {
     const id = setTimeout(() => {
@@ -307,6 +316,7 @@ export class FakeOpenAiRealtime extends FakeRealtimeServer {
         case "input_audio_buffer.append": {
           const bytes = Uint8Array.fromBase64(event.audio);
           const pcm = mulaw ? decodeMulaw(bytes) : bytes;
+          const audioMessage = this.audioMessages++;
           audioMs += pcm.length / 2 / (mulaw ? 8 : 24);
           for (const change of turns.push(pcm)) {
             if (change === "start") {
@@ -324,6 +334,7 @@ export class FakeOpenAiRealtime extends FakeRealtimeServer {
                 item_id: `item_${++itemCount}`,
               });
             } else {
+              this.turnEnds.push({ audioMessage });
               send({
                 type: "input_audio_buffer.speech_stopped",
                 audio_end_ms: Math.round(audioMs),
@@ -465,6 +476,7 @@ export class FakeGeminiLive extends FakeRealtimeServer {
         return;
       }
       if (event.realtimeInput?.audio) {
+        const audioMessage = this.audioMessages++;
         for (
           const change of turns.push(
             Uint8Array.fromBase64(event.realtimeInput.audio.data),
@@ -475,6 +487,7 @@ export class FakeGeminiLive extends FakeRealtimeServer {
             speaking = undefined;
             send({ serverContent: { interrupted: true } });
           } else if (change === "end") {
+            this.turnEnds.push({ audioMessage });
             send({
               serverContent: {
                 inputTranscription: { text: this.nextTranscript() },
