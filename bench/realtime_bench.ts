@@ -120,13 +120,13 @@ export async function measureWireFormats(): Promise<WireFormatReport[]> {
   const modelMulaw = encodeMulaw(speech);
   const up = new Resampler(8000, 24000);
   const down = new Resampler(24000, 8000);
-  const model24kFrames = (frame: Uint8Array, i: number) =>
+  const model24kFrame = (i: number) =>
     model24k.subarray(i * 960, i * 960 + 960);
   let i = 0;
   const pcmCpu = cpuPerSecond(speech, (frame) => {
     up.push(frame).toBase64();
     down.push(
-      Uint8Array.fromBase64(model24kFrames(frame, i++ % 100).toBase64()),
+      Uint8Array.fromBase64(model24kFrame(i++ % 100).toBase64()),
     );
   });
   let j = 0;
