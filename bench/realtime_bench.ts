@@ -26,6 +26,7 @@ import { concat } from "@std/bytes";
 import { decodeMulaw, encodeMulaw } from "../src/audio/mulaw.ts";
 import { resampleAll, Resampler } from "../src/audio/resample.ts";
 import { decodeWav } from "../src/audio/wav.ts";
+import { loadAgentConfig } from "../src/bots/agent/config.ts";
 import { createRealtimeBotFactory } from "../src/bots/realtime/mod.ts";
 import { loadRealtimeConfig } from "../src/bots/realtime/config.ts";
 import type { Bot } from "../src/bots/bot.ts";
@@ -172,14 +173,19 @@ export async function measureOverhead(
     latencyMs: VENDOR_LATENCY_MS,
     defaultReply: { say: "Okay." },
   };
-  const factory = createRealtimeBotFactory(loadRealtimeConfig({
+  const env = {
     REALTIME_PROVIDER: provider,
     REALTIME_BASE_URL: vendor.baseUrl,
     OPENAI_API_KEY: REALTIME_KEY,
     GEMINI_API_KEY: REALTIME_KEY,
     AGENT_GREETING: "Hi.",
     REALTIME_8K_FORMAT: options.narrowband ?? "pcmu",
-  }));
+  };
+  const agent = loadAgentConfig(env, { cascade: false });
+  const factory = createRealtimeBotFactory(loadRealtimeConfig(env), {
+    agents: new Map([["default", agent]]),
+    defaultAgent: "default",
+  });
   const arrivals: number[] = [];
   const server = await startServer(
     loadConfig({

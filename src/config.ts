@@ -24,6 +24,10 @@ import {
 } from "./audio/pcm.ts";
 import type { ExotelApiConfig } from "./exotel/connect_api.ts";
 import { InvalidCidrError, IpAllowList } from "./http/ip_allowlist.ts";
+import {
+  type CallWebhookConfig,
+  loadCallWebhookConfig,
+} from "./webhooks/webhook_config.ts";
 
 /** Bots that `BOT` may name. */
 export const BOT_NAMES = ["echo", "agent", "realtime"] as const;
@@ -110,12 +114,23 @@ export interface Config {
   recordingsDir?: string;
   /** `INSTANCE_ID`: this instance's name in the live-session list. */
   instanceId: string;
+  /**
+   * `INSTANCE_HEARTBEAT_S`: how often this instance publishes its live calls
+   * and checkpoints their records' counters.
+   */
+  heartbeatS: number;
+  /** `STATUS_CALLBACK_TOKEN`: the secret a status callback must carry. */
+  statusCallbackToken?: string;
+  /** `STATUS_CALLBACK_RATE_LIMIT_PER_MIN`: status callbacks per minute per address. */
+  statusCallbackRateLimitPerMin: number;
   /** `LOG_PHONE_NUMBERS`: log callers' numbers in full instead of masked. */
   logPhoneNumbers: boolean;
   /** `LOG_LEVEL`. */
   logLevel: LogLevel;
   /** `LOG_FORMAT`. */
   logFormat: LogFormat;
+  /** `CALL_WEBHOOK_*`: where finished calls' records are delivered, when set. */
+  callWebhook?: CallWebhookConfig;
 }
 
 /** Where call records live when `KV_PATH` is unset, off Deno Deploy. */
@@ -213,10 +228,19 @@ export function loadConfig(env: Env): Config {
     recordingsDir: read("RECORDINGS_DIR"),
     instanceId: read("INSTANCE_ID") ?? env.HOSTNAME ??
       crypto.randomUUID().slice(0, 8),
+    heartbeatS: integer(read, "INSTANCE_HEARTBEAT_S", 10, [1, 300]),
+    statusCallbackToken: read("STATUS_CALLBACK_TOKEN"),
+    statusCallbackRateLimitPerMin: integer(
+      read,
+      "STATUS_CALLBACK_RATE_LIMIT_PER_MIN",
+      600,
+      [1, 1_000_000],
+    ),
     logPhoneNumbers:
       oneOf(read, "LOG_PHONE_NUMBERS", ["true", "false"], "false") === "true",
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
+    callWebhook: loadCallWebhookConfig(read),
   };
 }
 

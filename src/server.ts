@@ -22,8 +22,11 @@ import { RateLimiter } from "./http/rate_limit.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
 import { buildCallRecord } from "./records/call_record.ts";
 import { CallStore, openKv } from "./records/call_store.ts";
+import { KvFileWatch } from "./records/kv_file_watch.ts";
 import { CallRecorder } from "./records/recorder.ts";
 import { LiveSessions } from "./instances/live_sessions.ts";
+import { CallWebhook } from "./webhooks/call_webhook.ts";
+import { DeliveryQueue } from "./webhooks/delivery_queue.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
 import { handleHealth } from "./routes/health.ts";
@@ -106,6 +109,10 @@ export interface Services {
   store?: CallStore;
   /** This instance's live sessions in the shared KV, for `?scope=all`. */
   live?: LiveSessions;
+  /** What `/health` reports as wrong (KV, duplicate instance); none by default. */
+  problems?: () => string[];
+  /** Delivers each finished call's record to `CALL_WEBHOOK_URL`, when set. */
+  callWebhook?: CallWebhook;
 }
 
 /** Replaceable parts, for tests. */
@@ -118,8 +125,12 @@ export interface AppOptions {
   clock?: Clock;
   /** Bot factory overriding `BOT`. */
   createBot?: BotFactory;
+  /** The name `/health` and the logs give `createBot`; `BOT`'s by default. */
+  botName?: string;
   /** How a call left the bot (`transfer`, `end_call`), for the Passthru endpoint. */
   outcomeOf?: OutcomeLookup;
+  /** Checks the socket URL's `agent=` before the upgrade: a message refuses the call with 404. */
+  checkAgent?: VoicebotSocketDeps["checkAgent"];
 }
 
 /** Builds the request handler for `config`. */
@@ -147,8 +158,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     registry,
     clock: options.clock ?? systemClock,
     settings,
-    botName: config.bot,
+    botName: options.botName ?? config.bot,
     createBot: botFactory(config.bot, options.createBot),
+    checkAgent: options.checkAgent,
     createRecorder: recorderFactory(config.recordingsDir),
     onCall: (call) => followCall(call, services, config.instanceId),
   };
@@ -167,6 +179,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     : undefined;
   const authFailures = new RateLimiter({
     limit: config.authFailureLimitPerMin,
+    windowMs: 60_000,
+  });
+  const statusLimiter = new RateLimiter({
+    limit: config.statusCallbackRateLimitPerMin,
     windowMs: 60_000,
   });
   const callLimiter = new RateLimiter({
@@ -220,11 +236,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       GET: (request) =>
         handleHealth(request, {
           version: VERSION,
-          bot: config.bot,
+          bot: options.botName ?? config.bot,
           uptimeS: Math.round((performance.now() - startedAt) / 1000),
           activeSessions: registry.size,
           maxSessions: config.maxSessions,
           draining,
+          problems: services.problems?.() ?? [],
         }),
     }),
     route(config.wsPath, false, { GET: upgrade }),
@@ -243,10 +260,27 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
     route("/api/v1/exotel/passthru", false, {
       GET: (request) =>
-        handlePassthru(request, options.outcomeOf ?? (() => undefined)),
+        handlePassthru(request, options.outcomeOf ?? (() => undefined), {
+          store,
+          token: config.statusCallbackToken,
+        }),
     }),
     route("/api/v1/exotel/status", false, {
-      POST: (request) => handleStatusCallback(request, recordsOf(store)),
+      POST: (request, { clientIp }) =>
+        handleStatusCallback(request, recordsOf(store), {
+          token: config.statusCallbackToken,
+          limiter: statusLimiter,
+          clientIp,
+        }),
+    }),
+    route("/api/v1/exotel/status/:token", false, {
+      POST: (request, { clientIp, params }) =>
+        handleStatusCallback(request, recordsOf(store), {
+          token: config.statusCallbackToken,
+          pathToken: params.token,
+          limiter: statusLimiter,
+          clientIp,
+        }),
     }),
     route("/api/v1/exotel/voice/connect", false, {
       GET: (request) => handleVoiceConnect(request, config),
@@ -363,9 +397,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
 /** Counts a call in the metrics and the live list, and writes its record when it ends. */
 function followCall(call: Call, services: Services, instanceId: string): void {
-  const { metrics, store, live } = services;
+  const { metrics, store, live, callWebhook } = services;
   metrics.callStarted(call.session);
   void live?.announce(call.session);
+  void store?.open(call.session);
   call.ended.then((reason) => {
     const endedAt = Date.now();
     metrics.callEnded(call.session, reason, endedAt);
@@ -375,14 +410,22 @@ function followCall(call: Call, services: Services, instanceId: string): void {
     void live?.withdraw(call.session.id);
     // Handed to the store at once, the recording awaited inside, so that a
     // drain's store.close() waits for this record too.
-    void store?.save((async () =>
-      buildCallRecord(call.session, reason, {
-        endedAt,
-        instanceId,
-        transcript: call.report?.transcript,
-        turns: call.report?.turns,
-        recording: await call.recording,
-      }))());
+    // The final record queues its webhook delivery in the same commit.
+    const delivery = callWebhook && {
+      onCommit: (operation: Deno.AtomicOperation, record: { id: string }) =>
+        callWebhook.add(operation, record.id),
+    };
+    void store?.save(
+      (async () =>
+        buildCallRecord(call.session, reason, {
+          endedAt,
+          instanceId,
+          transcript: call.report?.transcript,
+          turns: call.report?.turns,
+          recording: await call.recording,
+        }))(),
+      delivery,
+    ).then((saved) => saved && callWebhook?.wake());
   });
 }
 
@@ -509,20 +552,69 @@ export async function startServer(
   const registry = new SessionRegistry();
   const metrics = options.services?.metrics ??
     new ExovoiceMetrics({ version: VERSION, instanceId: config.instanceId });
-  const store = new CallStore(kv, {
-    retentionMs: config.callRetentionDays * 86_400_000,
-    onSaveFailed: () => metrics.recordWriteFailed(),
-  });
+  const heartbeatMs = config.heartbeatS * 1000;
   const live = new LiveSessions(kv, {
     instanceId: config.instanceId,
     sessions: () => registry.values(),
+    heartbeatMs,
   });
+  const store = new CallStore(kv, {
+    retentionMs: config.callRetentionDays * 86_400_000,
+    onSaveFailed: () => metrics.recordWriteFailed(),
+    instanceId: config.instanceId,
+    runId: live.runId,
+  });
+  const kvFile = await KvFileWatch.start(config.kvPath);
+  let kvFileProblem: string | undefined;
+  const problems = () => [
+    ...(kvFileProblem ? [kvFileProblem] : []),
+    ...(live.publishFailing
+      ? ["KV writes are failing: records may be lost"]
+      : []),
+    ...(live.duplicateRunId
+      ? [
+        `Another process runs as INSTANCE_ID "${config.instanceId}": each hides the other's calls`,
+      ]
+      : []),
+  ];
+  const callWebhook = config.callWebhook &&
+    new CallWebhook({
+      config: config.callWebhook,
+      queue: new DeliveryQueue(kv),
+      loadRecord: (id) => store.get(id),
+      metrics: metrics.registry,
+      userAgent: `exovoice/${VERSION}`,
+    });
   const app = createApp(config, {
     ...options,
     registry,
-    services: { metrics, store, live, ...options.services },
+    services: {
+      metrics,
+      store,
+      live,
+      problems,
+      callWebhook,
+      ...options.services,
+    },
   });
   live.start();
+  callWebhook?.start();
+  const recovered = live.previousRunEnded().then((ended) =>
+    ended ? store.recoverCrashed() : 0
+  );
+  // Counters of live calls, for the records a crash would leave; and the
+  // KV file, which SQLite keeps writing after it is deleted.
+  let watching: Promise<void> = Promise.resolve();
+  const checkpoints = setInterval(() => {
+    void store.checkpoint(registry.values());
+    watching = watching.then(async () => {
+      const problem = await kvFile?.check();
+      if (problem !== undefined && kvFileProblem === undefined) {
+        log.error("Call records at risk: {problem}", { problem });
+      }
+      kvFileProblem = problem;
+    });
+  }, heartbeatMs);
   const tls = config.tls
     ? {
       cert: Deno.readTextFileSync(config.tls.certFile),
@@ -537,7 +629,7 @@ export async function startServer(
       log.info("Listening on {url} (voicebot socket at {wsPath}, bot {bot})", {
         url: `${config.tls ? "https" : "http"}://${hostname}:${port}`,
         wsPath: config.wsPath,
-        bot: config.bot,
+        bot: options.botName ?? config.bot,
       });
     },
   }, app.handler);
@@ -557,13 +649,17 @@ export async function startServer(
         );
       }
       clearInterval(sweep);
+      clearInterval(checkpoints);
       const cut = app.registry.size;
       for (const session of [...app.registry.values()]) {
         session.end("server_shutdown", 1001);
       }
       await server.shutdown();
       await live.stop();
+      await recovered;
+      await watching;
       await store.close();
+      await callWebhook?.close();
       kv.close();
       return cut;
     })();

@@ -506,3 +506,73 @@ Deno.test("a record waiting for its batch is written when the store closes", asy
   assertEquals((await new CallStore(kv).get(saved.id))?.id, saved.id);
   kv.close();
 });
+
+Deno.test("a call's record is listed in progress from its start and replaced, not duplicated, when it ends", () =>
+  withStore(async (store, kv) => {
+    const session = makeSession({ connectedAt: T0, callId: "CA-open" });
+    assert(await store.open(session));
+    let page = await store.list({ number: "9876543210" });
+    assertEquals(page.calls.map((call) => call.state), ["in_progress"]);
+    assertEquals((await store.get("CA-open"))?.state, "in_progress");
+    session.framesIn = 50;
+    assert(await store.checkpoint([session]));
+    assertEquals((await store.get("CA-open"))?.counters.framesIn, 50);
+    session.state = "stopped";
+    assert(
+      await store.save(
+        buildCallRecord(session, "stop:callended", { endedAt: T0 + 60_000 }),
+      ),
+    );
+    page = await store.list({ number: "9876543210" });
+    assertEquals(page.calls.map((call) => call.state), ["completed"]);
+    assertEquals((await store.list()).calls.length, 1);
+    const open = [];
+    for await (const entry of kv.list({ prefix: ["calls_open"] })) {
+      open.push(entry.key);
+    }
+    assertEquals(open, []);
+  }, { instanceId: "vm-1" }));
+
+Deno.test("a call that ends within its first batch is never written as in progress", () =>
+  withStore(async (store) => {
+    const session = makeSession({ connectedAt: T0, callId: "CA-short" });
+    const opened = store.open(session);
+    session.state = "stopped";
+    const saved = store.save(
+      buildCallRecord(session, "stop:callended", { endedAt: T0 + 1000 }),
+    );
+    assert(await opened);
+    assert(await saved);
+    const { calls } = await store.list();
+    assertEquals(calls.map((call) => call.state), ["completed"]);
+  }));
+
+Deno.test("the next run closes the records a crashed run left in progress, with their last counters, and only those", async () => {
+  const kv = await openKv(":memory:");
+  const crashed = new CallStore(kv, { instanceId: "vm-1", runId: "run-1" });
+  const live = makeSession({ connectedAt: T0, callId: "CA-crashed" });
+  live.framesIn = 120;
+  live.bytesIn = 38_400;
+  assert(await crashed.open(live));
+  // The process dies here: nothing more of run-1 is written.
+  const other = new CallStore(kv, { instanceId: "vm-2", runId: "run-9" });
+  assert(
+    await other.open(makeSession({ connectedAt: T0, callId: "CA-other" })),
+  );
+  const next = new CallStore(kv, { instanceId: "vm-1", runId: "run-2" });
+  const ownLive = makeSession({ connectedAt: T0 + 5000, callId: "CA-new" });
+  assert(await next.open(ownLive));
+  assertEquals(await next.recoverCrashed(), 1);
+  const record = await next.get("CA-crashed");
+  assertEquals(record?.state, "crashed");
+  assertEquals(record?.ended.outcome, "instance_crashed");
+  assertEquals(record?.counters.framesIn, 120);
+  assertEquals((await next.get("CA-new"))?.state, "in_progress");
+  assertEquals((await next.get("CA-other"))?.state, "in_progress");
+  assertEquals(await next.recoverCrashed(), 0, "closing twice changes nothing");
+  assertEquals((await next.list()).calls.length, 3);
+  await next.close();
+  await other.close();
+  await crashed.close();
+  kv.close();
+});

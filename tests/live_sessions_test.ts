@@ -215,7 +215,9 @@ Deno.test("with KV unreachable, an instance still lists its own calls and says t
   const session = makeSession({ callId: "CA-local" });
   const live = instance(kv, "vm-a", [session]);
   kv.close();
+  assertFalse(live.publishFailing);
   assertFalse(await live.publish());
+  assert(live.publishFailing, "reported to /health as degraded");
   assertFalse(await live.announce(session));
   assertFalse(await live.withdraw(session.id));
   const list = await live.listAll();
@@ -292,3 +294,66 @@ Deno.test("two instance processes sharing one KV file list each other's calls", 
   assert((await two.stop()).success);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a restarted instance's calls from before its crash vanish from other instances' lists at its first heartbeat, and are removed once the old run is known dead", () =>
+  withSharedKv(async (kvA, kvB) => {
+    let now = Date.parse("2025-03-01T10:00:00Z");
+    const clock = () => now;
+    const crashed = instance(kvA, "vm-1", [
+      makeSession({ callId: "CA-before-crash" }),
+    ], clock);
+    const observer = instance(kvB, "vm-2", [], clock);
+    await crashed.publish();
+    assertEquals(callIds(await observer.listAll()), ["vm-1:CA-before-crash"]);
+    // SIGKILL: no stop. The next run starts two seconds later.
+    now += 2_000;
+    const restarted = instance(kvA, "vm-1", [
+      makeSession({ callId: "CA-after-restart" }),
+    ], clock);
+    let settled: boolean | undefined;
+    void restarted.previousRunEnded().then((ended) => settled = ended);
+    await restarted.publish();
+    assertEquals(callIds(await observer.listAll()), ["vm-1:CA-after-restart"]);
+    assertEquals(settled, undefined, "the old run's heartbeat is still fresh");
+    now += 10_000;
+    await restarted.publish();
+    now += 10_000;
+    await restarted.publish();
+    assertEquals(settled, true);
+    const left = [];
+    for await (const entry of kvB.list({ prefix: ["live_sessions", "vm-1"] })) {
+      left.push(entry.key[2]);
+    }
+    assertEquals(left.length, 1);
+    assertEquals(restarted.duplicateRunId, undefined);
+    await restarted.stop();
+    await observer.stop();
+  }));
+
+Deno.test("two live processes with the same INSTANCE_ID notice each other and neither touches the other's entries", () =>
+  withSharedKv(async (kvA, kvB) => {
+    const one = instance(kvA, "vm-same", [makeSession({ callId: "CA-one" })]);
+    const two = instance(kvB, "vm-same", [makeSession({ callId: "CA-two" })]);
+    let twoSettled: boolean | undefined;
+    void two.previousRunEnded().then((ended) => twoSettled = ended);
+    for (let round = 0; round < 3; round++) {
+      await one.publish();
+      await two.publish();
+    }
+    assertEquals(one.duplicateRunId, two.runId);
+    assertEquals(two.duplicateRunId, one.runId);
+    assertEquals(twoSettled, false);
+    await one.stop();
+    const left = [];
+    for await (
+      const entry of kvB.list({ prefix: ["live_sessions", "vm-same"] })
+    ) {
+      left.push(entry.key[2]);
+    }
+    assertEquals(
+      left.length,
+      2,
+      "a duplicate's stop leaves the other's entries",
+    );
+    await two.stop();
+  }));

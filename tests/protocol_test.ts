@@ -4,6 +4,7 @@ import {
   encodeMark,
   encodeMedia,
   type InboundEvent,
+  parseAudioEncoding,
   parseInboundFrame,
   type ProtocolErrorCode,
 } from "../src/exotel/protocol.ts";
@@ -273,4 +274,84 @@ Deno.test("an outbound media payload round-trips through the parser", () => {
   assert(event.event === "media");
   assertEquals(event.payload, bytes);
   assertEquals(event.streamSid, "S");
+});
+
+Deno.test("μ-law is recognised by any of its names, with or without a rate", () => {
+  for (
+    const name of [
+      "audio/x-mulaw",
+      "audio/x-mulaw;rate=8000",
+      "AUDIO/X-MULAW; rate=8000",
+      "mulaw",
+      "mu-law",
+      "μ-law",
+      "ulaw",
+      "u-law",
+      "audio/pcmu",
+      "PCMU",
+      "g711_ulaw",
+      "audio/basic",
+    ]
+  ) {
+    const declared = parseAudioEncoding(name);
+    assertEquals(
+      [declared.encoding, declared.recognised],
+      ["mulaw", true],
+      name,
+    );
+  }
+  assertEquals(parseAudioEncoding("audio/x-mulaw;rate=8000").sampleRate, 8000);
+  assertEquals(parseAudioEncoding("audio/x-mulaw").sampleRate, undefined);
+  assertEquals(
+    parseAudioEncoding("audio/x-mulaw;rate=fast").sampleRate,
+    undefined,
+  );
+});
+
+Deno.test("16-bit PCM names and an empty encoding are PCM; unknown ones are PCM but flagged", () => {
+  for (
+    const name of [
+      "audio/x-raw",
+      "raw",
+      "raw/slin",
+      "slin16",
+      "audio/l16;rate=16000",
+      "linear16",
+      "pcm",
+      "s16le",
+      "",
+    ]
+  ) {
+    assertEquals(parseAudioEncoding(name), {
+      encoding: "pcm",
+      recognised: true,
+      ...name.includes("rate=") ? { sampleRate: 16000 } : {},
+    }, name);
+  }
+  for (const name of ["opus", "audio/x-alaw", "mulaw-ish", "{sessionId}"]) {
+    assertEquals(parseAudioEncoding(name), {
+      encoding: "pcm",
+      recognised: false,
+    }, name);
+  }
+});
+
+Deno.test("start keeps the declared encoding, PCM when none is given", () => {
+  const declared = parse({
+    event: "start",
+    start: {
+      media_format: { encoding: "audio/x-mulaw", sample_rate: "8000" },
+    },
+  });
+  assert(declared.event === "start");
+  assertEquals(declared.start.encoding, "audio/x-mulaw");
+  const camel = parse({
+    event: "start",
+    start: { mediaFormat: { encoding: "PCMU" } },
+  });
+  assert(camel.event === "start");
+  assertEquals(parseAudioEncoding(camel.start.encoding).encoding, "mulaw");
+  const bare = parse({ event: "start", start: {} });
+  assert(bare.event === "start");
+  assertEquals(parseAudioEncoding(bare.start.encoding).encoding, "pcm");
 });

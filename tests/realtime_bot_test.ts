@@ -18,11 +18,18 @@ import {
   loadRealtimeConfig,
   type RealtimeBot,
 } from "../src/bots/realtime/mod.ts";
+import { loadAgentConfig } from "../src/bots/agent/config.ts";
+import type { ToolResult } from "../src/bots/agent/tool_runner.ts";
+import {
+  webhookTool,
+  type WebhookToolConfig,
+} from "../src/bots/agent/webhook_tool.ts";
 import { loadConfig } from "../src/config.ts";
 import type { ProviderError } from "../src/providers/provider_error.ts";
 import { type RunningServer, startServer } from "../src/server.ts";
 import { simulateCall, type SimulateCallOptions } from "../tools/simulator.ts";
 import { fixturePcm, until } from "./fakes/agent_call.ts";
+import { type RouteServer, startRouteServer } from "./fakes/route_server.ts";
 import {
   FakeGeminiLive,
   FakeOpenAiRealtime,
@@ -62,31 +69,49 @@ interface RealtimeServer extends AsyncDisposable {
   vendor: FakeOpenAiRealtime | FakeGeminiLive;
   bots: RealtimeBot[];
   errors: ProviderError[];
+  tools: ToolResult[];
   server: RunningServer;
   outcomeOf(callId: string): string | undefined;
 }
 
 async function startRealtimeServer(
   provider: Provider,
-  options: { script?: FakeRealtimeScript; env?: Record<string, string> } = {},
+  options: {
+    script?: FakeRealtimeScript;
+    env?: Record<string, string>;
+    tools?: WebhookToolConfig[];
+  } = {},
 ): Promise<RealtimeServer> {
   const vendor = provider === "openai"
     ? new FakeOpenAiRealtime()
     : new FakeGeminiLive();
   vendor.script = options.script ?? {};
-  const config = loadRealtimeConfig({
+  const env = {
     REALTIME_PROVIDER: provider,
     REALTIME_BASE_URL: vendor.baseUrl,
     OPENAI_API_KEY: REALTIME_KEY,
     GEMINI_API_KEY: REALTIME_KEY,
     AGENT_GREETING: GREETING,
+    AGENT_GOODBYE_TEXT: "Goodbye!",
     AGENT_DTMF_TIMEOUT_MS: "300",
     ...options.env,
-  });
+  };
+  const agent = {
+    ...loadAgentConfig(env, { cascade: false }),
+    tools: (options.tools ?? []).map(webhookTool),
+  };
   const errors: ProviderError[] = [];
-  const factory = createRealtimeBotFactory(config, {
-    hooks: { providerError: (error) => errors.push(error) },
-  });
+  const tools: ToolResult[] = [];
+  const factory = createRealtimeBotFactory(
+    loadRealtimeConfig(env),
+    { agents: new Map([["default", agent]]), defaultAgent: "default" },
+    {
+      hooks: {
+        providerError: (error) => errors.push(error),
+        toolCall: (result) => tools.push(result),
+      },
+    },
+  );
   const bots: RealtimeBot[] = [];
   const server = await startServer(
     loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
@@ -103,6 +128,7 @@ async function startRealtimeServer(
     vendor,
     bots,
     errors,
+    tools,
     server,
     outcomeOf: (callId) => factory.outcomes.get(callId),
     async [Symbol.asyncDispose]() {
@@ -390,3 +416,78 @@ Deno.test("gemini: the caller barging in clears the answer at once", async () =>
   );
   assertEquals(cut?.interrupted, true);
 });
+
+function bookTool(hooks: RouteServer): WebhookToolConfig {
+  return {
+    name: "book_appointment",
+    description: "Book a slot for the caller.",
+    parameters: {
+      type: "object",
+      properties: { date: { type: "string" }, time: { type: "string" } },
+      required: ["date", "time"],
+    },
+    redact: [],
+    webhook: {
+      url: hooks.url("/book"),
+      method: "POST",
+      headers: { authorization: "Bearer clinic-key" },
+      timeoutMs: 4000,
+      maxResponseBytes: 16 * 1024,
+    },
+  };
+}
+
+for (const provider of ["openai", "gemini"] as const) {
+  Deno.test(`${provider}: a tool call runs the agent's webhook tool, and its result goes back to the model, which answers`, async () => {
+    await using hooks = startRouteServer({
+      "/book": () => Response.json({ booked: true, reference: "SC-1001" }),
+    });
+    await using server = await startRealtimeServer(provider, {
+      tools: [bookTool(hooks)],
+      script: {
+        transcripts: ["Book me tomorrow at ten."],
+        replies: [
+          {
+            tool: {
+              name: "book_appointment",
+              arguments: { date: "2026-12-04", time: "10:00" },
+            },
+          },
+          { say: "You are booked, reference SC-1001." },
+        ],
+      },
+    });
+    await call(server, 16000);
+
+    assertEquals(hooks.requests.length, 1);
+    const body = hooks.requests[0].json as {
+      tool: string;
+      arguments: unknown;
+      call: { callId: string };
+    };
+    assertEquals(body.tool, "book_appointment");
+    assertEquals(body.arguments, { date: "2026-12-04", time: "10:00" });
+    assertEquals(server.tools.map((result) => [result.name, result.outcome]), [
+      ["book_appointment", "ok"],
+    ]);
+    const sentBack = provider === "openai"
+      ? server.vendor.sent<{ item: { type: string; output?: string } }>(
+        "conversation.item.create",
+      ).map((event) => event.item.output)
+      : server.vendor.sent<
+        { toolResponse: { functionResponses: { response: unknown }[] } }
+      >("toolResponse").map((event) =>
+        JSON.stringify(event.toolResponse.functionResponses[0].response)
+      );
+    assertEquals(sentBack.filter(Boolean).map((text) => JSON.parse(text!)), [
+      { booked: true, reference: "SC-1001" },
+    ]);
+    const transcript = server.bots[0].report().transcript;
+    assert(
+      transcript.some((entry) =>
+        entry.role === "tool" && entry.name === "book_appointment"
+      ),
+    );
+    assertEquals(transcript.at(-1)?.text, "You are booked, reference SC-1001.");
+  });
+}

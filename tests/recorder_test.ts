@@ -1,5 +1,7 @@
 import { assert, assertEquals, assertExists } from "@std/assert";
+import { buildCallRecord } from "../src/records/call_record.ts";
 import { CallRecorder, wavHeader } from "../src/records/recorder.ts";
+import { makeSession } from "./fakes/session.ts";
 
 /** 16-bit little-endian PCM of `values`. */
 function pcm(values: number[]): Uint8Array {
@@ -218,7 +220,17 @@ Deno.test("a recording that cannot be written is logged and given up, never thro
     });
     recorder.caller(pcm(range(1, 100)));
     recorder.bot(pcm(range(1, 100)));
-    assertEquals(await recorder.close(), undefined);
+    const recording = await recorder.close();
+    // The record says the file is missing, and how much of the call.
+    assertEquals(
+      [recording?.bytes, recording?.durationMs, recording?.truncated],
+      [0, 0, true],
+    );
+    assertEquals(
+      recording?.lostMs,
+      25,
+      "99 samples, then the bot's 99 after them, at 8 kHz",
+    );
     recorder.caller(pcm(range(1, 100)));
     assert(recorder.droppedBytes > 0);
   }));
@@ -243,3 +255,49 @@ Deno.test("wavHeader describes interleaved 16-bit PCM", () => {
   assertEquals(view.getUint16(32, true), 4);
   assertEquals(view.getUint32(40, true), 1000);
 });
+
+Deno.test("when the disk fills mid-call, the real loss is counted from then to the end and the recording is flagged truncated", () =>
+  withDir(async (dir) => {
+    let room = 44 + 8000 * 4; // the header and 1 s of stereo audio
+    const recorder = new CallRecorder({
+      dir,
+      id: "disk-full",
+      sampleRate: 8000,
+      // A real file on a disk that is full after `room` bytes.
+      openFile: async (path) => {
+        const file = await Deno.open(path, {
+          write: true,
+          create: true,
+          truncate: true,
+        });
+        return {
+          write: async (bytes: Uint8Array) => {
+            if (bytes.length > room) {
+              throw new Deno.errors.WriteZero("No space left on device");
+            }
+            room -= bytes.length;
+            return await file.write(bytes);
+          },
+          seek: (offset: number | bigint, whence: Deno.SeekMode) =>
+            file.seek(offset, whence),
+          close: () => file.close(),
+        };
+      },
+    });
+    // 8 s of caller audio in 200 ms frames, given time to reach the disk.
+    for (let frame = 0; frame < 40; frame++) {
+      recorder.caller(new Uint8Array(3200));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const recording = await recorder.close();
+    assertExists(recording);
+    assertEquals(recording.truncated, true);
+    assertEquals(recording.durationMs + (recording.lostMs ?? 0), 8000);
+    assert((recording.lostMs ?? 0) >= 7000, `lost ${recording.lostMs} ms`);
+    const record = buildCallRecord(
+      makeSession({ connectedAt: 0 }),
+      "stop:callended",
+      { endedAt: 8000, recording },
+    );
+    assertEquals(record.recording?.truncated, true);
+  }));

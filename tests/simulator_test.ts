@@ -10,6 +10,7 @@ import {
 } from "@std/assert";
 import type { SampleRate } from "../src/audio/pcm.ts";
 import { decodeWav, encodeWav } from "../src/audio/wav.ts";
+import { decodeMulaw, encodeMulaw } from "../src/audio/mulaw.ts";
 import {
   simulateCall,
   type SimulateCallOptions,
@@ -833,4 +834,88 @@ Deno.test("simulate CLI prints usage for --help and exits 2 on bad arguments", a
   );
   assertEquals(missingFile.code, 2);
   assertStringIncludes(missingFile.stderr, 'Invalid --wav "no/such.wav"');
+});
+
+Deno.test("simulator speaks μ-law: announces it in start, sends μ-law media, decodes the bot's and checks 160-byte rules", async () => {
+  const bot = startBot((call, frame) => {
+    if (!isFirstMedia(frame)) return;
+    // The caller's first 100 ms back as it came, then three more chunks.
+    call.media(payloadOf(frame));
+    call.media(new Uint8Array(100).fill(0xff));
+    call.media(new Uint8Array(1700).fill(0xff));
+    call.media(new Uint8Array(480).fill(0xff));
+  });
+  try {
+    const report = await simulateCall(fast(bot.url, { encoding: "mulaw" }));
+    await bot.close();
+    const [start] = bot.calls[0].events("start");
+    assertEquals(field(start, "start", "media_format"), {
+      encoding: "audio/x-mulaw",
+      sample_rate: "8000",
+      bit_rate: "8",
+    });
+    const media = bot.calls[0].events("media");
+    // 100 ms frames of 8-bit μ-law: 800 bytes each, the tone encoded.
+    assertEquals(payloadOf(media[0]), encodeMulaw(TONE.subarray(0, 1600)));
+    assert(media.every((frame) => payloadOf(frame).length === 800));
+    // Silence after the tone is μ-law silence, not PCM zeros.
+    assert(payloadOf(media.at(-1)!).every((byte) => byte === 0xff));
+    assertEquals(report.encoding, "mulaw");
+    assertEquals(report.sent.pcmBytes, report.sent.mediaFrames * 1600);
+    assertEquals(
+      report.badChunks.map(({ bytes, problems }) => ({ bytes, problems })),
+      [
+        { bytes: 100, problems: ["not_multiple_of_160", "too_small"] },
+        { bytes: 1700, problems: ["not_multiple_of_160"] },
+      ],
+    );
+    // Received audio is reported as PCM: two bytes per μ-law byte.
+    assertEquals(
+      report.receivedPcm.subarray(0, 1600),
+      decodeMulaw(encodeMulaw(TONE.subarray(0, 1600))),
+    );
+    assertEquals(report.received.pcmBytes, (800 + 100 + 1700 + 480) * 2);
+  } finally {
+    await bot.close();
+  }
+});
+
+Deno.test("simulator refuses μ-law at any rate but 8 kHz, and an unknown encoding", async () => {
+  const base = fast("ws://127.0.0.1:9/voicebot/ws");
+  await assertRejects(
+    () =>
+      simulateCall({
+        ...base,
+        url: `${base.url}?sample-rate=16000`,
+        sampleRate: 16000,
+        pcm: new Uint8Array(320),
+        encoding: "mulaw",
+      }),
+    SimulatorOptionError,
+    'Invalid sample rate "16000" for μ-law',
+  );
+  await assertRejects(
+    () =>
+      simulateCall({
+        ...base,
+        encoding: "alaw" as SimulateCallOptions["encoding"],
+      }),
+    SimulatorOptionError,
+    'Invalid encoding "alaw"',
+  );
+});
+
+Deno.test("simulate CLI takes --encoding pcm or mulaw and names a bad one", () => {
+  const base = ["--url", "ws://h/voicebot/ws", "--wav", "a.wav"];
+  const pcm = parseSimulateArgs(base);
+  assert(pcm !== "help");
+  assertEquals(pcm.encoding, "pcm");
+  const mulaw = parseSimulateArgs([...base, "--encoding", "MULAW"]);
+  assert(mulaw !== "help");
+  assertEquals(mulaw.encoding, "mulaw");
+  assertThrows(
+    () => parseSimulateArgs([...base, "--encoding", "opus"]),
+    UsageError,
+    'Invalid --encoding "opus": expected pcm or mulaw',
+  );
 });

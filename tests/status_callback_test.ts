@@ -1,5 +1,6 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { errorResponse } from "../src/http/json.ts";
+import { RateLimiter } from "../src/http/rate_limit.ts";
 import { buildCallRecord } from "../src/records/call_record.ts";
 import { CallStore, openKv } from "../src/records/call_store.ts";
 import {
@@ -7,7 +8,13 @@ import {
   mergeCallStatus,
   parseStatusCallback,
 } from "../src/records/call_status.ts";
-import { handleStatusCallback } from "../src/routes/status_callback.ts";
+import {
+  handleStatusCallback,
+  type StatusCallbackGuard,
+} from "../src/routes/status_callback.ts";
+
+const CALLBACKS_SENT_AT = Date.parse("2025-03-01T10:05:00Z");
+import { handlePassthru } from "../src/routes/passthru.ts";
 import { makeSession } from "./fakes/session.ts";
 
 /** Serves the status callback on loopback, as the server routes it, and posts to it like Exotel. */
@@ -16,13 +23,24 @@ async function withServer(
     post: (init: RequestInit) => Promise<Response>,
     store: CallStore,
   ) => Promise<void>,
+  options: {
+    guard?: StatusCallbackGuard;
+    store?: ConstructorParameters<typeof CallStore>[1];
+  } = {},
 ): Promise<void> {
-  const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
+  const store = new CallStore(await openKv(":memory:"), {
+    ...options.store,
+    ownsKv: true,
+  });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (request) => {
       try {
-        return await handleStatusCallback(request, store);
+        // The callbacks below were sent on the day of their DateUpdated.
+        return await handleStatusCallback(request, store, {
+          now: CALLBACKS_SENT_AT,
+          ...options.guard,
+        });
       } catch (error) {
         return errorResponse(error);
       }
@@ -251,4 +269,241 @@ Deno.test("merging keeps fields the newer callback lacks and is order-independen
   assertEquals(inOrder.recordingUrl, "https://x.example/r.mp3");
   assertEquals(mergeCallStatus(inOrder, terminal), inOrder);
   assertEquals(mergeCallStatus(inOrder, answered), inOrder);
+});
+
+/** A URL-encoded callback body. */
+function callback(fields: Record<string, string>): RequestInit {
+  return {
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields).toString(),
+  };
+}
+
+Deno.test("a forged DateUpdated far in the future never overrides the real status, and the genuine callback afterwards still applies", () =>
+  withServer(async (post, store) => {
+    await store.save(
+      buildCallRecord(makeSession({ callId: "CA-forged" }), "stop:callended"),
+    );
+    const forged = await post(callback({
+      CallSid: "CA-forged",
+      Status: "failed",
+      EventType: "terminal",
+      DateUpdated: "9999-12-31 23:59:59",
+      RecordingUrl: "https://attacker.example/fake.mp3",
+    }));
+    assertEquals(forged.status, 200);
+    await forged.body?.cancel();
+    const genuine = await post(callback({
+      CallSid: "CA-forged",
+      Status: "completed",
+      EventType: "terminal",
+      DateUpdated: "2025-03-01 10:04:30",
+      RecordingUrl: "https://s3.exotel.example/real.mp3",
+    }));
+    assertEquals(genuine.status, 200);
+    await genuine.body?.cancel();
+    const status = await store.getStatus("CA-forged");
+    assertEquals(status?.status, "completed");
+    assertEquals(status?.recordingUrl, "https://s3.exotel.example/real.mp3");
+    assertEquals(status?.dateUpdated, "2025-03-01 10:04:30");
+    // A late non-terminal callback, even with a newer date, does not undo the end.
+    const late = await post(callback({
+      CallSid: "CA-forged",
+      Status: "in-progress",
+      EventType: "answered",
+      DateUpdated: "2025-03-01 10:04:59",
+    }));
+    await late.body?.cancel();
+    assertEquals((await store.getStatus("CA-forged"))?.status, "completed");
+  }));
+
+Deno.test("a flood of callbacks for unknown calls keeps a bounded number of short-lived statuses and refuses the rest", () =>
+  withServer(async (post, store) => {
+    const answers: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const response = await post(callback({
+        CallSid: `CA-flood-${i}`,
+        Status: "completed",
+      }));
+      answers.push(response.status);
+      await response.body?.cancel();
+    }
+    assertEquals(answers, [200, 200, 200, 200, 200, 429, 429, 429]);
+    // A call with a record is never refused.
+    await store.save(
+      buildCallRecord(makeSession({ callId: "CA-real" }), "stop:callended"),
+    );
+    const real = await post(
+      callback({ CallSid: "CA-real", Status: "completed" }),
+    );
+    assertEquals(real.status, 200);
+    await real.body?.cancel();
+    // Retries of an unknown call already kept are merged, not refused.
+    const retry = await post(
+      callback({ CallSid: "CA-flood-0", Status: "failed" }),
+    );
+    assertEquals(retry.status, 200);
+    await retry.body?.cancel();
+  }, { store: { maxUnknownStatuses: 5 } }));
+
+Deno.test("an unknown call's status expires after the short lifetime", async () => {
+  const kv = await openKv(":memory:");
+  const store = new CallStore(kv, {
+    ownsKv: true,
+    maxUnknownStatuses: 1,
+    unknownStatusTtlMs: 1,
+  });
+  await store.mergeStatus("CA-gone", { callSid: "CA-gone", events: [] });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  // Its room is free again once it expired.
+  await store.mergeStatus("CA-next", { callSid: "CA-next", events: [] });
+  await store.close();
+});
+
+Deno.test("status callbacks over the per-address rate limit get 429 with Retry-After", () =>
+  withServer(async (post) => {
+    const answers: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 4; i++) {
+      const response = await post(callback({ CallSid: "CA-rate" }));
+      answers.push(response.status);
+      retryAfter ??= response.headers.get("retry-after");
+      await response.body?.cancel();
+    }
+    assertEquals(answers, [200, 200, 200, 429]);
+    assertEquals(retryAfter, "60");
+  }, {
+    guard: {
+      limiter: new RateLimiter({ limit: 3, windowMs: 60_000 }),
+      clientIp: "203.0.113.9",
+    },
+  }));
+
+Deno.test("with STATUS_CALLBACK_TOKEN set, a callback must carry it in the path, the query or Basic credentials", async () => {
+  const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const tail = new URL(request.url).pathname.split("/")[5];
+      try {
+        return await handleStatusCallback(request, store, {
+          token: "s3cret-token",
+          pathToken: tail === undefined ? undefined : decodeURIComponent(tail),
+          now: CALLBACKS_SENT_AT,
+        });
+      } catch (error) {
+        return errorResponse(error);
+      }
+    },
+  );
+  const base = `127.0.0.1:${server.addr.port}/api/v1/exotel/status`;
+  const send = async (url: string, headers: HeadersInit = {}) => {
+    const response = await fetch(url, {
+      method: "POST",
+      ...callback({ CallSid: "CA-token", Status: "completed" }),
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        ...headers,
+      },
+    });
+    const body = await response.json();
+    return [response.status, body.error?.code ?? "ok"];
+  };
+  try {
+    assertEquals(await send(`http://${base}`), [401, "unauthorized"]);
+    assertEquals(await send(`http://${base}?token=wrong`), [
+      401,
+      "unauthorized",
+    ]);
+    assertEquals(await send(`http://${base}/wrong`), [401, "unauthorized"]);
+    assertEquals(await send(`http://${base}/s3cret-token`), [200, "ok"]);
+    assertEquals(await send(`http://${base}?token=s3cret-token`), [200, "ok"]);
+    // Exotel turns https://exotel:<token>@host/… into Basic credentials.
+    assertEquals(
+      await send(`http://${base}`, {
+        authorization: `Basic ${btoa("exotel:s3cret-token")}`,
+      }),
+      [200, "ok"],
+    );
+    assertEquals(
+      await send(`http://${base}`, {
+        authorization: `Basic ${btoa("exotel:nope")}`,
+      }),
+      [401, "unauthorized"],
+    );
+  } finally {
+    await server.shutdown();
+    await store.close();
+  }
+});
+
+Deno.test("the Passthru after the Voicebot applet merges Stream[Status], Stream[Duration], Stream[RecordingUrl] and Stream[DisconnectedBy] into the call's record", async () => {
+  const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
+  const record = buildCallRecord(
+    makeSession({ callId: "CA-passthru" }),
+    "stop:callended",
+  );
+  await store.save(record);
+  await store.mergeStatus("CA-passthru", {
+    callSid: "CA-passthru",
+    status: "completed",
+    eventType: "terminal",
+    events: ["terminal"],
+    dateUpdated: "2025-03-01 10:04:30",
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) =>
+      handlePassthru(request, () => "end_call", {
+        store,
+        token: "s3cret-token",
+      }),
+  );
+  const base = `http://127.0.0.1:${server.addr.port}/api/v1/exotel/passthru`;
+  const stream = new URLSearchParams({
+    CallSid: "CA-passthru",
+    "Stream[Status]": "completed",
+    "Stream[Duration]": "42",
+    "Stream[RecordingUrl]": "https://s3.exotel.example/stream.mp3",
+    "Stream[DisconnectedBy]": "bot",
+  });
+  try {
+    // Without the token the flow is still answered, but nothing is kept.
+    const untrusted = await fetch(`${base}?${stream}`, { redirect: "manual" });
+    assertEquals(untrusted.status, 302);
+    await untrusted.body?.cancel();
+    assertEquals((await store.get(record.id))?.exotel?.stream, undefined);
+    const trusted = await fetch(`${base}?${stream}&token=s3cret-token`, {
+      redirect: "manual",
+    });
+    assertEquals(trusted.status, 302);
+    assertEquals((await trusted.json()).outcome, "end_call");
+    const call = await store.get(record.id);
+    assertEquals(call?.exotel?.stream, {
+      status: "completed",
+      durationS: 42,
+      recordingUrl: "https://s3.exotel.example/stream.mp3",
+      disconnectedBy: "bot",
+    });
+    assertEquals(call?.exotel?.status, "completed");
+    assertEquals(call?.exotel?.eventType, "terminal");
+  } finally {
+    await server.shutdown();
+    await store.close();
+  }
+});
+
+Deno.test("forged event types cannot grow a call's status without bound", () => {
+  let status = parseStatusCallback({
+    CallSid: "CA-events",
+    EventType: "terminal",
+  });
+  for (let i = 0; i < 100; i++) {
+    status = mergeCallStatus(
+      status,
+      parseStatusCallback({ CallSid: "CA-events", EventType: `forged-${i}` }),
+    );
+  }
+  assertEquals(status.events.length, 16);
+  assertEquals(status.events.includes("terminal"), true);
 });

@@ -20,6 +20,7 @@ import {
   type CallerAudioEvent,
   type DtmfPress,
   simulateCall,
+  type SimulatedEncoding,
   type SimulationReport,
   SimulatorOptionError,
 } from "./simulator.ts";
@@ -42,6 +43,7 @@ Options:
   --token <token>      send Authorization: Bearer <token>
   --basic <user:pass>  send Authorization: Basic
   --frame-ms <ms>      caller audio per media frame, 10-1000 (default 100)
+  --encoding <coding>  pcm (default) or mulaw: G.711 μ-law on the wire (8 kHz WAVs only)
   --wait-ms <ms>       after the caller's audio, wait until the bot is quiet this long (default 3000)
   --max-wait-ms <ms>   never wait longer than this after the caller's audio (default 60000)
   --call-sid <id>      the call id (default random)
@@ -79,6 +81,8 @@ export interface SimulateArgs {
   callSid?: string;
   /** Virtual clock instead of real time. */
   fast: boolean;
+  /** The wire's coding. */
+  encoding: SimulatedEncoding;
 }
 
 /** A command line the simulator cannot use; the CLI exits with status 2. */
@@ -103,6 +107,7 @@ const VALUE_FLAGS = new Set([
   "wait-ms",
   "max-wait-ms",
   "call-sid",
+  "encoding",
 ]);
 const DTMF_PRESS = /^([0-9*#A-D])@(\d+)$/;
 
@@ -181,7 +186,17 @@ export function parseSimulateArgs(args: string[]): SimulateArgs | "help" {
     maxWaitMs: integerFlag("max-wait-ms", one("max-wait-ms"), 60000, 0),
     callSid: one("call-sid"),
     fast,
+    encoding: encodingFlag(one("encoding")),
   };
+}
+
+function encodingFlag(value: string | undefined): SimulatedEncoding {
+  if (value === undefined) return "pcm";
+  const coding = value.toLowerCase();
+  if (coding === "pcm" || coding === "mulaw") return coding;
+  throw new UsageError(
+    `Invalid --encoding "${value}": expected pcm or mulaw`,
+  );
 }
 
 function parseDtmf(value: string | undefined): DtmfPress[] {
@@ -261,7 +276,9 @@ export function formatReport(report: SimulationReport): string {
   const { sent, received } = report;
   const lines = [
     `call         ${report.url}`,
-    `             call_sid ${report.callSid}, stream_sid ${report.streamSid}, ${report.sampleRate} Hz`,
+    `             call_sid ${report.callSid}, stream_sid ${report.streamSid}, ${report.sampleRate} Hz ${
+      report.encoding === "mulaw" ? "μ-law" : "PCM"
+    }`,
     `connected    ${report.connected ? "yes" : "no"}${
       report.httpStatus ? ` (HTTP ${report.httpStatus})` : ""
     }`,
@@ -364,6 +381,7 @@ export async function main(args: string[]): Promise<number> {
       waitForReplyMs: parsed.waitMs,
       maxWaitMs: parsed.maxWaitMs,
       callSid: parsed.callSid,
+      encoding: parsed.encoding,
     });
   } catch (error) {
     if (!(error instanceof SimulatorOptionError)) throw error;
@@ -403,7 +421,11 @@ export async function main(args: string[]): Promise<number> {
       ? []
       : [`could not connect${report.error ? `: ${report.error}` : ""}`],
     ...report.badChunks.length > 0
-      ? [`${report.badChunks.length} chunk(s) broke Exotel's 320-byte rules`]
+      ? [
+        `${report.badChunks.length} chunk(s) broke Exotel's ${
+          report.encoding === "mulaw" ? 160 : 320
+        }-byte rules`,
+      ]
       : [],
   ];
   console.log(

@@ -37,6 +37,7 @@ import {
   type SampleRate,
 } from "../src/audio/pcm.ts";
 import { decodeWav } from "../src/audio/wav.ts";
+import { decodeMulaw, encodeMulaw, MULAW_SILENCE } from "../src/audio/mulaw.ts";
 import { CallerAudio } from "./caller_audio.ts";
 import { concat, ExotelPlayback } from "./exotel_playback.ts";
 
@@ -84,6 +85,14 @@ export interface SimulateCallOptions {
   pcm: Uint8Array;
   /** The call's rate, sent in `?sample-rate=` and `start.media_format`. */
   sampleRate: SampleRate;
+  /**
+   * The wire's coding (default `"pcm"`). `"mulaw"` (8 kHz only) announces
+   * `audio/x-mulaw` in `start`, sends the caller's audio as G.711 μ-law and
+   * decodes the bot's: `pcm`, the report's audio and `onReplyAudio` stay
+   * 16-bit PCM, while chunk rules apply to the μ-law bytes (multiples of
+   * 160, 20 ms).
+   */
+  encoding?: SimulatedEncoding;
   /** Extra headers on the upgrade request, e.g. `Authorization`. */
   headers?: HeadersInit;
   /** Caller audio per media frame, in ms (default 100; Exotel sends 20-100). */
@@ -130,9 +139,16 @@ export interface SimulateCallOptions {
   signal?: AbortSignal;
 }
 
+/** How the simulated call codes its audio on the wire. */
+export type SimulatedEncoding = "pcm" | "mulaw";
+
+/** Every μ-law chunk must be a multiple of this many bytes (20 ms at 8 kHz). */
+const MULAW_CHUNK_ALIGN_BYTES = CHUNK_ALIGN_BYTES / 2;
+
 /** Why a chunk the bot sent breaks Exotel's rules. */
 export type ChunkProblem =
   | "not_multiple_of_320"
+  | "not_multiple_of_160"
   | "too_small"
   | "too_large"
   | "missing_stream_sid"
@@ -143,7 +159,7 @@ export type ChunkProblem =
 export interface BadChunk {
   /** Its position among the bot's media frames, from 0. */
   index: number;
-  /** Decoded payload size (0 when it does not decode). */
+  /** Payload size on the wire, μ-law or PCM (0 when it does not decode). */
   bytes: number;
   /** The stream id it carried. */
   streamSid?: string;
@@ -202,6 +218,8 @@ export interface SimulationReport {
   streamSid: string;
   /** The call's rate. */
   sampleRate: SampleRate;
+  /** The wire's coding. */
+  encoding: SimulatedEncoding;
   /** Whether the WebSocket opened. */
   connected: boolean;
   /** The HTTP status that refused the upgrade, when one did. */
@@ -300,6 +318,7 @@ interface Dialled {
 class CallSimulation {
   #options: SimulateCallOptions;
   #rate: SampleRate;
+  #mulaw: boolean;
   #frameMs: number;
   #realtime: boolean;
   #waitForReplyMs: number;
@@ -344,6 +363,18 @@ class CallSimulation {
       );
     }
     this.#rate = options.sampleRate;
+    const encoding = options.encoding ?? "pcm";
+    if (encoding !== "pcm" && encoding !== "mulaw") {
+      throw new SimulatorOptionError(
+        `Invalid encoding "${encoding}": expected "pcm" or "mulaw"`,
+      );
+    }
+    if (encoding === "mulaw" && this.#rate !== 8000) {
+      throw new SimulatorOptionError(
+        `Invalid sample rate "${this.#rate}" for μ-law: Exotel streams μ-law at 8000 Hz only`,
+      );
+    }
+    this.#mulaw = encoding === "mulaw";
     if (options.pcm.length % 2 !== 0) {
       throw new SimulatorOptionError(
         `Invalid PCM length "${options.pcm.length}": expected an even number of bytes`,
@@ -395,13 +426,16 @@ class CallSimulation {
     });
     this.#control = this.#createControl();
     this.#silenceBytes = Math.round(this.#frameMs * this.#rate / 1000) * 2;
-    this.#silencePayload = new Uint8Array(this.#silenceBytes).toBase64();
+    this.#silencePayload = this.#mulaw
+      ? new Uint8Array(this.#silenceBytes / 2).fill(MULAW_SILENCE).toBase64()
+      : new Uint8Array(this.#silenceBytes).toBase64();
     this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#report = {
       url: this.#dialled.url,
       callSid: this.#callSid,
       streamSid: this.#streamSid,
       sampleRate: this.#rate,
+      encoding,
       connected: false,
       endReason: "completed",
       sent: emptyStats(),
@@ -601,11 +635,13 @@ class CallSimulation {
       to: this.#options.to ?? "08047491899",
       custom_parameters: this.#options.customParameters ??
         this.#dialled.customParameters,
-      media_format: {
-        encoding: "audio/x-raw",
-        sample_rate: String(this.#rate),
-        bit_rate: "16",
-      },
+      media_format: this.#mulaw
+        ? { encoding: "audio/x-mulaw", sample_rate: "8000", bit_rate: "8" }
+        : {
+          encoding: "audio/x-raw",
+          sample_rate: String(this.#rate),
+          bit_rate: "16",
+        },
     };
     return JSON.stringify({
       event: "start",
@@ -617,7 +653,9 @@ class CallSimulation {
 
   #sendMedia(frameStartMs: number): void {
     const pcm = this.#caller.frame(frameStartMs, this.#frameMs);
-    const payload = pcm ? pcm.toBase64() : this.#silencePayload;
+    const payload = pcm
+      ? (this.#mulaw ? encodeMulaw(pcm) : pcm).toBase64()
+      : this.#silencePayload;
     // Built by hand: this runs for every frame of every simulated call.
     this.#send(
       `{"event":"media","sequence_number":"${++this
@@ -724,34 +762,29 @@ class CallSimulation {
     if (streamSid === undefined) problems.push("missing_stream_sid");
     else if (streamSid !== this.#streamSid) problems.push("wrong_stream_sid");
     const media = isFields(frame.media) ? frame.media : {};
-    let pcm: Uint8Array | undefined;
+    let wire: Uint8Array | undefined;
     if (typeof media.payload === "string") {
       try {
-        pcm = Uint8Array.fromBase64(media.payload);
+        wire = Uint8Array.fromBase64(media.payload);
       } catch {
-        pcm = undefined;
+        wire = undefined;
       }
     }
-    if (!pcm) {
+    if (!wire) {
       problems.push("invalid_payload");
       this.#report.badChunks.push({ index, bytes: 0, streamSid, problems });
       return;
     }
-    if (!isValidChunkSize(pcm.length)) {
-      if (pcm.length % CHUNK_ALIGN_BYTES !== 0) {
-        problems.push("not_multiple_of_320");
-      }
-      if (pcm.length < MIN_CHUNK_BYTES) problems.push("too_small");
-      if (pcm.length > MAX_CHUNK_BYTES) problems.push("too_large");
-    }
+    problems.push(...this.#chunkProblems(wire.length));
     if (problems.length > 0) {
       this.#report.badChunks.push({
         index,
-        bytes: pcm.length,
+        bytes: wire.length,
         streamSid,
         problems,
       });
     }
+    const pcm = this.#mulaw ? decodeMulaw(wire) : wire;
     received.pcmBytes += pcm.length;
     if (this.#firstCallerMediaAt !== undefined) {
       this.#report.timeToFirstReplyMs ??= performance.now() -
@@ -765,6 +798,23 @@ class CallSimulation {
       this.#audibleUntilMs = this.#playback.tailMs;
     }
     this.#options.onReplyAudio?.(pcm, this.#control);
+  }
+
+  /** What breaks Exotel's chunk rules in a payload of `bytes` on the wire. */
+  #chunkProblems(bytes: number): ChunkProblem[] {
+    const problems: ChunkProblem[] = [];
+    if (this.#mulaw) {
+      if (bytes % MULAW_CHUNK_ALIGN_BYTES !== 0) {
+        problems.push("not_multiple_of_160");
+      }
+      if (bytes < MULAW_CHUNK_ALIGN_BYTES) problems.push("too_small");
+      if (bytes > MAX_CHUNK_BYTES) problems.push("too_large");
+    } else if (!isValidChunkSize(bytes)) {
+      if (bytes % CHUNK_ALIGN_BYTES !== 0) problems.push("not_multiple_of_320");
+      if (bytes < MIN_CHUNK_BYTES) problems.push("too_small");
+      if (bytes > MAX_CHUNK_BYTES) problems.push("too_large");
+    }
+    return problems;
   }
 
   #checkStreamSid(frame: Fields, text: string, event: string): void {

@@ -110,14 +110,12 @@ export function linearToMulaw(sample: number): number {
  * ```
  */
 export function decodeMulaw(mulaw: Uint8Array): Uint8Array {
-  const pcm = new Uint8Array(mulaw.length * 2);
+  // 16-bit PCM is little-endian, as is every platform Deno runs on; the
+  // rest of the audio code reads it through Int16Array views too.
+  const samples = new Int16Array(mulaw.length);
   const table = DECODE_TABLE;
-  for (let i = 0, o = 0; i < mulaw.length; i++, o += 2) {
-    const sample = table[mulaw[i]];
-    pcm[o] = sample & 0xff;
-    pcm[o + 1] = (sample >> 8) & 0xff;
-  }
-  return pcm;
+  for (let i = 0; i < mulaw.length; i++) samples[i] = table[mulaw[i]];
+  return new Uint8Array(samples.buffer);
 }
 
 /**
@@ -136,8 +134,14 @@ export function encodeMulaw(pcm: Uint8Array): Uint8Array {
   encodeTable ??= buildEncodeTable();
   const table = encodeTable;
   const mulaw = new Uint8Array(pcm.length >> 1);
-  for (let i = 0, o = 0; o < mulaw.length; i += 2, o++) {
-    mulaw[o] = table[pcm[i] | (pcm[i + 1] << 8)];
+  if (pcm.byteOffset % 2 === 0) {
+    const samples = new Uint16Array(pcm.buffer, pcm.byteOffset, mulaw.length);
+    for (let i = 0; i < mulaw.length; i++) mulaw[i] = table[samples[i]];
+  } else {
+    // A view at an odd offset cannot be read as 16-bit words.
+    for (let i = 0, o = 0; o < mulaw.length; i += 2, o++) {
+      mulaw[o] = table[pcm[i] | (pcm[i + 1] << 8)];
+    }
   }
   return mulaw;
 }

@@ -49,12 +49,19 @@ export class PcmPipe implements PushSource {
   #closed = false;
   #waiting?: (result: IteratorResult<Uint8Array>) => void;
   #listener?: () => void;
+  #onDrop?: (bytes: number) => void;
   /** Bytes dropped because the reader fell behind. */
   droppedBytes = 0;
 
-  /** Creates a pipe holding at most `maxBytes` unread. */
-  constructor(options: { maxBytes: number }) {
+  /**
+   * Creates a pipe holding at most `maxBytes` unread; `onDrop` hears of
+   * every push that had to drop old audio, with the bytes it dropped.
+   */
+  constructor(
+    options: { maxBytes: number; onDrop?: (bytes: number) => void },
+  ) {
     this.#maxBytes = options.maxBytes;
+    this.#onDrop = options.onDrop;
   }
 
   /** Bytes pushed and not yet read. */
@@ -73,16 +80,25 @@ export class PcmPipe implements PushSource {
     }
     this.#pieces.push(pcm);
     this.#bytes += pcm.length;
-    while (this.#bytes > this.#maxBytes) {
-      const oldest = this.#pieces[this.#head++];
-      this.#bytes -= oldest.length;
-      this.droppedBytes += oldest.length;
-    }
+    if (this.#bytes > this.#maxBytes) this.#dropOldest();
     if (this.#head > 64 && this.#head * 2 > this.#pieces.length) {
       this.#pieces = this.#pieces.slice(this.#head);
       this.#head = 0;
     }
     this.#listener?.();
+  }
+
+  /** Drops the oldest pieces until what is buffered fits `maxBytes`. */
+  #dropOldest(): void {
+    let dropped = 0;
+    while (this.#bytes > this.#maxBytes) {
+      const oldest = this.#pieces[this.#head];
+      this.#pieces[this.#head++] = EMPTY;
+      this.#bytes -= oldest.length;
+      dropped += oldest.length;
+    }
+    this.droppedBytes += dropped;
+    this.#onDrop?.(dropped);
   }
 
   /** True once closed and everything pushed has been read. */

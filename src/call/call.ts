@@ -21,9 +21,11 @@ import { MAX_DTMF_DIGITS, type RecordingInfo } from "../records/call_record.ts";
 import type { CallRecorder } from "../records/recorder.ts";
 import {
   type InboundEvent,
+  parseAudioEncoding,
   parseInboundFrame,
   type StartInfo,
 } from "../exotel/protocol.ts";
+import { decodeMulaw, encodeMulaw } from "../audio/mulaw.ts";
 import type { Clock } from "./clock.ts";
 import { createPlayoutCounters, Player } from "./player.ts";
 import type { Session, SessionRegistry } from "./registry.ts";
@@ -53,6 +55,8 @@ export interface CallRequest {
   sampleRate: SampleRate;
   /** The peer's address. */
   remoteAddress: string;
+  /** `agent` from the URL: which agent answers. */
+  agent?: string;
 }
 
 /** Everything a call needs. */
@@ -105,6 +109,9 @@ export class Call {
   #preStartBytes = 0;
   #recorder?: CallRecorder;
   #resolveEnded!: (reason: string) => void;
+  /** Gives a media payload to the bot: chosen at `start`, decoding μ-law for μ-law calls. */
+  #hearPayload: (payload: Uint8Array) => void = (pcm) => this.#hear(pcm);
+  #droppedLogged = false;
 
   /** Starts handling `options.socket`. */
   constructor(options: CallOptions) {
@@ -222,7 +229,7 @@ export class Call {
     switch (event.event) {
       case "media":
         session.bytesIn += event.payload.length;
-        if (this.#bot) this.#hear(event.payload);
+        if (this.#bot) this.#hearPayload(event.payload);
         else this.#holdUntilStart(event.payload);
         return;
       case "start":
@@ -275,15 +282,32 @@ export class Call {
     session.from = start.from;
     session.to = start.to;
     session.customParameters = start.customParameters;
-    if (start.sampleRate !== undefined && isSampleRate(start.sampleRate)) {
-      session.sampleRate = start.sampleRate;
+    const declared = parseAudioEncoding(start.encoding);
+    const mulaw = declared.encoding === "mulaw";
+    const declaredRate = start.sampleRate ?? declared.sampleRate;
+    if (declaredRate !== undefined && isSampleRate(declaredRate)) {
+      session.sampleRate = declaredRate;
+    } else if (mulaw) {
+      // μ-law is telephone audio: 8 kHz unless the stream says otherwise.
+      session.sampleRate = 8000;
     }
     this.#log = log.with({ sessionId: session.id, callId: session.callId });
-    this.#log.info("Call started at {sampleRate} Hz from {from} to {to}", {
-      from: maskPhoneNumber(session.from),
-      to: maskPhoneNumber(session.to),
-      sampleRate: session.sampleRate,
-    });
+    if (!declared.recognised) {
+      this.#log.warn(
+        "Unknown media encoding {encoding}: treated as 16-bit PCM",
+        { encoding: start.encoding.slice(0, 80) },
+      );
+    }
+    this.#log.info(
+      "Call started at {sampleRate} Hz ({encoding}) from {from} to {to}",
+      {
+        from: maskPhoneNumber(session.from),
+        to: maskPhoneNumber(session.to),
+        sampleRate: session.sampleRate,
+        encoding: declared.encoding,
+      },
+    );
+    if (mulaw) this.#hearPayload = (bytes) => this.#hear(decodeMulaw(bytes));
 
     const { socket, settings, clock } = this.#options;
     this.#recorder = this.#options.createRecorder?.(session);
@@ -298,6 +322,7 @@ export class Call {
       clock,
       counters: session.playout,
       onChunk: this.#recorder && ((chunk) => this.#recorder?.bot(chunk)),
+      encode: mulaw ? encodeMulaw : undefined,
     });
     this.#player = player;
     const output: CallOutput = {
@@ -306,6 +331,7 @@ export class Call {
       pause: () => player.pause(),
       resume: () => player.resume(),
       hangup: (reason = "hangup") => this.end(`bot:${reason}`),
+      dropped: (bytes) => this.#dropped(bytes),
     };
     const info: CallInfo = {
       callId: session.callId,
@@ -316,6 +342,8 @@ export class Call {
       customParameters: session.customParameters,
       sampleRate: session.sampleRate as SampleRate,
     };
+    const agent = this.#options.request.agent ?? session.customParameters.agent;
+    if (agent) info.agent = agent;
     try {
       this.#bot = this.#options.createBot(info, output);
     } catch (error) {
@@ -327,7 +355,19 @@ export class Call {
     const held = this.#preStart;
     this.#preStart = [];
     this.session.audioChunksBuffered = 0;
-    for (const pcm of held) this.#hear(pcm);
+    for (const payload of held) this.#hearPayload(payload);
+  }
+
+  /** Counts bot audio dropped unplayed; logs the first drop of the call only. */
+  #dropped(bytes: number): void {
+    if (!(bytes > 0)) return;
+    this.session.playout.droppedBytes += bytes;
+    if (this.#droppedLogged) return;
+    this.#droppedLogged = true;
+    this.#log.warn(
+      "Bot audio dropped: {bytes} bytes fell too far behind real time (logged once per call; see exovoice_playout_dropped_bytes_total)",
+      { bytes },
+    );
   }
 
   /** Gives caller audio to the bot, and to the recorder when there is one. */

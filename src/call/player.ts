@@ -20,7 +20,7 @@ import type { Cancel, Clock } from "./clock.ts";
 export interface PlayoutCounters {
   /** Media frames sent. */
   framesOut: number;
-  /** PCM bytes sent, padding included. */
+  /** Audio bytes sent as on the wire (PCM or μ-law), padding included. */
   bytesOut: number;
   /** Marks sent. */
   marksSent: number;
@@ -30,6 +30,11 @@ export interface PlayoutCounters {
   clears: number;
   /** Times Exotel's queue ran dry in the middle of an utterance. */
   underruns: number;
+  /**
+   * Bot audio (PCM bytes) dropped unplayed because it fell too far behind,
+   * such as caller audio beyond the echo's backlog bound.
+   */
+  droppedBytes: number;
 }
 
 /** Creates zeroed {@linkcode PlayoutCounters}. */
@@ -41,6 +46,7 @@ export function createPlayoutCounters(): PlayoutCounters {
     marksAcknowledged: 0,
     clears: 0,
     underruns: 0,
+    droppedBytes: 0,
   };
 }
 
@@ -66,6 +72,12 @@ export interface PlayerOptions {
   counters?: PlayoutCounters;
   /** Sees every chunk as it is sent, e.g. to record the bot's side of the call. */
   onChunk?(chunk: Uint8Array): void;
+  /**
+   * Turns each PCM chunk into the wire's coding just before it is sent
+   * (μ-law: `encodeMulaw` from `audio/mulaw.ts`); absent, chunks go out
+   * as PCM. Chosen once per call, so PCM calls pay nothing for it.
+   */
+  encode?(pcm: Uint8Array): Uint8Array;
 }
 
 /** How often to look at `bufferedAmount` again while the socket is backed up. */
@@ -122,11 +134,24 @@ export class Player {
   /** While paused: the chunks a `clear` took back from Exotel, to send again on resume. */
   #held: SentChunk[] | undefined;
   #markResends = 0;
+  /** Sends one chunk as a media frame; returns the bytes on the wire. */
+  #sendMedia: (chunk: Uint8Array) => number;
 
   /** Creates a player for one call. */
   constructor(options: PlayerOptions) {
     this.#options = options;
     this.counters = options.counters ?? createPlayoutCounters();
+    const { send, streamSid, encode } = options;
+    this.#sendMedia = encode
+      ? (chunk) => {
+        const wire = encode(chunk);
+        send(encodeMedia(streamSid, wire));
+        return wire.length;
+      }
+      : (chunk) => {
+        send(encodeMedia(streamSid, chunk));
+        return chunk.length;
+      };
   }
 
   /** Milliseconds of sent audio Exotel has not played yet, by our estimate. */
@@ -486,11 +511,11 @@ export class Player {
     if (utterance.resumable) {
       this.#unplayed.push({ utterance, chunk, startsAt });
     }
-    this.#options.send(encodeMedia(this.#options.streamSid, chunk));
+    const wireBytes = this.#sendMedia(chunk);
     this.#options.onChunk?.(chunk);
     utterance.sentBytes += chunk.length;
     this.counters.framesOut++;
-    this.counters.bytesOut += chunk.length;
+    this.counters.bytesOut += wireBytes;
   }
 
   /** Forgets the sent chunks that have started playing by `now`: a `clear` no longer stops them. */

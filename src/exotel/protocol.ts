@@ -23,10 +23,66 @@ export interface StartInfo {
   to: string;
   /** Up to three `key=value` pairs from the applet URL. */
   customParameters: Record<string, string>;
-  /** The declared encoding, informational (only 16-bit PCM is real). */
+  /** The declared encoding as sent; see {@linkcode parseAudioEncoding}. */
   encoding: string;
   /** The declared sample rate, when it is a number. */
   sampleRate?: number;
+}
+
+/** How the audio on the wire is coded: 16-bit linear PCM or G.711 μ-law. */
+export type AudioEncoding = "pcm" | "mulaw";
+
+/** What a declared `media_format.encoding` means. */
+export interface DeclaredEncoding {
+  /** The coding to use. */
+  encoding: AudioEncoding;
+  /** False for a name we do not recognise (treated as PCM). */
+  recognised: boolean;
+  /** A `rate=` parameter in the declaration, when it is a number. */
+  sampleRate?: number;
+}
+
+const MULAW_NAMES =
+  /^(audio\/)?(x-)?(mu-?law|µ-?law|μ-?law|u-?law|pcmu|g\.?711[-_]?u(law)?|basic)$/;
+const PCM_NAMES =
+  /^(audio\/)?(x-)?(raw(\/slin(16)?)?|slin(16)?|l16|linear(16)?|lpcm|pcm(_?s16le|16)?|s16le|wav)$/;
+
+/**
+ * Reads Exotel's `media_format.encoding`, liberally: any case, with or
+ * without `audio/` and `x-`, with parameters after `;`. μ-law by any of its
+ * names (`audio/x-mulaw;rate=8000`, `mulaw`, `ulaw`, `pcmu`, `g711_ulaw`, …);
+ * 16-bit PCM as `audio/x-raw`, `raw`, `raw/slin`, `l16`, `linear16`, `pcm`, …
+ * or nothing at all. Anything else is not recognised and treated as PCM, as
+ * before μ-law existed.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(parseAudioEncoding("audio/x-mulaw;rate=8000"), {
+ *   encoding: "mulaw",
+ *   recognised: true,
+ *   sampleRate: 8000,
+ * });
+ * assertEquals(parseAudioEncoding("audio/x-raw").encoding, "pcm");
+ * assertEquals(parseAudioEncoding("opus").recognised, false);
+ * ```
+ */
+export function parseAudioEncoding(declared: string): DeclaredEncoding {
+  const [name, ...parameters] = declared.split(";");
+  const normalised = name.trim().toLowerCase();
+  let sampleRate: number | undefined;
+  for (const parameter of parameters) {
+    const [key, value] = parameter.split("=").map((part) => part.trim());
+    if (key.toLowerCase() === "rate" && /^[0-9]{1,6}$/.test(value ?? "")) {
+      sampleRate = Number(value);
+    }
+  }
+  const rate = sampleRate === undefined ? {} : { sampleRate };
+  if (MULAW_NAMES.test(normalised)) {
+    return { encoding: "mulaw", recognised: true, ...rate };
+  }
+  const recognised = normalised === "" || PCM_NAMES.test(normalised);
+  return { encoding: "pcm", recognised, ...rate };
 }
 
 /** Fields every event but `connected` may carry. */

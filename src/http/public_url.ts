@@ -40,6 +40,8 @@ export interface VoicebotUrlOptions {
   callId?: string;
   /** Passed through to `start.custom_parameters`; must fit Exotel's limits. */
   customParameters?: Record<string, string>;
+  /** The agent to answer with (`AGENT_FILE` directory), as `agent=`. */
+  agent?: string;
 }
 
 /** Custom parameters beyond Exotel's limits. */
@@ -85,6 +87,7 @@ export function voicebotUrl(base: URL, options: VoicebotUrlOptions): string {
   const query = new URLSearchParams();
   if (options.callId) query.set("call_id", options.callId);
   query.set("sample-rate", String(options.sampleRate));
+  if (options.agent) query.set("agent", options.agent);
   for (const [key, value] of custom) query.append(key, value);
   url.search = query.toString();
   return url.toString();

@@ -11,6 +11,16 @@
  * once its entries are older than the expiry: readers skip stale entries
  * themselves, since KV deletes expired keys only eventually.
  *
+ * Each run of an instance has its own random run id, carried in its
+ * heartbeat. Before each heartbeat an instance reads its entry: another
+ * run's heartbeat written since its own means a second process uses the
+ * same `INSTANCE_ID` (their calls would hide each other's), which is
+ * logged and reported ({@linkcode LiveSessions.duplicateRunId}). At
+ * startup, the entries an earlier run left (after a crash) are removed as
+ * soon as that run is known to be dead: at once when its heartbeat is
+ * stale, else after two heartbeats in which it wrote nothing. Meanwhile
+ * readers skip another instance's entries older than its current run.
+ *
  * Keys: `["live_sessions", instanceId, sessionId]` and
  * `["instances", instanceId]`.
  *
@@ -45,6 +55,8 @@ export interface InstanceInfo {
   heartbeatAt: string;
   /** Live sessions it had then. */
   sessions: number;
+  /** The process's run: a new random id at every start. */
+  runId?: string;
 }
 
 /** What {@linkcode LiveSessions.listAll} answers. */
@@ -73,6 +85,8 @@ export interface LiveSessionsOptions {
   flushMs?: number;
   /** Epoch milliseconds now; `Date.now` by default. */
   now?: () => number;
+  /** This process's run id; a random one by default. */
+  runId?: string;
 }
 
 /** Longest id or number published: a peer's `start` is not to be trusted with KV's limits. */
@@ -98,6 +112,8 @@ const log = getLogger(["exovoice", "instances"]);
 export class LiveSessions {
   /** This instance's id. */
   readonly instanceId: string;
+  /** This process's run of the instance. */
+  readonly runId: string;
   #kv: Deno.Kv;
   #options: LiveSessionsOptions;
   #heartbeatMs: number;
@@ -117,12 +133,20 @@ export class LiveSessions {
   #nextFlush?: PromiseWithResolvers<boolean>;
   /** The last write: writes run one after another, so a late heartbeat never undoes a withdrawal. */
   #lastWrite: Promise<unknown> = Promise.resolve();
+  /** The versionstamp of this run's last heartbeat entry. */
+  #ownVersion?: string;
+  #heartbeats = 0;
+  #duplicate?: string;
+  #lastPublishFailed = false;
+  #previousRun = Promise.withResolvers<boolean>();
+  #previousRunSettled = false;
 
   /** Publishes through `kv`, which other instances open too. */
   constructor(kv: Deno.Kv, options: LiveSessionsOptions) {
     this.#kv = kv;
     this.#options = options;
     this.instanceId = options.instanceId;
+    this.runId = options.runId ?? crypto.randomUUID();
     this.#heartbeatMs = options.heartbeatMs ?? 10_000;
     this.#ttlMs = options.ttlMs ?? this.#heartbeatMs * 3;
     this.#flushMs = options.flushMs ?? 500;
@@ -145,11 +169,108 @@ export class LiveSessions {
     return this.#track(this.#serial(() => this.#publish()));
   }
 
+  /**
+   * The run id of another live process publishing under this instance's id,
+   * once one was seen; undefined while none was.
+   */
+  get duplicateRunId(): string | undefined {
+    return this.#duplicate;
+  }
+
+  /** True when the last heartbeat could not be written. */
+  get publishFailing(): boolean {
+    return this.#lastPublishFailed;
+  }
+
+  /**
+   * Resolves true once the earlier run of this instance (if any) is known
+   * to be dead, its stale live entries removed; false when another live
+   * process shares the id (nothing of its may be touched) or on stop.
+   */
+  previousRunEnded(): Promise<boolean> {
+    return this.#previousRun.promise;
+  }
+
+  #settlePreviousRun(ended: boolean): void {
+    if (this.#previousRunSettled) return;
+    this.#previousRunSettled = true;
+    this.#previousRun.resolve(ended);
+  }
+
+  /** Reads this instance's heartbeat entry: who else writes it? */
+  async #watchOwnEntry(now: number): Promise<void> {
+    const entry = await this.#kv.get<InstanceInfo>([
+      "instances",
+      this.instanceId,
+    ]);
+    this.#heartbeats++;
+    const other = entry.value !== null && entry.value.runId !== this.runId
+      ? entry.value
+      : undefined;
+    if (this.#heartbeats === 1) {
+      // Before our first write: an entry is an earlier run's, dead or alive.
+      if (!other || !this.#fresh(other.heartbeatAt, now)) {
+        await this.#removePreviousRun();
+      }
+      return;
+    }
+    if (other && entry.versionstamp !== this.#ownVersion) {
+      if (this.#duplicate === undefined) {
+        log.error(
+          "Another process is running as INSTANCE_ID {instanceId}: each hides the other's calls; give every instance its own INSTANCE_ID",
+          {
+            instanceId: this.instanceId,
+            runId: this.runId,
+            other: other.runId,
+          },
+        );
+      }
+      this.#duplicate = other.runId ?? "unknown";
+      this.#settlePreviousRun(false);
+      return;
+    }
+    // Two heartbeats without another run's write: the earlier run is dead.
+    if (this.#heartbeats >= 3 && this.#duplicate === undefined) {
+      await this.#removePreviousRun();
+    }
+  }
+
+  /** Deletes this instance's live entries that no session of this run owns. */
+  async #removePreviousRun(): Promise<void> {
+    if (this.#previousRunSettled) return;
+    const own = new Set(
+      [...this.#options.sessions()].map((session) => session.id),
+    );
+    const stale: Deno.KvKey[] = [];
+    for await (
+      const entry of this.#kv.list({
+        prefix: ["live_sessions", this.instanceId],
+      })
+    ) {
+      if (!own.has(String(entry.key[2]))) stale.push(entry.key);
+    }
+    for (let start = 0; start < stale.length; start += SESSIONS_PER_COMMIT) {
+      const operation = this.#kv.atomic();
+      stale.slice(start, start + SESSIONS_PER_COMMIT).forEach((key) =>
+        operation.delete(key)
+      );
+      await operation.commit();
+    }
+    if (stale.length > 0) {
+      log.info("Removed {count} live entries an earlier run left", {
+        instanceId: this.instanceId,
+        count: stale.length,
+      });
+    }
+    this.#settlePreviousRun(true);
+  }
+
   async #publish(): Promise<boolean> {
     const now = this.#now();
     const sessions = [...this.#options.sessions()];
     let published = 0;
     try {
+      await this.#watchOwnEntry(now);
       for (
         let start = 0;
         start < sessions.length;
@@ -174,12 +295,16 @@ export class LiveSessions {
         startedAt: new Date(this.#startedAt).toISOString(),
         heartbeatAt: new Date(now).toISOString(),
         sessions: published,
+        runId: this.runId,
       };
-      await this.#kv.set(["instances", this.instanceId], info, {
+      const written = await this.#kv.set(["instances", this.instanceId], info, {
         expireIn: this.#ttlMs,
       });
+      this.#ownVersion = written.versionstamp;
+      this.#lastPublishFailed = false;
       return true;
     } catch (error) {
+      this.#lastPublishFailed = true;
       log.warn("Live sessions not published: {error}", {
         instanceId: this.instanceId,
         error,
@@ -292,6 +417,8 @@ export class LiveSessions {
       .map((session) => this.#entry(session, now));
     const sessions = [...local];
     const instances = new Set([this.instanceId]);
+    /** When each other instance's current run started. */
+    const runStarts = new Map<string, string>();
     let complete = true;
     try {
       for await (
@@ -299,6 +426,7 @@ export class LiveSessions {
       ) {
         if (this.#fresh(entry.value.heartbeatAt, now)) {
           instances.add(entry.value.instanceId);
+          runStarts.set(entry.value.instanceId, entry.value.startedAt);
         }
       }
       for await (
@@ -309,6 +437,9 @@ export class LiveSessions {
         const remote = entry.value;
         if (remote.instanceId === this.instanceId) continue;
         if (!this.#fresh(remote.publishedAt, now)) continue;
+        // Left by a run that crashed before the instance restarted.
+        const runStart = runStarts.get(remote.instanceId);
+        if (runStart !== undefined && remote.publishedAt < runStart) continue;
         instances.add(remote.instanceId);
         sessions.push(remote);
       }
@@ -330,8 +461,11 @@ export class LiveSessions {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#stopped = true;
+    this.#settlePreviousRun(false);
     await this.flush();
     while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight);
+    // Another live run owns these entries now: leave them.
+    if (this.#duplicate !== undefined) return;
     try {
       const keys: Deno.KvKey[] = [["instances", this.instanceId]];
       for await (

@@ -94,6 +94,7 @@ interface LiveTotals {
   marksAcknowledged: number;
   clears: number;
   underruns: number;
+  droppedBytes: number;
   dtmfDigits: number;
   badFrames: Map<string, number>;
 }
@@ -125,9 +126,12 @@ export class ExovoiceMetrics {
   #marks: Counter;
   #underruns: Counter;
   #clears: Counter;
+  #dropped: Counter;
   #authFailures: Counter;
   #turnLatency: Histogram;
   #providerErrors: Counter;
+  #toolCalls: Counter;
+  #toolLatency: Histogram;
   #recordWriteFailures: Counter;
 
   /** Declares every metric. */
@@ -180,7 +184,8 @@ export class ExovoiceMetrics {
     });
     this.#bytes = registry.counter({
       name: "exovoice_audio_bytes_total",
-      help: "PCM audio bytes received (in) and sent, padding included (out).",
+      help:
+        "Audio bytes received (in) and sent, padding included (out), as on the wire (PCM or μ-law).",
       labelNames: ["direction"],
       collect: () => directions(live().bytesIn, live().bytesOut),
     });
@@ -220,6 +225,12 @@ export class ExovoiceMetrics {
       help: "clear frames sent (barge-in).",
       collect: () => [{ labels: {}, value: live().clears }],
     });
+    this.#dropped = registry.counter({
+      name: "exovoice_playout_dropped_bytes_total",
+      help:
+        "Bot audio (PCM bytes) dropped unplayed for falling too far behind, e.g. an echo backlog beyond its bound.",
+      collect: () => [{ labels: {}, value: live().droppedBytes }],
+    });
     this.#authFailures = registry.counter({
       name: "exovoice_auth_failures_total",
       help:
@@ -244,6 +255,17 @@ export class ExovoiceMetrics {
       help:
         "Failed calls to speech and language vendors, by provider and kind.",
       labelNames: ["provider", "kind"],
+    });
+    this.#toolCalls = registry.counter({
+      name: "exovoice_tool_calls_total",
+      help: "Tool calls the agent ran, by tool and outcome.",
+      labelNames: ["tool", "outcome"],
+    });
+    this.#toolLatency = registry.histogram({
+      name: "exovoice_tool_latency_seconds",
+      help: "How long tool calls took, by tool.",
+      labelNames: ["tool"],
+      buckets: TURN_LATENCY_BUCKETS_S,
     });
     this.#recordWriteFailures = registry.counter({
       name: "exovoice_call_record_write_failures_total",
@@ -282,6 +304,7 @@ export class ExovoiceMetrics {
     this.#marks.inc({ event: "acknowledged" }, playout.marksAcknowledged);
     this.#underruns.inc({}, playout.underruns);
     this.#clears.inc({}, playout.clears);
+    this.#dropped.inc({}, playout.droppedBytes);
   }
 
   /** Counts a request refused for its credentials. */
@@ -309,6 +332,19 @@ export class ExovoiceMetrics {
       provider: PROVIDER_NAME.test(name) ? name : "other",
       kind: PROVIDER_ERROR_KINDS.has(kind) ? kind : "other",
     });
+  }
+
+  /**
+   * Counts a tool call. Tool names come from the agent file or code, so
+   * they are a bounded set; anything else is `other`.
+   */
+  toolCall(tool: string, outcome: string, latencyMs: number): void {
+    const name = /^[a-zA-Z0-9_-]{1,64}$/.test(tool) ? tool : "other";
+    const result = PROVIDER_NAME.test(outcome) ? outcome : "other";
+    this.#toolCalls.inc({ tool: name, outcome: result });
+    if (Number.isFinite(latencyMs) && latencyMs >= 0) {
+      this.#toolLatency.observe({ tool: name }, latencyMs / 1000);
+    }
   }
 
   /** Counts a call record lost after every retry (wire to `CallStore`'s `onSaveFailed`). */
@@ -343,6 +379,7 @@ export class ExovoiceMetrics {
       marksAcknowledged: 0,
       clears: 0,
       underruns: 0,
+      droppedBytes: 0,
       dtmfDigits: 0,
       badFrames: new Map(),
     };
@@ -357,6 +394,7 @@ export class ExovoiceMetrics {
       totals.marksAcknowledged += session.playout.marksAcknowledged;
       totals.clears += session.playout.clears;
       totals.underruns += session.playout.underruns;
+      totals.droppedBytes += session.playout.droppedBytes;
       totals.dtmfDigits += session.dtmfDigits.length;
       for (const kind in session.badFrames) {
         const label = plainLabel(kind);

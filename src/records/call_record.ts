@@ -32,11 +32,15 @@ export interface TurnTiming {
   latenciesMs: Partial<Record<LatencyStage, number>>;
 }
 
-/** One line of a call's transcript. */
+/**
+ * One line of a call's transcript: something said, or a tool the agent
+ * called (`{"role": "tool", "name", "arguments", "outcome", "latencyMs",
+ * "atMs"}`, with `text` a one-line summary for lists).
+ */
 export interface TranscriptEntry {
-  /** Who spoke. */
-  role: "caller" | "bot";
-  /** What the recogniser heard (caller) or what the bot said (bot). */
+  /** Who spoke, or `tool` for a tool call. */
+  role: "caller" | "bot" | "tool";
+  /** What the recogniser heard (caller), what the bot said (bot), or `name → outcome` (tool). */
   text: string;
   /** Bot lines only: the part the caller actually heard before a barge-in cut it. */
   heardText?: string;
@@ -44,6 +48,14 @@ export interface TranscriptEntry {
   interrupted?: boolean;
   /** Milliseconds since the call connected, when known. */
   atMs?: number;
+  /** Tool lines only: the tool. */
+  name?: string;
+  /** Tool lines only: its arguments, with the tool's `redact:` fields masked. */
+  arguments?: unknown;
+  /** Tool lines only: `ok`, `http_error`, `timeout`, `invalid_arguments`, `too_large`, `error`, `unknown_tool` or `aborted`. */
+  outcome?: string;
+  /** Tool lines only: how long it ran. */
+  latencyMs?: number;
 }
 
 /** Where a call's audio was saved. */
@@ -56,7 +68,21 @@ export interface RecordingInfo {
   durationMs: number;
   /** Size of the file. */
   bytes: number;
+  /**
+   * True when audio was lost (the disk was full or fell behind): the file
+   * is shorter than the call, by {@linkcode RecordingInfo.lostMs}.
+   */
+  truncated?: boolean;
+  /** Milliseconds of the call missing from the file, when truncated. */
+  lostMs?: number;
 }
+
+/**
+ * Where a record is in its life: written `in_progress` as the call starts,
+ * `completed` when it ends, `crashed` when the instance died mid-call and
+ * its next start closed the record with the last counters it had saved.
+ */
+export type CallRecordState = "in_progress" | "completed" | "crashed";
 
 /** How a call ended, in a bounded set fit for a metric label. */
 export interface CallOutcome {
@@ -119,7 +145,16 @@ export interface CallRecord {
   instanceId?: string;
   /** When the socket was upgraded (ISO 8601). */
   startedAt: string;
-  /** When the call ended (ISO 8601). */
+  /**
+   * `in_progress`, `completed` or `crashed`; records written before this
+   * field existed are completed.
+   */
+  state?: CallRecordState;
+  /**
+   * When the call ended (ISO 8601); for a call in progress, when its
+   * counters were last saved; for a crashed call, the last save before the
+   * crash.
+   */
   endedAt: string;
   /** `endedAt - startedAt`. */
   durationMs: number;
@@ -149,6 +184,8 @@ export interface CallRecordExtras {
   turns?: TurnTiming[];
   /** The recording. */
   recording?: RecordingInfo;
+  /** The record's state; `completed` by default. */
+  state?: CallRecordState;
 }
 
 /** Longest end reason kept: a peer's close reason and stop reason are free text. */
@@ -199,6 +236,7 @@ export function buildCallRecord(
       clears: playout.clears,
       underruns: playout.underruns,
     },
+    state: extras.state ?? "completed",
     dtmfDigits: session.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
     transcript: extras.transcript ?? [],
     turns: extras.turns ?? [],
@@ -304,4 +342,30 @@ function closeCodeClass(text: string): string {
  */
 export function numberKey(number: string): string {
   return number.replace(/\D/g, "").slice(-10);
+}
+
+/** The end reason (and outcome) of a call its instance died during. */
+export const CRASHED_REASON = "instance_crashed";
+
+/**
+ * Closes the in-progress record of a call whose instance died mid-call: its
+ * end is the last time its counters were saved, its counters those saved
+ * then, its state `crashed`.
+ *
+ * @example
+ * ```ts ignore
+ * const closed = crashedRecord(inProgress);
+ * closed.ended; // { reason: "instance_crashed", outcome: "instance_crashed", detail: "none" }
+ * ```
+ */
+export function crashedRecord<
+  T extends CallRecord | Omit<CallRecord, "transcript" | "turns">,
+>(
+  record: T,
+): T {
+  return {
+    ...record,
+    state: "crashed",
+    ended: { reason: CRASHED_REASON, ...callOutcome(CRASHED_REASON) },
+  };
 }

@@ -3,7 +3,12 @@
  * merging it with what earlier callbacks said. Pure.
  *
  * Exotel retries a callback it thinks failed and may deliver `answered` after
- * `terminal`, so merging is idempotent and the newest `DateUpdated` wins.
+ * `terminal`, so merging is idempotent, a `terminal` callback outranks any
+ * other, and among equals the newest `DateUpdated` wins. A `DateUpdated`
+ * far from when the callback arrived (a forged `9999-…`) is dropped as the
+ * callback is read ({@linkcode withPlausibleDate}): such a callback never
+ * wins over one with a plausible date, it only fills fields nothing else
+ * gave.
  *
  * @module
  */
@@ -16,6 +21,18 @@ export interface ExotelCallLeg {
   status?: string;
   /** `HUMAN`, `MACHINE` or `NA`. */
   answeredBy?: string;
+}
+
+/** How the Voicebot applet's stream ended, as a Passthru placed after it hears. */
+export interface ExotelStreamResult {
+  /** `Stream[Status]`, e.g. `completed`. */
+  status?: string;
+  /** `Stream[Duration]`: seconds the stream ran. */
+  durationS?: number;
+  /** `Stream[RecordingUrl]`: Exotel's recording of the stream. */
+  recordingUrl?: string;
+  /** `Stream[DisconnectedBy]`: `bot` or `user` (others kept as sent). */
+  disconnectedBy?: string;
 }
 
 /** What Exotel's status callbacks told us about a call, merged. */
@@ -52,6 +69,8 @@ export interface ExotelCallStatus {
   customField?: string;
   /** Per-leg details. */
   legs?: ExotelCallLeg[];
+  /** How the stream ended, from the Passthru after the Voicebot applet. */
+  stream?: ExotelStreamResult;
 }
 
 /** A status callback that cannot be used. */
@@ -66,6 +85,8 @@ export class InvalidStatusCallbackError extends Error {
 const MAX_TEXT = 256;
 const MAX_URL = 2048;
 const MAX_LEGS = 10;
+/** Distinct event types kept per call. */
+const MAX_EVENTS = 16;
 
 type Fields = Record<string, unknown>;
 
@@ -147,8 +168,7 @@ export function mergeCallStatus(
   update: ExotelCallStatus,
 ): ExotelCallStatus {
   if (previous === undefined) return update;
-  const updateIsNewer = (update.dateUpdated ?? "") >=
-    (previous.dateUpdated ?? "");
+  const updateIsNewer = rank(update) >= rank(previous);
   const [older, newer] = updateIsNewer
     ? [previous, update]
     : [update, previous];
@@ -156,8 +176,94 @@ export function mergeCallStatus(
   for (const [key, value] of Object.entries(newer)) {
     if (value !== undefined) Object.assign(merged, { [key]: value });
   }
-  merged.events = [...new Set([...previous.events, ...update.events])].sort();
+  // Exotel has a handful of event types; forged ones must not grow the
+  // value past KV's limit and make the genuine callbacks unstorable.
+  merged.events = [...new Set([...previous.events, ...update.events])]
+    .slice(0, MAX_EVENTS).sort();
   return merged;
+}
+
+/** How callbacks order: `terminal` first, then by `DateUpdated`, whose format sorts as text. */
+function rank(status: ExotelCallStatus): string {
+  const terminal = status.eventType === "terminal" ? "1" : "0";
+  return `${terminal} ${status.dateUpdated ?? ""}`;
+}
+
+/** How far `DateUpdated` may be from when its callback arrived: a day covers every time zone and Exotel's retries. */
+export const MAX_DATE_SKEW_MS = 86_400_000;
+
+/**
+ * Drops `dateUpdated` when it is not a date within
+ * {@linkcode MAX_DATE_SKEW_MS} of `receivedAt` (epoch ms): Exotel sends it
+ * as `YYYY-MM-DD HH:mm:ss` in the account's time zone, which a day of
+ * slack covers, so only a forged or broken one is dropped. Returns
+ * `status` itself when the date is plausible or absent.
+ *
+ * @example
+ * ```ts
+ * const forged = { callSid: "CA1", events: [], dateUpdated: "9999-12-31 23:59:59" };
+ * withPlausibleDate(forged, Date.parse("2025-01-01T10:00:00Z")).dateUpdated; // undefined
+ * ```
+ */
+export function withPlausibleDate(
+  status: ExotelCallStatus,
+  receivedAt: number,
+): ExotelCallStatus {
+  if (status.dateUpdated === undefined) return status;
+  const match = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/.exec(
+    status.dateUpdated,
+  );
+  const at = match
+    ? Date.UTC(
+      Number(match[1]),
+      Number(match[2]) - 1,
+      Number(match[3]),
+      Number(match[4]),
+      Number(match[5]),
+      Number(match[6]),
+    )
+    : NaN;
+  if (Math.abs(at - receivedAt) <= MAX_DATE_SKEW_MS) return status;
+  const { dateUpdated: _, ...rest } = status;
+  return rest;
+}
+
+/**
+ * Reads the `Stream[…]` fields Exotel gives a Passthru applet placed after
+ * the Voicebot applet; undefined when there are none (or no `CallSid`).
+ *
+ * @example
+ * ```ts
+ * const update = parseStreamResult({
+ *   CallSid: "CA1",
+ *   "Stream[Status]": "completed",
+ *   "Stream[Duration]": "42",
+ *   "Stream[DisconnectedBy]": "user",
+ * });
+ * update?.stream; // { status: "completed", durationS: 42, disconnectedBy: "user" }
+ * ```
+ */
+export function parseStreamResult(
+  fields: Fields,
+): ExotelCallStatus | undefined {
+  const stream: Fields = {};
+  let callSid: string | undefined;
+  for (const [name, value] of Object.entries(fields)) {
+    const field = /^stream\[([a-z]+)\]$/i.exec(name);
+    if (field) stream[field[1].toLowerCase()] = value;
+    else if (normalize(name) === "callsid") callSid = text(value, MAX_TEXT);
+  }
+  if (callSid === undefined || Object.keys(stream).length === 0) {
+    return undefined;
+  }
+  const result = withoutUndefined<ExotelStreamResult>({
+    status: text(stream.status, MAX_TEXT)?.toLowerCase(),
+    durationS: seconds(stream.duration),
+    recordingUrl: text(stream.recordingurl, MAX_URL),
+    disconnectedBy: text(stream.disconnectedby, MAX_TEXT)?.toLowerCase(),
+  });
+  if (Object.keys(result).length === 0) return undefined;
+  return { callSid, events: [], stream: result };
 }
 
 function normalize(name: string): string {

@@ -1,16 +1,27 @@
 /**
- * Call records in Deno KV: written once per call when it ends, listed newest
- * first, joined with what Exotel's status callbacks said. Records of calls
- * ending close together are written in shared commits a moment later: a
- * commit per call was most of what a call cost to end, and at hundreds of
- * ends a second it stalled calls still live.
+ * Call records in Deno KV: written `in_progress` as a call starts, saved
+ * again with its counters on every checkpoint, completed when it ends,
+ * listed newest first, joined with what Exotel's status callbacks said.
+ * Records of calls starting or ending close together are written in shared
+ * commits a moment later: a commit per call was most of what a call cost
+ * to end, and at hundreds of ends a second it stalled calls still live.
+ *
+ * Durability: a record reaches KV up to `batchMs` after the call starts or
+ * ends, and its counters up to one checkpoint interval late. A process
+ * killed in that window loses that much; every other call's record
+ * survives, and {@linkcode CallStore.recoverCrashed} closes the records a
+ * dead run of the same instance left in progress.
  *
  * Keys:
  * - `["calls", id]`: the record, without its transcript and turns;
  * - `["call_detail", id, n]`: the transcript and turns as JSON bytes, in
  *   chunks under Deno KV's 64 KiB value limit, however long the call;
  * - `["calls_by_time", endedAtMs, id]`, `["calls_by_number", last10digits,
- *   endedAtMs, id]`, `["calls_by_sid", callSid, id]`: indexes;
+ *   endedAtMs, id]`, `["calls_by_sid", callSid, id]`: indexes (an in-progress
+ *   record is indexed by when it connected, a finished one by when it
+ *   ended);
+ * - `["calls_open", instanceId, id]`: `{ runId }` of each record still in
+ *   progress, so that the instance's next run can close them after a crash;
  * - `["call_status", callSid]`: Exotel's status, merged, kept apart from the
  *   record so that a callback may arrive before, during or after the call
  *   and is joined when the record is read.
@@ -19,8 +30,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Session } from "../call/registry.ts";
 import type { CallRecord } from "./call_record.ts";
-import { numberKey } from "./call_record.ts";
+import { buildCallRecord, crashedRecord, numberKey } from "./call_record.ts";
 import { type ExotelCallStatus, mergeCallStatus } from "./call_status.ts";
 
 /** A call as read back: its record and, when Exotel reported it, its status. */
@@ -72,6 +84,40 @@ export interface CallStoreOptions {
   ownsKv?: boolean;
   /** How long a record waits to be written with others; default 500 ms. */
   batchMs?: number;
+  /** The instance whose calls {@linkcode CallStore.open} records; default `local`. */
+  instanceId?: string;
+  /** This process's run of the instance; a random id by default. */
+  runId?: string;
+  /**
+   * Statuses kept at once for calls this store has no record of (calls
+   * that never reached the bot, or forged callbacks); default 1000.
+   */
+  maxUnknownStatuses?: number;
+  /** How long such a status is kept unless its call's record appears; default 1 h. */
+  unknownStatusTtlMs?: number;
+}
+
+/** A status callback for a call with no record, while too many such are kept. */
+export class UnknownCallLimitError extends Error {
+  /** Creates the error for `callSid`. */
+  constructor(callSid: string, limit: number) {
+    super(
+      `Status of unknown call "${
+        callSid.slice(0, 64)
+      }" not kept: ${limit} statuses of calls without a record are kept already`,
+    );
+    this.name = "UnknownCallLimitError";
+  }
+}
+
+/** Options of {@linkcode CallStore.save}. */
+export interface SaveOptions {
+  /**
+   * Adds mutations to the atomic write that commits the record, so they are
+   * committed with it or not at all (the call webhook queues its delivery
+   * so). Called again for each retry.
+   */
+  onCommit?: (operation: Deno.AtomicOperation, record: CallRecord) => void;
 }
 
 /** A cursor that does not belong to this store or query. */
@@ -154,9 +200,19 @@ export class CallStore {
   #closing = false;
   /** Records built and waiting for the next batch. */
   #batch: CallRecord[] = [];
-  /** Settles with the next batch's outcome; exists while `#batch` is not empty. */
+  /** Live sessions whose in-progress record the next batch writes, by id. */
+  #snapshots = new Map<string, Session>();
+  /** Number-index keys written for each in-progress record of this run. */
+  #openNumbers = new Map<string, Set<string>>();
+  /** The last batch: batches are written in order, so a late in-progress write never undoes a completion. */
+  #lastWrite: Promise<unknown> = Promise.resolve();
+  /** Statuses written for calls without a record, by CallSid: when each expires. */
+  #unknownStatuses = new Map<string, number>();
+  /** Settles with the next batch's outcome; exists while anything waits. */
   #batchDone?: PromiseWithResolvers<boolean>;
   #batchTimer?: ReturnType<typeof setTimeout>;
+  /** {@linkcode SaveOptions.onCommit} of records waiting or being written. */
+  #onCommit = new Map<CallRecord, SaveOptions["onCommit"]>();
 
   /** Uses `kv`, which may be shared with other modules. */
   constructor(kv: Deno.Kv, options: CallStoreOptions = {}) {
@@ -181,9 +237,15 @@ export class CallStore {
    * The write waits up to `batchMs` to share its commits with other
    * records; {@linkcode CallStore.close} writes what waits at once.
    */
-  save(record: CallRecord | Promise<CallRecord>): Promise<boolean> {
+  save(
+    record: CallRecord | Promise<CallRecord>,
+    options: SaveOptions = {},
+  ): Promise<boolean> {
     const task = Promise.resolve(record).then(
-      (ready) => this.#enqueue(ready),
+      (ready) => {
+        if (options.onCommit) this.#onCommit.set(ready, options.onCommit);
+        return this.#enqueue(ready).finally(() => this.#onCommit.delete(ready));
+      },
       (error) => {
         log.error("Call record lost before it was built: {error}", { error });
         return false;
@@ -195,8 +257,110 @@ export class CallStore {
     return task;
   }
 
+  /**
+   * Writes `session`'s record as `in_progress` with the next batch, read as
+   * the batch is written (so a `start` that arrives meanwhile is in it).
+   * Resolves like {@linkcode CallStore.save}.
+   */
+  open(session: Session): Promise<boolean> {
+    this.#snapshots.set(session.id, session);
+    return this.#track(this.#scheduled());
+  }
+
+  /**
+   * Saves the counters of every live session in `sessions` into its
+   * in-progress record, with the next batch: what a crash would leave.
+   */
+  checkpoint(sessions: Iterable<Session>): Promise<boolean> {
+    for (const session of sessions) {
+      if (session.state !== "stopped") {
+        this.#snapshots.set(session.id, session);
+      }
+    }
+    if (this.#snapshots.size === 0) return Promise.resolve(true);
+    return this.#track(this.#scheduled());
+  }
+
+  /**
+   * Closes the records this instance's earlier runs left in progress, as
+   * crashed, with the counters of their last checkpoint. Call it once the
+   * earlier run is known to be dead (see `LiveSessions.previousRunEnded`).
+   * Resolves with how many were closed; never rejects.
+   */
+  recoverCrashed(): Promise<number> {
+    return this.#track(this.#recover());
+  }
+
+  async #recover(): Promise<number> {
+    const instanceId = this.#instanceId;
+    try {
+      const orphans: string[] = [];
+      const markers: Deno.KvKey[] = [];
+      for await (
+        const entry of this.#kv.list<{ runId: string }>({
+          prefix: ["calls_open", instanceId],
+        })
+      ) {
+        if (entry.value.runId === this.#runId) continue;
+        orphans.push(String(entry.key[2]));
+        markers.push(entry.key);
+      }
+      if (orphans.length === 0) return 0;
+      const found = await this.#records(orphans);
+      const closed = found.filter((record) => record.state === "in_progress")
+        .map(({ detailChunks: _, ...record }) => ({
+          record: { ...crashedRecord(record), transcript: [], turns: [] },
+          openNumbers: numberKeys(record),
+        }));
+      const written = await this.#serial(() => this.#saveWithRetry(closed, []));
+      // Markers whose record expired or was completed meanwhile.
+      for (let start = 0; start < markers.length; start += 100) {
+        const operation = this.#kv.atomic();
+        markers.slice(start, start + 100).forEach((key) =>
+          operation.delete(key)
+        );
+        await operation.commit();
+      }
+      if (written && closed.length > 0) {
+        log.warn(
+          "Closed {count} call records that a crash of instance {instanceId} left in progress",
+          { count: closed.length, instanceId },
+        );
+      }
+      return written ? closed.length : 0;
+    } catch (error) {
+      log.error("Records left in progress by a crash not closed: {error}", {
+        instanceId,
+        error,
+      });
+      return 0;
+    }
+  }
+
+  get #instanceId(): string {
+    return this.#options.instanceId ?? "local";
+  }
+
+  get #runId(): string {
+    this.#options.runId ??= crypto.randomUUID();
+    return this.#options.runId;
+  }
+
+  #track<T>(task: Promise<T>): Promise<T> {
+    const tracked = task.then(() => true, () => false);
+    this.#pending.add(tracked);
+    const done = () => void this.#pending.delete(tracked);
+    tracked.then(done);
+    return task;
+  }
+
   #enqueue(record: CallRecord): Promise<boolean> {
     this.#batch.push(record);
+    return this.#scheduled();
+  }
+
+  /** The next batch's outcome, scheduling that batch. */
+  #scheduled(): Promise<boolean> {
     this.#batchDone ??= Promise.withResolvers();
     const { promise } = this.#batchDone;
     if (this.#closing) this.#writeBatch();
@@ -213,20 +377,40 @@ export class CallStore {
   #writeBatch(): void {
     clearTimeout(this.#batchTimer);
     this.#batchTimer = undefined;
-    const records = this.#batch;
+    const records = this.#batch.map((record) => ({ record }));
+    const sessions = [...this.#snapshots.values()];
     const done = this.#batchDone;
     this.#batch = [];
+    this.#snapshots.clear();
     this.#batchDone = undefined;
-    if (done) this.#saveWithRetry(records).then(done.resolve);
+    if (done) {
+      this.#serial(() => this.#saveWithRetry(records, sessions)).then(
+        done.resolve,
+      );
+    }
   }
 
-  async #saveWithRetry(records: CallRecord[]): Promise<boolean> {
+  /** Runs `write` once every earlier batch has settled. */
+  #serial<T>(write: () => Promise<T>): Promise<T> {
+    const task = this.#lastWrite.then(write, write);
+    this.#lastWrite = task.catch(() => {});
+    return task;
+  }
+
+  async #saveWithRetry(
+    entries: FinalRecord[],
+    sessions: Session[],
+  ): Promise<boolean> {
     const attempts = Math.max(1, this.#options.attempts ?? 5);
     let delayMs = this.#options.retryDelayMs ?? 200;
-    const ids = records.map((record) => record.id);
+    const records = entries.map((entry) => entry.record);
+    const ids = [
+      ...records.map((record) => record.id),
+      ...sessions.map((session) => session.id),
+    ];
     for (let attempt = 1;; attempt++) {
       try {
-        await this.#write(records);
+        await this.#write(entries, sessions);
         if (attempt > 1) {
           log.info("Call records {ids} written on try {attempt}", {
             ids,
@@ -247,6 +431,12 @@ export class CallStore {
               log.error("onSaveFailed failed: {error}", { error: hookError });
             }
           }
+          if (sessions.length > 0) {
+            log.error(
+              "In-progress records of {count} calls not saved after {attempt} tries: {error}",
+              { count: sessions.length, attempt, error },
+            );
+          }
           return false;
         }
         log.warn(
@@ -259,11 +449,27 @@ export class CallStore {
     }
   }
 
-  async #write(records: CallRecord[]): Promise<void> {
+  async #write(entries: FinalRecord[], sessions: Session[]): Promise<void> {
     const kv = this.#kv;
     const expireIn = this.#expireIn();
-    const stored: StoredRecord[] = [];
-    for (const record of records) {
+    const stored: Array<{ record: StoredRecord; entry?: FinalRecord }> = [];
+    const finished = new Set(entries.map((entry) => entry.record.id));
+    const now = Date.now();
+    const opened = new Map<string, Set<string>>();
+    for (const session of sessions) {
+      // Its completion is in this batch: the in-progress state is past.
+      if (finished.has(session.id)) continue;
+      const { transcript: _, turns: __, ...summary } = buildCallRecord(
+        session,
+        "in_progress",
+        { endedAt: now, instanceId: this.#instanceId, state: "in_progress" },
+      );
+      const record = { ...summary, detailChunks: 0 };
+      opened.set(record.id, numberKeys(record));
+      stored.push({ record });
+    }
+    for (const entry of entries) {
+      const { record } = entry;
       const { transcript, turns, ...summary } = record;
       const chunks = transcript.length === 0 && turns.length === 0 ? [] : chunk(
         new TextEncoder().encode(JSON.stringify({ transcript, turns })),
@@ -278,14 +484,59 @@ export class CallStore {
         );
         await operation.commit();
       }
-      stored.push({ ...summary, detailChunks: chunks.length });
+      stored.push({
+        record: { ...summary, detailChunks: chunks.length },
+        entry,
+      });
     }
     for (let start = 0; start < stored.length; start += RECORDS_PER_COMMIT) {
       const operation = kv.atomic();
-      for (const record of stored.slice(start, start + RECORDS_PER_COMMIT)) {
+      for (
+        const { record, entry } of stored.slice(
+          start,
+          start + RECORDS_PER_COMMIT,
+        )
+      ) {
         addRecord(operation, record, expireIn);
+        if (record.state === "in_progress") {
+          operation.set(
+            ["calls_open", this.#instanceId, record.id],
+            { runId: this.#runId },
+            { expireIn },
+          );
+        } else {
+          this.#removeOpen(operation, record, entry?.openNumbers);
+        }
+        if (entry) this.#onCommit.get(entry.record)?.(operation, entry.record);
       }
       await operation.commit();
+    }
+    for (const [id, numbers] of opened) {
+      const known = this.#openNumbers.get(id);
+      if (known) numbers.forEach((key) => known.add(key));
+      else this.#openNumbers.set(id, numbers);
+    }
+    for (const { record } of entries) this.#openNumbers.delete(record.id);
+  }
+
+  /** Deletes what the in-progress record of `record`'s call wrote that its end does not overwrite. */
+  #removeOpen(
+    operation: Deno.AtomicOperation,
+    record: StoredRecord,
+    openNumbers: Set<string> | undefined,
+  ): void {
+    const openedAtMs = Date.parse(record.startedAt);
+    operation.delete([
+      "calls_open",
+      record.instanceId ?? this.#instanceId,
+      record.id,
+    ]);
+    if (openedAtMs === indexTime(record)) return;
+    operation.delete(["calls_by_time", openedAtMs, record.id]);
+    const numbers = openNumbers ?? this.#openNumbers.get(record.id) ??
+      numberKeys(record);
+    for (const key of numbers) {
+      operation.delete(["calls_by_number", key, openedAtMs, record.id]);
     }
   }
 
@@ -375,12 +626,25 @@ export class CallStore {
    * Merges a status callback for `callSid` into what earlier ones said, and
    * returns the result. Safe to call again with the same callback, and
    * before the call's record exists.
+   *
+   * A status of a call with no record (not even in progress) is kept only
+   * `unknownStatusTtlMs` (it is kept for the retention period once a
+   * callback arrives for the call's record), and at most
+   * `maxUnknownStatuses` such are kept by this store at once.
+   *
+   * @throws {UnknownCallLimitError} for an unknown call while the limit is reached.
    */
   async mergeStatus(
     callSid: string,
     update: ExotelCallStatus,
   ): Promise<ExotelCallStatus> {
     const key = ["call_status", callSid];
+    const known = await this.#hasRecord(callSid);
+    const now = Date.now();
+    const unknownTtlMs = this.#options.unknownStatusTtlMs ?? 3_600_000;
+    if (!known && !this.#unknownStatuses.has(callSid)) {
+      this.#makeUnknownRoom(callSid, now);
+    }
     for (let attempt = 0; attempt < MERGE_ATTEMPTS; attempt++) {
       const current = await this.#kv.get<ExotelCallStatus>(key);
       const merged = mergeCallStatus(current.value ?? undefined, {
@@ -388,13 +652,39 @@ export class CallStore {
         callSid,
       });
       const result = await this.#kv.atomic().check(current).set(key, merged, {
-        expireIn: this.#expireIn(),
+        expireIn: known ? this.#expireIn() : unknownTtlMs,
       }).commit();
-      if (result.ok) return merged;
+      if (result.ok) {
+        if (known) this.#unknownStatuses.delete(callSid);
+        else this.#unknownStatuses.set(callSid, now + unknownTtlMs);
+        return merged;
+      }
     }
     throw new Error(
       `Status of call "${callSid}" not merged: ${MERGE_ATTEMPTS} concurrent updates won`,
     );
+  }
+
+  async #hasRecord(callSid: string): Promise<boolean> {
+    for await (
+      const _ of this.#kv.list({ prefix: ["calls_by_sid", callSid] }, {
+        limit: 1,
+      })
+    ) {
+      return true;
+    }
+    return false;
+  }
+
+  #makeUnknownRoom(callSid: string, now: number): void {
+    const limit = this.#options.maxUnknownStatuses ?? 1000;
+    if (this.#unknownStatuses.size < limit) return;
+    for (const [sid, expiresAt] of this.#unknownStatuses) {
+      if (expiresAt <= now) this.#unknownStatuses.delete(sid);
+    }
+    if (this.#unknownStatuses.size >= limit) {
+      throw new UnknownCallLimitError(callSid, limit);
+    }
   }
 
   /** What Exotel's status callbacks said about `callSid`, merged. */
@@ -496,18 +786,37 @@ export class CallStore {
   }
 }
 
+/** A finished record to write, with the number keys its in-progress record was indexed under when another run wrote it. */
+interface FinalRecord {
+  record: CallRecord;
+  openNumbers?: Set<string>;
+}
+
+/** The distinct, non-empty number keys of a record's two numbers. */
+function numberKeys(record: { from: string; to: string }): Set<string> {
+  return new Set(
+    [numberKey(record.from), numberKey(record.to)].filter((key) => key !== ""),
+  );
+}
+
+/** When a record sorts in lists: an in-progress call by when it connected, others by when they ended. */
+function indexTime(record: StoredRecord): number {
+  return Date.parse(
+    record.state === "in_progress" ? record.startedAt : record.endedAt,
+  );
+}
+
 /** Adds `record` and its index entries to `operation`. */
 function addRecord(
   operation: Deno.AtomicOperation,
   record: StoredRecord,
   expireIn: number | undefined,
 ): void {
-  const endedAtMs = Date.parse(record.endedAt);
+  const endedAtMs = indexTime(record);
   operation
     .set(["calls", record.id], record, { expireIn })
     .set(["calls_by_time", endedAtMs, record.id], null, { expireIn });
-  for (const key of new Set([numberKey(record.from), numberKey(record.to)])) {
-    if (key === "") continue;
+  for (const key of numberKeys(record)) {
     operation.set(["calls_by_number", key, endedAtMs, record.id], null, {
       expireIn,
     });

@@ -30,7 +30,12 @@ export interface CallRecorderOptions {
   maxAheadMs?: number;
   /** Bytes waiting for the disk beyond which audio is dropped; default 4 MiB. */
   maxPendingBytes?: number;
+  /** Opens the file for writing; `Deno.open` (create, truncate) by default. */
+  openFile?: (path: string) => Promise<RecordingFile>;
 }
+
+/** What the recorder needs of an open file. */
+export type RecordingFile = Pick<Deno.FsFile, "write" | "seek" | "close">;
 
 const HEADER_BYTES = 44;
 const CHANNELS = 2;
@@ -68,7 +73,8 @@ export class CallRecorder {
   #pendingBytes = 0;
   #dataBytes = 0;
   #droppedBytes = 0;
-  #file?: Promise<Deno.FsFile>;
+  #file?: Promise<RecordingFile>;
+  #openFile: (path: string) => Promise<RecordingFile>;
   #writing?: Promise<void>;
   #failed = false;
   #closing?: Promise<RecordingInfo | undefined>;
@@ -84,16 +90,28 @@ export class CallRecorder {
       (options.maxAheadMs ?? 30_000) * options.sampleRate / 1000,
     ) * 2;
     this.#maxPendingBytes = options.maxPendingBytes ?? 4 * 1024 * 1024;
+    this.#openFile = options.openFile ??
+      ((path) =>
+        Deno.open(path, { write: true, create: true, truncate: true }));
   }
 
-  /** Bytes of audio dropped because the disk fell behind or the file was full. */
+  /**
+   * Bytes of the recording's audio (both channels) lost because the disk
+   * fell behind, was full or failed: from a failure on, every piece of the
+   * call's audio counts, so this measures the whole gap.
+   */
   get droppedBytes(): number {
     return this.#droppedBytes;
   }
 
   /** Caller audio as Exotel sent it (16-bit PCM at the call's rate). */
   caller(pcm: Uint8Array): void {
-    if (this.#closing || this.#failed) return;
+    if (this.#closing) return;
+    if (this.#failed) {
+      // The caller's audio is the call's clock: each sample is a lost frame.
+      this.#droppedBytes += pcm.length * CHANNELS;
+      return;
+    }
     const { samples, carry } = evenSamples(pcm, this.#callerCarry);
     this.#callerCarry = carry;
     if (samples.length === 0) return;
@@ -136,11 +154,12 @@ export class CallRecorder {
     if (!this.#failed && this.#file === undefined) this.#flush();
     while (this.#writing) await this.#writing;
     if (this.#file === undefined) return undefined;
-    let file: Deno.FsFile;
+    let file: RecordingFile;
     try {
       file = await this.#file;
     } catch {
-      return undefined;
+      // No file at all: the record still says the whole call is missing.
+      return this.#report(0);
     }
     try {
       const sizes = new DataView(new ArrayBuffer(4));
@@ -155,20 +174,34 @@ export class CallRecorder {
     } finally {
       file.close();
     }
-    if (this.#droppedBytes > 0) {
-      log.warn("Recording {path} lost {droppedBytes} bytes of audio", {
-        path: this.path,
-        droppedBytes: this.#droppedBytes,
-      });
-    }
-    return {
+    return this.#report(HEADER_BYTES + this.#dataBytes);
+  }
+
+  /** What the recording holds, and what it lost, in a file of `bytes`. */
+  #report(bytes: number): RecordingInfo {
+    const info: RecordingInfo = {
       path: this.path,
       sampleRate: this.#sampleRate,
       durationMs: Math.round(
         this.#dataBytes / FRAME_BYTES / this.#sampleRate * 1000,
       ),
-      bytes: HEADER_BYTES + this.#dataBytes,
+      bytes,
     };
+    if (this.#droppedBytes > 0 || this.#failed) {
+      info.truncated = true;
+      info.lostMs = Math.round(
+        this.#droppedBytes / FRAME_BYTES / this.#sampleRate * 1000,
+      );
+      log.warn(
+        "Recording {path} lost {lostMs} ms of audio ({droppedBytes} bytes): the record is marked truncated",
+        {
+          path: this.path,
+          lostMs: info.lostMs,
+          droppedBytes: this.#droppedBytes,
+        },
+      );
+    }
+    return info;
   }
 
   /** Fills the bot channel of `frames` (caller already in) from the bot audio waiting. */
@@ -226,6 +259,7 @@ export class CallRecorder {
   }
 
   async #writeLoop(): Promise<void> {
+    let writing = 0;
     try {
       this.#file ??= this.#open();
       const file = await this.#file;
@@ -233,23 +267,23 @@ export class CallRecorder {
         const batch = concat(this.#pending);
         this.#pending = [];
         this.#pendingBytes = 0;
+        writing = batch.length;
         await writeAll(file, batch);
         this.#dataBytes += batch.length;
+        writing = 0;
       }
     } catch (error) {
+      // The batch the disk refused is lost with the rest.
+      this.#droppedBytes += writing;
       this.#fail(error);
     }
   }
 
-  async #open(): Promise<Deno.FsFile> {
+  async #open(): Promise<RecordingFile> {
     await Deno.mkdir(this.path.slice(0, this.path.lastIndexOf("/")), {
       recursive: true,
     });
-    const file = await Deno.open(this.path, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
+    const file = await this.#openFile(this.path);
     try {
       await writeAll(file, wavHeader(this.#sampleRate, CHANNELS, 0));
     } catch (error) {
@@ -262,7 +296,9 @@ export class CallRecorder {
   #fail(error: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#droppedBytes += this.#pendingBytes + this.#botAheadBytes;
+    // Bot audio ahead of the caller's is not call time: the caller's
+    // audio, counted from now on, measures the gap.
+    this.#droppedBytes += this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#botAhead = [];
@@ -321,7 +357,7 @@ function evenSamples(
   };
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+async function writeAll(file: RecordingFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
     written += await file.write(bytes.subarray(written));

@@ -1,20 +1,46 @@
 /**
  * `POST /api/v1/exotel/status`: Exotel's status callback. Merges the call's
  * status, duration and recording URL into its record, whether the record is
- * written yet or not. Unsigned (Exotel signs nothing), so it stores only
- * bounded, parsed fields. Exotel retries when it sees no 200 within 15 s;
- * merging the same callback again changes nothing.
+ * written yet or not. Exotel signs nothing, so the URL carries the secret:
+ * with `STATUS_CALLBACK_TOKEN` set, a callback must bring it as the last
+ * path segment (`/api/v1/exotel/status/<token>`), as `?token=<token>`, or as
+ * the password of Basic credentials in the URL
+ * (`https://exotel:<token>@host/api/v1/exotel/status`). Callbacks are rate
+ * limited per address, and only bounded, parsed fields are stored. Exotel
+ * retries when it sees no 200 within 15 s; merging the same callback again
+ * changes nothing.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
+import { timingSafeEqual } from "../http/auth.ts";
 import { HttpError, jsonResponse, readParams } from "../http/json.ts";
-import type { CallStore } from "../records/call_store.ts";
+import type { RateLimiter } from "../http/rate_limit.ts";
 import {
+  type CallStore,
+  UnknownCallLimitError,
+} from "../records/call_store.ts";
+import {
+  type ExotelCallStatus,
   InvalidStatusCallbackError,
   parseStatusCallback,
+  withPlausibleDate,
 } from "../records/call_status.ts";
+
+/** What guards the status callback. */
+export interface StatusCallbackGuard {
+  /** `STATUS_CALLBACK_TOKEN`: the secret the callback URL carries; none asked when absent. */
+  token?: string;
+  /** The token the request's path carried (`/api/v1/exotel/status/<token>`). */
+  pathToken?: string;
+  /** Callbacks per address (`STATUS_CALLBACK_RATE_LIMIT_PER_MIN`). */
+  limiter?: RateLimiter;
+  /** The client's address, the limiter's key. */
+  clientIp?: string;
+  /** Epoch ms now; `Date.now()` by default. */
+  now?: number;
+}
 
 /** Largest callback body read: Exotel's are well under 4 KiB. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -25,25 +51,56 @@ const log = getLogger(["exovoice", "routes", "status_callback"]);
  * Reads a callback sent as a form (URL-encoded or multipart) or JSON and
  * merges it. Answers 200 `{"ok": true, "callSid", "status"}`.
  *
- * @throws {HttpError} 400 without a `CallSid`, 413 for a huge body, 503 when
- * KV fails (so that Exotel retries).
+ * @throws {HttpError} 401 without the token when one is set, 429 over the
+ * rate limit or while too many unknown calls' statuses are kept, 400
+ * without a `CallSid`, 413 for a huge body, 503 when KV fails (so that
+ * Exotel retries).
  */
 export async function handleStatusCallback(
   request: Request,
   store: CallStore,
+  guard: StatusCallbackGuard = {},
 ): Promise<Response> {
+  const now = guard.now ?? Date.now();
+  checkToken(request, guard);
+  if (guard.limiter && !guard.limiter.hit(guard.clientIp ?? "", now)) {
+    throw new HttpError(
+      429,
+      "rate_limited",
+      "Too many status callbacks from this address: slow down",
+      {
+        headers: {
+          "retry-after": String(
+            guard.limiter.retryAfterS(guard.clientIp ?? "", now),
+          ),
+        },
+      },
+    );
+  }
   const fields = await readFields(request);
-  let update;
+  let parsed: ExotelCallStatus;
   try {
-    update = parseStatusCallback(fields);
+    parsed = parseStatusCallback(fields);
   } catch (error) {
     if (!(error instanceof InvalidStatusCallbackError)) throw error;
     throw new HttpError(400, "invalid_status_callback", error.message);
+  }
+  const update = withPlausibleDate(parsed, now);
+  if (update !== parsed) {
+    log.warn(
+      "Status callback for call {callId} has an implausible DateUpdated, ignored for ordering",
+      { callId: update.callSid, dateUpdated: parsed.dateUpdated ?? "" },
+    );
   }
   let merged;
   try {
     merged = await store.mergeStatus(update.callSid, update);
   } catch (error) {
+    if (error instanceof UnknownCallLimitError) {
+      throw new HttpError(429, "too_many_unknown_calls", error.message, {
+        headers: { "retry-after": "60" },
+      });
+    }
     log.error("Status of call {callId} not stored: {error}", {
       callId: update.callSid,
       error,
@@ -65,6 +122,57 @@ export async function handleStatusCallback(
     callSid: merged.callSid,
     status: merged.status ?? null,
   });
+}
+
+/**
+ * True when `guard.token` is unset, or `request` carries it (in its path,
+ * `?token=`, or as the password of Basic credentials).
+ */
+export function hasStatusToken(
+  request: Request,
+  guard: Pick<StatusCallbackGuard, "token" | "pathToken">,
+): boolean {
+  const { token } = guard;
+  if (token === undefined) return true;
+  const url = new URL(request.url);
+  const offered = [
+    guard.pathToken,
+    url.searchParams.get("token") ?? undefined,
+    basicPassword(request.headers.get("authorization")),
+  ];
+  // Every candidate is compared, so timing says nothing about which was offered.
+  let accepted = false;
+  for (const candidate of offered) {
+    if (candidate !== undefined && timingSafeEqual(candidate, token)) {
+      accepted = true;
+    }
+  }
+  return accepted;
+}
+
+function checkToken(request: Request, guard: StatusCallbackGuard): void {
+  if (!hasStatusToken(request, guard)) {
+    throw new HttpError(
+      401,
+      "unauthorized",
+      "Missing or wrong status callback token: put STATUS_CALLBACK_TOKEN in the callback URL",
+      { headers: { "www-authenticate": 'Basic realm="exovoice"' } },
+    );
+  }
+}
+
+/** The password of `Authorization: Basic …`, any user. */
+function basicPassword(header: string | null): string | undefined {
+  if (header === null || !/^basic /i.test(header)) return undefined;
+  try {
+    const decoded = new TextDecoder().decode(
+      Uint8Array.fromBase64(header.slice(6).trim()),
+    );
+    const colon = decoded.indexOf(":");
+    return colon === -1 ? undefined : decoded.slice(colon + 1);
+  } catch {
+    return undefined;
+  }
 }
 
 async function readFields(

@@ -76,6 +76,7 @@ export async function handleVoiceConnect(
       sampleRate,
       callId: value(CALL_ID_PARAMS),
       customParameters,
+      agent: value(["agent"]),
     });
   } catch (error) {
     if (!(error instanceof CustomParametersError)) throw error;

@@ -32,6 +32,8 @@ export interface VoicebotSocketDeps {
   createRecorder?: CallOptions["createRecorder"];
   /** Called with every call accepted. */
   onCall?(call: Call): void;
+  /** Why the URL's `agent=` (undefined when absent) cannot be served, if it cannot. */
+  checkAgent?(name: string | undefined): string | undefined;
 }
 
 const CALL_ID_PARAMS = ["call_id", "callSid", "callLogId", "CallSid"];
@@ -48,7 +50,8 @@ export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
 /**
  * Upgrades an authenticated request to a voicebot call.
  *
- * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong credentials.
+ * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong
+ * credentials, 404 for an `agent=` the server does not have.
  */
 export function handleVoicebotSocket(
   request: Request,
@@ -76,6 +79,8 @@ export function handleVoicebotSocket(
     );
   }
   const query = new URL(request.url).searchParams;
+  const refusal = deps.checkAgent?.(query.get("agent") ?? undefined);
+  if (refusal !== undefined) throw new HttpError(404, "unknown_agent", refusal);
   // Deno forgets the request's address once it is upgraded: read it first.
   const remoteAddress = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
   const { socket, response } = Deno.upgradeWebSocket(request);
@@ -93,6 +98,7 @@ export function handleVoicebotSocket(
       streamSid: query.get("stream_sid") ?? query.get("streamSid") ?? undefined,
       sampleRate: sampleRateFromQuery(query),
       remoteAddress,
+      agent: query.get("agent") ?? undefined,
     },
   });
   deps.onCall?.(call);

@@ -73,6 +73,8 @@ export class MemoryOutput implements CallOutput {
   pauses = 0;
   /** `resume` calls. */
   resumes = 0;
+  /** Bytes reported to `dropped`. */
+  droppedBytes = 0;
   /** Reasons given to `hangup`, in order. */
   readonly hangups: string[] = [];
   /** Called with each mark Exotel would echo: wire it to `bot.marked`. */
@@ -155,6 +157,11 @@ export class MemoryOutput implements CallOutput {
     this.hangups.push(reason);
     this.stop();
     this.onHangup();
+  }
+
+  /** Counts bot audio dropped unplayed. */
+  dropped(bytes: number): void {
+    this.droppedBytes += bytes;
   }
 
   /** The call ended: drops everything. */

@@ -22,7 +22,7 @@ import { Conversation } from "./history.ts";
 import { Listener } from "./listener.ts";
 import { CallTranscript } from "./transcript.ts";
 import type { CallOutcomes } from "./outcomes.ts";
-import type { AgentProviders } from "./providers.ts";
+import { type AgentProviders, createProviders } from "./providers.ts";
 import {
   type FallbackAudio,
   Reply,
@@ -37,7 +37,11 @@ import {
   turnTiming,
   type TurnTrigger,
 } from "./timeline.ts";
-import { AGENT_TOOLS } from "./tools.ts";
+import { END_CALL_TOOL, TRANSFER_TOOL } from "./tools.ts";
+import type { ToolDefinition } from "../../providers/llm/language_model.ts";
+import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
+import type { ToolResult, ToolRunner } from "./tool_runner.ts";
+import { type CallContext, resolveCallContext } from "./call_context.ts";
 import { type CallerTurn, TurnDetector } from "./turns.ts";
 
 /** Ways to follow and steer a call from application code. */
@@ -53,6 +57,8 @@ export interface AgentHooks {
   transfer?(call: CallInfo, details: { reason?: string }): void;
   /** A speech or language provider failed (the call goes on, on the fallback line or a reconnect). */
   providerError?(error: ProviderError, call: CallInfo): void;
+  /** A tool call finished, whatever its outcome (metrics). */
+  toolCall?(result: ToolResult, call: CallInfo): void;
 }
 
 /** What every agent bot of a server shares. */
@@ -71,11 +77,35 @@ export interface AgentDependencies {
   chunkBytes: number;
   /** Application hooks. */
   hooks: AgentHooks;
+  /** The agent's tools besides `end_call` and `transfer`. */
+  toolRunner?: ToolRunner;
+  /** Epoch milliseconds, for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  wallClock?: () => number;
+  /** The voice a setup webhook asked for; built from the configuration by default. */
+  voiceFor?(voice: string): TextToSpeech;
 }
 
 /** Appended to the system prompt: what the model must know about the phone line. */
 export const VOICE_INSTRUCTIONS =
   'You are talking with a caller on a phone line, and your words are spoken aloud: write plain spoken sentences, no lists, Markdown, emoji or URLs. Keys the caller presses arrive as "Keypad input: <keys>". Call end_call when the conversation is over, and transfer when the caller needs a human.';
+
+/** {@linkcode VOICE_INSTRUCTIONS} for an agent with only some of the built-in tools. */
+export function voiceInstructions(
+  builtins: { endCall: boolean; transfer: boolean },
+): string {
+  if (builtins.endCall && builtins.transfer) return VOICE_INSTRUCTIONS;
+  const base = VOICE_INSTRUCTIONS.slice(
+    0,
+    VOICE_INSTRUCTIONS.indexOf(" Call end_call"),
+  );
+  if (builtins.endCall) {
+    return `${base} Call end_call when the conversation is over.`;
+  }
+  if (builtins.transfer) {
+    return `${base} Call transfer when the caller needs a human.`;
+  }
+  return base;
+}
 
 /** Longest run of keypad digits sent as one turn. */
 const MAX_DTMF_DIGITS = 32;
@@ -127,6 +157,16 @@ export class AgentBot implements Bot {
   /** Speech-to-text failed and has not reported anything since. */
   #sttTrouble = false;
   #warming: Promise<void> = Promise.resolve();
+  /** The call's language: the agent's, or the setup webhook's. */
+  #language: string;
+  /** The call's voice: the agent's, or the one the setup webhook asked for. */
+  #tts: TextToSpeech;
+  /** What the model may call. */
+  #tools: ToolDefinition[];
+  /** Fires when the call ends: tools in flight stop. */
+  #callEnded = new AbortController();
+  /** The setup webhook's round trip, while it runs. */
+  #starting: Promise<void> = Promise.resolve();
   #markClosed!: () => void;
 
   /** Creates the agent for one call; nothing starts before {@linkcode AgentBot.start}. */
@@ -138,6 +178,13 @@ export class AgentBot implements Bot {
     this.closed = new Promise((resolve) => this.#markClosed = resolve);
     const { config, providers, clock } = deps;
     this.#startedAt = clock.now();
+    this.#language = config.language;
+    this.#tts = providers.tts;
+    this.#tools = [
+      ...(config.builtinTools.endCall ? [END_CALL_TOOL] : []),
+      ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
+      ...(deps.toolRunner?.definitions ?? []),
+    ];
     this.#vad = new VoiceActivityDetector(info.sampleRate, {
       onFrame: (frame) => {
         if (frame.isSpeech) this.#lastVoicedEndMs = frame.atMs + VAD_FRAME_MS;
@@ -159,7 +206,7 @@ export class AgentBot implements Bot {
       onError: (error) => this.#onListenerError(error),
     });
     this.#conversation = new Conversation(
-      `${config.prompt}\n\n${VOICE_INSTRUCTIONS}`,
+      `${config.prompt}\n\n${voiceInstructions(config.builtinTools)}`,
       { maxMessages: config.maxHistory },
     );
   }
@@ -182,18 +229,62 @@ export class AgentBot implements Bot {
     };
   }
 
-  /** Opens speech-to-text and says the greeting. */
-  start(): void {
+  /**
+   * Asks the setup webhook about the call (when there is one, for at most
+   * its timeout), fills the prompt and greeting templates, opens
+   * speech-to-text and says the greeting. Caller audio meanwhile is held.
+   */
+  start(): void | Promise<void> {
     if (this.#stopped) return;
+    const context = resolveCallContext(this.#info, this.#deps.config, {
+      clock: this.#deps.clock,
+      wallClock: this.#deps.wallClock,
+      log: this.#log,
+    });
+    this.#starting = context.then((resolved) => {
+      if (this.#stopped) return;
+      if (resolved === "rejected") this.#output.hangup("rejected");
+      else this.#begin(resolved);
+    });
+    return this.#starting;
+  }
+
+  #begin(context: CallContext): void {
+    const { config, cache } = this.#deps;
+    if (context.language) {
+      this.#language = context.language;
+      this.#listener.language = context.language;
+    }
+    if (context.voice && context.voice !== this.#tts.voice) {
+      try {
+        this.#tts = this.#deps.voiceFor?.(context.voice) ??
+          createProviders({
+            ...config,
+            tts: { ...config.tts, voice: context.voice },
+          }).tts;
+      } catch (error) {
+        this.#log.warn("Voice {voice} unusable, keeping the agent's: {error}", {
+          voice: context.voice,
+          error,
+        });
+      }
+    }
     this.#listener.start();
-    const key = this.#cacheKey(this.#deps.config.greeting);
-    const cached = this.#deps.cache.get(key);
+    this.#conversation.systemPrompt = `${context.prompt}\n\n${
+      voiceInstructions(config.builtinTools)
+    }`;
+    const { greeting } = context;
+    // A greeting made for one caller is not worth a place in the cache.
+    const key = greeting === config.greeting
+      ? this.#cacheKey(greeting)
+      : undefined;
+    const cached = key && cache.get(key);
     this.#startReply({
       kind: "say",
-      text: this.#deps.config.greeting,
+      text: greeting,
       cached,
       onSynthesized: (pcm) => {
-        this.#deps.cache.set(key, pcm);
+        if (key) cache.set(key, pcm);
         this.#warmFallback();
       },
     });
@@ -256,11 +347,18 @@ export class AgentBot implements Bot {
   stop(): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
+      this.#callEnded.abort();
       this.#cancelDtmf?.();
       this.#turns.reset();
       this.#reply?.stop();
       const reply = this.#reply?.done;
-      Promise.all([this.#listener.close(), this.#warming, reply, this.#chain])
+      Promise.all([
+        this.#starting,
+        this.#listener.close(),
+        this.#warming,
+        reply,
+        this.#chain,
+      ])
         .then(() => this.#markClosed());
     }
     return this.closed;
@@ -418,9 +516,18 @@ export class AgentBot implements Bot {
       this.#startReply({
         kind: "model",
         messages: this.#conversation.messages(),
-        tools: AGENT_TOOLS,
+        tools: this.#tools,
         goodbyeText: config.goodbyeText,
         transferText: config.transferText,
+        toolRunner: this.#deps.toolRunner,
+        call: {
+          callId: this.#info.callId,
+          streamSid: this.#info.streamSid,
+          from: this.#info.from,
+          to: this.#info.to,
+          customParameters: this.#info.customParameters,
+        },
+        toolSignal: this.#callEnded.signal,
       }, timeline);
     });
   }
@@ -445,14 +552,14 @@ export class AgentBot implements Bot {
   }
 
   #startReply(plan: ReplyPlan, timeline?: TurnTimeline): Reply {
-    const { providers, config, clock, chunkBytes } = this.#deps;
+    const { providers, clock, chunkBytes } = this.#deps;
     const id = ++this.#replyCount;
     const reply = new Reply(plan, {
       output: this.#output,
       llm: providers.llm,
-      tts: providers.tts,
+      tts: this.#tts,
       sampleRate: this.#info.sampleRate,
-      language: config.language,
+      language: this.#language,
       chunkBytes,
       markPrefix: `agent-${id}`,
       log: this.#log,
@@ -460,6 +567,7 @@ export class AgentBot implements Bot {
       schedule: (callback, ms) => clock.schedule(callback, ms),
       timeline,
       fallback: () => this.#fallbackAudio(),
+      onToolResult: (result) => this.#deps.hooks.toolCall?.(result, this.#info),
     });
     this.#reply = reply;
     // Only speech after this moment can interrupt the reply.
@@ -482,6 +590,16 @@ export class AgentBot implements Bot {
       if (result.error) {
         this.#deps.hooks.providerError?.(result.error, this.#info);
       }
+      // The tools ran before the words that report their results.
+      for (const tool of result.toolResults) {
+        this.#transcript.tool({
+          name: tool.name,
+          arguments: tool.arguments,
+          outcome: tool.outcome,
+          latencyMs: tool.latencyMs,
+          atMs: tool.at - this.#startedAt,
+        });
+      }
       this.#transcript.bot({
         said: result.said,
         heard: result.heard,
@@ -502,6 +620,13 @@ export class AgentBot implements Bot {
       this.#reply = undefined;
       // Nothing may stay paused behind a reply that is over.
       this.#resume("reply_over");
+    }
+    for (const message of result.toolMessages) {
+      if (message.role === "assistant") {
+        this.#conversation.addAssistant(message.content, message.toolCalls);
+      } else if (message.role === "tool") {
+        this.#conversation.addToolResult(message.toolCallId, message.content);
+      }
     }
     this.#conversation.addAssistant(result.heard);
     if (timeline) {
@@ -544,11 +669,11 @@ export class AgentBot implements Bot {
   }
 
   #cacheKey(text: string): AudioCacheKey {
-    const { tts } = this.#deps.providers;
+    const tts = this.#tts;
     return {
       provider: tts.name,
       voice: tts.voice,
-      language: this.#deps.config.language,
+      language: this.#language,
       sampleRate: this.#info.sampleRate,
       text,
     };
@@ -570,15 +695,15 @@ export class AgentBot implements Bot {
    * ends: the audio is for every call.
    */
   async #fallbackAudio(): Promise<FallbackAudio> {
-    const { config, cache, providers } = this.#deps;
+    const { config, cache } = this.#deps;
     const text = config.fallbackText;
     const pcm = await cache.getOrCreate(this.#cacheKey(text), async () => {
       const track = new AudioTrack();
       try {
         await synthesizeInto(track, text, {
-          tts: providers.tts,
+          tts: this.#tts,
           sampleRate: this.#info.sampleRate,
-          language: config.language,
+          language: this.#language,
         });
         return track.pcm();
       } catch (error) {

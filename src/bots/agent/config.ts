@@ -16,6 +16,8 @@ import {
   reader,
 } from "../../env_values.ts";
 import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
+import { isTimeZone, unknownPlaceholders } from "./template.ts";
+import type { RunnableTool } from "./tool_runner.ts";
 
 /** Speech-to-text vendors `STT_PROVIDER` may name. */
 export const STT_PROVIDERS = ["deepgram", "sarvam"] as const;
@@ -117,8 +119,36 @@ export interface BargeInConfig {
   backchannels: string[];
 }
 
+/** The call-control tools built into the agent; each can be turned off. */
+export interface BuiltinTools {
+  /** `end_call`: the model may hang up. */
+  endCall: boolean;
+  /** `transfer`: the model may hand the call to the flow's next applet. */
+  transfer: boolean;
+}
+
+/** `AGENT_SETUP_URL`: the webhook asked about each call at `start`. */
+export interface SetupConfig {
+  /** `AGENT_SETUP_URL`. */
+  url: string;
+  /** `AGENT_SETUP_TIMEOUT_MS`: longest wait; the greeting never waits longer. */
+  timeoutMs: number;
+}
+
 /** The whole agent configuration. */
 export interface AgentConfig {
+  /** The agent's name: its file's name without extension, or `default`. */
+  name: string;
+  /** `AGENT_TIMEZONE`: the zone of `{{date}}` and `{{time}}`. */
+  timezone: string;
+  /** The setup webhook, when `AGENT_SETUP_URL` is set. */
+  setup?: SetupConfig;
+  /** Template variables the prompt and greeting may use, with their defaults (`AGENT_VARIABLES`, agent file `variables:`). */
+  variables: Record<string, string>;
+  /** Tools besides `end_call` and `transfer` (agent file `tools:`, or code tools). */
+  tools: RunnableTool[];
+  /** Which built-in tools the model is offered. */
+  builtinTools: BuiltinTools;
   /** `AGENT_PROMPT` or the contents of `AGENT_PROMPT_FILE`. */
   prompt: string;
   /** `AGENT_GREETING`: said right after the call starts. */
@@ -151,6 +181,15 @@ export interface AgentConfig {
 export interface LoadAgentConfigOptions {
   /** Reads a text file; `Deno.readTextFileSync` by default. */
   readTextFile?: (path: string) => string;
+  /** Template variables the prompt and greeting may use (an agent file's `variables:`). */
+  variables?: Record<string, string>;
+  /**
+   * Whether calls run the cascade (speech-to-text, model, text-to-speech),
+   * whose keys are then required. A speech-to-speech bot (`BOT=realtime`)
+   * uses only the shared settings: prompt, greeting, lines, tools. Default
+   * true.
+   */
+  cascade?: boolean;
 }
 
 /**
@@ -172,11 +211,27 @@ export function loadAgentConfig(
   options: LoadAgentConfigOptions = {},
 ): AgentConfig {
   const read = reader(env);
+  const cascade = options.cascade ?? true;
+  const key = (provider: SttProvider | TtsProvider, chosenBy: string) =>
+    cascade
+      ? apiKey(read, provider, chosenBy)
+      : read(API_KEY_VARIABLES[provider]) ?? "";
   const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
   const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
+  const variables = { ...variableList(read), ...options.variables };
+  const promptText = prompt(read, options);
+  const greeting = read("AGENT_GREETING") ?? "Hello! How can I help you today?";
+  checkTemplate("AGENT_PROMPT", { text: promptText, variables });
+  checkTemplate("AGENT_GREETING", { text: greeting, variables });
   return {
-    prompt: prompt(read, options),
-    greeting: read("AGENT_GREETING") ?? "Hello! How can I help you today?",
+    name: "default",
+    timezone: timezone(read),
+    setup: setup(read),
+    variables,
+    tools: [],
+    builtinTools: { endCall: true, transfer: true },
+    prompt: promptText,
+    greeting,
     language: language(read),
     fallbackText: read("AGENT_FALLBACK_TEXT") ??
       "Sorry, I'm having trouble right now. Could you please say that again?",
@@ -201,16 +256,16 @@ export function loadAgentConfig(
     },
     stt: {
       provider: sttProvider,
-      apiKey: apiKey(read, sttProvider, "STT_PROVIDER"),
+      apiKey: key(sttProvider, "STT_PROVIDER"),
       model: read("STT_MODEL"),
       baseUrl: url(read, "STT_BASE_URL", ["ws:", "wss:"]),
       endpointingMs: integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]),
       timeoutMs: integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]),
     },
-    llm: llm(read),
+    llm: llm(read, cascade),
     tts: {
       provider: ttsProvider,
-      apiKey: apiKey(read, ttsProvider, "TTS_PROVIDER"),
+      apiKey: key(ttsProvider, "TTS_PROVIDER"),
       voice: read("TTS_VOICE") ?? DEFAULT_VOICES[ttsProvider],
       model: read("TTS_MODEL"),
       baseUrl: url(read, "TTS_BASE_URL", ["http:", "https:"]),
@@ -273,6 +328,64 @@ function prompt(read: Read, options: LoadAgentConfigOptions): string {
   return contents.trim();
 }
 
+/** `AGENT_VARIABLES`: `name` or `name=default`, comma-separated. */
+function variableList(read: Read): Record<string, string> {
+  const text = read("AGENT_VARIABLES");
+  if (text === undefined) return {};
+  const variables: Record<string, string> = {};
+  for (
+    const item of text.split(",").map((part) => part.trim()).filter(Boolean)
+  ) {
+    const [name, ...rest] = item.split("=");
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name.trim())) {
+      throw new ConfigError(
+        "AGENT_VARIABLES",
+        `Invalid AGENT_VARIABLES "${text}": "${name.trim()}" is not a variable name; expected names or name=default, comma-separated, such as name,plan=basic`,
+      );
+    }
+    variables[name.trim()] = rest.join("=").trim();
+  }
+  return variables;
+}
+
+function checkTemplate(
+  variable: string,
+  { text, variables }: { text: string; variables: Record<string, string> },
+): void {
+  const unknown = unknownPlaceholders(text, Object.keys(variables));
+  if (unknown.length === 0) return;
+  throw new ConfigError(
+    variable,
+    `Invalid ${variable}: unknown placeholder ${
+      unknown.map((name) => `"{{${name}}}"`).join(", ")
+    }: expected {{caller}}, {{called}}, {{date}}, {{time}}, {{custom.KEY}} or a declared variable${
+      Object.keys(variables).length > 0
+        ? ` (${Object.keys(variables).join(", ")})`
+        : ""
+    }`,
+  );
+}
+
+function timezone(read: Read): string {
+  const text = read("AGENT_TIMEZONE") ?? "Asia/Kolkata";
+  if (!isTimeZone(text)) {
+    throw new ConfigError(
+      "AGENT_TIMEZONE",
+      `Invalid AGENT_TIMEZONE "${text}": expected an IANA time zone such as Asia/Kolkata or UTC`,
+    );
+  }
+  return text;
+}
+
+function setup(read: Read): SetupConfig | undefined {
+  const setupUrl = url(read, "AGENT_SETUP_URL", ["http:", "https:"]);
+  const timeoutMs = integer(read, "AGENT_SETUP_TIMEOUT_MS", 1500, [
+    50,
+    30_000,
+  ]);
+  return setupUrl === undefined ? undefined : { url: setupUrl, timeoutMs };
+}
+
 function language(read: Read): string {
   const text = read("AGENT_LANGUAGE");
   if (text === undefined) return "en-IN";
@@ -285,10 +398,10 @@ function language(read: Read): string {
   return text;
 }
 
-function llm(read: Read): LlmConfig {
+function llm(read: Read, keyRequired: boolean): LlmConfig {
   const baseUrl = url(read, "LLM_BASE_URL", ["http:", "https:"]);
   const apiKey = read("LLM_API_KEY");
-  if (baseUrl === undefined && apiKey === undefined) {
+  if (keyRequired && baseUrl === undefined && apiKey === undefined) {
     throw new ConfigError(
       "LLM_API_KEY",
       `Missing LLM_API_KEY: the default LLM_BASE_URL (${DEFAULT_LLM_BASE_URL}) needs it; set LLM_BASE_URL for a server without keys`,

@@ -89,6 +89,11 @@ export class Conversation {
     this.#maxMessages = Math.max(2, options.maxMessages ?? 40);
   }
 
+  /** Replaces the system prompt (once the call's details have filled its template). */
+  set systemPrompt(text: string) {
+    this.#system = text;
+  }
+
   /** Adds what the caller said (or pressed). */
   addUser(text: string): void {
     this.#push({ role: "user", content: text });

@@ -76,6 +76,11 @@ export class Listener {
     return this.#failures;
   }
 
+  /** The language sessions open with; a change applies from the next session. */
+  set language(language: string) {
+    this.#options = { ...this.#options, language };
+  }
+
   /** Opens the first session. */
   start(): void {
     this.#loop = this.#run();

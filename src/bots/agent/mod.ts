@@ -25,6 +25,8 @@ import { AudioCache } from "./greeting_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import type { TurnSummary } from "./timeline.ts";
+import type { Agents } from "./agent_file.ts";
+import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
 
 export { AgentBot, type AgentHooks, VOICE_INSTRUCTIONS } from "./agent.ts";
 export {
@@ -34,9 +36,27 @@ export {
   type LoadAgentConfigOptions,
 } from "./config.ts";
 export { AudioCache } from "./greeting_cache.ts";
+export {
+  AgentFileError,
+  type Agents,
+  loadAgentFile,
+  loadAgents,
+  type LoadAgentsOptions,
+} from "./agent_file.ts";
 export { type CallOutcome, CallOutcomes } from "./outcomes.ts";
 export { type AgentProviders, createProviders } from "./providers.ts";
 export type { TurnSummary } from "./timeline.ts";
+export {
+  type CodeTool,
+  codeTool,
+  type RunnableTool,
+  type ToolCallInfo,
+  type ToolOutcome,
+  type ToolResult,
+  type ToolRunContext,
+  ToolRunner,
+} from "./tool_runner.ts";
+export { webhookTool, type WebhookToolConfig } from "./webhook_tool.ts";
 
 /** Replaceable parts of {@linkcode createAgentBotFactory}. */
 export interface AgentFactoryOptions {
@@ -50,6 +70,12 @@ export interface AgentFactoryOptions {
   hooks?: AgentHooks;
   /** Shared audio cache; a fresh one by default. */
   cache?: AudioCache;
+  /** Code tools, offered besides the configuration's webhook tools. */
+  tools?: readonly CodeTool[];
+  /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  wallClock?: () => number;
+  /** Where `end_call` and `transfer` are remembered; a fresh store by default. */
+  outcomes?: CallOutcomes;
 }
 
 /** The agent's {@linkcode BotFactory}, plus what it shares between calls. */
@@ -59,6 +85,8 @@ export interface AgentBotFactory extends BotFactory {
   readonly cache: AudioCache;
   /** How recent calls left the agent, by call id: for a Passthru applet after the Voicebot applet. */
   readonly outcomes: CallOutcomes;
+  /** Why a call asking for agent `name` (undefined: none named) cannot be answered, if it cannot. */
+  checkAgent(name: string | undefined): string | undefined;
 }
 
 /**
@@ -77,8 +105,22 @@ export function createAgentBotFactory(
 ): AgentBotFactory {
   const providers = options.providers ?? createProviders(config);
   const cache = options.cache ?? new AudioCache();
-  const outcomes = new CallOutcomes();
+  const outcomes = options.outcomes ?? new CallOutcomes();
+  const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
+  for (const tool of tools) {
+    const { name } = tool.definition;
+    if (
+      (name === "end_call" && config.builtinTools.endCall) ||
+      (name === "transfer" && config.builtinTools.transfer)
+    ) {
+      throw new TypeError(
+        `Invalid tool name "${name}": it is built in; turn the built-in off (builtinTools) to replace it`,
+      );
+    }
+  }
   const deps = {
+    toolRunner: tools.length > 0 ? new ToolRunner(tools) : undefined,
+    wallClock: options.wallClock,
     config,
     providers,
     cache,
@@ -89,7 +131,70 @@ export function createAgentBotFactory(
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
-  return Object.assign(factory, { cache, outcomes });
+  // One agent answers every call, whatever agent= says.
+  return Object.assign(factory, {
+    cache,
+    outcomes,
+    checkAgent: () => undefined,
+  });
+}
+
+/** A call asked for an agent this server does not have. */
+export class UnknownAgentError extends Error {
+  /** Creates the error for `name`. */
+  constructor(name: string | undefined, known: readonly string[]) {
+    super(
+      name === undefined
+        ? `No agent named in the socket URL: expected agent= one of ${
+          known.join(", ")
+        } (or an agent file named default)`
+        : `Unknown agent "${name}": expected one of ${known.join(", ")}`,
+    );
+    this.name = "UnknownAgentError";
+  }
+}
+
+/**
+ * The factory for several agents (an `AGENT_FILE` directory): each call
+ * gets the agent its socket URL names with `agent=`, or the default one.
+ * A call naming an unknown agent, or none when there is no default, is
+ * refused: with {@linkcode AgentBotFactory.checkAgent} given to the server,
+ * the upgrade gets a 404 JSON error; should a bot still be asked for, it
+ * cannot be created, so the stream closes (code 1011) and the error is
+ * logged.
+ *
+ * @example
+ * ```ts ignore
+ * const factory = createAgentsBotFactory(loadAgents("agents/", env));
+ * ```
+ */
+export function createAgentsBotFactory(
+  agents: Agents,
+  options: AgentFactoryOptions = {},
+): AgentBotFactory {
+  const cache = options.cache ?? new AudioCache();
+  const outcomes = new CallOutcomes();
+  const factories = new Map<string, AgentBotFactory>();
+  for (const [name, config] of agents.agents) {
+    factories.set(
+      name,
+      createAgentBotFactory(config, { ...options, cache, outcomes }),
+    );
+  }
+  const known = [...factories.keys()];
+  const factory = (info: CallInfo, output: CallOutput) => {
+    const name = info.agent ?? agents.defaultAgent;
+    const chosen = name === undefined ? undefined : factories.get(name);
+    if (chosen === undefined) throw new UnknownAgentError(info.agent, known);
+    return chosen(info, output);
+  };
+  const checkAgent = (name: string | undefined) => {
+    const chosen = name ?? agents.defaultAgent;
+    return chosen !== undefined && factories.has(chosen)
+      ? undefined
+      : new UnknownAgentError(name, known).message;
+  };
+  return Object.assign(factory, { cache, outcomes, checkAgent });
 }
 
 /**

@@ -25,6 +25,12 @@ import { SentenceSplitter } from "./sentences.ts";
 import { synthesizeInto } from "./speech.ts";
 import type { TurnTimeline } from "./timeline.ts";
 import { parseToolCall, type ToolAction } from "./tools.ts";
+import {
+  SAY_AFTER_MS,
+  type ToolCallInfo,
+  type ToolResult,
+  type ToolRunner,
+} from "./tool_runner.ts";
 
 /** What a reply says: the model's answer, or a fixed line (the greeting). */
 export type ReplyPlan =
@@ -38,6 +44,12 @@ export type ReplyPlan =
     goodbyeText: string;
     /** Said by `transfer` when the model said nothing. */
     transferText: string;
+    /** Runs the tools besides `end_call` and `transfer`. */
+    toolRunner?: ToolRunner;
+    /** The call, as tools see it. */
+    call?: ToolCallInfo;
+    /** Fires when the call ends; tools are not cut short by a barge-in. */
+    toolSignal?: AbortSignal;
   }
   | {
     kind: "say";
@@ -83,6 +95,8 @@ export interface ReplyContext {
   timeline?: TurnTimeline;
   /** The fallback line, for when a provider fails. */
   fallback(): Promise<FallbackAudio>;
+  /** Each tool call's result, as it comes in (metrics). */
+  onToolResult?(result: ToolResult): void;
 }
 
 /** How a reply ended. */
@@ -100,7 +114,22 @@ export interface ReplyResult {
   action?: Extract<ToolAction, { kind: "end_call" | "transfer" }>;
   /** The provider failure that was replaced by the fallback line. */
   error?: ProviderError;
+  /** The tool calls and their results, for the history, before `heard`. */
+  toolMessages: ChatMessage[];
+  /** Every tool call run, with when it started on the clock. */
+  toolResults: (ToolResult & { at: number })[];
 }
+
+/** Model requests in one reply that may call tools; the next answers without. */
+export const MAX_TOOL_ROUNDS = 5;
+
+const NO_CALL: ToolCallInfo = {
+  callId: "",
+  streamSid: "",
+  from: "",
+  to: "",
+  customParameters: {},
+};
 
 /** How long after a piece's audio was handed over its mark may take. */
 const MARK_GRACE_MS = 5000;
@@ -134,6 +163,8 @@ export class Reply {
   #voiceFailed = false;
   #said = "";
   #action: ReplyResult["action"];
+  #toolMessages: ChatMessage[] = [];
+  #toolResults: ReplyResult["toolResults"] = [];
   #finished = false;
   #firstMark: string | undefined;
 
@@ -216,40 +247,65 @@ export class Reply {
   }
 
   async #modelPlan(plan: Extract<ReplyPlan, { kind: "model" }>): Promise<void> {
-    const { llm, timeline, now } = this.#context;
-    const splitter = new SentenceSplitter();
-    const calls: ToolCall[] = [];
-    try {
-      for await (
-        const event of llm.complete(plan.messages, {
-          tools: [...plan.tools],
-          signal: this.#modelAbort.signal,
-        })
-      ) {
-        timeline?.record("firstToken", now());
-        if (event.type === "text") {
-          this.#said += event.text;
-          for (const text of splitter.push(event.text)) this.#say(text);
+    const { llm } = this.#context;
+    let messages = plan.messages;
+    for (let round = 0;; round++) {
+      const turn = await this.#modelTurn(messages, plan.tools);
+      if (turn === undefined) return;
+      const runner = plan.toolRunner;
+      const toolCalls: ToolCall[] = [];
+      for (const call of turn.calls) {
+        const action = parseToolCall(call);
+        if (action.kind !== "unknown") {
+          this.#action ??= action;
+        } else if (runner && runner.definitions.length > 0) {
+          // Unknown names too: the runner answers them with an error the
+          // model can correct.
+          toolCalls.push(call);
         } else {
-          calls.push(event.call);
+          this.#context.log.warn("Model called an unknown tool {name}", {
+            name: action.name,
+          });
         }
       }
-    } catch (error) {
-      if (this.#cancelled || this.#failure) return;
-      throw error;
+      if (toolCalls.length === 0 || runner === undefined) break;
+      const results = await this.#runTools(toolCalls, {
+        ...plan,
+        toolRunner: runner,
+      });
+      const answers: ChatMessage[] = turn.calls.map((call) => {
+        const result = results.find((item) => item.toolCallId === call.id);
+        return {
+          role: "tool",
+          toolCallId: call.id,
+          content: result?.content ?? JSON.stringify({ ok: true }),
+        };
+      });
+      // In the history the reply's words come once, as heard, at its end.
+      this.#toolMessages.push(
+        { role: "assistant", content: "", toolCalls: turn.calls },
+        ...answers,
+      );
+      if (
+        this.#action || this.#cancelled || this.#failure ||
+        round + 1 >= MAX_TOOL_ROUNDS
+      ) {
+        if (round + 1 >= MAX_TOOL_ROUNDS && !this.#action) {
+          this.#context.log.warn(
+            "Model called tools {rounds} times in one reply: not asking again",
+            { rounds: MAX_TOOL_ROUNDS },
+          );
+        }
+        break;
+      }
+      // Every result is in, last, before the model is asked to go on.
+      messages = [
+        ...messages,
+        { role: "assistant", content: turn.text, toolCalls: turn.calls },
+        ...answers,
+      ];
     }
     if (this.#cancelled || this.#failure) return;
-    for (const text of splitter.flush()) this.#say(text);
-    for (const call of calls) {
-      const action = parseToolCall(call);
-      if (action.kind === "unknown") {
-        this.#context.log.warn("Model called an unknown tool {name}", {
-          name: action.name,
-        });
-        continue;
-      }
-      this.#action ??= action;
-    }
     const action = this.#action;
     if (action === undefined) {
       // An empty answer would leave the caller in silence.
@@ -272,6 +328,86 @@ export class Reply {
     if (line !== undefined) {
       this.#said += `${this.#said ? " " : ""}${line}`;
       this.#say(line);
+    }
+  }
+
+  /** One model request: its text is spoken as it streams; undefined when cancelled or failed. */
+  async #modelTurn(
+    messages: ChatMessage[],
+    tools: readonly ToolDefinition[],
+  ): Promise<{ text: string; calls: ToolCall[] } | undefined> {
+    const { llm, timeline, now } = this.#context;
+    const splitter = new SentenceSplitter();
+    const calls: ToolCall[] = [];
+    let text = "";
+    try {
+      for await (
+        const event of llm.complete(messages, {
+          tools: [...tools],
+          signal: this.#modelAbort.signal,
+        })
+      ) {
+        timeline?.record("firstToken", now());
+        if (event.type === "text") {
+          if (text === "" && this.#said !== "") this.#said += " ";
+          text += event.text;
+          this.#said += event.text;
+          for (const piece of splitter.push(event.text)) this.#say(piece);
+        } else {
+          calls.push(event.call);
+        }
+      }
+    } catch (error) {
+      if (this.#cancelled || this.#failure) return undefined;
+      throw error;
+    }
+    if (this.#cancelled || this.#failure) return undefined;
+    for (const piece of splitter.flush()) this.#say(piece);
+    return { text, calls };
+  }
+
+  /** Runs the turn's tool calls at once; speaks a `say` line if they take a while. */
+  async #runTools(
+    calls: ToolCall[],
+    plan: Extract<ReplyPlan, { kind: "model" }> & { toolRunner: ToolRunner },
+  ): Promise<ToolResult[]> {
+    const runner = plan.toolRunner;
+    const { now, schedule } = this.#context;
+    const line = calls.map((call) => runner.sayLine(call.name)).find((say) =>
+      say !== undefined && say.trim() !== ""
+    );
+    const cancelSay = line === undefined ? undefined : schedule(() => {
+      if (this.#cancelled || this.#failure) return;
+      this.#said += `${this.#said ? " " : ""}${line}`;
+      this.#say(line);
+    }, SAY_AFTER_MS);
+    const startedAt = now();
+    try {
+      const results = await runner.run(calls, plan.call ?? NO_CALL, {
+        signal: plan.toolSignal,
+        clock: { now, schedule },
+      });
+      for (const result of results) {
+        this.#toolResults.push({ ...result, at: startedAt });
+        try {
+          this.#context.onToolResult?.(result);
+        } catch (error) {
+          this.#context.log.error("Tool result hook failed: {error}", {
+            error,
+          });
+        }
+        this.#context.log.info(
+          "Tool {tool} {outcome} in {latencyMs} ms",
+          {
+            tool: result.name,
+            outcome: result.outcome,
+            latencyMs: result.latencyMs,
+          },
+        );
+      }
+      return results;
+    } finally {
+      cancelSay?.();
     }
   }
 
@@ -407,7 +543,13 @@ export class Reply {
     );
     const status: ReplyStatus = this.#cancelled ??
       (this.#failure ? "failed" : "done");
-    const result: ReplyResult = { status, heard, said: this.#said };
+    const result: ReplyResult = {
+      status,
+      heard,
+      said: this.#said,
+      toolMessages: this.#toolMessages,
+      toolResults: this.#toolResults,
+    };
     // A goodbye the voice failed on still ends the call: the fallback was heard instead.
     if (this.#action && (status === "done" || status === "failed")) {
       result.action = this.#action;

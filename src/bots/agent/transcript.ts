@@ -53,6 +53,25 @@ export class CallTranscript {
     this.#add(entry);
   }
 
+  /** A tool call the agent ran. */
+  tool(entry: {
+    name: string;
+    arguments: unknown;
+    outcome: string;
+    latencyMs: number;
+    atMs: number;
+  }): void {
+    this.#add({
+      role: "tool",
+      text: `${entry.name} → ${entry.outcome}`,
+      name: entry.name,
+      arguments: entry.arguments,
+      outcome: entry.outcome,
+      latencyMs: Math.round(entry.latencyMs),
+      atMs: Math.round(entry.atMs),
+    });
+  }
+
   /** A finished turn's timings. */
   turn(timing: TurnTiming): void {
     this.#turns.push(timing);

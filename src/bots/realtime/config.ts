@@ -1,7 +1,8 @@
 /**
  * `BOT=realtime` settings from the environment: which speech-to-speech API,
- * its key, model, voice and turn detection, and what the bot says (the
- * same `AGENT_*` variables the cascaded agent reads).
+ * its key, model, voice and turn detection, and what happens when it fails.
+ * What the bot says and its tools are the agent's (`AGENT_*` or
+ * `AGENT_FILE`), as for the cascaded agent.
  *
  * @module
  */
@@ -24,8 +25,6 @@ import {
   type OpenAiRealtimeConfig,
   type TurnDetection,
 } from "../../providers/realtime/openai_realtime.ts";
-import { DEFAULT_PROMPT } from "../agent/config.ts";
-import type { RealtimeBotSettings } from "./realtime_bot.ts";
 
 /** Speech-to-speech APIs `REALTIME_PROVIDER` may name. */
 export const REALTIME_PROVIDERS = ["openai", "gemini"] as const;
@@ -45,9 +44,12 @@ export const DEFAULT_REALTIME_VOICES: Record<RealtimeProvider, string> = {
   gemini: "Puck",
 };
 
-/** Everything `BOT=realtime` needs. */
+/** Everything `BOT=realtime` needs besides the agent. */
 export type RealtimeConfig =
-  & { settings: RealtimeBotSettings }
+  & {
+    /** After a failure and the fallback line: end the call, or transfer it. */
+    onFailure: "hangup" | "transfer";
+  }
   & (
     | { provider: "openai"; openai: OpenAiRealtimeConfig }
     | { provider: "gemini"; gemini: GeminiLiveConfig }
@@ -78,33 +80,25 @@ export function loadRealtimeConfig(env: Env): RealtimeConfig {
     voice: read("REALTIME_VOICE") ?? DEFAULT_REALTIME_VOICES[provider],
     connectTimeoutMs: integer(read, "REALTIME_TIMEOUT_MS", 5000, [100, 60_000]),
   };
-  const settings: RealtimeBotSettings = {
-    prompt: read("AGENT_PROMPT") ?? DEFAULT_PROMPT,
-    greeting: read("AGENT_GREETING") ?? "Hello! How can I help you today?",
-    goodbyeText: read("AGENT_GOODBYE_TEXT") ?? "",
-    transferText: read("AGENT_TRANSFER_TEXT") ?? "",
-    onFailure: oneOf(
-      read,
-      "REALTIME_ON_FAILURE",
-      ["hangup", "transfer"],
-      "hangup",
-    ),
-    dtmfTimeoutMs: integer(read, "AGENT_DTMF_TIMEOUT_MS", 1500, [100, 30_000]),
-  };
+  const onFailure = oneOf(
+    read,
+    "REALTIME_ON_FAILURE",
+    ["hangup", "transfer"],
+    "hangup",
+  );
   if (provider === "gemini") {
     return {
       provider,
-      settings,
+      onFailure,
       gemini: {
         ...common,
         apiKey: apiKey(read, "GEMINI_API_KEY"),
-        language: read("AGENT_LANGUAGE") ?? "en-IN",
       },
     };
   }
   return {
     provider,
-    settings,
+    onFailure,
     openai: {
       ...common,
       apiKey: apiKey(read, "OPENAI_API_KEY"),

@@ -21,40 +21,32 @@ import type {
   RealtimeEvent,
   RealtimeModel,
   RealtimeSession,
-  RealtimeToolResult,
 } from "../../providers/realtime/realtime_session.ts";
 import type { TurnTiming } from "../../records/call_record.ts";
 import type { Bot, BotReport, CallInfo, CallOutput, Playback } from "../bot.ts";
-import type { AgentHooks } from "../agent/agent.ts";
-import { VOICE_INSTRUCTIONS } from "../agent/agent.ts";
+import { type AgentHooks, voiceInstructions } from "../agent/agent.ts";
 import { AudioTrack } from "../agent/audio_track.ts";
+import { resolveCallContext } from "../agent/call_context.ts";
+import type { AgentConfig } from "../agent/config.ts";
 import { heardText } from "../agent/history.ts";
 import type { CallOutcomes } from "../agent/outcomes.ts";
-import { AGENT_TOOLS, parseToolCall } from "../agent/tools.ts";
+import { SAY_AFTER_MS, type ToolRunner } from "../agent/tool_runner.ts";
+import { END_CALL_TOOL, parseToolCall, TRANSFER_TOOL } from "../agent/tools.ts";
 import { CallTranscript } from "../agent/transcript.ts";
 import { FALLBACK_LINE_TEXT } from "./fallback_line.ts";
-
-/** What the bot says and does, from the agent's settings. */
-export interface RealtimeBotSettings {
-  /** The system prompt. */
-  prompt: string;
-  /** Spoken at `start`, before the caller says anything; none when empty. */
-  greeting: string;
-  /** Said by `end_call` when the model gives no goodbye of its own. */
-  goodbyeText: string;
-  /** Said by `transfer` when the model gives no line of its own. */
-  transferText: string;
-  /** After a failure and the fallback line: end the call, or hand it to the flow's transfer branch. */
-  onFailure: "hangup" | "transfer";
-  /** Keys pressed go to the model after this pause, or on `#`. */
-  dtmfTimeoutMs: number;
-}
 
 /** What every realtime bot of a server shares. */
 export interface RealtimeDependencies {
   model: RealtimeModel;
-  settings: RealtimeBotSettings;
+  /** The agent: prompt, greeting, lines, tools, setup webhook (the cascade's settings are not used). */
+  agent: AgentConfig;
+  /** Its webhook and code tools, when it has any. */
+  toolRunner?: ToolRunner;
+  /** After a failure and the fallback line: end the call, or hand it to the flow's transfer branch. */
+  onFailure: "hangup" | "transfer";
   clock: Clock;
+  /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  wallClock?: () => number;
   /** The player's chunk size, for the moment the first media frame goes out. */
   chunkBytes: number;
   /** Where `end_call` and `transfer` are remembered, for a Passthru applet. */
@@ -66,6 +58,9 @@ export interface RealtimeDependencies {
 
 /** Longest run of keypad digits sent as one message. */
 const MAX_DTMF_DIGITS = 32;
+
+/** Caller audio kept while the setup webhook is asked, in seconds. */
+const MAX_EARLY_S = 3;
 
 /** How long an answer's mark may be late before it counts as played anyway. */
 const MARK_GRACE_MS = 5000;
@@ -115,6 +110,9 @@ export class RealtimeBot implements Bot {
   /** Answers handed to the player and not yet played or cut, oldest first. */
   #unsettled: Answer[] = [];
   #toolCalls: ToolCall[] = [];
+  /** Caller audio from before the session opened (the setup webhook's wait), newest kept. */
+  #early: Uint8Array[] = [];
+  #earlyBytes = 0;
   #turn = 0;
   #dtmfDigits = "";
   #cancelDtmf: Cancel | undefined;
@@ -140,24 +138,48 @@ export class RealtimeBot implements Bot {
     this.#vad = new VoiceActivityDetector(info.sampleRate);
   }
 
-  /** Opens the model's session and speaks the greeting at once. */
-  start(): void {
-    const { model, settings } = this.#deps;
+  /**
+   * Asks the setup webhook about the call (if the agent has one), opens the
+   * model's session and has it say the greeting at once. Caller audio that
+   * arrives meanwhile waits in the session.
+   */
+  async start(): Promise<void> {
+    const { model, agent, toolRunner, clock, wallClock } = this.#deps;
+    const context = await resolveCallContext(this.#info, agent, {
+      clock,
+      wallClock,
+      log: this.#log,
+    });
+    if (this.#stopped) return;
+    if (context === "rejected") {
+      this.#output.hangup("rejected");
+      return;
+    }
+    const tools = [
+      ...(agent.builtinTools.endCall ? [END_CALL_TOOL] : []),
+      ...(agent.builtinTools.transfer ? [TRANSFER_TOOL] : []),
+      ...(toolRunner?.definitions ?? []),
+    ];
     const session = model.open({
       sampleRate: this.#info.sampleRate,
-      instructions: `${settings.prompt}\n\n${VOICE_INSTRUCTIONS}`,
-      tools: [...AGENT_TOOLS],
+      language: context.language ?? agent.language,
+      instructions: `${context.prompt}\n\n${
+        voiceInstructions(agent.builtinTools)
+      }`,
+      tools,
       signal: this.#abort.signal,
     });
     this.#session = session;
-    if (settings.greeting) session.say(settings.greeting);
+    for (const pcm of this.#early.splice(0)) session.sendAudio(pcm);
+    if (context.greeting) session.say(context.greeting);
     this.#follow(session);
   }
 
   /** Caller audio goes to the model; our detector marks where turns end. */
   audio(pcm: Uint8Array): void {
     if (this.#stopped || this.#failed) return;
-    this.#session?.sendAudio(pcm);
+    if (this.#session) this.#session.sendAudio(pcm);
+    else this.#hold(pcm);
     this.#audioMs += durationMs(pcm.length, this.#info.sampleRate);
     for (const event of this.#vad.push(pcm)) {
       if (event.type === "speech_start") {
@@ -185,7 +207,7 @@ export class RealtimeBot implements Bot {
     else {
       this.#cancelDtmf = this.#deps.clock.schedule(
         () => this.#sendDtmf(),
-        this.#deps.settings.dtmfTimeoutMs,
+        this.#deps.agent.dtmfTimeoutMs,
       );
     }
   }
@@ -207,6 +229,15 @@ export class RealtimeBot implements Bot {
       transcript: this.#transcript.entries(),
       turns: this.#transcript.turns(),
     };
+  }
+
+  #hold(pcm: Uint8Array): void {
+    this.#early.push(pcm.slice());
+    this.#earlyBytes += pcm.length;
+    const max = this.#info.sampleRate * 2 * MAX_EARLY_S;
+    while (this.#earlyBytes > max && this.#early.length > 1) {
+      this.#earlyBytes -= (this.#early.shift() as Uint8Array).length;
+    }
   }
 
   async #follow(session: RealtimeSession): Promise<void> {
@@ -345,25 +376,57 @@ export class RealtimeBot implements Bot {
     return { turn: ++this.#turn, latenciesMs };
   }
 
-  #runTools(calls: ToolCall[], session: RealtimeSession): void {
-    const results: RealtimeToolResult[] = [];
+  /**
+   * The model's tool calls of one answer: `end_call` or `transfer` closes
+   * the call after its line; the others run at once through the agent's
+   * tools, and their results go back together.
+   */
+  async #runTools(calls: ToolCall[], session: RealtimeSession): Promise<void> {
+    const { agent, toolRunner, clock, hooks } = this.#deps;
     for (const call of calls) {
       const action = parseToolCall(call);
-      if (action.kind === "unknown") {
-        results.push({
-          id: call.id,
-          name: call.name,
-          output: { error: `Unknown tool "${call.name}"` },
-        });
-        continue;
-      }
-      const { goodbyeText, transferText } = this.#deps.settings;
+      const enabled = action.kind === "end_call"
+        ? agent.builtinTools.endCall
+        : action.kind === "transfer" && agent.builtinTools.transfer;
+      if (action.kind === "unknown" || !enabled) continue;
       const line = action.say ??
-        (action.kind === "end_call" ? goodbyeText : transferText);
+        (action.kind === "end_call" ? agent.goodbyeText : agent.transferText);
       this.#closeAfterLine(action.kind, { line, reason: action.reason });
       return;
     }
-    session.sendToolResults(results);
+    const running = toolRunner
+      ? toolRunner.run(calls, this.#info, { signal: this.#abort.signal, clock })
+      : Promise.resolve(calls.map((call) => ({
+        toolCallId: call.id,
+        name: call.name,
+        arguments: call.arguments,
+        outcome: "unknown_tool" as const,
+        content: JSON.stringify({ error: `unknown tool "${call.name}"` }),
+        latencyMs: 0,
+      })));
+    const sayLine = calls.map((call) => toolRunner?.sayLine(call.name))
+      .find((line) => line !== undefined);
+    let done = false;
+    const cancelSay = sayLine === undefined ? undefined : clock.schedule(() => {
+      if (!done && !this.#stopped) session.say(sayLine);
+    }, SAY_AFTER_MS);
+    const results = await running;
+    done = true;
+    cancelSay?.();
+    if (this.#stopped) return;
+    for (const result of results) {
+      this.#transcript.tool({ ...result, atMs: this.#sinceStart() });
+      try {
+        hooks.toolCall?.(result, this.#info);
+      } catch (error) {
+        this.#log.error("toolCall hook failed: {error}", { error });
+      }
+    }
+    session.sendToolResults(results.map((result) => ({
+      id: result.toolCallId,
+      name: result.name,
+      output: result.content,
+    })));
   }
 
   /**
@@ -444,9 +507,7 @@ export class RealtimeBot implements Bot {
     this.#output.clear();
     const audio = await this.#deps.fallbackAudio(this.#info);
     if (this.#stopped) return;
-    const kind = this.#deps.settings.onFailure === "transfer"
-      ? "transfer"
-      : "end_call";
+    const kind = this.#deps.onFailure === "transfer" ? "transfer" : "end_call";
     this.#closing = kind;
     this.#deps.outcomes.set(this.#info.callId, kind);
     const playing = this.#output.play(audio);

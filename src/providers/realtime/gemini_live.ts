@@ -59,8 +59,6 @@ export interface GeminiLiveConfig {
   model: string;
   /** A prebuilt voice, e.g. `Puck`. */
   voice: string;
-  /** BCP 47 language of the answers, e.g. `en-IN`. */
-  language: string;
   connectTimeoutMs: number;
 }
 
@@ -149,7 +147,7 @@ class GeminiLiveSession implements RealtimeSession {
         functionResponses: results.map(({ id, name, output }) => ({
           id,
           name,
-          response: isJsonObject(output) ? output : { result: output },
+          response: responseObject(output),
         })),
       },
     });
@@ -222,7 +220,8 @@ class GeminiLiveSession implements RealtimeSession {
   }
 
   #setup(): JsonObject {
-    const { model, voice, language } = this.#config;
+    const { model, voice } = this.#config;
+    const { language } = this.#options;
     const tools = this.#options.tools;
     return {
       model: model.startsWith("models/") ? model : `models/${model}`,
@@ -396,5 +395,15 @@ class GeminiLiveSession implements RealtimeSession {
     const text = JSON.stringify(message);
     if (this.#ready) this.#ws.send(text);
     else this.#waiting.push(text);
+  }
+}
+
+/** A tool's result as Gemini takes it: a JSON object (other values go under `result`). */
+function responseObject(output: string): JsonObject {
+  try {
+    const value: unknown = JSON.parse(output);
+    return isJsonObject(value) ? value : { result: value };
+  } catch {
+    return { result: output };
   }
 }

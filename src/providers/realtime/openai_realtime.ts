@@ -180,7 +180,7 @@ class OpenAiRealtimeSession implements RealtimeSession {
         item: {
           type: "function_call_output",
           call_id: id,
-          output: JSON.stringify(output),
+          output,
         },
       });
     }

@@ -26,8 +26,8 @@ export interface RealtimeToolResult {
   id: string;
   /** The function's name. */
   name: string;
-  /** The result, a JSON value. */
-  output: unknown;
+  /** What the model reads: JSON text (an object with `error` for a failure), or plain text. */
+  output: string;
 }
 
 /** How the session is set up. */
@@ -36,6 +36,8 @@ export interface RealtimeSessionOptions {
   sampleRate: SampleRate;
   /** The system prompt. */
   instructions: string;
+  /** BCP 47 language of the answers, e.g. `en-IN`, where the vendor takes one. */
+  language: string;
   /** Functions the model may call. */
   tools: RealtimeToolSpec[];
   /** Aborts the session. */

@@ -1,0 +1,839 @@
+/**
+ * Agent files (`AGENT_FILE`): YAML or JSON holding what the `AGENT_*`,
+ * `STT_*`, `LLM_*` and `TTS_*` variables hold, under lower-camel keys, plus
+ * tools, template variables and the setup webhook. Environment variables
+ * override the file. `${VAR}` anywhere in a string is taken from the
+ * environment at startup. Every mistake in the file is reported at once,
+ * each as `agent.yaml: tools[1].webhook.url: expected an http(s) URL, got
+ * "ftp://x"`, and stops startup.
+ *
+ * `AGENT_FILE` may also name a directory: each `*.yaml`, `*.yml` or
+ * `*.json` in it is an agent, named after its file, chosen per call by the
+ * socket URL's `agent=<name>`.
+ *
+ * @module
+ */
+
+import { parseDocument } from "yaml";
+import { ConfigError, type Env } from "../../env_values.ts";
+import { type AgentConfig, loadAgentConfig } from "./config.ts";
+import { schemaProblems, show } from "./json_schema.ts";
+import { type CodeTool, codeTool, TOOL_NAME } from "./tool_runner.ts";
+import {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_WEBHOOK_TIMEOUT_MS,
+  webhookTool,
+} from "./webhook_tool.ts";
+
+/** Mistakes in an agent file, all of them, one per line. */
+export class AgentFileError extends ConfigError {
+  /** Each mistake, as `file: path: what was expected, got value`. */
+  readonly problems: string[];
+
+  /** Creates the error from its list of problems. */
+  constructor(problems: string[]) {
+    super(
+      "AGENT_FILE",
+      `Invalid AGENT_FILE: ${problems.length} problem${
+        problems.length === 1 ? "" : "s"
+      }:\n  ${problems.join("\n  ")}`,
+    );
+    this.name = "AgentFileError";
+    this.problems = problems;
+  }
+}
+
+/** How a file key becomes a setting. */
+type Rule =
+  | { kind: "text"; env: string }
+  | { kind: "integer"; env: string; min: number; max: number }
+  | { kind: "number"; env: string; min: number; max: number }
+  | { kind: "choice"; env: string; values: readonly string[] }
+  | { kind: "switch"; env: string }
+  | { kind: "words"; env: string }
+  | { kind: "url"; env: string; protocols: readonly string[] };
+
+const int = (env: string, min: number, max: number): Rule => ({
+  kind: "integer",
+  env,
+  min,
+  max,
+});
+const text = (env: string): Rule => ({ kind: "text", env });
+const httpUrl = (env: string): Rule => ({
+  kind: "url",
+  env,
+  protocols: ["http:", "https:"],
+});
+
+/** File keys that are environment variables under another name. */
+const SETTINGS: Record<string, Rule> = {
+  prompt: text("AGENT_PROMPT"),
+  greeting: text("AGENT_GREETING"),
+  language: text("AGENT_LANGUAGE"),
+  voice: text("TTS_VOICE"),
+  timezone: text("AGENT_TIMEZONE"),
+  fallbackText: text("AGENT_FALLBACK_TEXT"),
+  goodbyeText: text("AGENT_GOODBYE_TEXT"),
+  transferText: text("AGENT_TRANSFER_TEXT"),
+  turnTimeoutMs: int("AGENT_TURN_TIMEOUT_MS", 100, 10_000),
+  dtmfTimeoutMs: int("AGENT_DTMF_TIMEOUT_MS", 100, 30_000),
+  maxHistory: int("AGENT_MAX_HISTORY", 2, 1000),
+  "bargeIn.enabled": { kind: "switch", env: "AGENT_BARGE_IN" },
+  "bargeIn.minSpeechMs": int("AGENT_BARGE_IN_MIN_SPEECH_MS", 20, 10_000),
+  "bargeIn.pauseMs": int("AGENT_BARGE_IN_PAUSE_MS", 0, 10_000),
+  "bargeIn.resumeMs": int("AGENT_BARGE_IN_RESUME_MS", 0, 10_000),
+  "bargeIn.minWords": int("AGENT_BARGE_IN_MIN_WORDS", 0, 100),
+  "bargeIn.ignoreWords": { kind: "words", env: "AGENT_BARGE_IN_IGNORE_WORDS" },
+  "setup.url": httpUrl("AGENT_SETUP_URL"),
+  "setup.timeoutMs": int("AGENT_SETUP_TIMEOUT_MS", 50, 30_000),
+  "providers.stt.provider": {
+    kind: "choice",
+    env: "STT_PROVIDER",
+    values: ["deepgram", "sarvam"],
+  },
+  "providers.stt.model": text("STT_MODEL"),
+  "providers.stt.baseUrl": {
+    kind: "url",
+    env: "STT_BASE_URL",
+    protocols: ["ws:", "wss:"],
+  },
+  "providers.stt.endpointingMs": int("STT_ENDPOINTING_MS", 10, 10_000),
+  "providers.stt.timeoutMs": int("STT_TIMEOUT_MS", 100, 60_000),
+  "providers.llm.baseUrl": httpUrl("LLM_BASE_URL"),
+  "providers.llm.model": text("LLM_MODEL"),
+  "providers.llm.temperature": {
+    kind: "number",
+    env: "LLM_TEMPERATURE",
+    min: 0,
+    max: 2,
+  },
+  "providers.llm.maxTokens": int("LLM_MAX_TOKENS", 1, 100_000),
+  "providers.llm.timeoutMs": int("LLM_TIMEOUT_MS", 100, 120_000),
+  "providers.llm.apiKeyHeader": text("LLM_API_KEY_HEADER"),
+  "providers.tts.provider": {
+    kind: "choice",
+    env: "TTS_PROVIDER",
+    values: ["deepgram", "elevenlabs", "sarvam"],
+  },
+  "providers.tts.voice": text("TTS_VOICE"),
+  "providers.tts.model": text("TTS_MODEL"),
+  "providers.tts.baseUrl": httpUrl("TTS_BASE_URL"),
+  "providers.tts.timeoutMs": int("TTS_TIMEOUT_MS", 100, 60_000),
+};
+
+/** Objects whose keys are checked, by path (`""` the top); other keys are mistakes. */
+export const AGENT_FILE_SECTIONS: Readonly<Record<string, readonly string[]>> =
+  {
+    "": [
+      "$schema",
+      "prompt",
+      "promptFile",
+      "greeting",
+      "language",
+      "voice",
+      "timezone",
+      "fallbackText",
+      "goodbyeText",
+      "transferText",
+      "turnTimeoutMs",
+      "dtmfTimeoutMs",
+      "maxHistory",
+      "bargeIn",
+      "providers",
+      "setup",
+      "variables",
+      "builtinTools",
+      "tools",
+    ],
+    bargeIn: [
+      "enabled",
+      "minSpeechMs",
+      "pauseMs",
+      "resumeMs",
+      "minWords",
+      "ignoreWords",
+    ],
+    providers: ["stt", "llm", "tts"],
+    "providers.stt": [
+      "provider",
+      "model",
+      "baseUrl",
+      "endpointingMs",
+      "timeoutMs",
+    ],
+    "providers.llm": [
+      "baseUrl",
+      "model",
+      "temperature",
+      "maxTokens",
+      "timeoutMs",
+      "apiKeyHeader",
+    ],
+    "providers.tts": ["provider", "voice", "model", "baseUrl", "timeoutMs"],
+    setup: ["url", "timeoutMs"],
+    builtinTools: ["endCall", "transfer"],
+  };
+
+const TOOL_KEYS = [
+  "name",
+  "description",
+  "parameters",
+  "webhook",
+  "say",
+  "redact",
+];
+const WEBHOOK_KEYS = [
+  "url",
+  "method",
+  "headers",
+  "timeoutMs",
+  "maxResponseBytes",
+];
+const BUILT_IN_NAMES = ["end_call", "transfer"];
+const EXTENSIONS = [".yaml", ".yml", ".json"];
+
+/** How {@linkcode loadAgents} reads files; replaceable in tests. */
+export interface LoadAgentsOptions {
+  /** Reads a text file; `Deno.readTextFileSync` by default. */
+  readTextFile?: (path: string) => string;
+  /** Lists a directory's file names, or undefined when `path` is a file; Deno's by default. */
+  listDirectory?: (path: string) => string[] | undefined;
+  /** Whether the agents run the cascade, whose keys are then required (see `loadAgentConfig`). */
+  cascade?: boolean;
+}
+
+/** The agents of a server, by name, and the one calls get without `agent=`. */
+export interface Agents {
+  /** Every agent, by name. */
+  agents: Map<string, AgentConfig>;
+  /** The agent for calls that name none: `default`, or the only one. */
+  defaultAgent?: string;
+}
+
+/**
+ * Loads `AGENT_FILE` (a file, or a directory of them) merged with `env`.
+ *
+ * @throws {AgentFileError} listing every mistake of every file.
+ * @throws {ConfigError} for a bad environment variable.
+ * @example
+ * ```ts ignore
+ * const { agents, defaultAgent } = loadAgents("agents/", Deno.env.toObject());
+ * agents.get("clinic")?.tools.length; // 3
+ * ```
+ */
+export function loadAgents(
+  path: string,
+  env: Env,
+  options: LoadAgentsOptions = {},
+): Agents {
+  const list = options.listDirectory ?? listDirectory;
+  const names = list(path);
+  if (names === undefined) {
+    const config = loadAgentFile(path, env, options);
+    return {
+      agents: new Map([[config.name, config]]),
+      defaultAgent: config.name,
+    };
+  }
+  const files = names.filter((name) =>
+    EXTENSIONS.some((extension) => name.endsWith(extension))
+  ).sort();
+  if (files.length === 0) {
+    throw new AgentFileError([
+      `${path}: expected agent files (*.yaml, *.yml, *.json) in the directory, got none`,
+    ]);
+  }
+  const agents = new Map<string, AgentConfig>();
+  const problems: string[] = [];
+  for (const file of files) {
+    const full = `${path.replace(/\/+$/, "")}/${file}`;
+    try {
+      const config = loadAgentFile(full, env, options);
+      if (agents.has(config.name)) {
+        problems.push(
+          `${full}: expected one file per agent name, got a second "${config.name}"`,
+        );
+      }
+      agents.set(config.name, config);
+    } catch (error) {
+      if (error instanceof AgentFileError) problems.push(...error.problems);
+      else if (error instanceof ConfigError) {
+        problems.push(`${full}: ${error.message}`);
+      } else throw error;
+    }
+  }
+  if (problems.length > 0) throw new AgentFileError(problems);
+  const defaultAgent = agents.has("default")
+    ? "default"
+    : agents.size === 1
+    ? [...agents.keys()][0]
+    : undefined;
+  return { agents, defaultAgent };
+}
+
+/**
+ * Loads one agent file merged with `env`; the agent is named after the file.
+ *
+ * @throws {AgentFileError} listing every mistake.
+ */
+export function loadAgentFile(
+  file: string,
+  env: Env,
+  options: LoadAgentsOptions = {},
+): AgentConfig {
+  const read = options.readTextFile ?? Deno.readTextFileSync;
+  let source: string;
+  try {
+    source = read(file);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new AgentFileError([`${file}: cannot be read (${reason})`]);
+  }
+  return loadAgentValue(parse(file, source), env, {
+    ...options,
+    name: agentName(file),
+    label: file,
+  });
+}
+
+/** Options of {@linkcode loadAgentValue}. */
+export interface LoadAgentValueOptions extends LoadAgentsOptions {
+  /** The agent's name. */
+  name: string;
+  /** What errors call it: the file name, or `agent "NAME"`. */
+  label: string;
+  /** Code tools, besides the value's webhook tools. */
+  codeTools?: readonly CodeTool[];
+}
+
+/**
+ * Checks and loads an agent given as a value (parsed YAML or JSON, or a
+ * {@linkcode defineAgent} result without its code tools), merged with
+ * `env`. `options.label` names it in errors, as the file name does.
+ *
+ * @throws {AgentFileError} listing every mistake.
+ */
+export function loadAgentValue(
+  parsed: unknown,
+  env: Env,
+  options: LoadAgentValueOptions,
+): AgentConfig {
+  const file = options.label;
+  const read = options.readTextFile ?? Deno.readTextFileSync;
+  const problems: string[] = [];
+  const where = (path: string) => path === "" ? file : `${file}: ${path}`;
+  const expanded = expand(parsed, "", {
+    env,
+    report: (path, message) => problems.push(`${where(path)}: ${message}`),
+  });
+  const fileEnv: Record<string, string> = {};
+  const fileKeyOf = new Map<string, string>();
+  const problem = (path: string, expected: string, got: unknown) =>
+    problems.push(`${where(path)}: expected ${expected}, got ${show(got)}`);
+  if (!isRecord(expanded)) {
+    problem("", "a mapping of settings (prompt, greeting, tools, …)", expanded);
+    throw new AgentFileError(problems);
+  }
+  checkKeys(expanded, problem);
+  for (const [path, rule] of Object.entries(SETTINGS)) {
+    const value = at(expanded, path);
+    if (value === undefined || value === null) continue;
+    const envText = setting(rule, value);
+    if (envText === undefined) problem(path, describe(rule), value);
+    else {
+      fileEnv[rule.env] = envText;
+      fileKeyOf.set(rule.env, path);
+    }
+  }
+  if (expanded.promptFile !== undefined) {
+    if (typeof expanded.promptFile !== "string") {
+      problem("promptFile", "a file path", expanded.promptFile);
+    } else if (expanded.prompt !== undefined) {
+      problem(
+        "promptFile",
+        "either prompt or promptFile, not both",
+        expanded.promptFile,
+      );
+    } else {
+      const promptPath = relativeTo(file, expanded.promptFile);
+      try {
+        fileEnv.AGENT_PROMPT = read(promptPath);
+        fileKeyOf.set("AGENT_PROMPT", "promptFile");
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        problem(
+          "promptFile",
+          `a readable file (${reason})`,
+          expanded.promptFile,
+        );
+      }
+    }
+  }
+  const variables = readVariables(expanded.variables, problem);
+  const builtinTools = { endCall: true, transfer: true };
+  if (isRecord(expanded.builtinTools)) {
+    for (const key of ["endCall", "transfer"] as const) {
+      const value = expanded.builtinTools[key];
+      if (value === undefined) continue;
+      if (typeof value !== "boolean") {
+        problem(`builtinTools.${key}`, "true or false", value);
+      } else builtinTools[key] = value;
+    }
+  } else if (expanded.builtinTools !== undefined) {
+    problem(
+      "builtinTools",
+      "a mapping such as { endCall: true, transfer: false }",
+      expanded.builtinTools,
+    );
+  }
+  const codeNames = (options.codeTools ?? []).map((tool) => tool.name);
+  const tools = readTools(expanded.tools, {
+    problem,
+    raw: (path, message) => problems.push(`${where(path)}: ${message}`),
+  }, builtinTools);
+  for (const name of codeNames) {
+    if (tools.some((tool) => tool.name === name)) {
+      problems.push(
+        `${file}: tools: expected one tool named "${name}", got a webhook tool and a code tool`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new AgentFileError(problems);
+  // The environment wins where both set a value.
+  // A variable left blank (as .env.example leaves them) does not count as set.
+  const merged: Record<string, string | undefined> = { ...fileEnv };
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== "") merged[name] = value;
+  }
+  if (env.AGENT_PROMPT_FILE?.trim()) delete merged.AGENT_PROMPT;
+  let config: AgentConfig;
+  try {
+    config = loadAgentConfig(merged, {
+      variables,
+      readTextFile: options.readTextFile,
+      cascade: options.cascade,
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const fileKey = fileKeyOf.get(error.variable);
+    const fromFile = fileKey !== undefined && !env[error.variable]?.trim();
+    if (!fromFile) throw error;
+    throw new AgentFileError([`${where(fileKey)}: ${error.message}`]);
+  }
+  return {
+    ...config,
+    name: options.name,
+    builtinTools,
+    tools: [
+      ...tools.map(webhookTool),
+      ...(options.codeTools ?? []).map(codeTool),
+    ],
+  };
+}
+
+function parse(file: string, source: string): unknown {
+  if (file.endsWith(".json")) {
+    try {
+      return JSON.parse(source);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new AgentFileError([
+        `${file}: expected JSON, got a syntax error (${reason})`,
+      ]);
+    }
+  }
+  const document = parseDocument(source, { prettyErrors: false });
+  if (document.errors.length > 0) {
+    throw new AgentFileError(document.errors.map((error) => {
+      const line = error.linePos?.[0];
+      return `${file}${
+        line ? `:${line.line}:${line.col}` : ""
+      }: expected YAML, got a syntax error (${error.message.split("\n")[0]})`;
+    }));
+  }
+  return document.toJS() ?? {};
+}
+
+/** How {@linkcode expand} reads variables and reports unset ones. */
+interface Expansion {
+  env: Env;
+  report: (path: string, message: string) => void;
+}
+
+/** `${VAR}` in every string, from `env`; each unset one reported where it is used. */
+function expand(value: unknown, path: string, expansion: Expansion): unknown {
+  const { env, report } = expansion;
+  if (typeof value === "string") {
+    return value.replace(
+      /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
+      (_, name: string) => {
+        const found = env[name];
+        if (found === undefined || found === "") {
+          report(path, `\${${name}} is not set in the environment`);
+          return "";
+        }
+        return found;
+      },
+    );
+  }
+  if (Array.isArray(value)) {
+    return value.map((item, index) =>
+      expand(item, `${path}[${index}]`, expansion)
+    );
+  }
+  if (isRecord(value)) {
+    return Object.fromEntries(
+      Object.entries(value).map((
+        [key, item],
+      ) => [
+        key,
+        expand(item, path === "" ? key : `${path}.${key}`, expansion),
+      ]),
+    );
+  }
+  return value;
+}
+
+function checkKeys(
+  root: Record<string, unknown>,
+  problem: (path: string, expected: string, got: unknown) => void,
+): void {
+  for (const [section, keys] of Object.entries(AGENT_FILE_SECTIONS)) {
+    const value = section === "" ? root : at(root, section);
+    if (value === undefined || value === null) continue;
+    if (!isRecord(value)) {
+      problem(section, "a mapping", value);
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (!keys.includes(key)) {
+        problem(
+          section === "" ? key : `${section}.${key}`,
+          `one of the keys ${keys.filter((k) => k !== "$schema").join(", ")}`,
+          key,
+        );
+      }
+    }
+  }
+}
+
+function setting(rule: Rule, value: unknown): string | undefined {
+  switch (rule.kind) {
+    case "text":
+      return typeof value === "string" && value.trim() !== ""
+        ? value
+        : undefined;
+    case "integer":
+      return Number.isInteger(value) && (value as number) >= rule.min &&
+          (value as number) <= rule.max
+        ? String(value)
+        : undefined;
+    case "number":
+      return typeof value === "number" && value >= rule.min && value <= rule.max
+        ? String(value)
+        : undefined;
+    case "choice":
+      return typeof value === "string" && rule.values.includes(value)
+        ? value
+        : undefined;
+    case "switch":
+      return typeof value === "boolean" ? (value ? "on" : "off") : undefined;
+    case "words":
+      return Array.isArray(value) &&
+          value.every((word) => typeof word === "string")
+        ? value.join(",")
+        : undefined;
+    case "url": {
+      const url = typeof value === "string" ? URL.parse(value) : null;
+      return url && rule.protocols.includes(url.protocol)
+        ? String(value)
+        : undefined;
+    }
+  }
+}
+
+function describe(rule: Rule): string {
+  switch (rule.kind) {
+    case "text":
+      return "non-empty text";
+    case "integer":
+      return `a whole number from ${rule.min} to ${rule.max}`;
+    case "number":
+      return `a number from ${rule.min} to ${rule.max}`;
+    case "choice":
+      return `one of ${rule.values.join(", ")}`;
+    case "switch":
+      return "true or false";
+    case "words":
+      return "a list of words";
+    case "url":
+      return `a ${rule.protocols.map((p) => p.replace(":", "")).join("/")} URL`
+        .replace("a http/https URL", "an http(s) URL")
+        .replace("a ws/wss URL", "a ws(s) URL");
+  }
+}
+
+function readVariables(
+  value: unknown,
+  problem: (path: string, expected: string, got: unknown) => void,
+): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (!isRecord(value)) {
+    problem(
+      "variables",
+      "a mapping of variable names to default values",
+      value,
+    );
+    return {};
+  }
+  const variables: Record<string, string> = {};
+  for (const [name, item] of Object.entries(value)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      problem(`variables.${name}`, "a name of letters, digits and _", name);
+    } else if (
+      item !== null && typeof item === "object"
+    ) {
+      problem(`variables.${name}`, "a default value (text or number)", item);
+    } else {variables[name] = item === null || item === undefined
+        ? ""
+        : String(item);}
+  }
+  return variables;
+}
+
+interface FileTool {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+  say?: string;
+  redact?: string[];
+  webhook: {
+    url: string;
+    method: "GET" | "POST";
+    headers: Record<string, string>;
+    timeoutMs: number;
+    maxResponseBytes: number;
+  };
+}
+
+interface Reporters {
+  /** `path: expected …, got value`. */
+  problem: (path: string, expected: string, got: unknown) => void;
+  /** `path: message`, for messages already worded. */
+  raw: (path: string, message: string) => void;
+}
+
+function readTools(
+  value: unknown,
+  { problem, raw }: Reporters,
+  builtins: { endCall: boolean; transfer: boolean },
+): FileTool[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    problem("tools", "a list of tools", value);
+    return [];
+  }
+  const tools: FileTool[] = [];
+  const seen = new Set<string>();
+  value.forEach((item, index) => {
+    const path = `tools[${index}]`;
+    if (!isRecord(item)) {
+      problem(
+        path,
+        "a tool with name, description, parameters and webhook",
+        item,
+      );
+      return;
+    }
+    let ok = true;
+    const fail = (key: string, expected: string, got: unknown) => {
+      ok = false;
+      problem(`${path}.${key}`, expected, got);
+    };
+    for (const key of Object.keys(item)) {
+      if (!TOOL_KEYS.includes(key)) {
+        fail(key, `one of the keys ${TOOL_KEYS.join(", ")}`, key);
+      }
+    }
+    const name = item.name;
+    if (typeof name !== "string" || !TOOL_NAME.test(name)) {
+      fail("name", "1 to 64 letters, digits, _ or -", name);
+    } else if (
+      (name === "end_call" && builtins.endCall) ||
+      (name === "transfer" && builtins.transfer)
+    ) {
+      fail(
+        "name",
+        `a name other than the built-in ${BUILT_IN_NAMES.join(" and ")}`,
+        name,
+      );
+    } else if (seen.has(name)) {
+      fail("name", "a name no other tool has", name);
+    } else seen.add(name);
+    if (
+      typeof item.description !== "string" || item.description.trim() === ""
+    ) {
+      fail(
+        "description",
+        "text telling the model what the tool does",
+        item.description,
+      );
+    }
+    const parameters = item.parameters ?? { type: "object", properties: {} };
+    if (!isRecord(parameters) || parameters.type !== "object") {
+      fail("parameters", 'a JSON Schema with type "object"', parameters);
+    } else {
+      for (const message of schemaProblems(parameters)) {
+        ok = false;
+        // schemaProblems words "sub.path: expected …": re-root it under the tool.
+        const split = /^(.*?): (expected .*)$/.exec(message);
+        raw(
+          `${path}.parameters${split ? `.${split[1]}` : ""}`,
+          split ? split[2] : message,
+        );
+      }
+    }
+    if (
+      item.say !== undefined &&
+      (typeof item.say !== "string" || item.say.trim() === "")
+    ) {
+      fail("say", "a line to speak", item.say);
+    }
+    if (
+      item.redact !== undefined &&
+      !(Array.isArray(item.redact) &&
+        item.redact.every((field) => typeof field === "string"))
+    ) fail("redact", "a list of argument names", item.redact);
+    const webhook = readWebhook(
+      item.webhook,
+      (key, expected, got) => fail(key, expected, got),
+    );
+    if (!ok || webhook === undefined) return;
+    tools.push({
+      name: name as string,
+      description: item.description as string,
+      parameters: parameters as Record<string, unknown>,
+      say: item.say as string | undefined,
+      redact: item.redact as string[] | undefined,
+      webhook,
+    });
+  });
+  return tools;
+}
+
+function readWebhook(
+  value: unknown,
+  fail: (key: string, expected: string, got: unknown) => void,
+): FileTool["webhook"] | undefined {
+  if (!isRecord(value)) {
+    fail("webhook", "a mapping with the webhook's url", value);
+    return undefined;
+  }
+  let ok = true;
+  const bad = (key: string, expected: string, got: unknown) => {
+    ok = false;
+    fail(`webhook.${key}`, expected, got);
+  };
+  for (const key of Object.keys(value)) {
+    if (!WEBHOOK_KEYS.includes(key)) {
+      bad(key, `one of the keys ${WEBHOOK_KEYS.join(", ")}`, key);
+    }
+  }
+  const url = typeof value.url === "string" ? URL.parse(value.url) : null;
+  if (!url || !["http:", "https:"].includes(url.protocol)) {
+    bad("url", "an http(s) URL", value.url);
+  }
+  const method = value.method === undefined
+    ? "POST"
+    : typeof value.method === "string"
+    ? value.method.toUpperCase()
+    : value.method;
+  if (method !== "GET" && method !== "POST") {
+    bad("method", "GET or POST", value.method);
+  }
+  const headers: Record<string, string> = {};
+  if (value.headers !== undefined) {
+    if (!isRecord(value.headers)) {
+      bad("headers", "a mapping of header names to values", value.headers);
+    } else {
+      for (const [name, header] of Object.entries(value.headers)) {
+        if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+          bad(`headers.${name}`, "a valid header name", name);
+        } else if (typeof header !== "string" && typeof header !== "number") {
+          bad(`headers.${name}`, "a header value", header);
+        } else headers[name] = String(header);
+      }
+    }
+  }
+  const number = (key: string, fallback: number, min: number, max: number) => {
+    const item = value[key];
+    if (item === undefined) return fallback;
+    if (
+      !Number.isInteger(item) || (item as number) < min ||
+      (item as number) > max
+    ) {
+      bad(key, `a whole number from ${min} to ${max}`, item);
+      return fallback;
+    }
+    return item as number;
+  };
+  const timeoutMs = number(
+    "timeoutMs",
+    DEFAULT_WEBHOOK_TIMEOUT_MS,
+    100,
+    60_000,
+  );
+  const maxResponseBytes = number(
+    "maxResponseBytes",
+    DEFAULT_MAX_RESPONSE_BYTES,
+    256,
+    1_048_576,
+  );
+  if (!ok) return undefined;
+  return {
+    url: value.url as string,
+    method: method as "GET" | "POST",
+    headers,
+    timeoutMs,
+    maxResponseBytes,
+  };
+}
+
+function at(root: Record<string, unknown>, path: string): unknown {
+  let value: unknown = root;
+  for (const key of path.split(".")) {
+    if (!isRecord(value)) return undefined;
+    value = value[key];
+  }
+  return value;
+}
+
+function agentName(file: string): string {
+  const base = file.split(/[\\/]/).pop() ?? file;
+  return base.replace(/\.(ya?ml|json)$/, "");
+}
+
+function relativeTo(file: string, path: string): string {
+  if (path.startsWith("/")) return path;
+  const slash = file.lastIndexOf("/");
+  return slash === -1 ? path : `${file.slice(0, slash + 1)}${path}`;
+}
+
+function listDirectory(path: string): string[] | undefined {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    // A missing file is reported when it is read, with its path.
+    return undefined;
+  }
+  if (!info.isDirectory) return undefined;
+  return [...Deno.readDirSync(path)].filter((entry) => entry.isFile).map((
+    entry,
+  ) => entry.name);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
