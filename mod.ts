@@ -12,6 +12,8 @@
  *   tools; `serve({ agent })` runs it. See `examples/order_status.ts`.
  * - {@linkcode decodeWav}, {@linkcode encodeWav} and {@linkcode resampleAll}
  *   turn prompt files into PCM at the call's rate.
+ * - {@linkcode verifyWebhookSignature} checks a call webhook's
+ *   `X-Exovoice-Signature` in a receiver written with Deno.
  *
  * @example A bot that beeps once and hangs up, served on a free port
  * ```ts
@@ -82,3 +84,8 @@ export {
   type ResampleAllOptions,
   ResamplerConfigError,
 } from "./src/audio/resample.ts";
+export {
+  SIGNATURE_HEADER,
+  signWebhookBody,
+  verifyWebhookSignature,
+} from "./src/webhooks/signature.ts";

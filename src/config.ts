@@ -22,7 +22,10 @@ import {
   MIN_CHUNK_BYTES,
   type SampleRate,
 } from "./audio/pcm.ts";
-import type { ExotelApiConfig } from "./exotel/connect_api.ts";
+import {
+  type ExotelApiConfig,
+  normalizePhoneNumber,
+} from "./exotel/connect_api.ts";
 import { InvalidCidrError, IpAllowList } from "./http/ip_allowlist.ts";
 import {
   type CallWebhookConfig,
@@ -101,8 +104,14 @@ export interface Config {
   authFailureLimitPerMin: number;
   /** `EXOTEL_IP_ALLOWLIST`: CIDR ranges allowed to open the voicebot socket; empty allows all. */
   ipAllowList: string[];
-  /** `TRUST_PROXY`: take the client IP from `X-Forwarded-For` (only behind a proxy you run). */
+  /** `TRUST_PROXY`: whether reverse proxies we run are trusted (`trustedProxyHops` > 0). */
   trustProxy: boolean;
+  /**
+   * `TRUST_PROXY`: how many reverse proxies we run in front of the server
+   * (`true` is 1, `false` is 0). The client address is the one the outermost
+   * of them saw: the entry this many from the right of `X-Forwarded-For`.
+   */
+  trustedProxyHops: number;
   /**
    * `KV_PATH`: the Deno KV file holding call records and live sessions;
    * `:memory:` for none kept; undefined for the runtime's default (Deno Deploy).
@@ -187,6 +196,7 @@ export function loadConfig(env: Env): Config {
       `Invalid WS_PATH "${wsPath}": expected a path starting with "/"`,
     );
   }
+  const trustedProxyHops = proxyHops(read);
   return {
     host: read("HOST") ?? "0.0.0.0",
     port: integer(read, "PORT", 3000, [0, 65535]),
@@ -220,8 +230,8 @@ export function loadConfig(env: Env): Config {
       1_000_000,
     ]),
     ipAllowList: ipRanges(read("EXOTEL_IP_ALLOWLIST")),
-    trustProxy:
-      oneOf(read, "TRUST_PROXY", ["true", "false"], "false") === "true",
+    trustProxy: trustedProxyHops > 0,
+    trustedProxyHops,
     kvPath: read("KV_PATH") ??
       (env.DENO_DEPLOYMENT_ID ? undefined : DEFAULT_KV_PATH),
     callRetentionDays: integer(read, "CALL_RETENTION_DAYS", 30, [0, 36_500]),
@@ -242,6 +252,20 @@ export function loadConfig(env: Env): Config {
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
     callWebhook: loadCallWebhookConfig(read),
   };
+}
+
+/** Most proxy hops `TRUST_PROXY` accepts; longer chains are a misconfiguration. */
+export const MAX_PROXY_HOPS = 10;
+
+function proxyHops(read: Read): number {
+  const text = read("TRUST_PROXY");
+  if (text === undefined || text.toLowerCase() === "false") return 0;
+  if (text.toLowerCase() === "true") return 1;
+  if (/^\d+$/.test(text) && Number(text) <= MAX_PROXY_HOPS) return Number(text);
+  throw new ConfigError(
+    "TRUST_PROXY",
+    `Invalid TRUST_PROXY "${text}": expected true, false, or the number of proxies in front of the server from 0 to ${MAX_PROXY_HOPS}`,
+  );
 }
 
 function ipRanges(text: string | undefined): string[] {
@@ -311,11 +335,20 @@ function exotelApi(read: Read): ExotelApiConfig | undefined {
     );
   }
   const apiBaseUrl = baseUrl(read, "EXOTEL_API_BASE_URL");
+  const callerId = read("EXOTEL_CALLER_ID")!;
+  try {
+    normalizePhoneNumber(callerId, { field: "callerId" });
+  } catch {
+    throw new ConfigError(
+      "EXOTEL_CALLER_ID",
+      `Invalid EXOTEL_CALLER_ID "${callerId}": expected your ExoPhone as E.164 like +918030752400 or an Indian number like 08030752400`,
+    );
+  }
   return {
     apiKey: read("EXOTEL_API_KEY")!,
     apiToken: read("EXOTEL_API_TOKEN")!,
     accountSid: read("EXOTEL_ACCOUNT_SID")!,
-    callerId: read("EXOTEL_CALLER_ID")!,
+    callerId,
     subdomain: read("EXOTEL_SUBDOMAIN") ?? "api.exotel.com",
     baseUrl: apiBaseUrl,
     appId: read("EXOTEL_APP_ID"),

@@ -15,6 +15,7 @@ import {
   describeAgentConfig,
   loadAgentConfig,
   loadAgents,
+  loadSpeechDetectors,
 } from "./bots/agent/mod.ts";
 import {
   agentConfigOf,
@@ -180,9 +181,18 @@ export async function serve(
           metrics.toolCall(name, outcome, latencyMs),
       },
     };
-    agentFactory = realtime
-      ? createRealtimeBotFactory(realtime, agents, factoryOptions)
-      : createAgentsBotFactory(agents, factoryOptions);
+    if (realtime) {
+      agentFactory = createRealtimeBotFactory(realtime, agents, factoryOptions);
+    } else {
+      // One detector model for the server, as the default agent's settings say.
+      const defaultAgent = agents.agents.get(agents.defaultAgent ?? "") ??
+        [...agents.agents.values()][0];
+      const detectors = await loadSpeechDetectors(defaultAgent);
+      agentFactory = createAgentsBotFactory(agents, {
+        ...factoryOptions,
+        detectors: detectors.create,
+      });
+    }
     createBot = agentFactory;
   }
   const running = await startServer(config, {

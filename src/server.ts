@@ -15,6 +15,8 @@ import { SessionRegistry } from "./call/registry.ts";
 import type { BotName, Config } from "./config.ts";
 import { ConnectApi } from "./exotel/connect_api.ts";
 import { type Credentials, isAuthorized } from "./http/auth.ts";
+import { clientAddress } from "./http/client_address.ts";
+import { headersOverLimit } from "./http/header_limit.ts";
 import { IpAllowList } from "./http/ip_allowlist.ts";
 import { errorResponse, HttpError } from "./http/json.ts";
 import { publicBaseUrl, voicebotUrl } from "./http/public_url.ts";
@@ -27,8 +29,16 @@ import { CallRecorder } from "./records/recorder.ts";
 import { LiveSessions } from "./instances/live_sessions.ts";
 import { CallWebhook } from "./webhooks/call_webhook.ts";
 import { DeliveryQueue } from "./webhooks/delivery_queue.ts";
+import {
+  checkRecordingsDir,
+  listenError,
+  openNamedKv,
+  readTlsFiles,
+} from "./startup_checks.ts";
+import { ConsoleApp } from "./console/console_app.ts";
 import type { Call } from "./call/call.ts";
 import { handleGetCall, handleListCalls } from "./routes/calls.ts";
+import { handleRedeliver } from "./routes/call_webhook.ts";
 import { handleHealth } from "./routes/health.ts";
 import { handleMetrics } from "./routes/metrics.ts";
 import { handlePassthru, type OutcomeLookup } from "./routes/passthru.ts";
@@ -162,16 +172,36 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     createBot: botFactory(config.bot, options.createBot),
     checkAgent: options.checkAgent,
     createRecorder: recorderFactory(config.recordingsDir),
-    onCall: (call) => followCall(call, services, config.instanceId),
+    onCall: (call) => {
+      followCall(call, services, config.instanceId);
+      webConsole.follow(call);
+    },
   };
+  const webConsole = new ConsoleApp({
+    adminToken: config.adminToken,
+    registry,
+    store,
+    metrics,
+    recordingsDir: config.recordingsDir,
+    wsPath: config.wsPath,
+    bots: softphoneBots(config.bot, socketDeps.createBot),
+    secure: config.tls !== undefined,
+    trustProxy: config.trustProxy,
+  });
   const outboundDeps: OutboundCallDeps = {
     api: config.exotelApi ? new ConnectApi(config.exotelApi) : undefined,
     streamUrlFor: (request, { sampleRate, customParameters }) =>
-      voicebotUrl(publicBaseUrl(request, config.publicBaseUrl), {
-        path: config.wsPath,
-        sampleRate,
-        customParameters,
-      }),
+      voicebotUrl(
+        publicBaseUrl(request, {
+          configured: config.publicBaseUrl,
+          trustedProxyHops: config.trustedProxyHops,
+        }),
+        {
+          path: config.wsPath,
+          sampleRate,
+          customParameters,
+        },
+      ),
   };
   const admin: Credentials = { bearer: config.adminToken };
   const allowList = config.ipAllowList.length > 0
@@ -185,19 +215,62 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     limit: config.statusCallbackRateLimitPerMin,
     windowMs: 60_000,
   });
+  /**
+   * Counts a failed authentication; past the limit, returns the 429 to
+   * answer instead of the 401. Only failures are limited, so the right
+   * credentials always pass and a stranger failing from a shared address (a
+   * proxy's, without `TRUST_PROXY`) cannot lock Exotel out.
+   */
+  function limitAuthFailure(
+    clientIp: string,
+    pathname: string,
+  ): HttpError | undefined {
+    const now = Date.now();
+    const wasLimited = authFailures.isLimited(clientIp, now);
+    if (!authFailures.hit(clientIp, now)) {
+      return new HttpError(
+        429,
+        "too_many_auth_failures",
+        "Too many failed authentication attempts from this address: wait, then send the right credentials",
+        {
+          headers: {
+            "retry-after": String(authFailures.retryAfterS(clientIp, now)),
+          },
+        },
+      );
+    }
+    log.warn("Authentication failed from {clientIp} on {pathname}", {
+      clientIp,
+      pathname,
+    });
+    if (!wasLimited && authFailures.isLimited(clientIp, now)) {
+      log.warn(
+        "{clientIp} reached AUTH_FAILURE_LIMIT_PER_MIN: its failures get 429 for {seconds} s; its right credentials still pass",
+        { clientIp, seconds: authFailures.retryAfterS(clientIp, now) },
+      );
+    }
+    return undefined;
+  }
+
   const callLimiter = new RateLimiter({
     limit: config.callRateLimitPerMin,
     windowMs: 60_000,
   });
 
-  const upgrade: Handler = (request, { info, clientIp }) => {
+  const upgrade: Handler = (request, { clientIp }) => {
     if (draining) {
       throw unavailable(
         "draining",
         "Server is draining for a restart: call another instance",
       );
     }
-    if (allowList && !allowList.allows(clientIp)) {
+    // The console's softphone: a browser, so neither Exotel's credentials
+    // nor its addresses; a single-use token the console minted instead.
+    const softphone = webConsole.softphoneDeps(
+      new URL(request.url),
+      socketDeps,
+    );
+    if (allowList && !softphone && !allowList.allows(clientIp)) {
       throw new HttpError(
         403,
         "forbidden",
@@ -210,7 +283,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         `Server is at MAX_SESSIONS (${config.maxSessions} live calls)`,
       );
     }
-    return handleVoicebotSocket(request, info, socketDeps);
+    return handleVoicebotSocket(request, clientIp, softphone ?? socketDeps);
   };
 
   const placeCall: Handler = (request, { clientIp }) => {
@@ -258,6 +331,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       GET: (request, { params }) =>
         handleGetCall(request, params.id, recordsOf(store)),
     }),
+    route("/calls/:id/webhook", true, {
+      POST: (request, { params }) =>
+        handleRedeliver(request, params.id, {
+          store: recordsOf(store),
+          webhook: services.callWebhook,
+        }),
+    }),
     route("/api/v1/exotel/passthru", false, {
       GET: (request) =>
         handlePassthru(request, options.outcomeOf ?? (() => undefined), {
@@ -297,9 +377,41 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     request: Request,
     info: Deno.ServeHandlerInfo,
   ): Promise<Response> {
-    const clientIp = clientAddress(request, info, config.trustProxy);
-    const { pathname } = new URL(request.url);
+    const clientIp = clientAddress(
+      request.headers,
+      (info.remoteAddr as Deno.NetAddr).hostname ?? "",
+      { trustedHops: config.trustedProxyHops },
+    );
+    // Deno builds the URL from the Host header: a malformed one (`[::1`)
+    // makes a URL that does not parse.
+    const url = URL.parse(request.url);
+    if (url === null) {
+      return errorResponse(
+        new HttpError(
+          400,
+          "invalid_host",
+          "Invalid Host header: expected a host name or address with an optional port",
+        ),
+      );
+    }
+    const { pathname } = url;
     try {
+      const headersTooLarge = headersOverLimit(request.headers);
+      if (headersTooLarge !== undefined) {
+        throw new HttpError(431, "headers_too_large", headersTooLarge);
+      }
+      if (ConsoleApp.owns(pathname)) {
+        const response = await webConsole.handle(request);
+        if (response.status !== 401 || pathname !== "/console/login") {
+          return response;
+        }
+        // A wrong token at the login form counts as any failed auth.
+        metrics.authFailed("admin");
+        const limited = limitAuthFailure(clientIp, pathname);
+        if (!limited) return response;
+        await response.body?.cancel();
+        return errorResponse(limited);
+      }
       const match = findRoute(routes, pathname);
       if (!match) {
         throw new HttpError(404, "not_found", `No route for "${pathname}"`);
@@ -318,20 +430,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           },
         );
       }
-      if (authFailures.isLimited(clientIp, Date.now())) {
-        throw new HttpError(
-          429,
-          "too_many_auth_failures",
-          "Too many failed authentication attempts",
-          {
-            headers: {
-              "retry-after": String(
-                authFailures.retryAfterS(clientIp, Date.now()),
-              ),
-            },
-          },
-        );
-      }
       if (
         route.admin &&
         !isAuthorized(request.headers.get("authorization"), admin)
@@ -345,15 +443,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           },
         );
       }
-      return await handle(request, { info, params, clientIp });
+      return await handle(request, {
+        info,
+        params: decodeParams(params),
+        clientIp,
+      });
     } catch (error) {
       if (error instanceof HttpError && error.status === 401) {
-        authFailures.hit(clientIp, Date.now());
         metrics.authFailed(pathname === config.wsPath ? "voicebot" : "admin");
-        log.warn("Authentication failed from {clientIp} on {pathname}", {
-          clientIp,
-          pathname,
-        });
+        return errorResponse(limitAuthFailure(clientIp, pathname) ?? error);
       } else if (!(error instanceof HttpError)) {
         log.error("Request {method} {pathname} failed: {error}", {
           method: request.method,
@@ -390,7 +488,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     handler,
     registry,
     sweepCalls,
-    startDraining: () => draining = true,
+    startDraining: () => {
+      draining = true;
+      // Event streams never end on their own: a drain would wait for them.
+      webConsole.close();
+    },
     services,
   };
 }
@@ -425,7 +527,7 @@ function followCall(call: Call, services: Services, instanceId: string): void {
           recording: await call.recording,
         }))(),
       delivery,
-    ).then((saved) => saved && callWebhook?.wake());
+    ).then((saved) => saved && callWebhook?.committed());
   });
 }
 
@@ -435,6 +537,16 @@ function recorderFactory(
   if (dir === undefined) return undefined;
   return (session) =>
     new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+}
+
+/** The bots the softphone offers: the configured one first (its default), and the echo. */
+function softphoneBots(
+  name: BotName,
+  factory: BotFactory,
+): Record<string, BotFactory> {
+  const bots: Record<string, BotFactory> = { [name]: factory };
+  bots.echo ??= createEchoBot;
+  return bots;
 }
 
 function botFactory(name: BotName, given: BotFactory | undefined): BotFactory {
@@ -473,7 +585,9 @@ function findRoute(
     const params: Record<string, string> = {};
     const matches = route.segments.every((expected, i) => {
       if (!expected.startsWith(":")) return expected === segments[i];
-      params[expected.slice(1)] = decodeURIComponent(segments[i]);
+      // Decoded only after auth (decodeParams): a stranger's bad escape
+      // must not be answered before their credentials are.
+      params[expected.slice(1)] = segments[i];
       return true;
     });
     if (matches) return { route, params };
@@ -481,22 +595,46 @@ function findRoute(
   return undefined;
 }
 
+/** Longest path parameter (a call id or CallSid) accepted, in characters. */
+const MAX_PATH_PARAM_CHARS = 256;
+
+/** Percent-decodes path parameters. @throws {HttpError} 400 for a bad escape or an overlong value. */
+function decodeParams(raw: Record<string, string>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, text] of Object.entries(raw)) {
+    if (text.length > MAX_PATH_PARAM_CHARS * 3) throw paramTooLong(name, text);
+    let value: string;
+    try {
+      value = decodeURIComponent(text);
+    } catch {
+      throw new HttpError(
+        400,
+        "invalid_path",
+        `Invalid ${name} "${
+          text.slice(0, 64)
+        }": a % must start an escape such as %2F`,
+      );
+    }
+    if (value.length > MAX_PATH_PARAM_CHARS) throw paramTooLong(name, value);
+    params[name] = value;
+  }
+  return params;
+}
+
+function paramTooLong(name: string, text: string): HttpError {
+  return new HttpError(
+    400,
+    "invalid_path",
+    `Invalid ${name} "${
+      text.slice(0, 32)
+    }…": longer than ${MAX_PATH_PARAM_CHARS} characters`,
+  );
+}
+
 function unavailable(code: string, message: string): HttpError {
   return new HttpError(503, code, message, {
     headers: { "retry-after": String(RETRY_AFTER_S) },
   });
-}
-
-/** The socket's peer, or behind a trusted proxy the first `X-Forwarded-For` hop. */
-function clientAddress(
-  request: Request,
-  info: Deno.ServeHandlerInfo,
-  trustProxy: boolean,
-): string {
-  const forwarded = trustProxy
-    ? request.headers.get("x-forwarded-for")?.split(",")[0].trim()
-    : undefined;
-  return forwarded || ((info.remoteAddr as Deno.NetAddr).hostname ?? "");
 }
 
 const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -548,7 +686,12 @@ export async function startServer(
   config: Config,
   options: AppOptions = {},
 ): Promise<RunningServer> {
-  const kv = await openKv(config.kvPath);
+  // Checked before anything opens, so a bad value leaks nothing.
+  const tls = config.tls ? await readTlsFiles(config.tls) : {};
+  if (config.recordingsDir !== undefined) {
+    await checkRecordingsDir(config.recordingsDir);
+  }
+  const kv = await openNamedKv(config.kvPath, openKv);
   const registry = new SessionRegistry();
   const metrics = options.services?.metrics ??
     new ExovoiceMetrics({ version: VERSION, instanceId: config.instanceId });
@@ -597,6 +740,28 @@ export async function startServer(
       ...options.services,
     },
   });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      ...tls,
+      onListen({ hostname, port }) {
+        log.info(
+          "Listening on {url} (voicebot socket at {wsPath}, bot {bot})",
+          {
+            url: `${config.tls ? "https" : "http"}://${hostname}:${port}`,
+            wsPath: config.wsPath,
+            bot: options.botName ?? config.bot,
+          },
+        );
+      },
+    }, app.handler);
+  } catch (error) {
+    await store.close();
+    kv.close();
+    throw listenError(error, { ...config, tls: config.tls !== undefined });
+  }
   live.start();
   callWebhook?.start();
   const recovered = live.previousRunEnded().then((ended) =>
@@ -615,24 +780,6 @@ export async function startServer(
       kvFileProblem = problem;
     });
   }, heartbeatMs);
-  const tls = config.tls
-    ? {
-      cert: Deno.readTextFileSync(config.tls.certFile),
-      key: Deno.readTextFileSync(config.tls.keyFile),
-    }
-    : {};
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    ...tls,
-    onListen({ hostname, port }) {
-      log.info("Listening on {url} (voicebot socket at {wsPath}, bot {bot})", {
-        url: `${config.tls ? "https" : "http"}://${hostname}:${port}`,
-        wsPath: config.wsPath,
-        bot: options.botName ?? config.bot,
-      });
-    },
-  }, app.handler);
   const sweep = setInterval(
     () => app.sweepCalls(),
     Math.min(5000, config.idleTimeoutS * 500),

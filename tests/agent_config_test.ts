@@ -87,6 +87,8 @@ Deno.test("agent config reads every stage's provider, URL and tuning", () => {
   assertEquals(config.prompt, "You book tables.");
   assertEquals(config.greeting, "Namaste!");
   assertEquals(config.language, "hi-IN");
+  assertEquals(config.spokenForms, "auto");
+  assertEquals([config.vad, config.vadRuntime], ["silero", "auto"]);
   assertFalse(config.bargeIn.enabled);
   assertEquals(config.bargeIn.backchannels, ["haan", "ji", "hmm"]);
   assertEquals(config.bargeIn.pauseMs, 0);
@@ -162,6 +164,21 @@ Deno.test("agent config rejects bad values quoting them and what is accepted", (
     { ...KEYS, AGENT_BARGE_IN: "maybe" },
     "AGENT_BARGE_IN",
     'Invalid AGENT_BARGE_IN "maybe": expected one of on, off',
+  );
+  configError(
+    { ...KEYS, VAD: "neural" },
+    "VAD",
+    'Invalid VAD "neural": expected one of silero, energy',
+  );
+  configError(
+    { ...KEYS, VAD_RUNTIME: "gpu" },
+    "VAD_RUNTIME",
+    'Invalid VAD_RUNTIME "gpu": expected one of auto, native, wasm',
+  );
+  configError(
+    { ...KEYS, AGENT_SPOKEN_FORMS: "sometimes" },
+    "AGENT_SPOKEN_FORMS",
+    'Invalid AGENT_SPOKEN_FORMS "sometimes": expected one of auto, on, off',
   );
   configError(
     { ...KEYS, AGENT_LANGUAGE: "Hindi please" },

@@ -97,6 +97,13 @@ Deno.test("cleanForSpeech removes Markdown and link targets", () => {
   );
 });
 
+Deno.test("cleanForSpeech drops emphasis underscores but keeps those inside an address", () => {
+  assertEquals(
+    cleanForSpeech("_Yes_, write to __rahul_24@exo.in__ now."),
+    "Yes, write to rahul_24@exo.in now.",
+  );
+});
+
 Deno.test("words lowercases, strips punctuation and keeps Devanagari", () => {
   assertEquals(words("Uh-huh, OK. हाँ जी!"), ["uhhuh", "ok", "हाँ", "जी"]);
   assertEquals(substantiveWords("Hmm, wait a second", DEFAULT_BACKCHANNELS), 3);

@@ -10,6 +10,7 @@ import {
 } from "../src/webhooks/signature.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { parsePrometheusText, sampleValue } from "./fakes/prometheus_parser.ts";
+import { startServerProcess } from "./fakes/server_process.ts";
 import { makeSession } from "./fakes/session.ts";
 import { FakeWebhookServer } from "./fakes/webhook_server.ts";
 
@@ -184,6 +185,54 @@ Deno.test("call webhook gives a delivery up after CALL_WEBHOOK_MAX_ATTEMPTS and 
   }
 });
 
+Deno.test("POST /calls/:id/webhook delivers a given-up record again", async () => {
+  await using receiver = await FakeWebhookServer.start({ otherwise: 500 });
+  await using server = await startExovoice(receiver, {
+    CALL_WEBHOOK_MAX_ATTEMPTS: "1",
+  });
+  await placeCall(server, "CA-webhook-again");
+  await eventually(() => webhookMetrics(server), (m) => m.failed === 1);
+  receiver.otherwise = 200;
+  // By CallSid, as an operator would look the call up.
+  const response = await fetch(`${server.url}/calls/CA-webhook-again/webhook`, {
+    method: "POST",
+  });
+  assertEquals(response.status, 202);
+  const { recordId, queued } = await response.json();
+  assertEquals(queued, true);
+  const [, again] = await receiver.waitForRequests(2);
+  assertEquals(again.headers.get("idempotency-key"), recordId);
+  assertEquals(again.headers.get("x-exovoice-attempt"), "1");
+  const metrics = await eventually(
+    () => webhookMetrics(server),
+    (m) => m.delivered === 1,
+  );
+  assertEquals(metrics, { delivered: 1, retried: 0, failed: 1, pending: 0 });
+
+  const unknown = await fetch(`${server.url}/calls/nope/webhook`, {
+    method: "POST",
+  });
+  assertEquals(unknown.status, 404);
+  assertEquals((await unknown.json()).error.code, "call_not_found");
+});
+
+Deno.test("POST /calls/:id/webhook without a call webhook is a 503 saying what to set", async () => {
+  await using server = await serve({
+    readEnv: false,
+    env: { KV_PATH: ":memory:", LOG_LEVEL: "error" },
+    hostname: "127.0.0.1",
+    port: 0,
+    logging: false,
+  });
+  const response = await fetch(`${server.url}/calls/any/webhook`, {
+    method: "POST",
+  });
+  assertEquals(response.status, 503);
+  const { error } = await response.json();
+  assertEquals(error.code, "webhook_not_configured");
+  assertMatch(error.message, /CALL_WEBHOOK_URL/);
+});
+
 Deno.test("a delivery still pending at shutdown is made by the next server on the same KV", async () => {
   const kvPath = await Deno.makeTempFile({ suffix: ".kv" });
   try {
@@ -229,6 +278,53 @@ Deno.test("a delivery still pending at shutdown is made by the next server on th
       (metrics) => metrics.delivered === 1,
     );
     assertEquals(metrics.pending, 0);
+  } finally {
+    await Deno.remove(kvPath);
+  }
+});
+
+Deno.test("a delivery cut by a crash (SIGKILL mid-attempt) is made after a restart", async () => {
+  const kvPath = await Deno.makeTempFile({ suffix: ".kv" });
+  try {
+    await using receiver = await FakeWebhookServer.start({
+      answers: ["hang"],
+      otherwise: 200,
+    });
+    const env = {
+      KV_PATH: kvPath,
+      CALL_WEBHOOK_URL: receiver.url,
+      CALL_WEBHOOK_SECRET: SECRET,
+      CALL_WEBHOOK_TIMEOUT_MS: "1000",
+    };
+    const first = startServerProcess(env);
+    const report = await simulateCall({
+      url: `ws://127.0.0.1:${await first.port}/voicebot/ws`,
+      pcm: new Uint8Array(1600),
+      sampleRate: 8000,
+      realtime: false,
+      waitForReplyMs: 100,
+      callSid: "CA-webhook-crash",
+    });
+    assertEquals(report.error, undefined);
+    // The first attempt hangs at the receiver; the server dies during it.
+    const [cut] = await receiver.waitForRequests(1);
+    await first.stop("SIGKILL");
+
+    const second = startServerProcess(env);
+    try {
+      await second.port;
+      // Due again once the dead instance's lease runs out.
+      const [, delivered] = await receiver.waitForRequests(2);
+      assertEquals(
+        delivered.headers.get("idempotency-key"),
+        cut.headers.get("idempotency-key"),
+      );
+      assertEquals(delivered.headers.get("x-exovoice-attempt"), "2");
+      assertEquals(delivered.text, cut.text);
+      assertEquals(JSON.parse(delivered.text).callId, "CA-webhook-crash");
+    } finally {
+      assertEquals(await second.stop(), 0);
+    }
   } finally {
     await Deno.remove(kvPath);
   }

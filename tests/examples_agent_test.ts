@@ -72,8 +72,11 @@ async function callRecord(
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const response = await fetch(`${base}/calls/${id}`);
-    if (response.ok) return await response.json();
-    await response.body?.cancel();
+    if (response.ok) {
+      // Written in progress at the start, completed a moment after the end.
+      const record = await response.json();
+      if (record.state === "completed") return record;
+    } else await response.body?.cancel();
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`No record for call ${id}`);

@@ -105,7 +105,7 @@ Deno.test("EXOTEL_IP_ALLOWLIST refuses other addresses with 403 before the upgra
   await done;
 });
 
-Deno.test("repeated failed auth from one address gets 429 even with the right token", async () => {
+Deno.test("repeated failed auth from one address gets 429, and the right token still passes", async () => {
   await using server = await serve({
     EXOTEL_WS_TOKEN: "tok",
     AUTH_FAILURE_LIMIT_PER_MIN: "3",
@@ -118,10 +118,15 @@ Deno.test("repeated failed auth from one address gets 429 even with the right to
     assertEquals(response.status, 401);
     await response.body?.cancel();
   }
-  const limited = await upgradeRequest(url, { authorization: "Bearer tok" });
+  const limited = await upgradeRequest(url, { authorization: "Bearer wrong" });
   assertEquals(limited.status, 429);
   assert(Number(limited.headers.get("retry-after")) > 0);
   await limited.body?.cancel();
+  const ws = await connect(url, { authorization: "Bearer tok" });
+  assert(ws instanceof WebSocket, "only failures are limited");
+  const done = closed(ws);
+  ws.close();
+  await done;
 });
 
 Deno.test("POST /call is rate limited per address", async () => {

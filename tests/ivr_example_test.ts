@@ -49,11 +49,13 @@ async function callIvr(
     realtime: false,
     callSid,
   });
-  // The record is written a moment after the call ends.
+  // The record is completed a moment after the call ends.
   for (let poll = 0; poll < 500; poll++) {
     const response = await fetch(`${server.url}/calls/${callSid}`);
-    if (response.ok) return { report, record: await response.json() };
-    await response.body?.cancel();
+    if (response.ok) {
+      const record = await response.json();
+      if (record.state === "completed") return { report, record };
+    } else await response.body?.cancel();
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`No record of ${callSid}`);

@@ -131,13 +131,18 @@ Deno.test("the dynamic URL endpoint builds the socket URL from the request's hos
   });
 });
 
-Deno.test("the dynamic URL endpoint honours X-Forwarded-Proto and X-Forwarded-Host", async () => {
-  const { body } = await call({}, "/api/v1/exotel/voice/connect?CallSid=CA1", {
-    headers: {
-      "x-forwarded-proto": "https",
-      "x-forwarded-host": "bot.example.com, proxy.internal",
+Deno.test("behind trusted proxies the dynamic URL endpoint honours X-Forwarded-Proto and X-Forwarded-Host", async () => {
+  // Two proxies: the outer one's entry is second from the right.
+  const { body } = await call(
+    { TRUST_PROXY: "2" },
+    "/api/v1/exotel/voice/connect?CallSid=CA1",
+    {
+      headers: {
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "bot.example.com, proxy.internal",
+      },
     },
-  });
+  );
   assertEquals(
     body.url,
     "wss://bot.example.com/voicebot/ws?call_id=CA1&sample-rate=8000",

@@ -146,6 +146,14 @@ export interface BotReport {
   turns: TurnTiming[];
 }
 
+/** What a bot is doing at this moment, for the console's live view. */
+export interface BotLiveState {
+  /** Hearing the caller, waiting on its models, talking, or paused over the caller's voice. */
+  activity: "listening" | "thinking" | "speaking" | "paused";
+  /** The caller's words heard in the current turn and not answered yet. */
+  partial: string;
+}
+
 /**
  * A conversation partner for one call. Every hook may be async; errors are
  * logged, never fatal to the server. Hooks run on the call's frame path: a
@@ -202,6 +210,8 @@ export interface Bot {
   stop(): void | Promise<void>;
   /** The transcript and timings for the call record; read once, just before `stop`. */
   report?(): BotReport;
+  /** What it is doing now; read by monitoring only while someone watches. */
+  live?(): BotLiveState;
 }
 
 /**

@@ -217,7 +217,13 @@ export class Call {
     this.session.badFrames[kind] = count;
     // Power-of-two counts only: a peer that floods bad frames must not flood the log.
     if ((count & (count - 1)) === 0) {
-      this.#log.warn(`${message} ({kind} #{count})`, { kind, count });
+      // The message quotes what the peer sent: a property, never the
+      // template, or its "{…}" would be filled from our own properties.
+      this.#log.warn("{problem} ({kind} #{count})", {
+        problem: message,
+        kind,
+        count,
+      });
     }
   }
 
@@ -351,6 +357,7 @@ export class Call {
       return this.end("bot_error", 1011);
     }
     this.session.report = () => this.#bot?.report?.();
+    this.session.live = () => this.#bot?.live?.();
     this.#callBot("start", (bot) => bot.start?.());
     const held = this.#preStart;
     this.#preStart = [];

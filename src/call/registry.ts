@@ -6,7 +6,7 @@
  */
 
 import type { PlayoutCounters } from "./player.ts";
-import type { BotReport } from "../bots/bot.ts";
+import type { BotLiveState, BotReport } from "../bots/bot.ts";
 import type { TurnTiming } from "../records/call_record.ts";
 
 /** Where a call is in its life. */
@@ -56,6 +56,8 @@ export interface Session {
   playout: PlayoutCounters;
   /** The bot's transcript and per-turn timings so far, for bots that keep them. */
   report?(): BotReport | undefined;
+  /** What the bot is doing now, for bots that say. */
+  live?(): BotLiveState | undefined;
   /** Ends the call: closes the socket (code 1000 unless given) and cleans up. */
   end(reason: string, closeCode?: number): void;
 }

@@ -5,29 +5,83 @@
  * @module
  */
 
+import { trustedForwardedValue } from "./client_address.ts";
+import { HttpError } from "./json.ts";
+
 /** Exotel copies at most this many custom parameters into `start`. */
 export const MAX_CUSTOM_PARAMETERS = 3;
 
 /** Exotel accepts at most this many characters of custom parameters on the URL. */
 export const MAX_CUSTOM_QUERY_CHARS = 256;
 
-/**
- * Our public base URL: `configured` (from `WEBHOOK_BASE_URL` or
- * `RENDER_EXTERNAL_URL`) when set, else the request's own origin as a
- * reverse proxy reports it in `X-Forwarded-Proto` and `X-Forwarded-Host`.
- */
-export function publicBaseUrl(request: Request, configured?: string): URL {
-  if (configured) return new URL(configured);
-  const url = new URL(request.url);
-  const proto = firstValue(request.headers.get("x-forwarded-proto"));
-  const host = firstValue(request.headers.get("x-forwarded-host")) ??
-    request.headers.get("host") ?? url.host;
-  return new URL(`${proto ?? url.protocol.replace(":", "")}://${host}`);
+/** Where {@linkcode publicBaseUrl} takes our address from. */
+export interface PublicBaseUrlOptions {
+  /** `WEBHOOK_BASE_URL` or `RENDER_EXTERNAL_URL`, when set: used as is. */
+  configured?: string;
+  /**
+   * Reverse proxies we run (`TRUST_PROXY`); with none, `X-Forwarded-Proto`
+   * and `X-Forwarded-Host` are the client's own claims and are ignored.
+   */
+  trustedProxyHops?: number;
 }
 
-function firstValue(header: string | null): string | undefined {
-  const value = header?.split(",")[0].trim();
-  return value ? value : undefined;
+/** A `Host` or `X-Forwarded-Host` that is not a host name or address with an optional port. */
+export class InvalidHostError extends HttpError {
+  /** Creates the error for `host`: a 400 for the client that sent it. */
+  constructor(host: string) {
+    super(
+      400,
+      "invalid_host",
+      `Invalid host "${
+        host.slice(0, 100)
+      }": expected a host name or address with an optional port`,
+    );
+    this.name = "InvalidHostError";
+  }
+}
+
+const HOST =
+  /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?|\[[0-9a-f:.]{2,45}\])(?::\d{1,5})?$/i;
+const PROTOCOLS = ["http", "https", "ws", "wss"];
+
+/**
+ * Our public base URL: `configured` when set, else the request's own origin;
+ * behind trusted proxies, as the outermost one reports it in
+ * `X-Forwarded-Proto` and `X-Forwarded-Host` (see
+ * {@linkcode trustedForwardedValue}).
+ *
+ * @throws {InvalidHostError} (a 400) for a host that is not a host name or address.
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * const request = new Request("http://10.0.0.5:3000/x", {
+ *   headers: { "x-forwarded-proto": "https", "x-forwarded-host": "bot.example.com" },
+ * });
+ * assertEquals(publicBaseUrl(request).href, "http://10.0.0.5:3000/");
+ * assertEquals(publicBaseUrl(request, { trustedProxyHops: 1 }).href, "https://bot.example.com/");
+ * ```
+ */
+export function publicBaseUrl(
+  request: Request,
+  options: PublicBaseUrlOptions = {},
+): URL {
+  if (options.configured) return new URL(options.configured);
+  const url = new URL(request.url);
+  const hops = options.trustedProxyHops ?? 0;
+  const forwardedProto = trustedForwardedValue(
+    request.headers.get("x-forwarded-proto"),
+    hops,
+  )?.toLowerCase();
+  const proto = forwardedProto && PROTOCOLS.includes(forwardedProto)
+    ? forwardedProto
+    : url.protocol.replace(":", "");
+  const host = trustedForwardedValue(
+    request.headers.get("x-forwarded-host"),
+    hops,
+  ) ?? request.headers.get("host") ?? url.host;
+  if (!HOST.test(host)) throw new InvalidHostError(host);
+  return new URL(`${proto}://${host}`);
 }
 
 /** What goes on a voicebot socket URL. */

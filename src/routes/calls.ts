@@ -90,12 +90,23 @@ export function parseCallQuery(params: URLSearchParams): CallQuery {
     const text = params.get(name);
     if (text === null || text === "") continue;
     const time = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-    if (!Number.isFinite(time)) {
+    // A Date holds at most ±8.64e15 ms; past that it is Invalid Date.
+    const date = new Date(time);
+    if (Number.isNaN(date.getTime())) {
       throw invalid(
-        `Invalid ${name} "${text}": expected an ISO 8601 date or epoch milliseconds`,
+        `Invalid ${name} "${
+          text.slice(0, 64)
+        }": expected an ISO 8601 date or epoch milliseconds up to ${MAX_DATE_MS}`,
       );
     }
-    query[name] = new Date(time);
+    query[name] = date;
+  }
+  if (query.from && query.to && query.from > query.to) {
+    throw invalid(
+      `Invalid range: from "${params.get("from")}" is later than to "${
+        params.get("to")
+      }"`,
+    );
   }
   const number = params.get("number");
   if (number !== null && number !== "") {
@@ -106,6 +117,9 @@ export function parseCallQuery(params: URLSearchParams): CallQuery {
   }
   return query;
 }
+
+/** The latest time a JavaScript Date can hold, in epoch milliseconds. */
+const MAX_DATE_MS = 8.64e15;
 
 function invalid(message: string): HttpError {
   return new HttpError(400, "invalid_query", message);

@@ -19,6 +19,8 @@ import {
 export interface VoiceConnectDeps {
   /** Our configured public URL, if any. */
   publicBaseUrl?: string;
+  /** Reverse proxies we run, whose `X-Forwarded-Proto`/`-Host` we follow (`TRUST_PROXY`). */
+  trustedProxyHops: number;
   /** The voicebot socket path. */
   wsPath: string;
   /** The rate to ask for when the request names none. */
@@ -71,13 +73,19 @@ export async function handleVoiceConnect(
   }
   let url: string;
   try {
-    url = voicebotUrl(publicBaseUrl(request, deps.publicBaseUrl), {
-      path: deps.wsPath,
-      sampleRate,
-      callId: value(CALL_ID_PARAMS),
-      customParameters,
-      agent: value(["agent"]),
-    });
+    url = voicebotUrl(
+      publicBaseUrl(request, {
+        configured: deps.publicBaseUrl,
+        trustedProxyHops: deps.trustedProxyHops,
+      }),
+      {
+        path: deps.wsPath,
+        sampleRate,
+        callId: value(CALL_ID_PARAMS),
+        customParameters,
+        agent: value(["agent"]),
+      },
+    );
   } catch (error) {
     if (!(error instanceof CustomParametersError)) throw error;
     throw new HttpError(

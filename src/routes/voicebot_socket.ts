@@ -13,6 +13,7 @@ import type { SessionRegistry } from "../call/registry.ts";
 import { fromWebSocket } from "../call/socket.ts";
 import { type Credentials, isAuthorized } from "../http/auth.ts";
 import { HttpError } from "../http/json.ts";
+import { checkWebSocketHandshake } from "../http/websocket_upgrade.ts";
 
 /** What the endpoint needs. */
 export interface VoicebotSocketDeps {
@@ -48,14 +49,18 @@ export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
 }
 
 /**
- * Upgrades an authenticated request to a voicebot call.
+ * Upgrades an authenticated request from `remoteAddress` (the client's
+ * address: the socket's peer, or behind trusted proxies the one they saw) to
+ * a voicebot call.
  *
  * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong
- * credentials, 404 for an `agent=` the server does not have.
+ * credentials, then 400 or 426 for a malformed or unsupported handshake
+ * (see {@linkcode checkWebSocketHandshake}), 404 for an `agent=` the server
+ * does not have.
  */
 export function handleVoicebotSocket(
   request: Request,
-  info: Deno.ServeHandlerInfo,
+  remoteAddress: string,
   deps: VoicebotSocketDeps,
 ): Response {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
@@ -78,11 +83,10 @@ export function handleVoicebotSocket(
       },
     );
   }
+  checkWebSocketHandshake(request);
   const query = new URL(request.url).searchParams;
   const refusal = deps.checkAgent?.(query.get("agent") ?? undefined);
   if (refusal !== undefined) throw new HttpError(404, "unknown_agent", refusal);
-  // Deno forgets the request's address once it is upgraded: read it first.
-  const remoteAddress = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
   const { socket, response } = Deno.upgradeWebSocket(request);
   const call = new Call({
     socket: fromWebSocket(socket),

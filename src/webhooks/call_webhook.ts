@@ -62,10 +62,16 @@ export interface AttemptReport {
 const CONCURRENCY = 10;
 /** The longest wait between retries. */
 const MAX_RETRY_DELAY_MS = 3_600_000;
-/** Time beyond the attempt's timeout before a taken delivery is due again. */
-const LEASE_MARGIN_MS = 30_000;
+/**
+ * Time beyond the attempt's timeout before a taken delivery is due again:
+ * covers loading, signing and settling it, so only an instance that died
+ * mid-attempt lets a lease run out.
+ */
+const LEASE_MARGIN_MS = 5000;
 /** Characters of a failed answer's body kept in the error. */
 const ERROR_BODY_CHARS = 200;
+/** Least time between two counts of the queue. */
+const RECOUNT_MS = 5000;
 /** Looks at the queue in one pass, at most, so a pass always ends. */
 const MAX_ROUNDS_PER_PASS = 50;
 
@@ -91,6 +97,8 @@ export class CallWebhook {
   #now: () => number;
   #results?: Counter;
   #pending = 0;
+  /** When the queue was last counted; -Infinity before the first count. */
+  #countedAt = -Infinity;
   #timer?: ReturnType<typeof setTimeout>;
   #pass?: Promise<void>;
   #again = false;
@@ -129,21 +137,44 @@ export class CallWebhook {
   /**
    * Adds a delivery of `recordId` to `operation`, the atomic write of the
    * record itself: the record and its delivery are committed together.
-   * Call {@linkcode CallWebhook.wake} once it has committed.
+   * Call {@linkcode CallWebhook.committed} once it has committed.
    */
   add(operation: Deno.AtomicOperation, recordId: string): void {
     this.#options.queue.add(operation, recordId, { now: this.#now() });
   }
 
+  /**
+   * Queues another delivery of a record already written, as an operator
+   * asks after a receiver's outage, and starts it at once.
+   */
+  async redeliver(recordId: string): Promise<void> {
+    await this.#options.queue.enqueue(recordId, { now: this.#now() });
+    this.#pending++;
+    this.wake();
+  }
+
   /** Starts delivering: what is queued already (from before a restart) first. */
   start(): void {
     const url = new URL(this.#options.config.url);
+    // Origin and path only: credentials or tokens in the URL stay out of logs.
+    log.info("Call records are delivered to {url}", {
+      url: `${url.origin}${url.pathname}`,
+    });
     if (url.protocol === "http:" && !LOOPBACK_HOST.test(url.hostname)) {
       log.warn(
         "CALL_WEBHOOK_URL is plain http to {host}: call records (phone numbers, transcripts) cross the network unencrypted",
         { host: url.hostname },
       );
     }
+    this.wake();
+  }
+
+  /**
+   * A record saved with {@linkcode CallWebhook.add}'s mutation has
+   * committed: counts it pending and delivers it now.
+   */
+  committed(): void {
+    this.#pending++;
     this.wake();
   }
 
@@ -179,7 +210,7 @@ export class CallWebhook {
   async #run(): Promise<void> {
     const { queue } = this.#options;
     try {
-      this.#pending = await queue.count();
+      await this.#recount();
       for (let round = 0; round < MAX_ROUNDS_PER_PASS; round++) {
         if (this.#closed) return;
         const due = await queue.due(this.#now(), CONCURRENCY);
@@ -192,12 +223,24 @@ export class CallWebhook {
           taken.map((delivery) => delivery && this.#attempt(delivery)),
         );
       }
-      this.#pending = await queue.count();
+      await this.#recount();
     } catch (error) {
       if (this.#closed) return;
-      log.error("Call webhook queue could not be read: {error}", { error });
+      log.error("Call webhook queue failed: {error}", { error });
     }
     if (!this.#closed) await this.#schedule();
+  }
+
+  /**
+   * Counts the queue for the pending gauge, at most every few seconds: a
+   * count reads every entry, and a receiver that is down lets thousands
+   * pile up. In between, this instance's own adds and settlements move it.
+   */
+  async #recount(): Promise<void> {
+    const now = this.#now();
+    if (now - this.#countedAt < RECOUNT_MS) return;
+    this.#pending = await this.#options.queue.count();
+    this.#countedAt = now;
   }
 
   async #schedule(): Promise<void> {

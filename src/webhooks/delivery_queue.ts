@@ -86,6 +86,16 @@ export class DeliveryQueue {
     operation.set([QUEUE, options.now, recordId], delivery);
   }
 
+  /**
+   * Queues a delivery of `recordId`, due at once, on its own: for a record
+   * already written (an operator's redelivery). Forgets an earlier give-up.
+   */
+  async enqueue(recordId: string, options: { now: number }): Promise<void> {
+    const operation = this.#kv.atomic().delete([FAILED, recordId]);
+    this.add(operation, recordId, options);
+    await operation.commit();
+  }
+
   /** Up to `limit` deliveries due at `now`, the longest due first. */
   async due(now: number, limit = 20): Promise<Deno.KvEntry<Delivery>[]> {
     const entries: Deno.KvEntry<Delivery>[] = [];

@@ -11,6 +11,8 @@ export interface ServerProcess {
   port: Promise<number>;
   /** Sends `signal` and waits for the exit; resolves with the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
+  /** Standard output so far (the JSON log), all of it after `stop`. */
+  output(): string;
 }
 
 /** The flags `deno task start` gives the server. */
@@ -20,6 +22,7 @@ export const SERVER_FLAGS = [
   "--allow-env",
   "--allow-read",
   "--allow-write",
+  "--allow-ffi",
 ];
 
 /**
@@ -39,8 +42,8 @@ export function startServerProcess(
   }).spawn();
   const errors = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let output = "";
   const port = (async () => {
-    let output = "";
     while (true) {
       const { value, done } = await reader.read();
       if (done) {
@@ -55,10 +58,15 @@ export function startServerProcess(
   })();
   return {
     port,
+    output: () => output,
     async stop(signal = "SIGTERM") {
       const running = await port.then(() => true, () => false);
       if (running) child.kill(signal);
-      while (!(await reader.read()).done) { /* the rest of the log */ }
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        output += value;
+      }
       await errors;
       return (await child.status).code;
     },

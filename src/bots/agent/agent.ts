@@ -8,12 +8,23 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
-import { VAD_FRAME_MS, VoiceActivityDetector } from "../../audio/vad.ts";
+import {
+  energyDetector,
+  type SpeechDetector,
+  type SpeechDetectorFactory,
+} from "../../audio/speech_detector.ts";
+import type { VadEvent } from "../../audio/vad.ts";
 import type { Cancel, Clock } from "../../call/clock.ts";
 import type { ChatMessage } from "../../providers/llm/language_model.ts";
 import type { ProviderError } from "../../providers/provider_error.ts";
 import type { SpeechEvent } from "../../providers/stt/speech_to_text.ts";
-import type { Bot, BotReport, CallInfo, CallOutput } from "../bot.ts";
+import type {
+  Bot,
+  BotLiveState,
+  BotReport,
+  CallInfo,
+  CallOutput,
+} from "../bot.ts";
 import { AudioTrack } from "./audio_track.ts";
 import { BargeInGuard, isBackchannel } from "./barge_in.ts";
 import type { AgentConfig } from "./config.ts";
@@ -83,6 +94,8 @@ export interface AgentDependencies {
   wallClock?: () => number;
   /** The voice a setup webhook asked for; built from the configuration by default. */
   voiceFor?(voice: string): TextToSpeech;
+  /** The voice-activity detector per call (`VAD`); the energy detector by default. */
+  detectors?: SpeechDetectorFactory;
 }
 
 /** Appended to the system prompt: what the model must know about the phone line. */
@@ -130,7 +143,7 @@ export class AgentBot implements Bot {
   #output: CallOutput;
   #deps: AgentDependencies;
   #log: Logger;
-  #vad: VoiceActivityDetector;
+  #vad: SpeechDetector;
   #guard: BargeInGuard;
   #turns: TurnDetector;
   #listener: Listener;
@@ -185,10 +198,13 @@ export class AgentBot implements Bot {
       ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
       ...(deps.toolRunner?.definitions ?? []),
     ];
-    this.#vad = new VoiceActivityDetector(info.sampleRate, {
+    this.#vad = (deps.detectors ?? energyDetector)(info.sampleRate, {
       onFrame: (frame) => {
-        if (frame.isSpeech) this.#lastVoicedEndMs = frame.atMs + VAD_FRAME_MS;
+        if (frame.isSpeech) {
+          this.#lastVoicedEndMs = frame.atMs + frame.durationMs;
+        }
       },
+      onAnalysed: (events) => this.#onVoiceActivity(events),
     });
     this.#guard = new BargeInGuard(config.bargeIn);
     this.#turns = new TurnDetector({
@@ -227,6 +243,17 @@ export class AgentBot implements Bot {
       transcript: this.#transcript.entries(),
       turns: this.#transcript.turns(),
     };
+  }
+
+  /** What the agent is doing now and the caller's words not answered yet, for the console. */
+  live(): BotLiveState {
+    const reply = this.#reply;
+    const activity = this.#paused
+      ? "paused"
+      : reply?.active && !reply.cancelled
+      ? reply.speaking ? "speaking" : "thinking"
+      : "listening";
+    return { activity, partial: this.#turns.text };
   }
 
   /**
@@ -295,7 +322,12 @@ export class AgentBot implements Bot {
   audio(pcm: Uint8Array): void {
     if (this.#stopped) return;
     this.#listener.push(pcm);
-    const events = this.#vad.push(pcm);
+    this.#vad.push(pcm);
+  }
+
+  /** The detector analysed more caller audio (at once for the energy detector, a moment later for Silero). */
+  #onVoiceActivity(events: VadEvent[]): void {
+    if (this.#stopped) return;
     this.#lastPushAt = this.#deps.clock.now();
     this.#lastPushAudioMs = this.#vad.audioMs;
     for (const event of events) {
@@ -355,6 +387,7 @@ export class AgentBot implements Bot {
       Promise.all([
         this.#starting,
         this.#listener.close(),
+        this.#vad.close(),
         this.#warming,
         reply,
         this.#chain,
@@ -402,7 +435,12 @@ export class AgentBot implements Bot {
   #checkBargeIn(): void {
     const reply = this.#reply;
     if (!reply?.active || reply.cancelled) return;
-    const voicedMs = Math.max(0, this.#vad.speechMs - this.#voicedBaseline);
+    // Voice alone interrupts only when it stands out from the line's
+    // background: steady babble, TV or music never does.
+    const voicedMs = Math.max(
+      0,
+      this.#vad.foregroundMs - this.#voicedBaseline,
+    );
     if (
       this.#guard.shouldInterrupt({ voicedMs, transcript: this.#turns.text })
     ) {
@@ -496,7 +534,7 @@ export class AgentBot implements Bot {
     const now = this.#deps.clock.now();
     const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
     const cut = this.#guard.shouldInterrupt({
-      voicedMs: Math.max(0, this.#vad.speechMs - this.#voicedBaseline),
+      voicedMs: Math.max(0, this.#vad.foregroundMs - this.#voicedBaseline),
       transcript: text,
     });
     if (cut) this.#bargeIn("turn");
@@ -560,6 +598,7 @@ export class AgentBot implements Bot {
       tts: this.#tts,
       sampleRate: this.#info.sampleRate,
       language: this.#language,
+      spokenForms: this.#deps.config.spokenForms,
       chunkBytes,
       markPrefix: `agent-${id}`,
       log: this.#log,
@@ -571,7 +610,7 @@ export class AgentBot implements Bot {
     });
     this.#reply = reply;
     // Only speech after this moment can interrupt the reply.
-    this.#voicedBaseline = this.#vad.speechMs;
+    this.#voicedBaseline = this.#vad.foregroundMs;
     this.#overlapped = false;
     const startedAt = this.#sinceStart();
     reply.done.then((result) =>
@@ -704,6 +743,7 @@ export class AgentBot implements Bot {
           tts: this.#tts,
           sampleRate: this.#info.sampleRate,
           language: this.#language,
+          spokenForms: config.spokenForms,
         });
         return track.pcm();
       } catch (error) {

@@ -18,6 +18,15 @@ import {
 import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
 import { isTimeZone, unknownPlaceholders } from "./template.ts";
 import type { RunnableTool } from "./tool_runner.ts";
+import { SPOKEN_FORMS_MODES, type SpokenFormsMode } from "./spoken_forms.ts";
+import {
+  SPEECH_DETECTOR_KINDS,
+  type SpeechDetectorKind,
+} from "../../audio/speech_detector.ts";
+import {
+  SILERO_RUNTIMES,
+  type SileroRuntimeChoice,
+} from "../../audio/silero_vad.ts";
 
 /** Speech-to-text vendors `STT_PROVIDER` may name. */
 export const STT_PROVIDERS = ["deepgram", "sarvam"] as const;
@@ -155,6 +164,12 @@ export interface AgentConfig {
   greeting: string;
   /** `AGENT_LANGUAGE`: BCP 47, for speech-to-text and text-to-speech. */
   language: string;
+  /** `AGENT_SPOKEN_FORMS`: whether amounts, numbers, dates and the like are rewritten for the voice (`auto`: for en-IN and hi-IN). */
+  spokenForms: SpokenFormsMode;
+  /** `VAD`: the voice-activity detector for barge-in and end of turn. */
+  vad: SpeechDetectorKind;
+  /** `VAD_RUNTIME`: where Silero runs. */
+  vadRuntime: SileroRuntimeChoice;
   /** `AGENT_FALLBACK_TEXT`: said when a provider fails. */
   fallbackText: string;
   /** `AGENT_GOODBYE_TEXT`: said by `end_call` when the model gave no goodbye. */
@@ -233,6 +248,9 @@ export function loadAgentConfig(
     prompt: promptText,
     greeting,
     language: language(read),
+    spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", SPOKEN_FORMS_MODES, "auto"),
+    vad: oneOf(read, "VAD", SPEECH_DETECTOR_KINDS, "silero"),
+    vadRuntime: oneOf(read, "VAD_RUNTIME", SILERO_RUNTIMES, "auto"),
     fallbackText: read("AGENT_FALLBACK_TEXT") ??
       "Sorry, I'm having trouble right now. Could you please say that again?",
     goodbyeText: read("AGENT_GOODBYE_TEXT") ??

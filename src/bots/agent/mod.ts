@@ -27,6 +27,7 @@ import { type AgentProviders, createProviders } from "./providers.ts";
 import type { TurnSummary } from "./timeline.ts";
 import type { Agents } from "./agent_file.ts";
 import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
+import type { SpeechDetectorFactory } from "../../audio/speech_detector.ts";
 
 export { AgentBot, type AgentHooks, VOICE_INSTRUCTIONS } from "./agent.ts";
 export {
@@ -57,6 +58,10 @@ export {
   ToolRunner,
 } from "./tool_runner.ts";
 export { webhookTool, type WebhookToolConfig } from "./webhook_tool.ts";
+export {
+  type AgentSpeechDetectors,
+  loadSpeechDetectors,
+} from "./voice_activity.ts";
 
 /** Replaceable parts of {@linkcode createAgentBotFactory}. */
 export interface AgentFactoryOptions {
@@ -76,6 +81,8 @@ export interface AgentFactoryOptions {
   wallClock?: () => number;
   /** Where `end_call` and `transfer` are remembered; a fresh store by default. */
   outcomes?: CallOutcomes;
+  /** Each call's voice-activity detector (see {@linkcode loadSpeechDetectors}); the energy detector by default. */
+  detectors?: SpeechDetectorFactory;
 }
 
 /** The agent's {@linkcode BotFactory}, plus what it shares between calls. */
@@ -128,6 +135,7 @@ export function createAgentBotFactory(
     clock: options.clock ?? systemClock,
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     hooks: options.hooks ?? {},
+    detectors: options.detectors,
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);

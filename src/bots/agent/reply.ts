@@ -23,6 +23,7 @@ import { AudioTrack } from "./audio_track.ts";
 import { heardText } from "./history.ts";
 import { SentenceSplitter } from "./sentences.ts";
 import { synthesizeInto } from "./speech.ts";
+import type { SpokenFormsMode } from "./spoken_forms.ts";
 import type { TurnTimeline } from "./timeline.ts";
 import { parseToolCall, type ToolAction } from "./tools.ts";
 import {
@@ -81,6 +82,8 @@ export interface ReplyContext {
   sampleRate: number;
   /** BCP 47 language. */
   language: string;
+  /** `AGENT_SPOKEN_FORMS`: whether the voice gets the spoken form of each sentence. */
+  spokenForms?: SpokenFormsMode;
   /** Outbound chunk size: the first media frame leaves once this much audio is ready. */
   chunkBytes: number;
   /** Prefix of this reply's mark names, unique in the call. */
@@ -438,12 +441,14 @@ export class Reply {
       piece.track.end();
       return;
     }
-    const { tts, sampleRate, language, timeline, now } = this.#context;
+    const { tts, sampleRate, language, spokenForms, timeline, now } =
+      this.#context;
     try {
       await synthesizeInto(piece.track, piece.text, {
         tts,
         sampleRate,
         language,
+        spokenForms,
         signal: this.#voiceAbort.signal,
         onFirstByte: () => {
           timeline?.record("firstTtsByte", now());

@@ -170,7 +170,9 @@ export function cleanForSpeech(text: string): string {
   return text
     .replace(/\[([^\]]*)\]\([^)]*\)/g, "$1")
     .replace(/^\s*(?:#{1,6}\s+|[-*•]\s+|\d+[.)]\s+)/gm, "")
-    .replace(/[*_`~]+/g, "")
+    .replace(/[*`~]+/g, "")
+    // Underscores are emphasis only at a word's edge: "rahul_24@x.in" keeps its own.
+    .replace(/(?<![\p{L}\p{N}])_+|_+(?![\p{L}\p{N}])/gu, "")
     .replace(/\s+/g, " ")
     .trim();
 }

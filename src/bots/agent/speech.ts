@@ -10,6 +10,11 @@ import { Resampler, ResamplerConfigError } from "../../audio/resample.ts";
 import { ProviderError } from "../../providers/provider_error.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { AudioTrack } from "./audio_track.ts";
+import {
+  spokenForm,
+  type SpokenFormsMode,
+  spokenLanguage,
+} from "./spoken_forms.ts";
 
 /** Options of {@linkcode synthesizeInto}. */
 export interface SynthesizeOptions {
@@ -19,6 +24,8 @@ export interface SynthesizeOptions {
   sampleRate: number;
   /** BCP 47 language. */
   language: string;
+  /** `AGENT_SPOKEN_FORMS`: whether the vendor gets the text's spoken form ("one lakh rupees" for "₹1,00,000"). Default `off`. */
+  spokenForms?: SpokenFormsMode;
   /** Aborts the request (barge-in). */
   signal?: AbortSignal;
   /** Called when the first audio byte arrives. */
@@ -26,7 +33,8 @@ export interface SynthesizeOptions {
 }
 
 /**
- * Synthesises `text` into `track` as the audio arrives, then ends the track.
+ * Synthesises `text` (in its spoken form, when `spokenForms` says so) into
+ * `track` as the audio arrives, then ends the track.
  * On failure the track is failed (its readers just end) and the error is
  * thrown; an abort ends the track quietly.
  *
@@ -40,7 +48,12 @@ export async function synthesizeInto(
 ): Promise<void> {
   const { tts, sampleRate, language, signal } = options;
   try {
-    const synthesis = await tts.synthesize(text, {
+    // Only the voice hears the spoken form: transcripts and the model's
+    // history keep what the model wrote.
+    const said = spokenLanguage(options.spokenForms ?? "off", language)
+      ? spokenForm(text, { language })
+      : text;
+    const synthesis = await tts.synthesize(said, {
       sampleRate,
       language,
       signal,

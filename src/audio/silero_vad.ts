@@ -1,0 +1,457 @@
+/**
+ * Silero VAD v5 (MIT), a small neural voice-activity detector, run with ONNX
+ * Runtime: natively through `onnxruntime-node` (needs `--allow-ffi`) or as
+ * WebAssembly through `onnxruntime-web` (any permission set, Deno Deploy
+ * included). The model file ships inside the `@ricky0123/vad-web` npm
+ * package; nothing is downloaded at run time.
+ *
+ * One model is loaded per process and shared; each call has its own
+ * detector holding the model's recurrent state. Silero takes 32 ms windows
+ * (512 samples at 16 kHz, 256 at 8 kHz; 24 kHz calls are resampled to 16
+ * kHz). A cheap energy gate skips inference on windows that are clearly
+ * silent, so a quiet line costs next to nothing.
+ *
+ * @module
+ */
+
+import { createRequire } from "node:module";
+import { Resampler } from "./resample.ts";
+import {
+  BackgroundLevel,
+  FOREGROUND_DB,
+  type SpeechDetector,
+  type SpeechDetectorFactory,
+  type SpeechDetectorOptions,
+  type SpeechFrame,
+} from "./speech_detector.ts";
+import { VAD_SAMPLE_RATES, VadConfigError, type VadEvent } from "./vad.ts";
+
+/** How the model runs: `native` (onnxruntime-node) or `wasm` (onnxruntime-web). */
+export type SileroRuntime = "native" | "wasm";
+
+/** `VAD_RUNTIME`: `auto` picks `native` when FFI is allowed, else `wasm`. */
+export type SileroRuntimeChoice = SileroRuntime | "auto";
+
+/** The accepted values of `VAD_RUNTIME`. */
+export const SILERO_RUNTIMES: readonly SileroRuntimeChoice[] = [
+  "auto",
+  "native",
+  "wasm",
+];
+
+/** Length of one Silero window, in ms of audio. */
+export const SILERO_WINDOW_MS = 32;
+
+/** The model file, inside its npm package. */
+const MODEL_SPECIFIER = "@ricky0123/vad-web/dist/silero_vad_v5.onnx";
+
+/** Error thrown when the model cannot be loaded or run. */
+export class SileroLoadError extends Error {
+  /** Which runtime failed. */
+  readonly runtime: SileroRuntime;
+
+  /** Creates the error. */
+  constructor(runtime: SileroRuntime, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SileroLoadError";
+    this.runtime = runtime;
+  }
+}
+
+type Ort = typeof import("onnxruntime-web");
+type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
+
+/** Options of {@linkcode loadSileroModel}. */
+export interface LoadSileroOptions {
+  /** Which runtime; `auto` by default. */
+  runtime?: SileroRuntimeChoice;
+}
+
+/**
+ * The loaded Silero model, shared by every call. Each run takes the call's
+ * own recurrent state, so calls never see each other's audio.
+ */
+export class SileroModel {
+  /** The runtime it runs on. */
+  readonly runtime: SileroRuntime;
+  #ort: Ort;
+  #session: Session;
+  #rates: Map<number, unknown>;
+
+  private constructor(runtime: SileroRuntime, ort: Ort, session: Session) {
+    this.runtime = runtime;
+    this.#ort = ort;
+    this.#session = session;
+    this.#rates = new Map(
+      [8000, 16000].map((rate) => [
+        rate,
+        new ort.Tensor("int64", BigInt64Array.from([BigInt(rate)]), []),
+      ]),
+    );
+  }
+
+  /** @internal Use {@linkcode loadSileroModel}. */
+  static async create(runtime: SileroRuntime): Promise<SileroModel> {
+    let ort: Ort;
+    try {
+      ort = runtime === "native"
+        ? await import("onnxruntime-node") as unknown as Ort
+        : await import("onnxruntime-web");
+    } catch (error) {
+      throw new SileroLoadError(
+        runtime,
+        `Cannot load ONNX Runtime (${runtime}): ${message(error)}`,
+        { cause: error },
+      );
+    }
+    let model: Uint8Array;
+    try {
+      const path = createRequire(import.meta.url).resolve(MODEL_SPECIFIER);
+      model = await Deno.readFile(path);
+    } catch (error) {
+      throw new SileroLoadError(
+        runtime,
+        `Cannot read the Silero model "${MODEL_SPECIFIER}": ${message(error)}`,
+        { cause: error },
+      );
+    }
+    try {
+      if (runtime === "wasm") {
+        // One thread: no workers to leak, and calls share the process anyway.
+        ort.env.wasm.numThreads = 1;
+      }
+      const session = await ort.InferenceSession.create(model, {
+        intraOpNumThreads: 1,
+        interOpNumThreads: 1,
+        executionProviders: [runtime === "native" ? "cpu" : "wasm"],
+      });
+      return new SileroModel(runtime, ort, session);
+    } catch (error) {
+      throw new SileroLoadError(
+        runtime,
+        `Cannot start the Silero model on ONNX Runtime (${runtime}): ${
+          message(error)
+        }`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Speech probability of one window (`input`: the previous window's
+   * context samples, then the window, as floats in -1..1). `state` is read
+   * and replaced with the model's next state.
+   */
+  async run(
+    input: Float32Array,
+    state: Float32Array,
+    sampleRate: 8000 | 16000,
+  ): Promise<number> {
+    const ort = this.#ort;
+    const output = await this.#session.run({
+      input: new ort.Tensor("float32", input, [1, input.length]),
+      state: new ort.Tensor("float32", state, [2, 1, 128]),
+      sr: this.#rates.get(sampleRate) as InstanceType<Ort["Tensor"]>,
+    });
+    state.set(output.stateN.data as Float32Array);
+    return (output.output.data as Float32Array)[0];
+  }
+}
+
+/**
+ * Loads the Silero model. With `auto`, the native runtime when this process
+ * may load native code (`--allow-ffi`), else WebAssembly.
+ *
+ * @throws {SileroLoadError} when the runtime or the model cannot be loaded.
+ *
+ * @example
+ * ```ts ignore
+ * const model = await loadSileroModel({ runtime: "wasm" });
+ * const createDetector = sileroDetector(model);
+ * ```
+ */
+export function loadSileroModel(
+  options: LoadSileroOptions = {},
+): Promise<SileroModel> {
+  const choice = options.runtime ?? "auto";
+  const runtime = choice === "auto"
+    ? (ffiAllowed() ? "native" : "wasm")
+    : choice;
+  return SileroModel.create(runtime);
+}
+
+function ffiAllowed(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Tuning of a {@linkcode SileroVad}. */
+export interface SileroVadOptions extends SpeechDetectorOptions {
+  /** The level, in dB of 16-bit mean square, below which a window is silence without asking the model. Default 30 (about -60 dBFS). */
+  gateDb?: number;
+}
+
+/**
+ * A factory of Silero detectors on `model`, for the agent.
+ *
+ * @example
+ * ```ts ignore
+ * const createDetector = sileroDetector(await loadSileroModel());
+ * const detector = createDetector(8000, { onAnalysed: (events) => {} });
+ * ```
+ */
+export function sileroDetector(model: SileroModel): SpeechDetectorFactory {
+  return (sampleRate, options) => new SileroVad(model, sampleRate, options);
+}
+
+/** Hysteresis: a segment in progress continues while probability stays above `threshold - HYSTERESIS`. */
+const HYSTERESIS = 0.15;
+/** Windows this far above the noise floor (dB) reach the model even when no speech is in progress. */
+const GATE_SNR_DB = 2;
+const INITIAL_FLOOR_DB = 45;
+const MIN_FLOOR_DB = 20;
+
+/**
+ * Silero VAD for one call: streaming, with the model's state and the
+ * segmenting state of this call only.
+ */
+export class SileroVad implements SpeechDetector {
+  /** Which kind it is. */
+  readonly kind = "silero";
+  #model: SileroModel;
+  #sampleRate: number;
+  #modelRate: 8000 | 16000;
+  #resampler: Resampler | undefined;
+  #window: number;
+  #context: number;
+  #minSpeechMs: number;
+  #minSilenceMs: number;
+  #threshold: number;
+  #gateDb: number;
+  #onFrame: ((frame: SpeechFrame) => void) | undefined;
+  #onAnalysed: ((events: VadEvent[]) => void) | undefined;
+
+  /** Context samples, then the window being filled. */
+  #input: Float32Array;
+  #filled = 0;
+  #squares = 0;
+  #state = new Float32Array(2 * 128);
+  /** Windows waiting for the model, in order, with their level. */
+  #queue: { input: Float32Array; levelDb: number }[] = [];
+  #draining: Promise<void> | undefined;
+  #closed = false;
+  #windowsDone = 0;
+  #floorDb = INITIAL_FLOOR_DB;
+  /** Windows the model was asked about, and skipped by the gate. */
+  #inferences = 0;
+  #gated = 0;
+
+  #background = new BackgroundLevel(SILERO_WINDOW_MS);
+  #foregroundMs = 0;
+  #inSpeech = false;
+  #voicedMs = 0;
+  #segmentStart = 0;
+  #lastVoicedEnd = 0;
+
+  /**
+   * Creates a detector at `sampleRate` (8, 16 or 24 kHz).
+   *
+   * @throws {VadConfigError} for another rate or an option out of range.
+   */
+  constructor(
+    model: SileroModel,
+    sampleRate: number,
+    options: SileroVadOptions = {},
+  ) {
+    if (!(VAD_SAMPLE_RATES as readonly number[]).includes(sampleRate)) {
+      throw new VadConfigError(
+        "sample_rate",
+        `Invalid sample rate "${sampleRate}": expected 8000, 16000 or 24000`,
+      );
+    }
+    const threshold = options.threshold ?? 0.5;
+    if (!(threshold >= 0.2 && threshold <= 0.95)) {
+      throw new VadConfigError(
+        "option",
+        `Invalid threshold "${threshold}": expected 0.2 to 0.95`,
+      );
+    }
+    this.#model = model;
+    this.#sampleRate = sampleRate;
+    this.#modelRate = sampleRate === 8000 ? 8000 : 16000;
+    if (sampleRate === 24000) this.#resampler = new Resampler(24000, 16000);
+    this.#window = this.#modelRate * SILERO_WINDOW_MS / 1000;
+    this.#context = this.#modelRate === 16000 ? 64 : 32;
+    this.#input = new Float32Array(this.#context + this.#window);
+    this.#minSpeechMs = options.minSpeechMs ?? 100;
+    this.#minSilenceMs = options.minSilenceMs ?? 300;
+    this.#threshold = threshold;
+    this.#gateDb = options.gateDb ?? 30;
+    this.#onFrame = options.onFrame;
+    this.#onAnalysed = options.onAnalysed;
+  }
+
+  /** The input rate. */
+  get sampleRate(): number {
+    return this.#sampleRate;
+  }
+
+  /** Milliseconds of audio analysed so far (whole windows). */
+  get audioMs(): number {
+    return this.#windowsDone * SILERO_WINDOW_MS;
+  }
+
+  /** Speech in the current segment or candidate, in ms; 0 in silence. */
+  get speechMs(): number {
+    return this.#voicedMs;
+  }
+
+  /** Speech in the current segment that stood out from the line's background, in ms. */
+  get foregroundMs(): number {
+    return this.#foregroundMs;
+  }
+
+  /** Whether the stream is between a `speech_start` and its `speech_end`. */
+  get inSpeech(): boolean {
+    return this.#inSpeech;
+  }
+
+  /** Windows the model ran on, and windows the energy gate answered alone. */
+  get stats(): { inferences: number; gated: number } {
+    return { inferences: this.#inferences, gated: this.#gated };
+  }
+
+  /** Adds 16-bit mono PCM; windows are analysed in order, results through the callbacks. */
+  push(pcm: Uint8Array): void {
+    if (this.#closed) return;
+    const bytes = this.#resampler ? this.#resampler.push(pcm) : pcm;
+    const samples = new Int16Array(
+      bytes.buffer,
+      bytes.byteOffset,
+      bytes.length >> 1,
+    );
+    const input = this.#input;
+    const start = this.#context;
+    const events: VadEvent[] = [];
+    let analysed = false;
+    for (const sample of samples) {
+      input[start + this.#filled++] = sample / 32768;
+      this.#squares += sample * sample;
+      if (this.#filled < this.#window) continue;
+      const levelDb = 10 * Math.log10(this.#squares / this.#window + 1);
+      const window = input.slice();
+      // The next window's context is this window's end.
+      input.copyWithin(0, input.length - start);
+      this.#filled = 0;
+      this.#squares = 0;
+      if (this.#queue.length === 0 && this.#draining === undefined) {
+        const gated = this.#gate(levelDb);
+        if (gated) {
+          this.#gated++;
+          this.#judge(0, levelDb, events);
+          analysed = true;
+          continue;
+        }
+      }
+      this.#queue.push({ input: window, levelDb });
+    }
+    if (analysed) this.#onAnalysed?.(events);
+    if (this.#queue.length > 0 && this.#draining === undefined) {
+      this.#draining = this.#drain();
+    }
+  }
+
+  /** Resolves once every window pushed so far is analysed; later pushes are ignored. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#draining;
+  }
+
+  /** Whether the energy gate answers for this window without the model. */
+  #gate(levelDb: number): boolean {
+    if (levelDb < this.#gateDb) return true;
+    if (this.#inSpeech || this.#voicedMs > 0) return false;
+    return levelDb < this.#floorDb + GATE_SNR_DB;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const { input, levelDb } = this.#queue.shift()!;
+        let probability = 0;
+        if (this.#gate(levelDb)) this.#gated++;
+        else {
+          this.#inferences++;
+          probability = await this.#model.run(
+            input,
+            this.#state,
+            this.#modelRate,
+          );
+        }
+        const events: VadEvent[] = [];
+        this.#judge(probability, levelDb, events);
+        this.#onAnalysed?.(events);
+      }
+    } finally {
+      this.#draining = undefined;
+    }
+  }
+
+  #judge(probability: number, levelDb: number, events: VadEvent[]): void {
+    const atMs = this.#windowsDone * SILERO_WINDOW_MS;
+    const endMs = atMs + SILERO_WINDOW_MS;
+    this.#windowsDone++;
+    const isSpeech = probability >= this.#threshold;
+    this.#updateFloor(levelDb, isSpeech);
+    const above = this.#background.prominence(levelDb);
+    this.#onFrame?.({
+      atMs,
+      durationMs: SILERO_WINDOW_MS,
+      isSpeech,
+      probability,
+    });
+    const continues = this.#inSpeech &&
+      probability >= this.#threshold - HYSTERESIS;
+    if (isSpeech || continues) {
+      if (this.#voicedMs === 0) this.#segmentStart = atMs;
+      if (isSpeech) this.#voicedMs += SILERO_WINDOW_MS;
+      if (isSpeech && above >= FOREGROUND_DB) {
+        this.#foregroundMs += SILERO_WINDOW_MS;
+      }
+      this.#lastVoicedEnd = endMs;
+      if (!this.#inSpeech && this.#voicedMs >= this.#minSpeechMs) {
+        this.#inSpeech = true;
+        events.push({ type: "speech_start", atMs: this.#segmentStart });
+      }
+      return;
+    }
+    if (this.#voicedMs === 0) return;
+    if (endMs - this.#lastVoicedEnd < this.#minSilenceMs) return;
+    if (this.#inSpeech) {
+      events.push({
+        type: "speech_end",
+        atMs: this.#lastVoicedEnd,
+        durationMs: this.#lastVoicedEnd - this.#segmentStart,
+        voicedMs: this.#voicedMs,
+      });
+      this.#inSpeech = false;
+    }
+    this.#voicedMs = 0;
+    this.#foregroundMs = 0;
+  }
+
+  /** The energy gate's noise floor: falls fast, rises slowly, and not on speech. */
+  #updateFloor(levelDb: number, isSpeech: boolean): void {
+    const delta = levelDb - this.#floorDb;
+    if (delta < 0) this.#floorDb += 0.2 * delta;
+    else if (!isSpeech) this.#floorDb += Math.min(0.05 * delta, 0.3);
+    if (this.#floorDb < MIN_FLOOR_DB) this.#floorDb = MIN_FLOOR_DB;
+  }
+}
