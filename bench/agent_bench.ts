@@ -33,7 +33,8 @@ import type { AgentBot } from "../src/bots/agent/agent.ts";
 import type { Bot } from "../src/bots/bot.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { loadConfig } from "../src/config.ts";
-import { WebSocketClient } from "../src/net/websocket_client.ts";
+// @ts-types="@types/ws"
+import WebSocket from "ws";
 import { type RunningServer, startServer } from "../src/server.ts";
 import { type AgentFakes, startAgentFakes } from "../tests/fakes/agent_call.ts";
 import { textReply } from "../tests/fakes/openai_server.ts";
@@ -84,7 +85,7 @@ const sleep = (ms: number) =>
   new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Our own WebSocket client, with Nagle's algorithm off: with Deno's, a
+ * A WebSocket client with Nagle's algorithm off (`npm:ws`): with Deno's, a
  * small frame sent after a pause waits for the server's delayed ACK;
  * Exotel's frames do not, and neither may the benchmark's, or that wait
  * would be measured instead of the pipeline.
@@ -92,21 +93,24 @@ const sleep = (ms: number) =>
 class NoDelaySocket {
   onText: (text: string) => void = () => {};
   readonly closed: Promise<void>;
-  #ws: WebSocketClient;
+  #ws: WebSocket;
 
-  private constructor(ws: WebSocketClient) {
+  private constructor(ws: WebSocket) {
     this.#ws = ws;
-    this.closed = new Promise((resolve) => ws.onclose = () => resolve());
-    ws.onmessage = (event) => {
-      if (typeof event.data === "string") this.onText(event.data);
-    };
+    this.closed = new Promise((resolve) => ws.on("close", () => resolve()));
+    ws.on("message", (data, isBinary) => {
+      if (!isBinary) this.onText(String(data));
+    });
+    ws.on("error", () => {
+      // Reported by the close that follows.
+    });
   }
 
   static async open(address: string): Promise<NoDelaySocket> {
-    const ws = new WebSocketClient(address);
+    const ws = new WebSocket(address);
     const socket = new NoDelaySocket(ws);
     await Promise.race([
-      new Promise<void>((resolve) => ws.onopen = () => resolve()),
+      new Promise<void>((resolve) => ws.on("open", () => resolve())),
       socket.closed.then(() => {
         throw new Error(`${address} refused the connection`);
       }),
@@ -124,11 +128,15 @@ class NoDelaySocket {
   }
 }
 
-/** A minimal Exotel: sends frames when told, reports what comes back. */
-class BenchCaller {
+/** A minimal Exotel at 8 kHz: sends frames when told, reports what comes back. */
+export class BenchCaller {
+  /** Called with the size of every media frame the bot sends. */
   onMedia: (bytes: number) => void = () => {};
+  /** Called with the name of every mark the bot sends. */
   onMark: (name: string) => void = () => {};
+  /** Called for every `clear` the bot sends. */
   onClear: () => void = () => {};
+  /** Whether marks are echoed at once, as if played. */
   echoMarks = true;
   #socket: NoDelaySocket;
   #streamSid = crypto.randomUUID().replaceAll("-", "");
@@ -139,6 +147,7 @@ class BenchCaller {
     socket.onText = (text) => this.#receive(text);
   }
 
+  /** Connects to the voicebot socket at `url` and sends `connected` and `start`. */
   static async dial(url: string): Promise<BenchCaller> {
     const caller = new BenchCaller(
       await NoDelaySocket.open(`${url}?sample-rate=8000`),
@@ -165,6 +174,7 @@ class BenchCaller {
     return caller;
   }
 
+  /** Sends caller audio. */
   media(pcm: Uint8Array): void {
     this.#send({
       event: "media",
@@ -174,6 +184,7 @@ class BenchCaller {
     });
   }
 
+  /** Sends `stop` and closes. */
   async hangUp(): Promise<void> {
     this.#send({
       event: "stop",

@@ -4,7 +4,8 @@
  * WebSocket server on 127.0.0.1, and the server notes when each frame
  * arrives. The figure is send → receive per frame, p50/p99/max, for
  * Deno's built-in `WebSocket` (Nagle's algorithm on, no way to turn it
- * off) and for `src/net/websocket_client.ts` (`setNoDelay(true)`), with
+ * off) and for `npm:ws`, the client our STT sessions use (it sets
+ * TCP_NODELAY), with
  * a server that only listens and with one that talks back the way STT
  * vendors do (a small JSON message every 100 ms, or after every frame).
  *
@@ -22,7 +23,8 @@
  * @module
  */
 
-import { WebSocketClient } from "../src/net/websocket_client.ts";
+// @ts-types="@types/ws"
+import NodeWebSocket from "ws";
 
 /** Bytes per frame: 100 ms of 16 kHz 16-bit PCM, the adapters' chunk. */
 const FRAME_BYTES = 3200;
@@ -30,7 +32,7 @@ const FRAME_BYTES = 3200;
 const INTERVAL_MS = 20;
 
 /** The two clients compared. */
-export type ClientKind = "built-in" | "nodelay";
+export type ClientKind = "built-in" | "ws";
 
 /** A small message like Deepgram's interim results. */
 const REPLY = JSON.stringify({
@@ -94,9 +96,7 @@ interface Sender {
 }
 
 async function connect(kind: ClientKind, url: string): Promise<Sender> {
-  const ws = kind === "built-in"
-    ? new WebSocket(url)
-    : new WebSocketClient(url);
+  const ws = kind === "built-in" ? new WebSocket(url) : new NodeWebSocket(url);
   const opened = Promise.withResolvers<void>();
   const closed = Promise.withResolvers<void>();
   ws.onopen = () => opened.resolve();
@@ -144,7 +144,7 @@ export function summarize(values: number[]): Summary {
 export async function runWebSocketClientBench(frames: number): Promise<void> {
   const labels: Record<ClientKind, string> = {
     "built-in": "Deno's WebSocket (Nagle on)   ",
-    nodelay: "WebSocketClient (TCP_NODELAY)",
+    ws: "npm:ws (TCP_NODELAY)         ",
   };
   const scenarios: [string, number | undefined][] = [
     ["server only listens", undefined],
@@ -157,7 +157,7 @@ export async function runWebSocketClientBench(frames: number): Promise<void> {
   const ms = (value: number) => `${value.toFixed(2)} ms`.padStart(9);
   for (const [scenario, replyEvery] of scenarios) {
     lines.push(`  ${scenario}:`);
-    for (const kind of ["built-in", "nodelay"] as const) {
+    for (const kind of ["built-in", "ws"] as const) {
       const { p50, p99, max, count, latePercent } = summarize(
         await measureStream(kind, { frames, replyEvery }),
       );
@@ -181,7 +181,7 @@ if (import.meta.main) {
   let ran = false;
   Deno.bench({
     name:
-      "websocket client: uplink latency, built-in vs NODELAY (figures printed above the table)",
+      "websocket client: uplink latency, built-in vs npm:ws (figures printed above the table)",
     n: 1,
     warmup: 0,
     async fn() {

@@ -33,7 +33,7 @@ import {
 } from "./webhooks/webhook_config.ts";
 
 /** Bots that `BOT` may name. */
-export const BOT_NAMES = ["echo", "agent"] as const;
+export const BOT_NAMES = ["echo", "agent", "realtime"] as const;
 
 /** A bot `BOT` may name. */
 export type BotName = typeof BOT_NAMES[number];

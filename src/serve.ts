@@ -21,7 +21,14 @@ import {
   agentConfigOf,
   type AgentDefinition,
 } from "./bots/agent/define_agent.ts";
-import type { CodeTool } from "./bots/agent/tool_runner.ts";
+import type { LoadAgentsOptions } from "./bots/agent/agent_file.ts";
+import type { CodeTool, ToolResult } from "./bots/agent/tool_runner.ts";
+import {
+  createRealtimeBotFactory,
+  loadRealtimeConfig,
+  type RealtimeBotFactory,
+} from "./bots/realtime/mod.ts";
+import type { ProviderError } from "./providers/provider_error.ts";
 import { type Config, ConfigError, type Env, loadConfig } from "./config.ts";
 import { configureLogging } from "./log.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
@@ -133,10 +140,13 @@ export async function serve(
   const env = settingsOf(options);
   const config = loadConfig(env);
   const custom = options.bot;
-  const agents = custom || (config.bot !== "agent" && !options.agent &&
-      !options.agents)
+  const realtime = !custom && config.bot === "realtime"
+    ? loadRealtimeConfig(env)
+    : undefined;
+  const agents = custom ||
+      (config.bot === "echo" && !options.agent && !options.agents)
     ? undefined
-    : agentsOf(options, env);
+    : agentsOf(options, env, { cascade: !realtime });
   if (options.logging ?? true) {
     await configureLogging({
       level: config.logLevel,
@@ -159,23 +169,30 @@ export async function serve(
     instanceId: config.instanceId,
   });
   let createBot: BotFactory | undefined = custom;
-  let agentFactory: AgentBotFactory | undefined;
+  let agentFactory: AgentBotFactory | RealtimeBotFactory | undefined;
   if (agents) {
-    // One detector model for the server, as the default agent's settings say.
-    const defaultAgent = agents.agents.get(agents.defaultAgent ?? "") ??
-      [...agents.agents.values()][0];
-    const detectors = await loadSpeechDetectors(defaultAgent);
-    agentFactory = createAgentsBotFactory(agents, {
-      detectors: detectors.create,
+    const factoryOptions = {
       chunkBytes: config.chunkBytes,
       tools: options.tools,
       hooks: {
-        providerError: ({ provider, kind }) =>
+        providerError: ({ provider, kind }: ProviderError) =>
           metrics.providerError(provider, kind),
-        toolCall: ({ name, outcome, latencyMs }) =>
+        toolCall: ({ name, outcome, latencyMs }: ToolResult) =>
           metrics.toolCall(name, outcome, latencyMs),
       },
-    });
+    };
+    if (realtime) {
+      agentFactory = createRealtimeBotFactory(realtime, agents, factoryOptions);
+    } else {
+      // One detector model for the server, as the default agent's settings say.
+      const defaultAgent = agents.agents.get(agents.defaultAgent ?? "") ??
+        [...agents.agents.values()][0];
+      const detectors = await loadSpeechDetectors(defaultAgent);
+      agentFactory = createAgentsBotFactory(agents, {
+        ...factoryOptions,
+        detectors: detectors.create,
+      });
+    }
     createBot = agentFactory;
   }
   const running = await startServer(config, {
@@ -183,6 +200,8 @@ export async function serve(
     createBot,
     botName: custom
       ? options.botName ?? "custom"
+      : realtime
+      ? "realtime"
       : agents
       ? "agent"
       : undefined,
@@ -194,7 +213,11 @@ export async function serve(
 }
 
 /** The agents: given as values, else `AGENT_FILE`'s, else the one the `AGENT_*` settings describe. */
-function agentsOf(options: ServeOptions, env: Env): Agents {
+function agentsOf(
+  options: ServeOptions,
+  env: Env,
+  load: LoadAgentsOptions,
+): Agents {
   const definitions = [
     ...(options.agent ? [options.agent] : []),
     ...(options.agents ?? []),
@@ -202,7 +225,7 @@ function agentsOf(options: ServeOptions, env: Env): Agents {
   if (definitions.length > 0) {
     const agents = new Map<string, ReturnType<typeof agentConfigOf>>();
     for (const definition of definitions) {
-      const config = agentConfigOf(definition, env);
+      const config = agentConfigOf(definition, env, load);
       if (agents.has(config.name)) {
         throw new ConfigError(
           "agents",
@@ -221,8 +244,8 @@ function agentsOf(options: ServeOptions, env: Env): Agents {
     return { agents, defaultAgent };
   }
   const file = env.AGENT_FILE?.trim();
-  if (file) return loadAgents(file, env);
-  const agent = loadAgentConfig(env);
+  if (file) return loadAgents(file, env, load);
+  const agent = loadAgentConfig(env, load);
   return { agents: new Map([[agent.name, agent]]), defaultAgent: agent.name };
 }
 

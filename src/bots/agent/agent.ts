@@ -52,12 +52,7 @@ import { END_CALL_TOOL, TRANSFER_TOOL } from "./tools.ts";
 import type { ToolDefinition } from "../../providers/llm/language_model.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { ToolResult, ToolRunner } from "./tool_runner.ts";
-import { type CallSetup, fetchCallSetup } from "./setup_webhook.ts";
-import {
-  dateAndTime,
-  renderTemplate,
-  type TemplateValues,
-} from "./template.ts";
+import { type CallContext, resolveCallContext } from "./call_context.ts";
 import { type CallerTurn, TurnDetector } from "./turns.ts";
 
 /** Ways to follow and steer a call from application code. */
@@ -268,72 +263,44 @@ export class AgentBot implements Bot {
    */
   start(): void | Promise<void> {
     if (this.#stopped) return;
-    const setup = this.#deps.config.setup;
-    if (setup === undefined) return this.#begin(undefined);
-    this.#starting = fetchCallSetup(setup.url, {
-      callId: this.#info.callId,
-      streamSid: this.#info.streamSid,
-      from: this.#info.from,
-      to: this.#info.to,
-      customParameters: this.#info.customParameters,
-      agent: this.#deps.config.name,
-    }, { timeoutMs: setup.timeoutMs, clock: this.#deps.clock }).then(
-      (answer) => {
-        this.#log.info("Setup webhook answered: {fields}", {
-          fields: Object.keys(answer),
-        });
-        return answer;
-      },
-      (error) => {
-        this.#log.warn("Setup webhook failed, using the defaults: {message}", {
-          message: error instanceof Error ? error.message : String(error),
-        });
-        return undefined;
-      },
-    ).then((answer) => {
+    const context = resolveCallContext(this.#info, this.#deps.config, {
+      clock: this.#deps.clock,
+      wallClock: this.#deps.wallClock,
+      log: this.#log,
+    });
+    this.#starting = context.then((resolved) => {
       if (this.#stopped) return;
-      if (answer?.reject) {
-        this.#log.info("Setup webhook rejected the call: closing the stream");
-        this.#output.hangup("rejected");
-        return;
-      }
-      this.#begin(answer);
+      if (resolved === "rejected") this.#output.hangup("rejected");
+      else this.#begin(resolved);
     });
     return this.#starting;
   }
 
-  #begin(setup: CallSetup | undefined): void {
+  #begin(context: CallContext): void {
     const { config, cache } = this.#deps;
-    if (setup?.language) {
-      this.#language = setup.language;
-      this.#listener.language = setup.language;
+    if (context.language) {
+      this.#language = context.language;
+      this.#listener.language = context.language;
     }
-    if (setup?.voice && setup.voice !== this.#tts.voice) {
+    if (context.voice && context.voice !== this.#tts.voice) {
       try {
-        this.#tts = this.#deps.voiceFor?.(setup.voice) ??
+        this.#tts = this.#deps.voiceFor?.(context.voice) ??
           createProviders({
             ...config,
-            tts: { ...config.tts, voice: setup.voice },
+            tts: { ...config.tts, voice: context.voice },
           }).tts;
       } catch (error) {
         this.#log.warn("Voice {voice} unusable, keeping the agent's: {error}", {
-          voice: setup.voice,
+          voice: context.voice,
           error,
         });
       }
     }
     this.#listener.start();
-    const values = this.#templateValues(setup?.variables ?? {});
-    const prompt = this.#render(
-      "prompt",
-      setup?.prompt ?? config.prompt,
-      values,
-    );
-    this.#conversation.systemPrompt = `${prompt}\n\n${
+    this.#conversation.systemPrompt = `${context.prompt}\n\n${
       voiceInstructions(config.builtinTools)
     }`;
-    const template = setup?.greeting ?? config.greeting;
-    const greeting = this.#render("greeting", template, values);
+    const { greeting } = context;
     // A greeting made for one caller is not worth a place in the cache.
     const key = greeting === config.greeting
       ? this.#cacheKey(greeting)
@@ -349,32 +316,6 @@ export class AgentBot implements Bot {
       },
     });
     if (cached) this.#warmFallback();
-  }
-
-  #templateValues(variables: Record<string, string>): TemplateValues {
-    const { date, time } = dateAndTime(
-      (this.#deps.wallClock ?? Date.now)(),
-      this.#deps.config.timezone,
-    );
-    return {
-      caller: this.#info.from,
-      called: this.#info.to,
-      custom: this.#info.customParameters,
-      date,
-      time,
-      variables: { ...this.#deps.config.variables, ...variables },
-    };
-  }
-
-  #render(what: string, template: string, values: TemplateValues): string {
-    const { text, missing } = renderTemplate(template, values);
-    if (missing.length > 0) {
-      this.#log.warn("The {what} has no value for {missing}: left empty", {
-        what,
-        missing,
-      });
-    }
-    return text.trim();
   }
 
   /** Caller audio: to speech-to-text and the voice-activity detector. */

@@ -199,6 +199,8 @@ export interface LoadAgentsOptions {
   readTextFile?: (path: string) => string;
   /** Lists a directory's file names, or undefined when `path` is a file; Deno's by default. */
   listDirectory?: (path: string) => string[] | undefined;
+  /** Whether the agents run the cascade, whose keys are then required (see `loadAgentConfig`). */
+  cascade?: boolean;
 }
 
 /** The agents of a server, by name, and the one calls get without `agent=`. */
@@ -410,6 +412,7 @@ export function loadAgentValue(
     config = loadAgentConfig(merged, {
       variables,
       readTextFile: options.readTextFile,
+      cascade: options.cascade,
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

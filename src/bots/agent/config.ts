@@ -198,6 +198,13 @@ export interface LoadAgentConfigOptions {
   readTextFile?: (path: string) => string;
   /** Template variables the prompt and greeting may use (an agent file's `variables:`). */
   variables?: Record<string, string>;
+  /**
+   * Whether calls run the cascade (speech-to-text, model, text-to-speech),
+   * whose keys are then required. A speech-to-speech bot (`BOT=realtime`)
+   * uses only the shared settings: prompt, greeting, lines, tools. Default
+   * true.
+   */
+  cascade?: boolean;
 }
 
 /**
@@ -219,6 +226,11 @@ export function loadAgentConfig(
   options: LoadAgentConfigOptions = {},
 ): AgentConfig {
   const read = reader(env);
+  const cascade = options.cascade ?? true;
+  const key = (provider: SttProvider | TtsProvider, chosenBy: string) =>
+    cascade
+      ? apiKey(read, provider, chosenBy)
+      : read(API_KEY_VARIABLES[provider]) ?? "";
   const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
   const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
   const variables = { ...variableList(read), ...options.variables };
@@ -262,16 +274,16 @@ export function loadAgentConfig(
     },
     stt: {
       provider: sttProvider,
-      apiKey: apiKey(read, sttProvider, "STT_PROVIDER"),
+      apiKey: key(sttProvider, "STT_PROVIDER"),
       model: read("STT_MODEL"),
       baseUrl: url(read, "STT_BASE_URL", ["ws:", "wss:"]),
       endpointingMs: integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]),
       timeoutMs: integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]),
     },
-    llm: llm(read),
+    llm: llm(read, cascade),
     tts: {
       provider: ttsProvider,
-      apiKey: apiKey(read, ttsProvider, "TTS_PROVIDER"),
+      apiKey: key(ttsProvider, "TTS_PROVIDER"),
       voice: read("TTS_VOICE") ?? DEFAULT_VOICES[ttsProvider],
       model: read("TTS_MODEL"),
       baseUrl: url(read, "TTS_BASE_URL", ["http:", "https:"]),
@@ -404,10 +416,10 @@ function language(read: Read): string {
   return text;
 }
 
-function llm(read: Read): LlmConfig {
+function llm(read: Read, keyRequired: boolean): LlmConfig {
   const baseUrl = url(read, "LLM_BASE_URL", ["http:", "https:"]);
   const apiKey = read("LLM_API_KEY");
-  if (baseUrl === undefined && apiKey === undefined) {
+  if (keyRequired && baseUrl === undefined && apiKey === undefined) {
     throw new ConfigError(
       "LLM_API_KEY",
       `Missing LLM_API_KEY: the default LLM_BASE_URL (${DEFAULT_LLM_BASE_URL}) needs it; set LLM_BASE_URL for a server without keys`,

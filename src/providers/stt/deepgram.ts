@@ -40,7 +40,7 @@ import {
   isJsonObject,
   type JsonObject,
   WsSession,
-} from "./ws_session.ts";
+} from "../ws_session.ts";
 
 /** Options of {@linkcode DeepgramStt}. */
 export interface DeepgramSttOptions {

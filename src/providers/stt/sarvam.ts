@@ -49,7 +49,7 @@ import {
   isJsonObject,
   type JsonObject,
   WsSession,
-} from "./ws_session.ts";
+} from "../ws_session.ts";
 
 /** Output modes of `saaras` models. */
 export type SarvamSttMode =
