@@ -32,6 +32,12 @@ export interface VoicebotSocketDeps {
   createRecorder?: CallOptions["createRecorder"];
   /** Called with every call accepted. */
   onCall?(call: Call): void;
+  /** How long a peer may take to answer our close before its connection is dropped, in ms; 5000 by default. */
+  closeTimeoutMs?: number;
+  /** Called when a connection is dropped because its peer did not answer our close, or misbehaved. */
+  onSocketReleased?(): void;
+  /** Called once an accepted connection is gone, however it ended. */
+  onSocketGone?(): void;
 }
 
 const CALL_ID_PARAMS = ["call_id", "callSid", "callLogId", "CallSid"];
@@ -80,7 +86,11 @@ export function handleVoicebotSocket(
   const remoteAddress = (info.remoteAddr as Deno.NetAddr).hostname ?? "";
   const { socket, response } = Deno.upgradeWebSocket(request);
   const call = new Call({
-    socket: fromWebSocket(socket),
+    socket: fromWebSocket(socket, {
+      closeTimeoutMs: deps.closeTimeoutMs,
+      onReleased: deps.onSocketReleased,
+      onGone: deps.onSocketGone,
+    }),
     clock: deps.clock,
     registry: deps.registry,
     settings: deps.settings,
