@@ -2,7 +2,7 @@
  * Descriptors and connections under abuse: running out of descriptors,
  * sockets whose peer never answers our close, oversized frames, dropped and
  * broken peers, and connections per address. The process-level tests run
- * `main.ts` as its own process (see `fakes/server_process.ts`).
+ * `main.ts` as its own process (see `fakes/server_under_limits.ts`).
  */
 
 import { assert, assertEquals, assertMatch } from "@std/assert";
@@ -16,7 +16,7 @@ import {
 } from "../src/metrics/process_descriptors.ts";
 import { startServer } from "../src/server.ts";
 import { RawWebSocket } from "./fakes/raw_websocket.ts";
-import { spawnServer } from "./fakes/server_process.ts";
+import { spawnServer } from "./fakes/server_under_limits.ts";
 
 const ADMIN = "admin-secret";
 
