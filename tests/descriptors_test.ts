@@ -284,7 +284,8 @@ Deno.test("the first frame over MAX_FRAME_BYTES ends the call with 1009 and drop
     JSON.stringify({ event: "connected", pad: "x".repeat(2000) }),
   );
   // The peer never answers the close: the drop does not wait for it.
-  await peer.waitForEnd();
+  const { closeCode } = await peer.waitForEnd();
+  assertEquals(closeCode, 1009);
   await eventually("the call ended", () => running.server.registry.size === 0);
   const text = running.metrics.render();
   assertEquals(

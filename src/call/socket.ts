@@ -114,7 +114,9 @@ export function fromWebSocket(
     abort() {
       if (closed) return;
       clearTimeout(deadline);
-      release();
+      // On the next turn of the event loop, so that a close frame just
+      // queued is written first.
+      deadline = setTimeout(release, 0);
     },
     get bufferedAmount() {
       return ws.bufferedAmount;
