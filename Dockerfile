@@ -1,4 +1,6 @@
-# exovoice: docker build -t exovoice . && docker run -p 3000:3000 --env-file .env -v exovoice-data:/app/data exovoice
+# exovoice: docker build -t exovoice . && docker run -p 3000:3000 --ulimit nofile=65536:65536 --env-file .env -v exovoice-data:/app/data exovoice
+# Each live call holds a socket (four with the agent): the --ulimit (Compose: ulimits: nofile:)
+# raises the container's descriptor limit, often 1024, to what MAX_SESSIONS needs.
 FROM denoland/deno:2.9.6
 
 WORKDIR /app

@@ -98,6 +98,10 @@ export interface Config {
   handshakeTimeoutS: number;
   /** `DRAIN_TIMEOUT_S`: on SIGTERM/SIGINT, how long live calls may finish. */
   drainTimeoutS: number;
+  /** `WS_CLOSE_TIMEOUT_S`: how long a peer may take to answer our close before the connection is dropped. */
+  closeTimeoutS: number;
+  /** `MAX_CONNECTIONS_PER_IP`: voicebot sockets one address may hold at once; 0 for no limit. */
+  maxConnectionsPerIp: number;
   /** `CALL_RATE_LIMIT_PER_MIN`: `POST /call` requests per client IP per minute. */
   callRateLimitPerMin: number;
   /** `AUTH_FAILURE_LIMIT_PER_MIN`: failed auth attempts per client IP per minute before 429. */
@@ -221,6 +225,11 @@ export function loadConfig(env: Env): Config {
     maxCallS: integer(read, "MAX_CALL_S", 3600, [1, 24 * 3600]),
     handshakeTimeoutS: integer(read, "HANDSHAKE_TIMEOUT_S", 10, [1, 3600]),
     drainTimeoutS: integer(read, "DRAIN_TIMEOUT_S", 30, [0, 24 * 3600]),
+    closeTimeoutS: integer(read, "WS_CLOSE_TIMEOUT_S", 5, [1, 60]),
+    maxConnectionsPerIp: integer(read, "MAX_CONNECTIONS_PER_IP", 0, [
+      0,
+      1_000_000,
+    ]),
     callRateLimitPerMin: integer(read, "CALL_RATE_LIMIT_PER_MIN", 30, [
       1,
       1_000_000,

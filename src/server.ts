@@ -21,6 +21,16 @@ import { IpAllowList } from "./http/ip_allowlist.ts";
 import { errorResponse, HttpError } from "./http/json.ts";
 import { publicBaseUrl, voicebotUrl } from "./http/public_url.ts";
 import { RateLimiter } from "./http/rate_limit.ts";
+import { ConnectionsPerAddress } from "./http/connections_per_address.ts";
+import {
+  type ListenerFailureKind,
+  type ResilientServer,
+  serveResilient,
+} from "./http/resilient_server.ts";
+import {
+  descriptorsNeeded,
+  readDescriptorLimit,
+} from "./metrics/process_descriptors.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
 import { buildCallRecord } from "./records/call_record.ts";
 import { CallStore, openKv } from "./records/call_store.ts";
@@ -176,7 +186,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       followCall(call, services, config.instanceId);
       webConsole.follow(call);
     },
+    closeTimeoutMs: config.closeTimeoutS * 1000,
+    onSocketReleased: () => metrics.connections.socketReleased(),
   };
+  const connections = new ConnectionsPerAddress(config.maxConnectionsPerIp);
   const webConsole = new ConsoleApp({
     adminToken: config.adminToken,
     registry,
@@ -283,7 +296,31 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         `Server is at MAX_SESSIONS (${config.maxSessions} live calls)`,
       );
     }
-    return handleVoicebotSocket(request, clientIp, softphone ?? socketDeps);
+    if (!connections.tryOpen(clientIp)) {
+      metrics.connections.connectionRefused();
+      throw new HttpError(
+        429,
+        "too_many_connections",
+        `Address "${clientIp}" already holds MAX_CONNECTIONS_PER_IP (${connections.limit}) voicebot sockets`,
+        { headers: { "retry-after": String(RETRY_AFTER_S) } },
+      );
+    }
+    // Counted until the connection is really gone, not just the call: a
+    // socket waiting for the peer's close still holds a descriptor.
+    let counted = true;
+    const gone = () => {
+      if (counted) connections.closed(clientIp);
+      counted = false;
+    };
+    try {
+      return handleVoicebotSocket(request, clientIp, {
+        ...(softphone ?? socketDeps),
+        onSocketGone: gone,
+      });
+    } catch (error) {
+      gone();
+      throw error;
+    }
   };
 
   const placeCall: Handler = (request, { clientIp }) => {
@@ -659,6 +696,72 @@ function warnIfExposed(config: Config): void {
   }
 }
 
+/** How often, at most, a failing listener is logged. */
+const LISTENER_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Counts listener failures in the metrics and logs them at most once per
+ * {@linkcode LISTENER_LOG_INTERVAL_MS}: running out of descriptors fails the
+ * listener again at every retry, and the log must not turn into a flood.
+ */
+function listenerReporter(metrics: ExovoiceMetrics) {
+  let loggedAt = -Infinity;
+  let unlogged = 0;
+  let restoreUnlogged = false;
+  return {
+    failed(kind: ListenerFailureKind, error: unknown): void {
+      metrics.connections.listenerFailed(kind);
+      const now = performance.now();
+      if (now - loggedAt < LISTENER_LOG_INTERVAL_MS) {
+        unlogged++;
+        return;
+      }
+      log.error(
+        kind === "descriptors"
+          ? "Out of file descriptors: not accepting connections, listening again in 1 s ({unlogged} more failures since the last report; raise the descriptor limit, see README)"
+          : "The listener failed: listening again in 1 s ({unlogged} more failures since the last report): {error}",
+        { unlogged, error: error instanceof Error ? error.message : error },
+      );
+      loggedAt = now;
+      unlogged = 0;
+      restoreUnlogged = true;
+    },
+    restored(): void {
+      metrics.connections.listenerRestored();
+      if (!restoreUnlogged) return;
+      restoreUnlogged = false;
+      log.info("Listening again");
+    },
+  };
+}
+
+/**
+ * Warns when the process's descriptor limit is below what `MAX_SESSIONS`
+ * needs, or says it could not read it.
+ */
+function warnIfFewDescriptors(
+  config: Config,
+  options: { agent: boolean },
+): void {
+  const needed = descriptorsNeeded({
+    maxSessions: config.maxSessions,
+    agent: options.agent,
+    recording: config.recordingsDir !== undefined,
+  });
+  const limit = readDescriptorLimit();
+  if (limit === undefined) {
+    log.info(
+      "Could not read the file descriptor limit (Deno reads /proc only with --allow-all): MAX_SESSIONS={maxSessions} needs about {needed}; check ulimit -n or LimitNOFILE",
+      { maxSessions: config.maxSessions, needed },
+    );
+  } else if (limit < needed) {
+    log.warn(
+      "The file descriptor limit is {limit}, below the {needed} that MAX_SESSIONS={maxSessions} needs: raise it (ulimit -n, LimitNOFILE, docker --ulimit nofile) or lower MAX_SESSIONS",
+      { limit, needed, maxSessions: config.maxSessions },
+    );
+  }
+}
+
 /** A running server. */
 export interface RunningServer extends AsyncDisposable {
   /** Live calls. */
@@ -740,9 +843,11 @@ export async function startServer(
       ...options.services,
     },
   });
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  warnIfFewDescriptors(config, { agent: config.bot !== "echo" });
+  const listener = listenerReporter(metrics);
+  let server: ResilientServer;
   try {
-    server = Deno.serve({
+    server = serveResilient({
       hostname: config.host,
       port: config.port,
       ...tls,
@@ -756,6 +861,8 @@ export async function startServer(
           },
         );
       },
+      onListenerFailed: listener.failed,
+      onListenerRestored: listener.restored,
     }, app.handler);
   } catch (error) {
     await store.close();

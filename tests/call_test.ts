@@ -223,7 +223,6 @@ Deno.test("malformed frames are skipped and counted while the call goes on", asy
   send({ event: "dance" });
   send({ event: "media", media: { payload: "%%%%" } });
   send({ event: "dtmf", dtmf: { digit: "x" } });
-  exotel.send(JSON.stringify(media(new Uint8Array(20_000))));
   send(media(new Uint8Array(320)));
   await settle();
   const session = [...registry.values()][0];
@@ -234,7 +233,6 @@ Deno.test("malformed frames are skipped and counted while the call goes on", asy
     unknown_event: 1,
     invalid_payload: 1,
     invalid_digit: 1,
-    too_large: 1,
   });
   assertEquals(record.at(-1), "audio 320");
   assertEquals(session.state, "started");
@@ -397,13 +395,27 @@ Deno.test("concurrent calls never cross: each frame carries its own stream_sid",
   });
 });
 
-Deno.test("a peer that keeps sending oversized frames is closed with 1009", async () => {
-  const { send, exotel, call, closed, registry } = setup();
+Deno.test("the first oversized frame ends the call with 1009 and drops the connection", async () => {
+  const { send, exotel, server, call, closed, registry } = setup();
   send(start());
   const huge = JSON.stringify(media(new Uint8Array(20_000)));
-  for (let i = 0; i < 6; i++) exotel.send(huge);
+  let aborted = 0;
+  const abort = server.abort.bind(server);
+  server.abort = () => {
+    aborted++;
+    abort();
+  };
+  exotel.send(huge);
+  exotel.send(JSON.stringify(media(new Uint8Array(320))));
   assertEquals(await call.ended, "frames_too_large");
   await settle();
   assertEquals(closed()?.code, 1009);
+  assertEquals(aborted, 1);
+  assertEquals(call.session.badFrames, { too_large: 1 });
+  assertEquals(
+    call.session.framesIn,
+    2,
+    "start and the oversized frame, nothing after",
+  );
   assertEquals(registry.size, 0);
 });

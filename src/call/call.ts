@@ -83,8 +83,6 @@ export interface CallOptions {
 const CLOSE_NORMAL = 1000;
 /** Close code for a peer whose frames are too big to process. */
 const CLOSE_TOO_BIG = 1009;
-/** Oversized frames tolerated before the peer is cut off: one can be a glitch, a stream of them is abuse. */
-const MAX_OVERSIZED_FRAMES = 5;
 
 const log = getLogger(["exovoice", "call"]);
 
@@ -198,13 +196,15 @@ export class Call {
       return this.#skip("binary", "Binary frame ignored");
     }
     if (data.length > this.#options.settings.maxFrameBytes) {
+      // The runtime has already read the whole frame (up to 64 MiB) into
+      // memory: Exotel's frames are a few KB, so the first oversized one ends
+      // the call and drops the connection before another can be read.
       this.#skip(
         "too_large",
-        `Frame of ${data.length} bytes ignored: over MAX_FRAME_BYTES`,
+        `Frame of ${data.length} bytes refused: over MAX_FRAME_BYTES`,
       );
-      if (session.badFrames.too_large >= MAX_OVERSIZED_FRAMES) {
-        this.end("frames_too_large", CLOSE_TOO_BIG);
-      }
+      this.end("frames_too_large", CLOSE_TOO_BIG);
+      this.#options.socket.abort();
       return;
     }
     const result = parseInboundFrame(data);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { releaseWebSocket } from "./release_websocket.ts";
+
 /** What a socket delivers: text frames as strings, binary frames as bytes. */
 export type SocketMessage = string | Uint8Array;
 
@@ -22,6 +24,11 @@ export interface Socket {
   send(text: string): void;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
+  /**
+   * Drops the connection now, without waiting for the peer's answer to a
+   * close: for a peer that must not be read from any longer.
+   */
+  abort(): void;
   /** Bytes queued for sending and not yet handed to the network. */
   readonly bufferedAmount: number;
   /** True until the socket starts closing. */
@@ -30,12 +37,44 @@ export interface Socket {
   listen(handlers: SocketHandlers): void;
 }
 
-/** Adapts a server-side Deno `WebSocket` (already open or about to open) to {@linkcode Socket}. */
-export function fromWebSocket(ws: WebSocket): Socket {
+/** Close code reported for a connection that ended without a close frame. */
+export const CLOSE_ABNORMAL = 1006;
+/** Close code reported for a text frame that is not UTF-8. */
+export const CLOSE_INVALID_PAYLOAD = 1007;
+
+/** Options for {@linkcode fromWebSocket}. */
+export interface WebSocketOptions {
+  /**
+   * How long a close we start may wait for the peer's answer before the
+   * connection is dropped, in ms; 5000 by default.
+   */
+  closeTimeoutMs?: number;
+  /** Called when the connection is dropped without the peer's close (deadline passed, or {@linkcode Socket.abort}). */
+  onReleased?(): void;
+  /** Called once the connection is gone, however it ended. */
+  onGone?(): void;
+}
+
+/**
+ * Adapts a server-side Deno `WebSocket` (already open or about to open) to
+ * {@linkcode Socket}.
+ *
+ * Deno reports a connection that ended without a close frame as code 0, and
+ * drops the TCP connection itself on a text frame that is not UTF-8 (the peer
+ * gets no 1007 close frame, and the runtime offers no way to send one): those
+ * reach the handlers as 1006 and 1007, as RFC 6455 names them.
+ */
+export function fromWebSocket(
+  ws: WebSocket,
+  options: WebSocketOptions = {},
+): Socket {
+  const closeTimeoutMs = options.closeTimeoutMs ?? 5000;
   ws.binaryType = "arraybuffer";
   const early: SocketMessage[] = [];
   let handlers: SocketHandlers | undefined;
   let closed: { code: number; reason: string } | undefined;
+  let error: string | undefined;
+  let deadline: ReturnType<typeof setTimeout> | undefined;
   ws.onmessage = (event: MessageEvent) => {
     const data = typeof event.data === "string"
       ? event.data
@@ -43,28 +82,47 @@ export function fromWebSocket(ws: WebSocket): Socket {
     if (handlers) handlers.message(data);
     else early.push(data);
   };
-  ws.onclose = (event: CloseEvent) => {
-    closed = { code: event.code, reason: event.reason };
-    handlers?.close(event.code, event.reason);
+  ws.onerror = (event: Event) => {
+    error = event instanceof ErrorEvent ? event.message : undefined;
   };
+  const release = () => {
+    if (releaseWebSocket(ws)) options.onReleased?.();
+  };
+  ws.onclose = (event: CloseEvent) => {
+    clearTimeout(deadline);
+    options.onGone?.();
+    closed = event.code !== 0
+      ? { code: event.code, reason: event.reason }
+      : error === "Invalid UTF-8"
+      ? { code: CLOSE_INVALID_PAYLOAD, reason: "invalid UTF-8" }
+      : { code: CLOSE_ABNORMAL, reason: "" };
+    handlers?.close(closed.code, closed.reason);
+  };
+  const isOpen = () =>
+    ws.readyState === WebSocket.OPEN ||
+    ws.readyState === WebSocket.CONNECTING;
   return {
     send(text) {
       if (ws.readyState === WebSocket.OPEN) ws.send(text);
     },
     close(code, reason) {
-      if (
-        ws.readyState === WebSocket.OPEN ||
-        ws.readyState === WebSocket.CONNECTING
-      ) {
-        ws.close(code, reason);
-      }
+      if (!isOpen()) return;
+      ws.close(code, reason);
+      // A peer that never answers would keep the connection for good.
+      deadline = setTimeout(release, closeTimeoutMs);
+    },
+    abort() {
+      if (closed) return;
+      clearTimeout(deadline);
+      // On the next turn of the event loop, so that a close frame just
+      // queued is written first.
+      deadline = setTimeout(release, 0);
     },
     get bufferedAmount() {
       return ws.bufferedAmount;
     },
     get isOpen() {
-      return ws.readyState === WebSocket.OPEN ||
-        ws.readyState === WebSocket.CONNECTING;
+      return isOpen();
     },
     listen(installed) {
       handlers = installed;
@@ -128,6 +186,10 @@ class MemoryEnd implements MemorySocket {
       peer.#finish(code, reason);
       this.#finish(code, reason);
     });
+  }
+
+  abort(): void {
+    this.drop();
   }
 
   drop(): void {

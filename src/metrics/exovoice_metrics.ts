@@ -21,6 +21,7 @@ import {
   LATENCY_STAGES,
   type LatencyStage,
 } from "../records/call_record.ts";
+import { ConnectionMetrics } from "./connection_metrics.ts";
 import { renderPrometheus } from "./prometheus.ts";
 import {
   type Counter,
@@ -114,6 +115,10 @@ interface LiveTotals {
 export class ExovoiceMetrics {
   /** The underlying registry, for metrics declared elsewhere. */
   readonly registry: MetricsRegistry = new MetricsRegistry();
+  /** Listener failures, dropped sockets, refused connections, descriptors. */
+  readonly connections: ConnectionMetrics = new ConnectionMetrics(
+    this.registry,
+  );
   #sessions = new Set<Session>();
   #live?: LiveTotals;
   #callsStarted: Counter;

@@ -35,6 +35,12 @@ export interface VoicebotSocketDeps {
   onCall?(call: Call): void;
   /** Why the URL's `agent=` (undefined when absent) cannot be served, if it cannot. */
   checkAgent?(name: string | undefined): string | undefined;
+  /** How long a peer may take to answer our close before its connection is dropped, in ms; 5000 by default. */
+  closeTimeoutMs?: number;
+  /** Called when a connection is dropped because its peer did not answer our close, or misbehaved. */
+  onSocketReleased?(): void;
+  /** Called once an accepted connection is gone, however it ended. */
+  onSocketGone?(): void;
 }
 
 const CALL_ID_PARAMS = ["call_id", "callSid", "callLogId", "CallSid"];
@@ -89,7 +95,11 @@ export function handleVoicebotSocket(
   if (refusal !== undefined) throw new HttpError(404, "unknown_agent", refusal);
   const { socket, response } = Deno.upgradeWebSocket(request);
   const call = new Call({
-    socket: fromWebSocket(socket),
+    socket: fromWebSocket(socket, {
+      closeTimeoutMs: deps.closeTimeoutMs,
+      onReleased: deps.onSocketReleased,
+      onGone: deps.onSocketGone,
+    }),
     clock: deps.clock,
     registry: deps.registry,
     settings: deps.settings,

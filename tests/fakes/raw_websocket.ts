@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concat } from "@std/bytes";
+
 const encoder = new TextEncoder();
 
 /** A client end that only writes: it never reads what the server sends. */
@@ -37,8 +39,12 @@ export class RawWebSocket {
   }
 
   /** Sends one masked text frame, as a client must. */
-  async sendText(text: string): Promise<void> {
-    const payload = encoder.encode(text);
+  sendText(text: string): Promise<void> {
+    return this.sendTextBytes(encoder.encode(text));
+  }
+
+  /** Sends `payload` as one masked text frame, UTF-8 or not. */
+  async sendTextBytes(payload: Uint8Array): Promise<void> {
     const length = payload.length;
     const header = length < 126
       ? [0x81, 0x80 | length]
@@ -64,6 +70,40 @@ export class RawWebSocket {
       frame[header.length + 4 + i] = payload[i] ^ mask[i & 3];
     }
     await writeAll(this.#conn, frame);
+  }
+
+  /**
+   * Reads, never answering, until the server ends the TCP connection; resolves
+   * with the code of the close frame it sent first, if any.
+   */
+  async waitForEnd(): Promise<{ closeCode?: number }> {
+    const buffer = new Uint8Array(64 * 1024);
+    let pending: Uint8Array = new Uint8Array(0);
+    let closeCode: number | undefined;
+    while (true) {
+      let read: number | null;
+      try {
+        read = await this.#conn.read(buffer);
+      } catch {
+        read = null;
+      }
+      if (read === null) break;
+      pending = concat([pending, buffer.subarray(0, read)]);
+      // Server frames are unmasked; only lengths below 64 KiB occur here.
+      while (pending.length >= 2) {
+        const short = pending[1] & 127;
+        const headerLength = short === 126 ? 4 : 2;
+        const length = short === 126 ? (pending[2] << 8) | pending[3] : short;
+        if (pending.length < headerLength + length) break;
+        if ((pending[0] & 15) === 8 && length >= 2) {
+          closeCode ??= (pending[headerLength] << 8) |
+            pending[headerLength + 1];
+        }
+        pending = pending.slice(headerLength + length);
+      }
+    }
+    this.#conn.close();
+    return { closeCode };
   }
 
   /** Drops the TCP connection with no closing handshake. */
