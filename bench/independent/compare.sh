@@ -54,4 +54,4 @@ measure() {
 }
 
 measure main 3811
-measure minimal 3812
+[ -n "${SKIP_MINIMAL:-}" ] || measure minimal 3812

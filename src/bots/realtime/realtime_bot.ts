@@ -12,6 +12,7 @@
  */
 
 import { getLogger, type Logger } from "@logtape/logtape";
+import { HeldAudio } from "../../audio/held_audio.ts";
 import { durationMs } from "../../audio/pcm.ts";
 import { VoiceActivityDetector } from "../../audio/vad.ts";
 import type { Cancel, Clock } from "../../call/clock.ts";
@@ -111,8 +112,7 @@ export class RealtimeBot implements Bot {
   #unsettled: Answer[] = [];
   #toolCalls: ToolCall[] = [];
   /** Caller audio from before the session opened (the setup webhook's wait), newest kept. */
-  #early: Uint8Array[] = [];
-  #earlyBytes = 0;
+  #early: HeldAudio;
   #turn = 0;
   #dtmfDigits = "";
   #cancelDtmf: Cancel | undefined;
@@ -136,6 +136,7 @@ export class RealtimeBot implements Bot {
     this.#log = baseLog.with({ callId: info.callId });
     this.#startedAt = deps.clock.now();
     this.#vad = new VoiceActivityDetector(info.sampleRate);
+    this.#early = new HeldAudio(info.sampleRate * 2 * MAX_EARLY_S);
   }
 
   /**
@@ -170,7 +171,7 @@ export class RealtimeBot implements Bot {
       signal: this.#abort.signal,
     });
     this.#session = session;
-    for (const pcm of this.#early.splice(0)) session.sendAudio(pcm);
+    for (const pcm of this.#early.take()) session.sendAudio(pcm);
     if (context.greeting) session.say(context.greeting);
     this.#follow(session);
   }
@@ -179,7 +180,7 @@ export class RealtimeBot implements Bot {
   audio(pcm: Uint8Array): void {
     if (this.#stopped || this.#failed) return;
     if (this.#session) this.#session.sendAudio(pcm);
-    else this.#hold(pcm);
+    else this.#early.push(pcm.slice());
     this.#audioMs += durationMs(pcm.length, this.#info.sampleRate);
     for (const event of this.#vad.push(pcm)) {
       if (event.type === "speech_start") {
@@ -229,15 +230,6 @@ export class RealtimeBot implements Bot {
       transcript: this.#transcript.entries(),
       turns: this.#transcript.turns(),
     };
-  }
-
-  #hold(pcm: Uint8Array): void {
-    this.#early.push(pcm.slice());
-    this.#earlyBytes += pcm.length;
-    const max = this.#info.sampleRate * 2 * MAX_EARLY_S;
-    while (this.#earlyBytes > max && this.#early.length > 1) {
-      this.#earlyBytes -= (this.#early.shift() as Uint8Array).length;
-    }
   }
 
   async #follow(session: RealtimeSession): Promise<void> {

@@ -15,6 +15,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { bytesForMs } from "../../audio/pcm.ts";
+import { HeldAudio } from "../../audio/held_audio.ts";
 import { Resampler } from "../../audio/resample.ts";
 import { ProviderError } from "../provider_error.ts";
 import {
@@ -95,8 +96,7 @@ class GeminiLiveSession implements RealtimeSession {
   #toModel: Resampler | undefined;
   #fromModel: Resampler | undefined;
   #ready = false;
-  #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  #held = new HeldAudio(bytesForMs(MAX_HELD_MS, INPUT_RATE));
   /** Messages waiting for the setup to complete, which must come first. */
   #waiting: string[] = [];
   #handle: string | undefined;
@@ -127,7 +127,7 @@ class GeminiLiveSession implements RealtimeSession {
     const audio = this.#toModel ? this.#toModel.push(pcm) : pcm;
     if (audio.length === 0) return;
     if (!this.#ready) {
-      this.#hold(audio);
+      this.#held.push(audio);
       return;
     }
     this.#sendAudioNow(audio);
@@ -372,23 +372,9 @@ class GeminiLiveSession implements RealtimeSession {
     });
   }
 
-  #hold(audio: Uint8Array): void {
-    this.#held.push(audio);
-    this.#heldBytes += audio.length;
-    while (
-      this.#heldBytes > bytesForMs(MAX_HELD_MS, INPUT_RATE) &&
-      this.#held.length > 1
-    ) {
-      this.#heldBytes -= (this.#held.shift() as Uint8Array).length;
-    }
-  }
-
   #flushHeld(): void {
     for (const message of this.#waiting.splice(0)) this.#ws.send(message);
-    const held = this.#held;
-    this.#held = [];
-    this.#heldBytes = 0;
-    for (const audio of held) this.#sendAudioNow(audio);
+    for (const audio of this.#held.take()) this.#sendAudioNow(audio);
   }
 
   #send(message: JsonObject): void {

@@ -15,6 +15,7 @@
 import { getLogger } from "@logtape/logtape";
 import { decodeMulaw, encodeMulaw } from "../../audio/mulaw.ts";
 import { bytesForMs, durationMs } from "../../audio/pcm.ts";
+import { HeldAudio } from "../../audio/held_audio.ts";
 import { Resampler } from "../../audio/resample.ts";
 import { ProviderError } from "../provider_error.ts";
 import { isJsonObject, type JsonObject, WsSession } from "../ws_session.ts";
@@ -94,8 +95,7 @@ class OpenAiRealtimeSession implements RealtimeSession {
   #toModel: Resampler | undefined;
   #fromModel: Resampler | undefined;
   #ready = false;
-  #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  #held: HeldAudio;
   /** The answer being spoken, and the audio item it streams. */
   #responseId: string | undefined;
   #audioItemId: string | undefined;
@@ -107,6 +107,9 @@ class OpenAiRealtimeSession implements RealtimeSession {
     this.#options = options;
     const { sampleRate } = options;
     this.#mulaw = sampleRate === 8000 && config.narrowbandFormat === "pcmu";
+    this.#held = new HeldAudio(
+      this.#mulaw ? MAX_HELD_MS * 8 : bytesForMs(MAX_HELD_MS, PCM_RATE),
+    );
     if (!this.#mulaw && sampleRate !== PCM_RATE) {
       this.#toModel = new Resampler(sampleRate, PCM_RATE);
       this.#fromModel = new Resampler(PCM_RATE, sampleRate);
@@ -148,7 +151,7 @@ class OpenAiRealtimeSession implements RealtimeSession {
       : pcm;
     if (audio.length === 0) return;
     if (!this.#ready) {
-      this.#hold(audio);
+      this.#held.push(audio);
       return;
     }
     this.#send({ type: "input_audio_buffer.append", audio: audio.toBase64() });
@@ -363,22 +366,8 @@ class OpenAiRealtimeSession implements RealtimeSession {
     return id === undefined || !this.#cancelled.has(id);
   }
 
-  #hold(audio: Uint8Array): void {
-    this.#held.push(audio);
-    this.#heldBytes += audio.length;
-    const max = this.#mulaw
-      ? MAX_HELD_MS * 8
-      : bytesForMs(MAX_HELD_MS, PCM_RATE);
-    while (this.#heldBytes > max && this.#held.length > 1) {
-      this.#heldBytes -= (this.#held.shift() as Uint8Array).length;
-    }
-  }
-
   #flushHeld(): void {
-    const held = this.#held;
-    this.#held = [];
-    this.#heldBytes = 0;
-    for (const audio of held) {
+    for (const audio of this.#held.take()) {
       this.#send({
         type: "input_audio_buffer.append",
         audio: audio.toBase64(),
