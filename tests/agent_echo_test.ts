@@ -20,8 +20,10 @@ import { startServer } from "../src/server.ts";
 import { simulateCall, type SimulationReport } from "../tools/simulator.ts";
 import { fixturePcm, startAgentFakes, until } from "./fakes/agent_call.ts";
 import { SpeakerphoneEcho } from "./fakes/speakerphone.ts";
+import type { FakeSttTurn } from "./fakes/stt_servers.ts";
 
 const RATE = 8000;
+const GREETING = "Thank you for calling. How can I help you today?";
 /** The reference fixture's speech, without its padding: about 3.2 s. */
 const VOICE = (await fixturePcm(`noise/bot_echo_reference_${RATE}.wav`))
   .slice(RATE * 2 * 0.5, RATE * 2 * 3.7);
@@ -37,11 +39,14 @@ function silence(ms: number): Uint8Array {
 async function speakerphoneCall(
   caller: Uint8Array,
   detectors: SpeechDetectorFactory,
-): Promise<SimulationReport> {
+  options: { turns?: FakeSttTurn[]; env?: Record<string, string> } = {},
+): Promise<SimulationReport & { modelRequests: number }> {
   await using vendors = await startAgentFakes({
+    script: { turns: options.turns ?? [] },
     env: {
-      AGENT_GREETING: "Thank you for calling. How can I help you today?",
+      AGENT_GREETING: GREETING,
       AGENT_BARGE_IN_MIN_WORDS: "0",
+      ...options.env,
     },
     speech: () => GREETING_VOICE,
   });
@@ -75,7 +80,7 @@ async function speakerphoneCall(
     assertGreater(echo.echoedBytes, 0, "the bot's voice came back");
     await until(() => server.registry.size === 0, "the call to end");
     await Promise.all(bots.map((bot) => bot.closed));
-    return report;
+    return { ...report, modelRequests: vendors.llm.requests.length };
   } finally {
     await server.shutdown();
   }
@@ -107,6 +112,16 @@ for (const [name, detectors] of DETECTORS) {
     assertGreater(report.clearedBytes, 0);
   });
 }
+
+Deno.test("echo guard: the bot's own words, transcribed from its echo, neither cut it nor make a turn", async () => {
+  const report = await speakerphoneCall(silence(7500), silero.create, {
+    // What a real speech-to-text vendor makes of the echo.
+    turns: [{ text: GREETING, speechStartMs: 900, turnMs: 3800 }],
+    env: { AGENT_BARGE_IN_MIN_WORDS: "1" },
+  });
+  assertEquals(report.clearsReceived, 0, "no pause, no barge-in");
+  assertEquals(report.modelRequests, 0, "the echo is not a caller turn");
+});
 
 Deno.test("the Silero model loads for the echo tests", () => {
   assertEquals(silero.kind, "silero");

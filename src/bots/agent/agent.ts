@@ -513,12 +513,24 @@ export class AgentBot implements Bot {
     this.#peakVoicedMs = Math.max(this.#peakVoicedMs, voicedMs);
     let heard = words(text);
     if (this.#protectedWords > 0) heard = heard.slice(this.#protectedWords);
-    const reply = this.#reply;
-    if (reply?.active && this.#echo.echoMs > this.#echoAtReplyStart) {
-      const own = new Set(words(reply.said));
-      heard = heard.filter((word) => !own.has(word));
-    }
+    const own = this.#echoedWords();
+    if (own) heard = heard.filter((word) => !own.has(word));
     return { voicedMs, transcript: heard.join(" ") };
+  }
+
+  /**
+   * The words of the reply in progress, or else of the last one, when the
+   * caller's line carried its echo: what speech-to-text may hear of the
+   * bot itself.
+   */
+  #echoedWords(): Set<string> | undefined {
+    const reply = this.#reply;
+    if (reply?.active) {
+      return this.#echo.echoMs > this.#echoAtReplyStart
+        ? new Set(words(reply.said))
+        : undefined;
+    }
+    return this.#echoDuringReply ? this.#botWords : undefined;
   }
 
   /** Whether `reply` is the greeting in its first `AGENT_BARGE_IN_AFTER_MS`. */
@@ -599,10 +611,11 @@ export class AgentBot implements Bot {
     }
     // The bot's own words transcribed from its echo, with no voice of the
     // caller's own in them, are not the caller speaking.
+    const own = this.#echoedWords();
     if (
-      overlapped && this.#echoDuringReply &&
+      overlapped && own !== undefined &&
       peakVoicedMs < this.#guard.options.minSpeechMs &&
-      words(text).every((word) => this.#botWords.has(word))
+      words(text).every((word) => own.has(word))
     ) {
       this.#log.info("The bot's own echo was transcribed: not a turn");
       if (this.#quiet()) this.#silence.idle();
