@@ -13,6 +13,7 @@ import {
 } from "@std/assert";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
 import { loadAgentConfig } from "../src/bots/agent/config.ts";
+import { AgentFileError, loadAgentFile } from "../src/bots/agent/agent_file.ts";
 import {
   type AgentFactoryOptions,
   createAgentBotFactory,
@@ -266,6 +267,38 @@ Deno.test("silence lines follow the call's language: Hindi for hi-IN, English ot
       .reprompt,
     "Hello?",
   );
+});
+
+Deno.test("agent files set the silence and greeting settings under lower-camel keys, and a bad one is named", () => {
+  const files: Record<string, string> = {
+    "quiet.yaml": [
+      "bargeIn:",
+      "  afterMs: 900",
+      "silence:",
+      "  repromptS: 12",
+      "  reprompts: 1",
+      "  repromptText: Hello, are you there?",
+      "  goodbyeText: Goodbye for now.",
+      "",
+    ].join("\n"),
+    "bad.yaml": "silence:\n  reprompts: many\n  lines: 3\n",
+  };
+  const options = { readTextFile: (path: string) => files[path] };
+  const config = loadAgentFile("quiet.yaml", ENV, options);
+  assertEquals(config.bargeIn.afterMs, 900);
+  assertEquals(config.silence, {
+    repromptS: 12,
+    reprompts: 1,
+    repromptText: "Hello, are you there?",
+    goodbyeText: "Goodbye for now.",
+  });
+  const error = assertThrows(
+    () => loadAgentFile("bad.yaml", ENV, options),
+    AgentFileError,
+  );
+  assertEquals(error.problems.length, 2, error.message);
+  assertStringIncludes(error.message, "silence.reprompts");
+  assertStringIncludes(error.message, "silence.lines");
 });
 
 Deno.test("silence and greeting settings: defaults, and bad values name the variable", () => {
