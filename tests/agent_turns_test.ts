@@ -208,6 +208,23 @@ Deno.test("silence: no re-prompt while the bot speaks or a tool runs", async () 
   assertEquals(saidLines(bot).at(-1) ?? "", "It has shipped.");
 });
 
+Deno.test("silence: babble behind a silent caller does not hold off the re-prompt; the caller's voice does", async () => {
+  const babble = await fixturePcm("noise/babble_only_3s_8000.wav");
+  await using vendors = await startAgentFakes({ script: { turns: [] } });
+  await using call = startCall(vendors);
+  const { bot, output, clock } = call;
+  await until(() => output.played.length === 1, "the greeting played");
+  await until(() => clock.pending > 0, "the silence timer");
+  await feed((pcm) => bot.audio(pcm), babble, 8000);
+  await clock.advance(8_000);
+  await until(() => output.played.length === 2, "the re-prompt over babble");
+  await until(() => clock.pending > 0, "the silence timer again");
+  // A caller's voice (no transcript came) stops the count while it lasts.
+  await feed((pcm) => bot.audio(pcm), HELLO.subarray(0, 8000 * 2 * 2), 8000);
+  await clock.advance(8_000);
+  assertEquals(output.utterances.length, 2, "no re-prompt over the voice");
+});
+
 Deno.test("silence: AGENT_SILENCE_REPROMPT_S=0 turns re-prompts off", async () => {
   await using vendors = await startAgentFakes({
     script: { turns: [] },

@@ -370,7 +370,6 @@ export class AgentBot implements Bot {
     this.#lastPushAudioMs = this.#vad.audioMs;
     for (const event of events) {
       if (event.type === "speech_start") {
-        this.#silence.busy();
         this.#turns.speechStarted();
         // A new utterance (nothing transcribed since the last turn) over
         // silence is not an overlap, whatever an earlier one was.
@@ -379,10 +378,13 @@ export class AgentBot implements Bot {
       } else {
         this.#turns.speechEnded();
         this.#voicedBaseline = 0;
-        // Noise that ends without a turn leaves the line as quiet as before.
-        if (this.#quiet()) this.#silence.idle();
+        // A voice that ends without a turn leaves the line quiet again.
+        if (!this.#silence.waiting && this.#quiet()) this.#silence.idle();
       }
     }
+    // Only the caller's own voice stops the silence count: not babble, a
+    // TV or music behind them, nor the bot's echo.
+    if (this.#callerSpeaking()) this.#silence.busy();
     this.#checkBargeIn();
     if (this.#paused && this.#quietMs() >= this.#deps.config.bargeIn.resumeMs) {
       this.#resume("silence");
@@ -446,7 +448,6 @@ export class AgentBot implements Bot {
     this.#sttTrouble = false;
     switch (event.type) {
       case "speech_started":
-        this.#silence.busy();
         this.#turns.speechStarted();
         if (this.#reply?.active) this.#overlapped = true;
         return;
@@ -543,8 +544,13 @@ export class AgentBot implements Bot {
 
   /** Whether nothing is going on: no reply, no caller speech, no words waiting. */
   #quiet(): boolean {
-    return !this.#stopped && !this.#reply?.active && !this.#vad.inSpeech &&
+    return !this.#stopped && !this.#reply?.active && !this.#callerSpeaking() &&
       this.#turns.text === "" && this.#dtmfDigits === "";
+  }
+
+  /** Whether the caller's own voice is on the line now: speech that stands out from the background and is not echo. */
+  #callerSpeaking(): boolean {
+    return this.#vad.inSpeech && this.#vad.foregroundMs > 0;
   }
 
   /** Caller audio since their last voiced frame, in ms. */
