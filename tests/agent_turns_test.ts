@@ -382,7 +382,7 @@ Deno.test("greeting: AGENT_BARGE_IN_AFTER_MS=0 lets the caller cut it at once", 
 
 /** The call's record once completed, from `GET /calls/:id`. */
 async function completedRecord(base: string, id: string): Promise<{
-  ended: { reason: string; outcome: string };
+  ended: { reason: string; outcome: string; detail: string };
   transcript: { text: string }[];
 }> {
   const deadline = Date.now() + 15_000;
@@ -431,6 +431,7 @@ Deno.test("silence end to end: the server hangs up a silent caller after the re-
     );
     assertEquals(record.ended.reason, "bot:silence");
     assertEquals(record.ended.outcome, "hangup");
+    assertEquals(record.ended.detail, "silence");
     assertEquals(
       record.transcript.map((entry) => entry.text),
       [GREETING, REPROMPT, GOODBYE],
