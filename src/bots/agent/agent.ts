@@ -593,6 +593,9 @@ export class AgentBot implements Bot {
     if (this.#stopped) return;
     const text = turn.text.trim();
     const reply = this.#reply;
+    // The turn's words are used up: a later one starts from none held back.
+    const protectedWords = this.#protectedWords;
+    this.#protectedWords = 0;
     if (text === "") {
       // Speech with no transcript: noise, or speech-to-text is down. Only
       // the second deserves an answer.
@@ -627,6 +630,7 @@ export class AgentBot implements Bot {
       if (this.#quiet()) this.#silence.idle();
       return;
     }
+    this.#protectedWords = protectedWords;
     this.#respond(text, turn.trigger, turn.finalAt);
   }
 
