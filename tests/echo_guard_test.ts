@@ -23,6 +23,17 @@ function mix(a: Uint8Array, b: Uint8Array, atMs: number, rate: number) {
   return out;
 }
 
+/** `pcm` scaled by `db`. */
+function gain(pcm: Uint8Array, db: number): Uint8Array {
+  const out = pcm.slice();
+  const view = new DataView(out.buffer);
+  const factor = 10 ** (db / 20);
+  for (let i = 0; i + 1 < out.length; i += 2) {
+    view.setInt16(i, Math.round(view.getInt16(i, true) * factor), true);
+  }
+  return out;
+}
+
 /** Level of a 20 ms frame, in dB on the 16-bit scale. */
 function frameDb(pcm: Uint8Array, at: number, bytes: number): number {
   const view = new DataView(pcm.buffer, pcm.byteOffset, pcm.byteLength);
@@ -89,6 +100,21 @@ for (const rate of RATES) {
     assertGreater(over.audible - over.echo, callerFrames * 0.6);
   });
 }
+
+Deno.test("echo guard: the contract's edges, 100 and 300 ms late at 15 dB down, are explained", async () => {
+  const reference = await fixturePcm("noise/bot_echo_reference_8000.wav");
+  for (const delayMs of [100, 300]) {
+    const echo = mix(
+      new Uint8Array(reference.length),
+      gain(reference, -15),
+      delayMs,
+      8000,
+    );
+    const result = judge(reference, echo, 8000);
+    assertGreater(result.audible, 50);
+    assertEquals(result.echo, result.audible, `${delayMs} ms`);
+  }
+});
 
 Deno.test("echo guard: with nothing sent, or sent long before, nothing is echo", async () => {
   const reference = await fixturePcm("noise/bot_echo_reference_8000.wav");
