@@ -223,6 +223,10 @@ Deno.test("end reasons map to a bounded set of outcome labels", () => {
     outcome: "hangup",
     detail: "none",
   });
+  assertEquals(callOutcome("bot:silence"), {
+    outcome: "hangup",
+    detail: "silence",
+  });
   assertEquals(callOutcome("idle_timeout"), {
     outcome: "idle_timeout",
     detail: "none",

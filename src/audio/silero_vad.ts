@@ -255,6 +255,7 @@ export class SileroVad implements SpeechDetector {
 
   #background = new BackgroundLevel(SILERO_WINDOW_MS);
   #foregroundMs = 0;
+  #isEcho: ((atMs: number, durationMs: number) => boolean) | undefined;
   #inSpeech = false;
   #voicedMs = 0;
   #segmentStart = 0;
@@ -295,6 +296,7 @@ export class SileroVad implements SpeechDetector {
     this.#threshold = threshold;
     this.#gateDb = options.gateDb ?? 30;
     this.#onFrame = options.onFrame;
+    this.#isEcho = options.isEcho;
     this.#onAnalysed = options.onAnalysed;
   }
 
@@ -422,7 +424,10 @@ export class SileroVad implements SpeechDetector {
     if (isSpeech || continues) {
       if (this.#voicedMs === 0) this.#segmentStart = atMs;
       if (isSpeech) this.#voicedMs += SILERO_WINDOW_MS;
-      if (isSpeech && above >= FOREGROUND_DB) {
+      if (
+        isSpeech && above >= FOREGROUND_DB &&
+        !this.#isEcho?.(atMs, SILERO_WINDOW_MS)
+      ) {
         this.#foregroundMs += SILERO_WINDOW_MS;
       }
       this.#lastVoicedEnd = endMs;

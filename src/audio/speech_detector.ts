@@ -47,6 +47,12 @@ export interface SpeechDetectorOptions
    * energy detector; a little later for Silero.
    */
   onAnalysed?(events: VadEvent[]): void;
+  /**
+   * Whether the caller's audio from `atMs` for `durationMs` was the bot's
+   * own voice coming back (see `echo_guard.ts`): such audio never counts
+   * toward {@linkcode SpeechDetector.foregroundMs}.
+   */
+  isEcho?(atMs: number, durationMs: number): boolean;
 }
 
 /**
@@ -167,7 +173,10 @@ class EnergySpeechDetector implements SpeechDetector {
       threshold: options.threshold,
       onFrame: (frame) => {
         const above = this.#background.prominence(frame.levelDb);
-        if (frame.isSpeech && above >= FOREGROUND_DB) {
+        if (
+          frame.isSpeech && above >= FOREGROUND_DB &&
+          !options.isEcho?.(frame.atMs, VAD_FRAME_MS)
+        ) {
           this.#foregroundMs += VAD_FRAME_MS;
         }
         onFrame?.({

@@ -136,6 +136,15 @@ export interface CallOutput {
    * `/metrics` (`exovoice_playout_dropped_bytes_total`), logged once per call.
    */
   dropped(bytes: number): void;
+  /**
+   * Calls `listener` with every chunk of the bot's audio as it is sent to
+   * Exotel, and the clock time Exotel will start playing it; `undefined`
+   * stops. What a bot needs to tell its own voice coming back in the
+   * caller's audio from the caller. Outputs that cannot tell leave it out.
+   */
+  onSent?(
+    listener: ((pcm: Uint8Array, startsAt: number) => void) | undefined,
+  ): void;
 }
 
 /** What a bot adds to the call's record when the call ends. */

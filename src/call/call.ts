@@ -110,6 +110,8 @@ export class Call {
   /** Gives a media payload to the bot: chosen at `start`, decoding μ-law for μ-law calls. */
   #hearPayload: (payload: Uint8Array) => void = (pcm) => this.#hear(pcm);
   #droppedLogged = false;
+  /** The bot's listener for its own audio as sent (its echo guard). */
+  #sentListener: ((pcm: Uint8Array, startsAt: number) => void) | undefined;
 
   /** Starts handling `options.socket`. */
   constructor(options: CallOptions) {
@@ -327,7 +329,10 @@ export class Call {
       bufferedAmount: () => socket.bufferedAmount,
       clock,
       counters: session.playout,
-      onChunk: this.#recorder && ((chunk) => this.#recorder?.bot(chunk)),
+      onChunk: (chunk, startsAt) => {
+        this.#recorder?.bot(chunk);
+        this.#sentListener?.(chunk, startsAt);
+      },
       encode: mulaw ? encodeMulaw : undefined,
     });
     this.#player = player;
@@ -338,6 +343,7 @@ export class Call {
       resume: () => player.resume(),
       hangup: (reason = "hangup") => this.end(`bot:${reason}`),
       dropped: (bytes) => this.#dropped(bytes),
+      onSent: (listener) => void (this.#sentListener = listener),
     };
     const info: CallInfo = {
       callId: session.callId,

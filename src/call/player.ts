@@ -70,8 +70,11 @@ export interface PlayerOptions {
   clock: Clock;
   /** Counters to update; fresh ones when absent. */
   counters?: PlayoutCounters;
-  /** Sees every chunk as it is sent, e.g. to record the bot's side of the call. */
-  onChunk?(chunk: Uint8Array): void;
+  /**
+   * Sees every chunk as it is sent, with when Exotel will start playing it
+   * (clock ms): to record the bot's side of the call, or to know its echo.
+   */
+  onChunk?(chunk: Uint8Array, startsAt: number): void;
   /**
    * Turns each PCM chunk into the wire's coding just before it is sent
    * (μ-law: `encodeMulaw` from `audio/mulaw.ts`); absent, chunks go out
@@ -512,7 +515,7 @@ export class Player {
       this.#unplayed.push({ utterance, chunk, startsAt });
     }
     const wireBytes = this.#sendMedia(chunk);
-    this.#options.onChunk?.(chunk);
+    this.#options.onChunk?.(chunk, startsAt);
     utterance.sentBytes += chunk.length;
     this.counters.framesOut++;
     this.counters.bytesOut += wireBytes;

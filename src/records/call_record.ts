@@ -93,7 +93,7 @@ export interface CallOutcome {
    * `server_shutdown`, `frames_too_large`, `bot_error`, ….
    */
   outcome: string;
-  /** For `stop` the stop reason, for `closed` the close code; otherwise `none`. */
+  /** For `stop` the stop reason, for `closed` the close code, for `hangup` the agent's reason (`end_call`, `transfer`, `rejected`, `silence`); otherwise `none`. */
   detail: string;
 }
 
@@ -284,6 +284,9 @@ const KNOWN_STOP_REASONS = new Set([
   "completed",
 ]);
 
+/** Why the agent hangs up: the model's tools, the setup webhook's reject, a silent caller. */
+const BOT_REASONS = new Set(["end_call", "transfer", "rejected", "silence"]);
+
 /** The server's own reasons are code constants: plain snake_case words. */
 const PLAIN_REASON = /^[a-z][a-z0-9_]{0,31}$/;
 
@@ -317,8 +320,12 @@ export function callOutcome(reason: string): CallOutcome {
     case "closed":
       return { outcome: "closed", detail: closeCodeClass(rest.split(" ")[0]) };
     case "bot":
-      // A bot's reason may come from a language model: never a label.
-      return { outcome: "hangup", detail: "none" };
+      // A bot's reason may come from a language model: only the agent's own
+      // reasons become a label.
+      return {
+        outcome: "hangup",
+        detail: BOT_REASONS.has(rest) ? rest : "none",
+      };
   }
   if (colon === -1 && PLAIN_REASON.test(reason)) {
     return { outcome: reason, detail: "none" };

@@ -267,6 +267,8 @@ export interface AgentFakesOptions {
   replies?: FakeReplySource[];
   /** More environment for the agent's configuration. */
   env?: Record<string, string>;
+  /** The audio the fake voice speaks for a text (see `FakeTtsServerOptions.speech`). */
+  speech?: (text: string, sampleRate: number) => Uint8Array;
 }
 
 /** The fake vendors and the agent configuration pointing at them. */
@@ -297,7 +299,10 @@ export async function startAgentFakes(
     apiKey: FAKE_KEY,
     script: options.script,
   });
-  const tts = await FakeTtsServer.start(ttsVendor, { apiKey: FAKE_KEY });
+  const tts = await FakeTtsServer.start(ttsVendor, {
+    apiKey: FAKE_KEY,
+    speech: options.speech,
+  });
   const llm = startFakeOpenAiServer({
     apiKey: "fake-llm-key",
     replies: options.replies,

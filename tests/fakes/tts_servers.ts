@@ -99,6 +99,8 @@ export interface FakeTtsServerOptions {
   pieces?: number;
   /** Default pause between pieces, in ms; none by default. */
   delayMs?: number;
+  /** The audio spoken for a text; {@linkcode fakeSpeech} by default (real speech for echo tests). */
+  speech?: (text: string, sampleRate: number) => Uint8Array;
 }
 
 /** Milliseconds of fake speech per character of text. */
@@ -175,6 +177,7 @@ export class FakeTtsServer implements AsyncDisposable {
   readonly #script: FakeTtsBehaviour[] = [];
   readonly #pieces: number;
   readonly #delayMs: number;
+  readonly #speech: (text: string, sampleRate: number) => Uint8Array;
   #requestIds = 0;
 
   private constructor(vendor: TtsVendor, options: FakeTtsServerOptions) {
@@ -182,6 +185,7 @@ export class FakeTtsServer implements AsyncDisposable {
     this.apiKey = options.apiKey ?? `test-${vendor}-key`;
     this.#pieces = options.pieces ?? 4;
     this.#delayMs = options.delayMs ?? 0;
+    this.#speech = options.speech ?? fakeSpeech;
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (request) => this.#handle(request),
@@ -241,7 +245,7 @@ export class FakeTtsServer implements AsyncDisposable {
       if (error instanceof Rejection) return this.#json(error);
       throw error;
     }
-    const pcm = fakeSpeech(speech.text, speech.sampleRate);
+    const pcm = this.#speech(speech.text, speech.sampleRate);
     if (speech.json) {
       const wav = encodeWav({ sampleRate: speech.sampleRate, pcm });
       return Response.json({

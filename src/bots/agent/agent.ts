@@ -26,7 +26,14 @@ import type {
   CallOutput,
 } from "../bot.ts";
 import { AudioTrack } from "./audio_track.ts";
-import { BargeInGuard, isBackchannel } from "./barge_in.ts";
+import {
+  BargeInGuard,
+  type CallerActivity,
+  isBackchannel,
+  words,
+} from "./barge_in.ts";
+import { EchoGuard } from "../../audio/echo_guard.ts";
+import { silenceLines, SilenceWatch } from "./silence.ts";
 import type { AgentConfig } from "./config.ts";
 import type { AudioCache, AudioCacheKey } from "./greeting_cache.ts";
 import { Conversation } from "./history.ts";
@@ -181,6 +188,24 @@ export class AgentBot implements Bot {
   /** The setup webhook's round trip, while it runs. */
   #starting: Promise<void> = Promise.resolve();
   #markClosed!: () => void;
+  /** Tells the bot's own voice coming back from the caller's. */
+  #echo: EchoGuard;
+  /** The caller's echo-explained audio (ms) when the current reply began. */
+  #echoAtReplyStart = 0;
+  /** The most caller voice (ms, echo excluded) since the reply began, in the current utterance. */
+  #peakVoicedMs = 0;
+  /** Words of the most recent reply: its echo may come back transcribed. */
+  #botWords = new Set<string>();
+  /** Whether the caller heard echo during the most recent reply. */
+  #echoDuringReply = false;
+  /** The greeting, while it is the reply in progress. */
+  #greeting: Reply | undefined;
+  /** Words of the caller's transcript said while the greeting could not be cut. */
+  #protectedWords = 0;
+  /** Counts the caller's silence after the bot has finished. */
+  #silence: SilenceWatch;
+  /** The re-prompt or silence goodbye in progress. */
+  #silenceLine: { reply: Reply; kind: "reprompt" | "goodbye" } | undefined;
 
   /** Creates the agent for one call; nothing starts before {@linkcode AgentBot.start}. */
   constructor(info: CallInfo, output: CallOutput, deps: AgentDependencies) {
@@ -198,7 +223,19 @@ export class AgentBot implements Bot {
       ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
       ...(deps.toolRunner?.definitions ?? []),
     ];
+    this.#echo = new EchoGuard(info.sampleRate);
+    output.onSent?.((pcm, startsAt) =>
+      this.#echo.sent(pcm, { sentAt: clock.now(), startsAt })
+    );
+    this.#silence = new SilenceWatch({
+      clock,
+      config: config.silence,
+      ready: () => this.#quiet(),
+      onReprompt: () => this.#enqueue(() => this.#saySilenceLine("reprompt")),
+      onGiveUp: () => this.#enqueue(() => this.#saySilenceLine("goodbye")),
+    });
     this.#vad = (deps.detectors ?? energyDetector)(info.sampleRate, {
+      isEcho: (atMs, durationMs) => this.#echo.isEcho(atMs, durationMs),
       onFrame: (frame) => {
         if (frame.isSpeech) {
           this.#lastVoicedEndMs = frame.atMs + frame.durationMs;
@@ -306,7 +343,7 @@ export class AgentBot implements Bot {
       ? this.#cacheKey(greeting)
       : undefined;
     const cached = key && cache.get(key);
-    this.#startReply({
+    this.#greeting = this.#startReply({
       kind: "say",
       text: greeting,
       cached,
@@ -322,6 +359,7 @@ export class AgentBot implements Bot {
   audio(pcm: Uint8Array): void {
     if (this.#stopped) return;
     this.#listener.push(pcm);
+    this.#echo.heard(pcm, this.#deps.clock.now());
     this.#vad.push(pcm);
   }
 
@@ -340,8 +378,13 @@ export class AgentBot implements Bot {
       } else {
         this.#turns.speechEnded();
         this.#voicedBaseline = 0;
+        // A voice that ends without a turn leaves the line quiet again.
+        if (!this.#silence.waiting && this.#quiet()) this.#silence.idle();
       }
     }
+    // Only the caller's own voice stops the silence count: not babble, a
+    // TV or music behind them, nor the bot's echo.
+    if (this.#callerSpeaking()) this.#silence.busy();
     this.#checkBargeIn();
     if (this.#paused && this.#quietMs() >= this.#deps.config.bargeIn.resumeMs) {
       this.#resume("silence");
@@ -357,6 +400,7 @@ export class AgentBot implements Bot {
       this.#log.error("DTMF hook failed: {error}", { error });
     }
     if (this.#deps.config.bargeIn.enabled) this.#bargeIn("dtmf");
+    this.#silence.busy();
     this.#dtmfDigits += digit;
     this.#cancelDtmf?.();
     this.#cancelDtmf = undefined;
@@ -379,6 +423,8 @@ export class AgentBot implements Bot {
   stop(): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
+      this.#silence.stop();
+      this.#output.onSent?.(undefined);
       this.#callEnded.abort();
       this.#cancelDtmf?.();
       this.#turns.reset();
@@ -406,10 +452,12 @@ export class AgentBot implements Bot {
         if (this.#reply?.active) this.#overlapped = true;
         return;
       case "partial":
+        if (event.text !== "") this.#silence.busy();
         this.#turns.partial(event.text);
         this.#checkBargeIn();
         return;
       case "final":
+        if (event.text !== "") this.#silence.busy();
         this.#turns.partial(event.text);
         this.#checkBargeIn();
         this.#resumeAfterBackchannel();
@@ -435,15 +483,15 @@ export class AgentBot implements Bot {
   #checkBargeIn(): void {
     const reply = this.#reply;
     if (!reply?.active || reply.cancelled) return;
-    // Voice alone interrupts only when it stands out from the line's
-    // background: steady babble, TV or music never does.
-    const voicedMs = Math.max(
-      0,
-      this.#vad.foregroundMs - this.#voicedBaseline,
-    );
-    if (
-      this.#guard.shouldInterrupt({ voicedMs, transcript: this.#turns.text })
-    ) {
+    if (this.#greetingHolds(reply)) {
+      // Only what the caller does after the greeting's first moments counts.
+      this.#voicedBaseline = this.#vad.foregroundMs;
+      this.#protectedWords = words(this.#turns.text).length;
+      return;
+    }
+    const activity = this.#callerActivity(this.#turns.text);
+    const { voicedMs } = activity;
+    if (this.#guard.shouldInterrupt(activity)) {
       this.#bargeIn(
         voicedMs >= this.#guard.options.minSpeechMs ? "speech" : "words",
       );
@@ -452,6 +500,57 @@ export class AgentBot implements Bot {
       this.#log.debug("Caller spoke over the bot: paused", { voicedMs });
       this.#output.pause();
     }
+  }
+
+  /**
+   * What the caller did since the reply began, as barge-in judges it:
+   * voice that stands out from the line's background (steady babble, TV or
+   * music never does) and is not the bot's own echo; words not said while
+   * the greeting could not be cut, nor, once the bot's echo has been heard,
+   * the bot's own words coming back.
+   */
+  #callerActivity(text: string): CallerActivity {
+    const voicedMs = Math.max(0, this.#vad.foregroundMs - this.#voicedBaseline);
+    this.#peakVoicedMs = Math.max(this.#peakVoicedMs, voicedMs);
+    let heard = words(text);
+    if (this.#protectedWords > 0) heard = heard.slice(this.#protectedWords);
+    const own = this.#echoedWords();
+    if (own) heard = heard.filter((word) => !own.has(word));
+    return { voicedMs, transcript: heard.join(" ") };
+  }
+
+  /**
+   * The words of the reply in progress, or else of the last one, when the
+   * caller's line carried its echo: what speech-to-text may hear of the
+   * bot itself.
+   */
+  #echoedWords(): Set<string> | undefined {
+    const reply = this.#reply;
+    if (reply?.active) {
+      return this.#echo.echoMs > this.#echoAtReplyStart
+        ? new Set(words(reply.said))
+        : undefined;
+    }
+    return this.#echoDuringReply ? this.#botWords : undefined;
+  }
+
+  /** Whether `reply` is the greeting in its first `AGENT_BARGE_IN_AFTER_MS`. */
+  #greetingHolds(reply: Reply): boolean {
+    const { afterMs } = this.#deps.config.bargeIn;
+    if (afterMs <= 0 || reply !== this.#greeting) return false;
+    const since = reply.speakingSince;
+    return since === undefined || this.#deps.clock.now() - since < afterMs;
+  }
+
+  /** Whether nothing is going on: no reply, no caller speech, no words waiting. */
+  #quiet(): boolean {
+    return !this.#stopped && !this.#reply?.active && !this.#callerSpeaking() &&
+      this.#turns.text === "" && this.#dtmfDigits === "";
+  }
+
+  /** Whether the caller's own voice is on the line now: speech that stands out from the background and is not echo. */
+  #callerSpeaking(): boolean {
+    return this.#vad.inSpeech && this.#vad.foregroundMs > 0;
   }
 
   /** Caller audio since their last voiced frame, in ms. */
@@ -494,6 +593,9 @@ export class AgentBot implements Bot {
     if (this.#stopped) return;
     const text = turn.text.trim();
     const reply = this.#reply;
+    // The turn's words are used up: a later one starts from none held back.
+    const protectedWords = this.#protectedWords;
+    this.#protectedWords = 0;
     if (text === "") {
       // Speech with no transcript: noise, or speech-to-text is down. Only
       // the second deserves an answer.
@@ -508,11 +610,27 @@ export class AgentBot implements Bot {
     // leaves the flag alone: a slow transcript may still be coming.)
     const overlapped = this.#overlapped;
     this.#overlapped = false;
+    const peakVoicedMs = this.#peakVoicedMs;
+    this.#peakVoicedMs = 0;
     const backchannels = this.#deps.config.bargeIn.backchannels;
     if (overlapped && isBackchannel(text, backchannels)) {
       this.#log.debug("Backchannel while the bot spoke: not a turn");
+      if (this.#quiet()) this.#silence.idle();
       return;
     }
+    // The bot's own words transcribed from its echo, with no voice of the
+    // caller's own in them, are not the caller speaking.
+    const own = this.#echoedWords();
+    if (
+      overlapped && own !== undefined &&
+      peakVoicedMs < this.#guard.options.minSpeechMs &&
+      words(text).every((word) => own.has(word))
+    ) {
+      this.#log.info("The bot's own echo was transcribed: not a turn");
+      if (this.#quiet()) this.#silence.idle();
+      return;
+    }
+    this.#protectedWords = protectedWords;
     this.#respond(text, turn.trigger, turn.finalAt);
   }
 
@@ -533,10 +651,14 @@ export class AgentBot implements Bot {
   #respond(text: string, trigger: TurnTrigger, finalAt?: number): void {
     const now = this.#deps.clock.now();
     const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
-    const cut = this.#guard.shouldInterrupt({
-      voicedMs: Math.max(0, this.#vad.foregroundMs - this.#voicedBaseline),
-      transcript: text,
-    });
+    this.#silence.answered();
+    const holding = this.#reply !== undefined &&
+      this.#greetingHolds(this.#reply);
+    const cut = !holding &&
+      (trigger === "dtmf"
+        ? this.#guard.shouldInterrupt({ voicedMs: 0, transcript: text })
+        : this.#guard.shouldInterrupt(this.#callerActivity(text)));
+    this.#protectedWords = 0;
     if (cut) this.#bargeIn("turn");
     this.#enqueue(async () => {
       const current = this.#reply;
@@ -609,9 +731,12 @@ export class AgentBot implements Bot {
       onToolResult: (result) => this.#deps.hooks.toolCall?.(result, this.#info),
     });
     this.#reply = reply;
+    this.#silence.busy();
     // Only speech after this moment can interrupt the reply.
     this.#voicedBaseline = this.#vad.foregroundMs;
     this.#overlapped = false;
+    this.#echoAtReplyStart = this.#echo.echoMs;
+    this.#peakVoicedMs = 0;
     const startedAt = this.#sinceStart();
     reply.done.then((result) =>
       this.#replyDone(reply, result, startedAt, timeline)
@@ -660,6 +785,9 @@ export class AgentBot implements Bot {
       // Nothing may stay paused behind a reply that is over.
       this.#resume("reply_over");
     }
+    if (this.#greeting === reply) this.#greeting = undefined;
+    this.#botWords = new Set(words(result.said));
+    this.#echoDuringReply = this.#echo.echoMs > this.#echoAtReplyStart;
     for (const message of result.toolMessages) {
       if (message.role === "assistant") {
         this.#conversation.addAssistant(message.content, message.toolCalls);
@@ -694,6 +822,56 @@ export class AgentBot implements Bot {
       });
       this.#output.hangup(kind);
     }
+    const line = this.#silenceLine;
+    if (line?.reply === reply) {
+      this.#silenceLine = undefined;
+      const heard = result.status === "done" || result.status === "failed";
+      if (line.kind === "goodbye" && heard && !this.#stopped) {
+        this.#hangUpOnSilence();
+        return;
+      }
+    }
+    if (!result.action && result.status !== "stopped" && this.#quiet()) {
+      this.#silence.idle();
+    }
+  }
+
+  /** Says the re-prompt or the silence goodbye: fixed lines, their audio cached for every call. */
+  #saySilenceLine(kind: "reprompt" | "goodbye"): void {
+    if (!this.#quiet()) return;
+    const { config, cache } = this.#deps;
+    const lines = silenceLines(config.silence, this.#language);
+    const text = kind === "reprompt" ? lines.reprompt : lines.goodbye;
+    this.#log.info("Caller silent for {seconds} s: {kind} ({count})", {
+      seconds: config.silence.repromptS,
+      kind,
+      count: this.#silence.reprompts,
+    });
+    const key = this.#cacheKey(text);
+    const reply = this.#startReply({
+      kind: "say",
+      text,
+      cached: cache.get(key),
+      onSynthesized: (pcm) => cache.set(key, pcm),
+    });
+    this.#silenceLine = { reply, kind };
+  }
+
+  /** The silence goodbye was heard: the call ends, as an `end_call` would end it. */
+  #hangUpOnSilence(): void {
+    this.#deps.outcomes?.set(this.#info.callId, "end_call");
+    try {
+      this.#deps.hooks.endCall?.(this.#info, { reason: "silence" });
+    } catch (error) {
+      this.#log.error("end_call hook failed: {error}", { error });
+    }
+    this.#log.info(
+      "Caller silent after {count} re-prompt(s): closing the stream",
+      {
+        count: this.#silence.reprompts,
+      },
+    );
+    this.#output.hangup("silence");
   }
 
   /** Milliseconds since the call started. */

@@ -19,6 +19,7 @@ import { DEFAULT_BACKCHANNELS } from "./barge_in.ts";
 import { isTimeZone, unknownPlaceholders } from "./template.ts";
 import type { RunnableTool } from "./tool_runner.ts";
 import { SPOKEN_FORMS_MODES, type SpokenFormsMode } from "./spoken_forms.ts";
+import type { SilenceConfig } from "./silence.ts";
 import {
   SPEECH_DETECTOR_KINDS,
   type SpeechDetectorKind,
@@ -126,6 +127,8 @@ export interface BargeInConfig {
   minWords: number;
   /** `AGENT_BARGE_IN_IGNORE_WORDS`: words that never interrupt. */
   backchannels: string[];
+  /** `AGENT_BARGE_IN_AFTER_MS`: the greeting's first ms, from its first audio, that caller voice and words can neither pause nor cut; 0 off. */
+  afterMs: number;
 }
 
 /** The call-control tools built into the agent; each can be turned off. */
@@ -184,6 +187,8 @@ export interface AgentConfig {
   maxHistory: number;
   /** Barge-in. */
   bargeIn: BargeInConfig;
+  /** Re-prompts and the hang-up when the caller goes quiet. */
+  silence: SilenceConfig;
   /** Speech-to-text. */
   stt: SttConfig;
   /** Language model. */
@@ -271,6 +276,13 @@ export function loadAgentConfig(
       minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
       backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
         [...DEFAULT_BACKCHANNELS],
+      afterMs: integer(read, "AGENT_BARGE_IN_AFTER_MS", 600, [0, 60_000]),
+    },
+    silence: {
+      repromptS: integer(read, "AGENT_SILENCE_REPROMPT_S", 8, [0, 3600]),
+      reprompts: integer(read, "AGENT_SILENCE_REPROMPTS", 2, [0, 10]),
+      repromptText: read("AGENT_REPROMPT_TEXT"),
+      goodbyeText: read("AGENT_SILENCE_GOODBYE_TEXT"),
     },
     stt: {
       provider: sttProvider,

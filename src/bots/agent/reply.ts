@@ -170,6 +170,7 @@ export class Reply {
   #toolResults: ReplyResult["toolResults"] = [];
   #finished = false;
   #firstMark: string | undefined;
+  #speakingSince: number | undefined;
 
   /** Starts the reply. */
   constructor(plan: ReplyPlan, context: ReplyContext) {
@@ -185,6 +186,16 @@ export class Reply {
   /** True while any of its audio is queued, playing or awaiting its mark. */
   get speaking(): boolean {
     return this.#pendingPlays > 0;
+  }
+
+  /** When its first audio was handed to the player (clock ms), once it has been. */
+  get speakingSince(): number | undefined {
+    return this.#speakingSince;
+  }
+
+  /** What it has said (or will say) so far. */
+  get said(): string {
+    return this.#said;
   }
 
   /** Whether a barge-in or the call's end cancelled it. */
@@ -468,7 +479,10 @@ export class Reply {
     piece.queued = true;
     this.#pendingPlays++;
     const first = this.#firstMark === undefined;
-    if (first) this.#firstMark = piece.mark;
+    if (first) {
+      this.#firstMark = piece.mark;
+      this.#speakingSince = now();
+    }
     let settle!: () => void;
     piece.settled = new Promise((resolve) => settle = resolve);
     let cancelDeadline: (() => void) | undefined;
