@@ -39,11 +39,14 @@ export function providerList<T extends string>(
   return entries.map((entry, index) => {
     const value = entry.toLowerCase() as T;
     if (!accepted.includes(value)) {
+      const where = entries.length === 1
+        ? ""
+        : `entry ${index + 1} ${JSON.stringify(entry)}: `;
       throw new ConfigError(
         name,
-        `Invalid ${name} "${text}": entry ${index + 1} ${
-          JSON.stringify(entry)
-        } is not one of ${accepted.join(", ")}`,
+        `Invalid ${name} "${text}": ${where}expected one of ${
+          accepted.join(", ")
+        }`,
       );
     }
     return value;
@@ -88,12 +91,12 @@ export function alignedList(
     if (entry === "") return undefined;
     const problem = options.check?.(entry);
     if (problem !== undefined) {
-      const where = entries.length === 1 ? "" : `entry ${index + 1} `;
+      const where = entries.length === 1
+        ? ""
+        : `entry ${index + 1} ${JSON.stringify(entry)}: `;
       throw new ConfigError(
         name,
-        `Invalid ${name} "${text}": ${where}${
-          JSON.stringify(entry)
-        }: ${problem}`,
+        `Invalid ${name} "${text}": ${where}${problem}`,
       );
     }
     return entry;
