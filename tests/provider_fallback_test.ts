@@ -513,3 +513,19 @@ Deno.test("AGENT_ON_FAILURE=transfer: after the last failed turn the transfer li
   assertEquals(call.output.hangups, ["providers_failed_transfer"]);
   assertEquals(call.factory.outcomes.get(call.info.callId), "transfer");
 });
+
+Deno.test("the bundled recordings ship in the Docker image and in the compiled binary", async () => {
+  const root = new URL("../", import.meta.url);
+  const dockerfile = await Deno.readTextFile(new URL("Dockerfile", root));
+  assert(
+    /^COPY assets\/ assets\/$/m.test(dockerfile),
+    "Dockerfile copies assets/",
+  );
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)))
+    .tasks as Record<string, string>;
+  assertStringIncludes(tasks.compile, "--include assets");
+  for (const line of Object.values(RECORDED_LINES)) {
+    const pcm = await line.audio.pcm(16000);
+    assert(pcm.length > 16000 * 2, `${line.text} lasts over a second`);
+  }
+});
