@@ -14,6 +14,7 @@ import {
 } from "@std/assert";
 import { concat } from "@std/bytes";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
+import type { AgentBot } from "../src/bots/agent/agent.ts";
 import { type AgentConfig, loadAgentConfig } from "../src/bots/agent/config.ts";
 import {
   type AgentProviders,
@@ -26,6 +27,10 @@ import { ProviderHealth } from "../src/providers/fallback/provider_health.ts";
 import { isFallbackError } from "../src/providers/fallback/provider_chain.ts";
 import { ProviderError } from "../src/providers/provider_error.ts";
 import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
+import { loadConfig } from "../src/config.ts";
+import { startServer } from "../src/server.ts";
+import { simulateCall } from "../tools/simulator.ts";
+import { padToAlignment } from "../src/audio/pcm.ts";
 import type { Clock } from "../src/call/clock.ts";
 import {
   callInfo,
@@ -527,5 +532,64 @@ Deno.test("the bundled recordings ship in the Docker image and in the compiled b
   for (const line of Object.values(RECORDED_LINES)) {
     const pcm = await line.audio.pcm(16000);
     assert(pcm.length > 16000 * 2, `${line.text} lasts over a second`);
+  }
+});
+
+Deno.test("through the server: the first voice's server goes away mid-call, the second says the answer and the caller hears greeting and answer", async () => {
+  let dying: Promise<void> | undefined;
+  await using vendors = await startVendors({
+    tts: ["elevenlabs", "deepgram"],
+    script: {
+      turns: [{ text: HELLO_TRANSCRIPT, speechStartMs: 1520, turnMs: 5600 }],
+    },
+    llm: [[() => {
+      // ElevenLabs goes down while the model is thinking: connections refused.
+      dying = vendors.tts[0].close();
+      return textReply(["Deepgram says this."]);
+    }]],
+  });
+  const [eleven, deepgram] = vendors.tts;
+  const factory = createAgentBotFactory(vendors.config, {
+    providers: vendors.providers,
+    health: vendors.health,
+  });
+  const bots: AgentBot[] = [];
+  const server = await startServer(
+    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
+    {
+      createBot: (info, output) => {
+        const bot = factory(info, output);
+        bots.push(bot);
+        return bot;
+      },
+    },
+  );
+  try {
+    const report = await simulateCall({
+      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
+      pcm: concat([new Uint8Array(8000 * 2), HELLO]),
+      sampleRate: 8000,
+      waitForReplyMs: 1000,
+      maxWaitMs: 10_000,
+    });
+    assert(report.connected, report.error);
+    assertEquals(report.badChunks, []);
+    await dying;
+    assertEquals(ttsTexts(deepgram), ["Deepgram says this."]);
+    assert(ttsTexts(eleven).includes(GREETING));
+    // The greeting came from ElevenLabs at 8 kHz; the answer from Deepgram.
+    const answer = padToAlignment(fakeSpeech("Deepgram says this.", 8000));
+    assertEquals(
+      report.receivedPcm.subarray(report.receivedPcm.length - answer.length),
+      answer,
+    );
+    assert(report.receivedPcm.length > answer.length, "the greeting too");
+    assertEquals(bots[0].timeline().map((turn) => turn.outcome), [
+      "answered",
+    ]);
+  } finally {
+    await until(() => server.registry.size === 0, "the call to end");
+    await Promise.all(bots.map((bot) => bot.closed));
+    await server.shutdown();
   }
 });
