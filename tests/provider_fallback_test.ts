@@ -22,6 +22,7 @@ import {
 } from "../src/bots/agent/providers.ts";
 import { RECORDED_LINES } from "../src/bots/agent/recorded_lines.ts";
 import { ConfigError } from "../src/env_values.ts";
+import { AgentFileError, loadAgentFile } from "../src/bots/agent/agent_file.ts";
 import { CircuitBreaker } from "../src/providers/fallback/circuit_breaker.ts";
 import { ProviderHealth } from "../src/providers/fallback/provider_health.ts";
 import { isFallbackError } from "../src/providers/fallback/provider_chain.ts";
@@ -592,4 +593,40 @@ Deno.test("through the server: the first voice's server goes away mid-call, the 
     await Promise.all(bots.map((bot) => bot.closed));
     await server.shutdown();
   }
+});
+
+Deno.test("agent file: provider lists as YAML lists (null keeps a vendor's default), maxFailedTurns and onFailure; a bad entry names the file path", () => {
+  const files: Record<string, string> = {
+    "agent.yaml": [
+      "maxFailedTurns: 2",
+      "onFailure: transfer",
+      "providers:",
+      "  tts:",
+      "    provider: [elevenlabs, deepgram]",
+      "    voice: [null, aura-2-andromeda-en]",
+      "  llm:",
+      "    baseUrl: [https://one.example/v1, https://two.example/v1]",
+      "    model: [gpt-4o-mini, llama-3.1-8b]",
+      "",
+    ].join("\n"),
+    "bad.yaml": "providers:\n  tts:\n    provider: [elevenlabs, polly]\n",
+  };
+  const readTextFile = (path: string) => files[path];
+  const config = loadAgentFile("agent.yaml", KEYS, { readTextFile });
+  assertEquals(config.maxFailedTurns, 2);
+  assertEquals(config.onFailure, "transfer");
+  assertEquals(config.tts.provider, "elevenlabs");
+  assertEquals(config.tts.voice, "JBFqnCBsd6RMkjVDRZzb");
+  assertEquals(config.fallbacks.tts.map((tts) => tts.voice), [
+    "aura-2-andromeda-en",
+  ]);
+  assertEquals(config.fallbacks.llm.map((llm) => llm.model), ["llama-3.1-8b"]);
+  const error = assertThrows(
+    () => loadAgentFile("bad.yaml", KEYS, { readTextFile }),
+    AgentFileError,
+  );
+  assertStringIncludes(
+    error.message,
+    "bad.yaml: providers.tts.provider: expected one of deepgram, elevenlabs, sarvam, or a list of them in order of preference",
+  );
 });
