@@ -630,3 +630,30 @@ Deno.test("agent file: provider lists as YAML lists (null keeps a vendor's defau
     "bad.yaml: providers.tts.provider: expected one of deepgram, elevenlabs, sarvam, or a list of them in order of preference",
   );
 });
+
+Deno.test("a speech-to-text stream that breaks mid-call reconnects to the next vendor, which transcribes the caller", async () => {
+  await using vendors = await startVendors({
+    stt: ["deepgram", "sarvam"],
+    llm: [[textReply(["Still listening."])]],
+  });
+  const [deepgram, sarvam] = vendors.stt;
+  deepgram.script({ kind: "drop", afterBytes: 3200 });
+  await using call = startBot(vendors);
+  await until(() => call.output.played.length === 1, "the greeting");
+  await feed(
+    (pcm) => call.bot.audio(pcm),
+    concat([HELLO, new Uint8Array(8000 * 2 * 2)]),
+    8000,
+  );
+  await until(() => call.output.played.length === 2, "the answer");
+  assertEquals(deepgram.requests.map((request) => request.status), [101]);
+  assertEquals(sarvam.requests.map((request) => request.status), [101]);
+  const messages = vendors.llm[0].requests[0].body?.messages as {
+    content: string;
+  }[];
+  assertEquals(messages.at(-1)?.content, HELLO_TRANSCRIPT);
+  const [entry] = vendors.health.entries().filter((e) =>
+    e.stage === "stt" && e.provider === "deepgram"
+  );
+  assertEquals(entry.fallbacks, 1);
+});

@@ -6,9 +6,12 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { ProviderError } from "../provider_error.ts";
 import type { BreakerSettings, CircuitBreaker } from "./circuit_breaker.ts";
 import type { ProviderHealth, ProviderStage } from "./provider_health.ts";
+
+const log = getLogger(["exovoice", "providers"]);
 
 /** One provider of a list and the label its breaker and metrics use. */
 export interface ChainEntry<T> {
@@ -174,7 +177,30 @@ export class CallChain<T> {
             if (pending) breaker.released();
             return false;
           }
+          const openedBefore = breaker.timesOpened;
           breaker.failed();
+          const { kind, status, message } = error as ProviderError;
+          log.warn(
+            "{stage} provider {provider} failed ({kind}){next}: {message}",
+            {
+              stage,
+              provider: label,
+              kind,
+              status,
+              message,
+              next: count > 1 ? ", the next one takes over" : "",
+            },
+          );
+          if (breaker.timesOpened > openedBefore) {
+            log.warn(
+              "{stage} provider {provider} kept out for {cooldownMs} ms (circuit open)",
+              {
+                stage,
+                provider: label,
+                cooldownMs: breaker.settings.cooldownMs,
+              },
+            );
+          }
           // The rest of the call goes to the next provider.
           if (this.#cursor === index) this.#cursor = (index + 1) % count;
           if (step < count - 1) health.fellBack(stage, label);
