@@ -657,3 +657,38 @@ Deno.test("a speech-to-text stream that breaks mid-call reconnects to the next v
   );
   assertEquals(entry.fallbacks, 1);
 });
+
+Deno.test("every voice down after one of them said the fallback line: the caller hears that cached line, not the recording", async () => {
+  await using vendors = await startVendors({
+    tts: ["elevenlabs", "deepgram"],
+    script: {
+      turns: [
+        { text: HELLO_TRANSCRIPT, speechStartMs: 520, turnMs: 4600 },
+        { text: "And on Sunday?", speechStartMs: 1600, turnMs: 5700 },
+      ],
+    },
+    llm: [[textReply(["First answer."]), textReply(["Second answer."])]],
+  });
+  const [eleven, deepgram] = vendors.tts;
+  // ElevenLabs says the greeting and the fallback line (synthesised ahead),
+  // then fails; Deepgram answers once, then fails too.
+  eleven.script({ kind: "speak" }, { kind: "speak" }, ...failing(20));
+  deepgram.script({ kind: "speak" }, ...failing(20));
+  await using call = startBot(vendors);
+  await until(() => call.output.played.length === 1, "the greeting");
+  await until(() => ttsTexts(eleven).includes(FALLBACK), "the warm-up");
+  await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
+  await until(() => call.output.played.length === 2, "the first answer");
+  assertEquals(ttsTexts(deepgram), ["First answer."]);
+  await feed(
+    (pcm) => call.bot.audio(pcm),
+    concat([HELLO, new Uint8Array(8000 * 2)]),
+    8000,
+  );
+  await until(() => call.output.played.length === 3, "the fallback line");
+  assertEquals(call.output.utterances[2].pcm, fakeSpeech(FALLBACK, 8000));
+  assertEquals(call.bot.timeline().map((turn) => turn.outcome), [
+    "answered",
+    "failed",
+  ]);
+});

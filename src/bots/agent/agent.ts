@@ -58,6 +58,7 @@ import type { LanguageModel } from "../../providers/llm/language_model.ts";
 import type { ProviderHealth } from "../../providers/fallback/provider_health.ts";
 import type { SampleRate } from "../../audio/pcm.ts";
 import { RECORDED_LINES, type RecordedLine } from "./recorded_lines.ts";
+import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
 
 /** Ways to follow and steer a call from application code. */
 export interface AgentHooks {
@@ -829,7 +830,17 @@ export class AgentBot implements Bot {
       }
     });
     if (pcm && pcm.length > 0) return { text, pcm };
-    // Every voice is down: the recording, never chimes alone.
+    // Every voice is down: the line one of the others said earlier, else
+    // the recording; never chimes alone.
+    const voices = this.#tts instanceof FallbackTts ? this.#tts.providers : [];
+    for (const voice of voices) {
+      const earlier = cache.get({
+        ...this.#cacheKey(text),
+        provider: voice.name,
+        voice: voice.voice,
+      });
+      if (earlier) return { text, pcm: earlier };
+    }
     return this.#recorded(recording);
   }
 

@@ -45,6 +45,11 @@ export class FallbackTts implements TextToSpeech {
     return this.#chain.current.voice;
   }
 
+  /** Every vendor of the list, in order. */
+  get providers(): TextToSpeech[] {
+    return this.#chain.providers;
+  }
+
   /**
    * Synthesises `text` on the vendor serving the call, falling back to the
    * next when it fails before its first audio. Audio is never mixed from two
