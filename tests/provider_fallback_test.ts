@@ -692,3 +692,41 @@ Deno.test("every voice down after one of them said the fallback line: the caller
     "failed",
   ]);
 });
+
+Deno.test("a model endpoint that breaks off mid-answer is not retried on the next (the caller would hear the start twice): what it said plays, then the fallback line, and the next turn goes to the next endpoint", async () => {
+  await using vendors = await startVendors({
+    script: {
+      turns: [
+        { text: HELLO_TRANSCRIPT, speechStartMs: 520, turnMs: 4600 },
+        { text: "And on Sunday?", speechStartMs: 1600, turnMs: 5700 },
+      ],
+    },
+    llm: [
+      [textReply(["We open at nine.", " And we"], { end: "disconnect" })],
+      [textReply(["Sunday we are closed."])],
+    ],
+  });
+  const [first, second] = vendors.llm;
+  await using call = startBot(vendors);
+  await until(() => call.output.played.length === 1, "the greeting");
+  await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
+  await until(() => call.output.played.length === 3, "the cut answer");
+  assertEquals(second.requests.length, 0, "the turn was not asked again");
+  assertEquals(
+    call.output.utterances[1].pcm,
+    fakeSpeech("We open at nine.", 8000),
+  );
+  assertEquals(call.output.utterances[2].pcm, fakeSpeech(FALLBACK, 8000));
+  await feed(
+    (pcm) => call.bot.audio(pcm),
+    concat([HELLO, new Uint8Array(8000 * 2)]),
+    8000,
+  );
+  await until(() => call.output.played.length === 4, "the second answer");
+  assertEquals(first.requests.length, 1);
+  assertEquals(second.requests.length, 1);
+  assertEquals(
+    call.output.utterances[3].pcm,
+    fakeSpeech("Sunday we are closed.", 8000),
+  );
+});
