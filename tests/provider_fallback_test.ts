@@ -30,6 +30,7 @@ import { ProviderError } from "../src/providers/provider_error.ts";
 import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
 import { loadConfig } from "../src/config.ts";
 import { startServer } from "../src/server.ts";
+import { serve } from "../src/serve.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
 import type { Clock } from "../src/call/clock.ts";
@@ -728,5 +729,56 @@ Deno.test("a model endpoint that breaks off mid-answer is not retried on the nex
   assertEquals(
     call.output.utterances[3].pcm,
     fakeSpeech("Sunday we are closed.", 8000),
+  );
+});
+
+Deno.test("serve(): /metrics shows each listed provider's breaker and the fallbacks of real calls", async () => {
+  await using vendors = await startVendors({ tts: ["elevenlabs", "deepgram"] });
+  const [eleven, deepgram] = vendors.tts;
+  eleven.script({ kind: "server_error" });
+  await using server = await serve({
+    readEnv: false,
+    env: {
+      KV_PATH: ":memory:",
+      LOG_LEVEL: "error",
+      ADMIN_TOKEN: "admin",
+      BOT: "agent",
+      VAD: "energy",
+      DEEPGRAM_API_KEY: FAKE_KEY,
+      ELEVENLABS_API_KEY: FAKE_KEY,
+      STT_BASE_URL: vendors.stt[0].baseUrl,
+      TTS_PROVIDER: "elevenlabs, deepgram",
+      TTS_BASE_URL: `${eleven.baseUrl}, ${deepgram.baseUrl}`,
+      LLM_BASE_URL: vendors.llm[0].baseUrl,
+      LLM_API_KEY: "fake-llm-key",
+    },
+    hostname: "127.0.0.1",
+    port: 0,
+    logging: false,
+  });
+  const report = await simulateCall({
+    url: `${server.url.replace("http", "ws")}/voicebot/ws`,
+    pcm: new Uint8Array(8000 * 2),
+    sampleRate: 8000,
+    waitForReplyMs: 500,
+    maxWaitMs: 5000,
+  });
+  assert(report.connected, report.error);
+  // The greeting failed on ElevenLabs and was said by Deepgram.
+  assertEquals(ttsTexts(deepgram)[0], GREETING);
+  const text = await (await fetch(`${server.url}/metrics`, {
+    headers: { authorization: "Bearer admin" },
+  })).text();
+  assertStringIncludes(
+    text,
+    'exovoice_provider_breaker_state{stage="tts",provider="elevenlabs",state="closed"} 1',
+  );
+  assertStringIncludes(
+    text,
+    'exovoice_provider_breaker_state{stage="tts",provider="deepgram",state="open"} 0',
+  );
+  assertStringIncludes(
+    text,
+    'exovoice_provider_fallbacks_total{stage="tts",provider="elevenlabs"} 1',
   );
 });
