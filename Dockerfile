@@ -12,6 +12,7 @@ RUN deno install --frozen
 
 COPY main.ts ./
 COPY src/ src/
+COPY assets/ assets/
 RUN deno cache --frozen main.ts
 
 # Call records (Deno KV) and recordings live here; mount a volume to keep them.

@@ -33,6 +33,8 @@ import { type Config, ConfigError, type Env, loadConfig } from "./config.ts";
 import { configureLogging } from "./log.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
 import { type RunningServer, startServer, VERSION } from "./server.ts";
+import { ProviderHealth } from "./providers/fallback/provider_health.ts";
+import { systemClock } from "./call/clock.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -164,9 +166,12 @@ export async function serve(
       ],
     });
   }
+  // The agents' provider breakers, shared by every call and shown by /metrics.
+  const providerHealth = new ProviderHealth(systemClock);
   const metrics = new ExovoiceMetrics({
     version: VERSION,
     instanceId: config.instanceId,
+    providerHealth,
   });
   let createBot: BotFactory | undefined = custom;
   let agentFactory: AgentBotFactory | RealtimeBotFactory | undefined;
@@ -191,6 +196,7 @@ export async function serve(
       agentFactory = createAgentsBotFactory(agents, {
         ...factoryOptions,
         detectors: detectors.create,
+        health: providerHealth,
       });
     }
     createBot = agentFactory;

@@ -7,6 +7,7 @@ import {
   assertEquals,
   assertFalse,
   assertGreater,
+  assertNotEquals,
   assertStringIncludes,
 } from "@std/assert";
 import type { SampleRate } from "../src/audio/pcm.ts";
@@ -16,6 +17,7 @@ import {
   createAgentBotFactory,
 } from "../src/bots/agent/mod.ts";
 import { CUT_OFF_MARK } from "../src/bots/agent/history.ts";
+import { RECORDED_LINES } from "../src/bots/agent/recorded_lines.ts";
 import { fallbackTone } from "../src/bots/agent/speech.ts";
 import {
   type AgentFakes,
@@ -447,12 +449,16 @@ Deno.test("a voice failing mid-reply is followed by the cached fallback line", a
   });
 });
 
-Deno.test("a voice refusing every request still leaves the caller a tone, never silence", async () => {
+Deno.test("a voice refusing every request leaves the caller the bundled recording of the fallback line, never a tone or silence", async () => {
   await using vendors = await fakes({});
   vendors.tts.script({ kind: "unauthorized" }, { kind: "unauthorized" });
   await using call = startCall(vendors);
-  await until(() => call.output.played.length === 1, "the tone played");
-  assertEquals(call.output.utterances[0].pcm, fallbackTone(8000));
+  await until(() => call.output.played.length === 1, "the recording played");
+  assertEquals(
+    call.output.utterances[0].pcm,
+    await RECORDED_LINES.fallback.audio.pcm(8000),
+  );
+  assertNotEquals(call.output.utterances[0].pcm, fallbackTone(8000));
 });
 
 Deno.test("keypad digits interrupt the bot, reach the hook and reach the model as one turn", async () => {

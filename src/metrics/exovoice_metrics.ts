@@ -16,6 +16,8 @@
 
 import type { Session } from "../call/registry.ts";
 import type { ProviderErrorKind } from "../providers/provider_error.ts";
+import type { ProviderHealthEntry } from "../providers/fallback/provider_health.ts";
+import type { BreakerState } from "../providers/fallback/circuit_breaker.ts";
 import {
   callOutcome,
   LATENCY_STAGES,
@@ -39,7 +41,12 @@ export interface ExovoiceMetricsOptions {
   version?: string;
   /** This instance's id, shown by `exovoice_info`. */
   instanceId?: string;
+  /** The providers' circuit breakers and fallback counts (the agent's), read at scrape time. */
+  providerHealth?: { entries(): ProviderHealthEntry[] };
 }
+
+/** The states `exovoice_provider_breaker_state` reports, one series each. */
+const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
 
 /** Upper bounds of the turn latency buckets, in seconds. */
 export const TURN_LATENCY_BUCKETS_S: readonly number[] = [
@@ -272,6 +279,43 @@ export class ExovoiceMetrics {
       labelNames: ["tool"],
       buckets: TURN_LATENCY_BUCKETS_S,
     });
+    const health = options.providerHealth;
+    if (health) {
+      registry.gauge({
+        name: "exovoice_provider_breaker_state",
+        help:
+          "Circuit breaker of each speech and language provider: 1 for its current state (closed, open: kept out, half_open: next request probes it).",
+        labelNames: ["stage", "provider", "state"],
+        collect: () =>
+          health.entries().flatMap((entry) =>
+            BREAKER_STATES.map((state) => ({
+              labels: { stage: entry.stage, provider: entry.provider, state },
+              value: entry.state === state ? 1 : 0,
+            }))
+          ),
+      });
+      registry.counter({
+        name: "exovoice_provider_breaker_opened_total",
+        help: "Times each provider's circuit breaker opened.",
+        labelNames: ["stage", "provider"],
+        collect: () =>
+          health.entries().map((entry) => ({
+            labels: { stage: entry.stage, provider: entry.provider },
+            value: entry.opened,
+          })),
+      });
+      registry.counter({
+        name: "exovoice_provider_fallbacks_total",
+        help:
+          "Requests a provider failed that went on to the next provider of its list.",
+        labelNames: ["stage", "provider"],
+        collect: () =>
+          health.entries().map((entry) => ({
+            labels: { stage: entry.stage, provider: entry.provider },
+            value: entry.fallbacks,
+          })),
+      });
+    }
     this.#recordWriteFailures = registry.counter({
       name: "exovoice_call_record_write_failures_total",
       help: "Call records that could not be written to KV after every retry.",

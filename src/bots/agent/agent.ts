@@ -61,6 +61,11 @@ import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { ToolResult, ToolRunner } from "./tool_runner.ts";
 import { type CallContext, resolveCallContext } from "./call_context.ts";
 import { type CallerTurn, TurnDetector } from "./turns.ts";
+import type { LanguageModel } from "../../providers/llm/language_model.ts";
+import type { ProviderHealth } from "../../providers/fallback/provider_health.ts";
+import type { SampleRate } from "../../audio/pcm.ts";
+import { RECORDED_LINES, type RecordedLine } from "./recorded_lines.ts";
+import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
 
 /** Ways to follow and steer a call from application code. */
 export interface AgentHooks {
@@ -103,6 +108,8 @@ export interface AgentDependencies {
   voiceFor?(voice: string): TextToSpeech;
   /** The voice-activity detector per call (`VAD`); the energy detector by default. */
   detectors?: SpeechDetectorFactory;
+  /** The providers' circuit breakers, shared by every call (a voice the setup webhook asked for uses them too). */
+  health?: ProviderHealth;
 }
 
 /** Appended to the system prompt: what the model must know about the phone line. */
@@ -181,6 +188,12 @@ export class AgentBot implements Bot {
   #language: string;
   /** The call's voice: the agent's, or the one the setup webhook asked for. */
   #tts: TextToSpeech;
+  /** The call's model (over the endpoint list, when there is one). */
+  #llm: LanguageModel;
+  /** Turns in a row answered with the fallback line. */
+  #failedTurns = 0;
+  /** The fallback line said when speech-to-text was down: a failed turn too. */
+  #fallbackReply: Reply | undefined;
   /** What the model may call. */
   #tools: ToolDefinition[];
   /** Fires when the call ends: tools in flight stop. */
@@ -214,10 +227,14 @@ export class AgentBot implements Bot {
     this.#deps = deps;
     this.#log = baseLog.with({ callId: info.callId });
     this.closed = new Promise((resolve) => this.#markClosed = resolve);
-    const { config, providers, clock } = deps;
+    const { config, clock } = deps;
+    // With provider lists, the call gets its own view: a provider that
+    // fails is skipped for the rest of this call.
+    const providers = deps.providers.forCall?.() ?? deps.providers;
     this.#startedAt = clock.now();
     this.#language = config.language;
     this.#tts = providers.tts;
+    this.#llm = providers.llm;
     this.#tools = [
       ...(config.builtinTools.endCall ? [END_CALL_TOOL] : []),
       ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
@@ -325,7 +342,7 @@ export class AgentBot implements Bot {
           createProviders({
             ...config,
             tts: { ...config.tts, voice: context.voice },
-          }).tts;
+          }, { health: this.#deps.health }).tts;
       } catch (error) {
         this.#log.warn("Voice {voice} unusable, keeping the agent's: {error}", {
           voice: context.voice,
@@ -702,9 +719,9 @@ export class AgentBot implements Bot {
   /** The fallback line as a reply of its own, when there is no turn to answer. */
   async #sayFallback(): Promise<void> {
     if (this.#stopped || this.#reply?.active) return;
-    const fallback = await this.#fallbackAudio();
+    const fallback = await this.#failedTurnAudio();
     if (this.#stopped || this.#reply?.active) return;
-    this.#startReply({
+    this.#fallbackReply = this.#startReply({
       kind: "say",
       text: fallback.text,
       cached: fallback.pcm,
@@ -712,11 +729,11 @@ export class AgentBot implements Bot {
   }
 
   #startReply(plan: ReplyPlan, timeline?: TurnTimeline): Reply {
-    const { providers, clock, chunkBytes } = this.#deps;
+    const { clock, chunkBytes } = this.#deps;
     const id = ++this.#replyCount;
     const reply = new Reply(plan, {
       output: this.#output,
-      llm: providers.llm,
+      llm: this.#llm,
       tts: this.#tts,
       sampleRate: this.#info.sampleRate,
       language: this.#language,
@@ -727,7 +744,7 @@ export class AgentBot implements Bot {
       now: () => clock.now(),
       schedule: (callback, ms) => clock.schedule(callback, ms),
       timeline,
-      fallback: () => this.#fallbackAudio(),
+      fallback: () => this.#failedTurnAudio(),
       onToolResult: (result) => this.#deps.hooks.toolCall?.(result, this.#info),
     });
     this.#reply = reply;
@@ -805,6 +822,7 @@ export class AgentBot implements Bot {
         { ...summary },
       );
     }
+    this.#countFailure(reply, result);
     if (result.action && !this.#stopped) {
       const { kind, reason } = result.action;
       this.#deps.outcomes?.set(this.#info.callId, kind);
@@ -906,14 +924,72 @@ export class AgentBot implements Bot {
     );
   }
 
+  /** Counts failed turns; after `AGENT_MAX_FAILED_TURNS` in a row the call ends or is transferred (`AGENT_ON_FAILURE`). */
+  #countFailure(reply: Reply, result: ReplyResult): void {
+    const failed = result.status === "failed" || reply === this.#fallbackReply;
+    if (reply === this.#fallbackReply) this.#fallbackReply = undefined;
+    if (!failed) {
+      if (result.status === "done") this.#failedTurns = 0;
+      return;
+    }
+    this.#failedTurns++;
+    const { maxFailedTurns, onFailure } = this.#deps.config;
+    if (
+      maxFailedTurns === 0 || this.#failedTurns < maxFailedTurns ||
+      this.#stopped || result.action
+    ) return;
+    const kind = onFailure === "transfer" ? "transfer" : "end_call";
+    this.#deps.outcomes?.set(this.#info.callId, kind);
+    const details = { reason: "providers_failed" };
+    try {
+      if (kind === "end_call") this.#deps.hooks.endCall?.(this.#info, details);
+      else this.#deps.hooks.transfer?.(this.#info, details);
+    } catch (error) {
+      this.#log.error("{kind} hook failed: {error}", { kind, error });
+    }
+    this.#log.warn(
+      "{failedTurns} failed turns in a row: {onFailure} after the closing line",
+      { failedTurns: this.#failedTurns, onFailure },
+    );
+    this.#output.hangup(
+      kind === "transfer" ? "providers_failed_transfer" : "providers_failed",
+    );
+  }
+
   /**
-   * The fallback line from the cache, else synthesised now (once for all
-   * calls asking at the same time), else a tone. Not aborted when the call
+   * The line for a failed turn: the fallback line, or, when this failure is
+   * the last one `AGENT_MAX_FAILED_TURNS` allows, the closing line (the
+   * transfer line for `AGENT_ON_FAILURE=transfer`).
+   */
+  #failedTurnAudio(): Promise<FallbackAudio> {
+    const { maxFailedTurns, onFailure, transferText } = this.#deps.config;
+    if (maxFailedTurns === 0 || this.#failedTurns + 1 < maxFailedTurns) {
+      return this.#fallbackAudio();
+    }
+    return onFailure === "transfer"
+      ? this.#lineAudio(transferText, RECORDED_LINES.transfer)
+      : this.#recorded(RECORDED_LINES.closing);
+  }
+
+  /** The fallback line (`AGENT_FALLBACK_TEXT`). */
+  #fallbackAudio(): Promise<FallbackAudio> {
+    return this.#lineAudio(
+      this.#deps.config.fallbackText,
+      RECORDED_LINES.fallback,
+    );
+  }
+
+  /**
+   * `text` from the cache, else synthesised now (once for all calls asking
+   * at the same time), else the bundled `recording` (its own words when
+   * `text` is not the default), else a tone. Not aborted when the call
    * ends: the audio is for every call.
    */
-  async #fallbackAudio(): Promise<FallbackAudio> {
+  async #lineAudio(
+    text: string,
+    recording: RecordedLine,
+  ): Promise<FallbackAudio> {
     const { config, cache } = this.#deps;
-    const text = config.fallbackText;
     const pcm = await cache.getOrCreate(this.#cacheKey(text), async () => {
       const track = new AudioTrack();
       try {
@@ -925,13 +1001,34 @@ export class AgentBot implements Bot {
         });
         return track.pcm();
       } catch (error) {
-        this.#log.warn("Fallback line could not be synthesised: {error}", {
+        this.#log.warn("Line could not be synthesised: {error}", {
           error: error instanceof Error ? error.message : String(error),
         });
         return undefined;
       }
     });
     if (pcm && pcm.length > 0) return { text, pcm };
-    return { text: "", pcm: fallbackTone(this.#info.sampleRate) };
+    // Every voice is down: the line one of the others said earlier, else
+    // the recording; never chimes alone.
+    const voices = this.#tts instanceof FallbackTts ? this.#tts.providers : [];
+    for (const voice of voices) {
+      const earlier = cache.get({
+        ...this.#cacheKey(text),
+        provider: voice.name,
+        voice: voice.voice,
+      });
+      if (earlier) return { text, pcm: earlier };
+    }
+    return this.#recorded(recording);
+  }
+
+  async #recorded(recording: RecordedLine): Promise<FallbackAudio> {
+    const rate = this.#info.sampleRate as SampleRate;
+    try {
+      return { text: recording.text, pcm: await recording.audio.pcm(rate) };
+    } catch (error) {
+      this.#log.error("Bundled recording unreadable: {error}", { error });
+      return { text: "", pcm: fallbackTone(this.#info.sampleRate) };
+    }
   }
 }

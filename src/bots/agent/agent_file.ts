@@ -43,15 +43,21 @@ export class AgentFileError extends ConfigError {
   }
 }
 
-/** How a file key becomes a setting. */
+/** How a file key becomes a setting; `list`: a list of such values is taken too (provider fallback), as the variable's comma list. */
 type Rule =
-  | { kind: "text"; env: string }
-  | { kind: "integer"; env: string; min: number; max: number }
-  | { kind: "number"; env: string; min: number; max: number }
-  | { kind: "choice"; env: string; values: readonly string[] }
-  | { kind: "switch"; env: string }
-  | { kind: "words"; env: string }
-  | { kind: "url"; env: string; protocols: readonly string[] };
+  & (
+    | { kind: "text"; env: string }
+    | { kind: "integer"; env: string; min: number; max: number }
+    | { kind: "number"; env: string; min: number; max: number }
+    | { kind: "choice"; env: string; values: readonly string[] }
+    | { kind: "switch"; env: string }
+    | { kind: "words"; env: string }
+    | { kind: "url"; env: string; protocols: readonly string[] }
+  )
+  & { list?: boolean };
+
+/** A rule that also takes a list, in order of preference. */
+const listed = (rule: Rule): Rule => ({ ...rule, list: true });
 
 const int = (env: string, min: number, max: number): Rule => ({
   kind: "integer",
@@ -92,21 +98,21 @@ const SETTINGS: Record<string, Rule> = {
   "silence.goodbyeText": text("AGENT_SILENCE_GOODBYE_TEXT"),
   "setup.url": httpUrl("AGENT_SETUP_URL"),
   "setup.timeoutMs": int("AGENT_SETUP_TIMEOUT_MS", 50, 30_000),
-  "providers.stt.provider": {
+  "providers.stt.provider": listed({
     kind: "choice",
     env: "STT_PROVIDER",
     values: ["deepgram", "sarvam"],
-  },
-  "providers.stt.model": text("STT_MODEL"),
-  "providers.stt.baseUrl": {
+  }),
+  "providers.stt.model": listed(text("STT_MODEL")),
+  "providers.stt.baseUrl": listed({
     kind: "url",
     env: "STT_BASE_URL",
     protocols: ["ws:", "wss:"],
-  },
+  }),
   "providers.stt.endpointingMs": int("STT_ENDPOINTING_MS", 10, 10_000),
   "providers.stt.timeoutMs": int("STT_TIMEOUT_MS", 100, 60_000),
-  "providers.llm.baseUrl": httpUrl("LLM_BASE_URL"),
-  "providers.llm.model": text("LLM_MODEL"),
+  "providers.llm.baseUrl": listed(httpUrl("LLM_BASE_URL")),
+  "providers.llm.model": listed(text("LLM_MODEL")),
   "providers.llm.temperature": {
     kind: "number",
     env: "LLM_TEMPERATURE",
@@ -116,14 +122,20 @@ const SETTINGS: Record<string, Rule> = {
   "providers.llm.maxTokens": int("LLM_MAX_TOKENS", 1, 100_000),
   "providers.llm.timeoutMs": int("LLM_TIMEOUT_MS", 100, 120_000),
   "providers.llm.apiKeyHeader": text("LLM_API_KEY_HEADER"),
-  "providers.tts.provider": {
+  "providers.tts.provider": listed({
     kind: "choice",
     env: "TTS_PROVIDER",
     values: ["deepgram", "elevenlabs", "sarvam"],
+  }),
+  "providers.tts.voice": listed(text("TTS_VOICE")),
+  "providers.tts.model": listed(text("TTS_MODEL")),
+  "providers.tts.baseUrl": listed(httpUrl("TTS_BASE_URL")),
+  maxFailedTurns: int("AGENT_MAX_FAILED_TURNS", 0, 100),
+  onFailure: {
+    kind: "choice",
+    env: "AGENT_ON_FAILURE",
+    values: ["hangup", "transfer"],
   },
-  "providers.tts.voice": text("TTS_VOICE"),
-  "providers.tts.model": text("TTS_MODEL"),
-  "providers.tts.baseUrl": httpUrl("TTS_BASE_URL"),
   "providers.tts.timeoutMs": int("TTS_TIMEOUT_MS", 100, 60_000),
 };
 
@@ -144,6 +156,8 @@ export const AGENT_FILE_SECTIONS: Readonly<Record<string, readonly string[]>> =
       "turnTimeoutMs",
       "dtmfTimeoutMs",
       "maxHistory",
+      "maxFailedTurns",
+      "onFailure",
       "bargeIn",
       "silence",
       "providers",
@@ -527,6 +541,17 @@ function checkKeys(
 }
 
 function setting(rule: Rule, value: unknown): string | undefined {
+  if (rule.list && Array.isArray(value) && value.length > 0) {
+    // A null entry keeps that provider's default (not for a vendor name).
+    const entries = value.map((entry) =>
+      entry === null && rule.kind !== "choice"
+        ? ""
+        : setting({ ...rule, list: false }, entry)
+    );
+    return entries.every((entry) => entry !== undefined && !entry.includes(","))
+      ? entries.join(",")
+      : undefined;
+  }
   switch (rule.kind) {
     case "text":
       return typeof value === "string" && value.trim() !== ""
@@ -562,6 +587,11 @@ function setting(rule: Rule, value: unknown): string | undefined {
 }
 
 function describe(rule: Rule): string {
+  if (rule.list) {
+    return `${
+      describe({ ...rule, list: false })
+    }, or a list of them in order of preference`;
+  }
   switch (rule.kind) {
     case "text":
       return "non-empty text";

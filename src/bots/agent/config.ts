@@ -28,6 +28,8 @@ import {
   SILERO_RUNTIMES,
   type SileroRuntimeChoice,
 } from "../../audio/silero_vad.ts";
+import type { BreakerSettings } from "../../providers/fallback/circuit_breaker.ts";
+import { alignedList, providerList, urlCheck } from "./provider_lists.ts";
 
 /** Speech-to-text vendors `STT_PROVIDER` may name. */
 export const STT_PROVIDERS = ["deepgram", "sarvam"] as const;
@@ -195,6 +197,24 @@ export interface AgentConfig {
   llm: LlmConfig;
   /** Text-to-speech. */
   tts: TtsConfig;
+  /** The providers after the first of each list (`STT_PROVIDER=deepgram,sarvam`, …), tried in order when the one before fails. */
+  fallbacks: ProviderFallbacks;
+  /** `PROVIDER_BREAKER_FAILURES` and `PROVIDER_BREAKER_COOLDOWN_MS`: when a failing provider is kept out, across calls. */
+  breaker: BreakerSettings;
+  /** `AGENT_MAX_FAILED_TURNS`: consecutive turns that got the fallback line before the call ends or is transferred. */
+  maxFailedTurns: number;
+  /** `AGENT_ON_FAILURE`: what ends a call after `maxFailedTurns` failed turns. */
+  onFailure: "hangup" | "transfer";
+}
+
+/** The fallback providers of each stage, in order; empty when one is listed. */
+export interface ProviderFallbacks {
+  /** Speech-to-text vendors after the first. */
+  stt: SttConfig[];
+  /** Model endpoints after the first. */
+  llm: LlmConfig[];
+  /** Text-to-speech vendors after the first. */
+  tts: TtsConfig[];
 }
 
 /** How {@linkcode loadAgentConfig} reads `AGENT_PROMPT_FILE`. */
@@ -236,8 +256,9 @@ export function loadAgentConfig(
     cascade
       ? apiKey(read, provider, chosenBy)
       : read(API_KEY_VARIABLES[provider]) ?? "";
-  const sttProvider = oneOf(read, "STT_PROVIDER", STT_PROVIDERS, "deepgram");
-  const ttsProvider = oneOf(read, "TTS_PROVIDER", TTS_PROVIDERS, "deepgram");
+  const sttList = sttConfigs(read, key);
+  const ttsList = ttsConfigs(read, key);
+  const llmList = llm(read, cascade);
   const variables = { ...variableList(read), ...options.variables };
   const promptText = prompt(read, options);
   const greeting = read("AGENT_GREETING") ?? "Hello! How can I help you today?";
@@ -284,24 +305,83 @@ export function loadAgentConfig(
       repromptText: read("AGENT_REPROMPT_TEXT"),
       goodbyeText: read("AGENT_SILENCE_GOODBYE_TEXT"),
     },
-    stt: {
-      provider: sttProvider,
-      apiKey: key(sttProvider, "STT_PROVIDER"),
-      model: read("STT_MODEL"),
-      baseUrl: url(read, "STT_BASE_URL", ["ws:", "wss:"]),
-      endpointingMs: integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]),
-      timeoutMs: integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]),
+    stt: sttList[0],
+    llm: llmList[0],
+    tts: ttsList[0],
+    fallbacks: {
+      stt: sttList.slice(1),
+      llm: llmList.slice(1),
+      tts: ttsList.slice(1),
     },
-    llm: llm(read, cascade),
-    tts: {
-      provider: ttsProvider,
-      apiKey: key(ttsProvider, "TTS_PROVIDER"),
-      voice: read("TTS_VOICE") ?? DEFAULT_VOICES[ttsProvider],
-      model: read("TTS_MODEL"),
-      baseUrl: url(read, "TTS_BASE_URL", ["http:", "https:"]),
-      timeoutMs: integer(read, "TTS_TIMEOUT_MS", 5000, [100, 60_000]),
+    breaker: {
+      failures: integer(read, "PROVIDER_BREAKER_FAILURES", 3, [1, 1000]),
+      cooldownMs: integer(read, "PROVIDER_BREAKER_COOLDOWN_MS", 30_000, [
+        100,
+        3_600_000,
+      ]),
     },
+    maxFailedTurns: integer(read, "AGENT_MAX_FAILED_TURNS", 3, [0, 100]),
+    onFailure: oneOf(
+      read,
+      "AGENT_ON_FAILURE",
+      ["hangup", "transfer"],
+      "hangup",
+    ),
   };
+}
+
+type KeyOf = (provider: SttProvider | TtsProvider, chosenBy: string) => string;
+
+function sttConfigs(read: Read, key: KeyOf): SttConfig[] {
+  const providers = providerList(
+    read,
+    "STT_PROVIDER",
+    STT_PROVIDERS,
+    "deepgram",
+  );
+  const alignedWith = `STT_PROVIDER (${providers.join(",")})`;
+  const count = providers.length;
+  const models = alignedList(read, "STT_MODEL", count, { alignedWith });
+  const urls = alignedList(read, "STT_BASE_URL", count, {
+    alignedWith,
+    check: urlCheck(["ws:", "wss:"]),
+  });
+  const endpointingMs = integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]);
+  const timeoutMs = integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]);
+  return providers.map((provider, index) => ({
+    provider,
+    apiKey: key(provider, "STT_PROVIDER"),
+    model: models[index],
+    baseUrl: urls[index]?.replace(/\/+$/, ""),
+    endpointingMs,
+    timeoutMs,
+  }));
+}
+
+function ttsConfigs(read: Read, key: KeyOf): TtsConfig[] {
+  const providers = providerList(
+    read,
+    "TTS_PROVIDER",
+    TTS_PROVIDERS,
+    "deepgram",
+  );
+  const alignedWith = `TTS_PROVIDER (${providers.join(",")})`;
+  const count = providers.length;
+  const voices = alignedList(read, "TTS_VOICE", count, { alignedWith });
+  const models = alignedList(read, "TTS_MODEL", count, { alignedWith });
+  const urls = alignedList(read, "TTS_BASE_URL", count, {
+    alignedWith,
+    check: urlCheck(["http:", "https:"]),
+  });
+  const timeoutMs = integer(read, "TTS_TIMEOUT_MS", 5000, [100, 60_000]);
+  return providers.map((provider, index) => ({
+    provider,
+    apiKey: key(provider, "TTS_PROVIDER"),
+    voice: voices[index] ?? DEFAULT_VOICES[provider],
+    model: models[index],
+    baseUrl: urls[index]?.replace(/\/+$/, ""),
+    timeoutMs,
+  }));
 }
 
 /**
@@ -317,12 +397,25 @@ export function describeAgentConfig(
   config: AgentConfig,
 ): Record<string, string> {
   const { stt, llm, tts, bargeIn } = config;
-  const base = new URL(llm.baseUrl);
+  const fallbacks = config.fallbacks ?? { stt: [], llm: [], tts: [] };
+  const then = <T>(first: T, rest: T[], describe: (entry: T) => string) =>
+    [first, ...rest].map(describe).join(", then ");
   return {
     language: config.language,
-    stt: `${stt.provider} ${stt.model ?? "default model"}`,
-    llm: `${llm.model} at ${base.origin}${base.pathname}`,
-    tts: `${tts.provider} ${tts.voice}`,
+    stt: then(
+      stt,
+      fallbacks.stt,
+      (entry) => `${entry.provider} ${entry.model ?? "default model"}`,
+    ),
+    llm: then(llm, fallbacks.llm, (entry) => {
+      const base = new URL(entry.baseUrl);
+      return `${entry.model} at ${base.origin}${base.pathname}`;
+    }),
+    tts: then(
+      tts,
+      fallbacks.tts,
+      (entry) => `${entry.provider} ${entry.voice}`,
+    ),
     bargeIn: bargeIn.enabled
       ? `on: pause at ${bargeIn.pauseMs} ms, interrupt at ${bargeIn.minSpeechMs} ms or ${bargeIn.minWords} word(s)`
       : "off",
@@ -428,15 +521,21 @@ function language(read: Read): string {
   return text;
 }
 
-function llm(read: Read, keyRequired: boolean): LlmConfig {
-  const baseUrl = url(read, "LLM_BASE_URL", ["http:", "https:"]);
-  const apiKey = read("LLM_API_KEY");
-  if (keyRequired && baseUrl === undefined && apiKey === undefined) {
-    throw new ConfigError(
-      "LLM_API_KEY",
-      `Missing LLM_API_KEY: the default LLM_BASE_URL (${DEFAULT_LLM_BASE_URL}) needs it; set LLM_BASE_URL for a server without keys`,
-    );
-  }
+/** The model endpoints: as many as the longest of `LLM_BASE_URL`, `LLM_MODEL` and `LLM_API_KEY`. */
+function llm(read: Read, keyRequired: boolean): LlmConfig[] {
+  const count = Math.max(
+    1,
+    ...["LLM_BASE_URL", "LLM_MODEL", "LLM_API_KEY"].map((name) =>
+      read(name)?.split(",").length ?? 1
+    ),
+  );
+  const alignedWith = "the longest of LLM_BASE_URL, LLM_MODEL and LLM_API_KEY";
+  const baseUrls = alignedList(read, "LLM_BASE_URL", count, {
+    alignedWith,
+    check: urlCheck(["http:", "https:"]),
+  });
+  const apiKeys = alignedList(read, "LLM_API_KEY", count, { alignedWith });
+  const models = alignedList(read, "LLM_MODEL", count, { alignedWith });
   const header = (read("LLM_API_KEY_HEADER") ?? "authorization").toLowerCase();
   if (!/^[a-z0-9-]+$/.test(header)) {
     throw new ConfigError(
@@ -461,15 +560,26 @@ function llm(read: Read, keyRequired: boolean): LlmConfig {
   const maxTokens = read("LLM_MAX_TOKENS") === undefined
     ? undefined
     : integer(read, "LLM_MAX_TOKENS", 0, [1, 100_000]);
-  return {
-    baseUrl: baseUrl ?? DEFAULT_LLM_BASE_URL,
-    apiKey,
-    apiKeyHeader: header,
-    model: read("LLM_MODEL") ?? "gpt-4o-mini",
-    temperature,
-    maxTokens,
-    timeoutMs: integer(read, "LLM_TIMEOUT_MS", 8000, [100, 120_000]),
-  };
+  const timeoutMs = integer(read, "LLM_TIMEOUT_MS", 8000, [100, 120_000]);
+  return baseUrls.map((baseUrl, index) => {
+    const apiKey = apiKeys[index];
+    if (keyRequired && baseUrl === undefined && apiKey === undefined) {
+      const where = count === 1 ? "" : ` (endpoint ${index + 1})`;
+      throw new ConfigError(
+        "LLM_API_KEY",
+        `Missing LLM_API_KEY${where}: the default LLM_BASE_URL (${DEFAULT_LLM_BASE_URL}) needs it; set LLM_BASE_URL for a server without keys`,
+      );
+    }
+    return {
+      baseUrl: baseUrl?.replace(/\/+$/, "") ?? DEFAULT_LLM_BASE_URL,
+      apiKey,
+      apiKeyHeader: header,
+      model: models[index] ?? "gpt-4o-mini",
+      temperature,
+      maxTokens,
+      timeoutMs,
+    };
+  });
 }
 
 function apiKey(

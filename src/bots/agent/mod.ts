@@ -24,6 +24,7 @@ import type { AgentConfig } from "./config.ts";
 import { AudioCache } from "./greeting_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
+import { ProviderHealth } from "../../providers/fallback/provider_health.ts";
 import type { TurnSummary } from "./timeline.ts";
 import type { Agents } from "./agent_file.ts";
 import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
@@ -46,6 +47,14 @@ export {
 } from "./agent_file.ts";
 export { type CallOutcome, CallOutcomes } from "./outcomes.ts";
 export { type AgentProviders, createProviders } from "./providers.ts";
+export {
+  ProviderHealth,
+  type ProviderHealthEntry,
+} from "../../providers/fallback/provider_health.ts";
+export {
+  type BreakerSettings,
+  CircuitBreaker,
+} from "../../providers/fallback/circuit_breaker.ts";
 export type { TurnSummary } from "./timeline.ts";
 export {
   type CodeTool,
@@ -83,6 +92,8 @@ export interface AgentFactoryOptions {
   outcomes?: CallOutcomes;
   /** Each call's voice-activity detector (see {@linkcode loadSpeechDetectors}); the energy detector by default. */
   detectors?: SpeechDetectorFactory;
+  /** The providers' circuit breakers, shared by every call (and every agent); a fresh board on `clock` by default. */
+  health?: ProviderHealth;
 }
 
 /** The agent's {@linkcode BotFactory}, plus what it shares between calls. */
@@ -94,6 +105,8 @@ export interface AgentBotFactory extends BotFactory {
   readonly outcomes: CallOutcomes;
   /** Why a call asking for agent `name` (undefined: none named) cannot be answered, if it cannot. */
   checkAgent(name: string | undefined): string | undefined;
+  /** The providers' circuit breakers and fallback counts, for `/metrics`. */
+  readonly health: ProviderHealth;
 }
 
 /**
@@ -110,7 +123,9 @@ export function createAgentBotFactory(
   config: AgentConfig,
   options: AgentFactoryOptions = {},
 ): AgentBotFactory {
-  const providers = options.providers ?? createProviders(config);
+  const health = options.health ??
+    new ProviderHealth(options.clock ?? systemClock);
+  const providers = options.providers ?? createProviders(config, { health });
   const cache = options.cache ?? new AudioCache();
   const outcomes = options.outcomes ?? new CallOutcomes();
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
@@ -136,6 +151,7 @@ export function createAgentBotFactory(
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     hooks: options.hooks ?? {},
     detectors: options.detectors,
+    health,
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
@@ -143,6 +159,7 @@ export function createAgentBotFactory(
   return Object.assign(factory, {
     cache,
     outcomes,
+    health,
     checkAgent: () => undefined,
   });
 }
@@ -182,11 +199,13 @@ export function createAgentsBotFactory(
 ): AgentBotFactory {
   const cache = options.cache ?? new AudioCache();
   const outcomes = new CallOutcomes();
+  const health = options.health ??
+    new ProviderHealth(options.clock ?? systemClock);
   const factories = new Map<string, AgentBotFactory>();
   for (const [name, config] of agents.agents) {
     factories.set(
       name,
-      createAgentBotFactory(config, { ...options, cache, outcomes }),
+      createAgentBotFactory(config, { ...options, cache, outcomes, health }),
     );
   }
   const known = [...factories.keys()];
@@ -202,7 +221,7 @@ export function createAgentsBotFactory(
       ? undefined
       : new UnknownAgentError(name, known).message;
   };
-  return Object.assign(factory, { cache, outcomes, checkAgent });
+  return Object.assign(factory, { cache, outcomes, health, checkAgent });
 }
 
 /**

@@ -15,6 +15,15 @@ import { ElevenLabsTts } from "../../providers/tts/elevenlabs.ts";
 import { SarvamTts } from "../../providers/tts/sarvam.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { AgentConfig, SttConfig, TtsConfig } from "./config.ts";
+import { systemClock } from "../../call/clock.ts";
+import { FallbackLlm } from "../../providers/fallback/fallback_llm.ts";
+import { FallbackStt } from "../../providers/fallback/fallback_stt.ts";
+import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
+import {
+  type ChainEntry,
+  ProviderChain,
+} from "../../providers/fallback/provider_chain.ts";
+import { ProviderHealth } from "../../providers/fallback/provider_health.ts";
 
 /** The three stages of an agent, plus what the speech-to-text vendor can take. */
 export interface AgentProviders {
@@ -26,6 +35,17 @@ export interface AgentProviders {
   llm: LanguageModel;
   /** Text-to-speech. */
   tts: TextToSpeech;
+  /**
+   * Fresh adapters for one call, when the stages list fallback providers:
+   * once a provider fails, the next serves the rest of that call only.
+   */
+  forCall?(): AgentProviders;
+}
+
+/** Options of {@linkcode createProviders}. */
+export interface CreateProvidersOptions {
+  /** The circuit breakers shared by every call; a fresh board on the system clock by default. */
+  health?: ProviderHealth;
 }
 
 /** Sarvam's streaming endpoint takes 8 and 16 kHz only. */
@@ -42,15 +62,82 @@ function sarvamRate(callRate: number): number {
  * providers.stt.name; // "deepgram"
  * ```
  */
-export function createProviders(config: AgentConfig): AgentProviders {
-  return {
-    stt: createStt(config.stt),
-    sttSampleRate: config.stt.provider === "sarvam"
-      ? sarvamRate
-      : (callRate) => callRate,
-    llm: createLlm(config),
-    tts: createTts(config.tts),
-  };
+export function createProviders(
+  config: AgentConfig,
+  options: CreateProvidersOptions = {},
+): AgentProviders {
+  const fallbacks = config.fallbacks ?? { stt: [], llm: [], tts: [] };
+  const sttList = [config.stt, ...fallbacks.stt];
+  const llmList = [config, ...fallbacks.llm.map((llm) => ({ ...config, llm }))];
+  const ttsList = [config.tts, ...fallbacks.tts];
+  // Sarvam takes 8 and 16 kHz only: every vendor of a list gets what all take.
+  const sttSampleRate = sttList.some((stt) => stt.provider === "sarvam")
+    ? sarvamRate
+    : (callRate: number) => callRate;
+  if (sttList.length + llmList.length + ttsList.length === 3) {
+    return {
+      stt: createStt(config.stt),
+      sttSampleRate,
+      llm: createLlm(config),
+      tts: createTts(config.tts),
+    };
+  }
+  const health = options.health ?? new ProviderHealth(systemClock);
+  const chainOptions = { health, breaker: config.breaker };
+  const stt = new ProviderChain(
+    "stt",
+    labelled(
+      sttList.map(createStt),
+      sttList.map((entry) => `${entry.provider}@${hostOf(entry.baseUrl)}`),
+    ),
+    chainOptions,
+  );
+  const llm = new ProviderChain(
+    "llm",
+    labelled(
+      llmList.map(createLlm),
+      llmList.map(({ llm }) => `${llm.model}@${new URL(llm.baseUrl).host}`),
+    ),
+    chainOptions,
+  );
+  const tts = new ProviderChain(
+    "tts",
+    labelled(
+      ttsList.map(createTts),
+      ttsList.map((entry) => `${entry.provider}@${hostOf(entry.baseUrl)}`),
+    ),
+    chainOptions,
+  );
+  const forCall = (): AgentProviders => ({
+    stt: new FallbackStt(stt.forCall()),
+    sttSampleRate,
+    llm: new FallbackLlm(llm.forCall()),
+    tts: new FallbackTts(tts.forCall()),
+    forCall,
+  });
+  return forCall();
+}
+
+function hostOf(baseUrl: string | undefined): string {
+  return baseUrl === undefined ? "default" : new URL(baseUrl).host;
+}
+
+/**
+ * Labels for breakers and metrics: the vendor's name (a model endpoint's
+ * host), or the longer `precise` label when a name appears twice in the list.
+ */
+function labelled<T extends { name: string }>(
+  providers: T[],
+  precise: string[],
+): ChainEntry<T>[] {
+  return providers.map((provider, index) => {
+    const twice = providers.filter((other) => other.name === provider.name)
+      .length > 1;
+    return {
+      provider,
+      label: twice ? precise[index] : provider.name,
+    };
+  });
 }
 
 function createStt(stt: SttConfig): SpeechToText {

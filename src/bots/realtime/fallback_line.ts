@@ -33,6 +33,12 @@ const RECORDING = new URL(
 export class FallbackLine {
   #byRate = new Map<SampleRate, Promise<Uint8Array>>();
   #wav: Promise<{ sampleRate: number; pcm: Uint8Array }> | undefined;
+  #recording: URL;
+
+  /** Reads `recording` (a mono 16-bit WAV), the bundled fallback line by default. */
+  constructor(recording: URL = RECORDING) {
+    this.#recording = recording;
+  }
 
   /** The recording as 16-bit PCM at `rate`. */
   pcm(rate: SampleRate): Promise<Uint8Array> {
@@ -49,7 +55,7 @@ export class FallbackLine {
   }
 
   #read(): Promise<{ sampleRate: number; pcm: Uint8Array }> {
-    this.#wav ??= Deno.readFile(RECORDING).then((bytes) => {
+    this.#wav ??= Deno.readFile(this.#recording).then((bytes) => {
       const wav = decodeWav(bytes);
       return { sampleRate: wav.sampleRate, pcm: wav.pcm };
     });

@@ -1,0 +1,80 @@
+/**
+ * A language model over a list of endpoints: a turn whose endpoint fails
+ * before its first token is asked of the next, which then serves the rest of
+ * the call.
+ *
+ * @module
+ */
+
+import type {
+  ChatMessage,
+  CompletionEvent,
+  CompletionOptions,
+  LanguageModel,
+} from "../llm/language_model.ts";
+import { type CallChain, everyProviderOut } from "./provider_chain.ts";
+
+/**
+ * One call's model over a {@linkcode CallChain}.
+ *
+ * @example
+ * ```ts ignore
+ * const llm = new FallbackLlm(chain.forCall());
+ * for await (const event of llm.complete(messages)) console.log(event);
+ * ```
+ */
+export class FallbackLlm implements LanguageModel {
+  #chain: CallChain<LanguageModel>;
+
+  /** Wraps one call's view of the list. */
+  constructor(chain: CallChain<LanguageModel>) {
+    this.#chain = chain;
+  }
+
+  /** The endpoint serving the call now. */
+  get name(): string {
+    return this.#chain.current.name;
+  }
+
+  /**
+   * Streams the reply from the endpoint serving the call; when it fails
+   * before anything was streamed, the same turn goes to the next endpoint.
+   * After the first event a failure ends the reply with its error: the
+   * caller must not hear the start of an answer twice.
+   */
+  async *complete(
+    messages: ChatMessage[],
+    options?: CompletionOptions,
+  ): AsyncGenerator<CompletionEvent> {
+    let lastError: unknown;
+    for (const attempt of this.#chain.attempts()) {
+      let streamedAny = false;
+      let settled = false;
+      try {
+        for await (
+          const event of attempt.provider.complete(messages, options)
+        ) {
+          streamedAny = true;
+          yield event;
+        }
+        settled = true;
+        attempt.succeeded();
+        return;
+      } catch (error) {
+        settled = true;
+        if (options?.signal?.aborted) {
+          attempt.released();
+          throw error;
+        }
+        if (!attempt.failed(error) || streamedAny) throw error;
+        lastError = error;
+      } finally {
+        if (!settled) attempt.released();
+      }
+    }
+    throw lastError ?? everyProviderOut(
+      "llm",
+      this.#chain.providers.map((provider) => provider.name),
+    );
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Speech-to-text over a list of vendors: a session that cannot open goes to
+ * the next vendor at once, and one that fails mid-call makes the listener's
+ * reconnect open the next vendor.
+ *
+ * @module
+ */
+
+import type {
+  SpeechEvent,
+  SpeechToText,
+  SpeechToTextOptions,
+  SpeechToTextSession,
+} from "../stt/speech_to_text.ts";
+import {
+  type CallChain,
+  type ChainAttempt,
+  everyProviderOut,
+} from "./provider_chain.ts";
+
+/**
+ * One call's speech-to-text over a {@linkcode CallChain}.
+ *
+ * @example
+ * ```ts ignore
+ * const stt = new FallbackStt(chain.forCall());
+ * const session = await stt.open({ sampleRate: 8000, language: "en-IN" });
+ * ```
+ */
+export class FallbackStt implements SpeechToText {
+  #chain: CallChain<SpeechToText>;
+
+  /** Wraps one call's view of the list. */
+  constructor(chain: CallChain<SpeechToText>) {
+    this.#chain = chain;
+  }
+
+  /** The vendor serving the call now. */
+  get name(): string {
+    return this.#chain.current.name;
+  }
+
+  /** Opens a session on the vendor serving the call, or the next ones that can. */
+  async open(options: SpeechToTextOptions): Promise<SpeechToTextSession> {
+    let lastError: unknown;
+    for (const attempt of this.#chain.attempts()) {
+      try {
+        const session = await attempt.provider.open(options);
+        attempt.succeeded();
+        return new WatchedSession(session, attempt);
+      } catch (error) {
+        if (options.signal?.aborted) {
+          attempt.released();
+          throw error;
+        }
+        if (!attempt.failed(error)) throw error;
+        lastError = error;
+      }
+    }
+    throw lastError ?? everyProviderOut(
+      "stt",
+      this.#chain.providers.map((provider) => provider.name),
+    );
+  }
+}
+
+/** A session whose mid-call failure moves the call to the next vendor. */
+class WatchedSession implements SpeechToTextSession {
+  #session: SpeechToTextSession;
+  #attempt: ChainAttempt<SpeechToText>;
+
+  constructor(
+    session: SpeechToTextSession,
+    attempt: ChainAttempt<SpeechToText>,
+  ) {
+    this.#session = session;
+    this.#attempt = attempt;
+  }
+
+  push(pcm: Uint8Array): void {
+    this.#session.push(pcm);
+  }
+
+  async *events(): AsyncGenerator<SpeechEvent> {
+    try {
+      yield* this.#session.events();
+    } catch (error) {
+      this.#attempt.failed(error);
+      throw error;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#session.close();
+  }
+}
