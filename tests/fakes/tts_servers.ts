@@ -99,6 +99,8 @@ export interface FakeTtsServerOptions {
   pieces?: number;
   /** Default pause between pieces, in ms; none by default. */
   delayMs?: number;
+  /** Wait before the first audio byte of every answer, in ms (a vendor's time to first byte); none by default. */
+  firstByteMs?: number;
 }
 
 /** Milliseconds of fake speech per character of text. */
@@ -175,6 +177,7 @@ export class FakeTtsServer implements AsyncDisposable {
   readonly #script: FakeTtsBehaviour[] = [];
   readonly #pieces: number;
   readonly #delayMs: number;
+  readonly #firstByteMs: number;
   #requestIds = 0;
 
   private constructor(vendor: TtsVendor, options: FakeTtsServerOptions) {
@@ -182,6 +185,7 @@ export class FakeTtsServer implements AsyncDisposable {
     this.apiKey = options.apiKey ?? `test-${vendor}-key`;
     this.#pieces = options.pieces ?? 4;
     this.#delayMs = options.delayMs ?? 0;
+    this.#firstByteMs = options.firstByteMs ?? 0;
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (request) => this.#handle(request),
@@ -288,6 +292,7 @@ export class FakeTtsServer implements AsyncDisposable {
       pieces = 1;
     }
     const body = pieceStream(cut(bytes, pieces, oddCuts), {
+      firstByteMs: this.#firstByteMs,
       delayMs,
       stall,
       release: this.#closing.signal,
@@ -497,7 +502,12 @@ export class FakeTtsServer implements AsyncDisposable {
 /** A body that sends `pieces` with pauses, then ends, or stalls until released. */
 function pieceStream(
   pieces: Uint8Array[],
-  options: { delayMs: number; stall: boolean; release: AbortSignal },
+  options: {
+    firstByteMs?: number;
+    delayMs: number;
+    stall: boolean;
+    release: AbortSignal;
+  },
 ): ReadableStream<Uint8Array> {
   const cancelled = new AbortController();
   const release = AbortSignal.any([options.release, cancelled.signal]);
@@ -505,9 +515,8 @@ function pieceStream(
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (index < pieces.length) {
-        if (index > 0 && options.delayMs > 0) {
-          await sleep(options.delayMs, release);
-        }
+        const wait = index === 0 ? options.firstByteMs ?? 0 : options.delayMs;
+        if (wait > 0) await sleep(wait, release);
         if (cancelled.signal.aborted) return;
         controller.enqueue(pieces[index++]);
         return;
