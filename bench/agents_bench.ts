@@ -90,6 +90,8 @@ interface CallState {
   turnEnds: number[];
   /** Turns answered so far. */
   answered: number;
+  /** The tick the call starts talking at: calls are spread over a turn, as real calls are. */
+  startTick: number;
 }
 
 /** Runs N calls against a fresh server and measures them. */
@@ -161,7 +163,13 @@ async function runRow(
       ),
     );
     for (const caller of batch) {
-      const state: CallState = { caller, sent: 0, turnEnds: [], answered: 0 };
+      const state: CallState = {
+        caller,
+        sent: 0,
+        turnEnds: [],
+        answered: 0,
+        startTick: Math.floor(states.length * TURN_MS / FRAME_MS / calls),
+      };
       caller.onMedia = () => {
         const turn = state.answered;
         const endedAt = state.turnEnds[turn];
@@ -174,19 +182,21 @@ async function runRow(
       states.push(state);
     }
   }
-  // One ticker sends every call's next frame each 20 ms: the calls are in
-  // step, which is the harder case for the server.
+  // One ticker sends every talking call's next frame each 20 ms; the calls'
+  // turns end spread evenly over a turn's length.
   const framesPerTurn = TURN_MS / FRAME_MS;
   const startedAt = performance.now();
   let steadyFrom: ProcSample | undefined;
   let steadyTo: ProcSample | undefined;
-  const warmupMs = Math.min(TURN_MS * 2, options.durationS * 500);
+  // Every call talking, and through its first turn.
+  const warmupMs = TURN_MS * 2;
   let stopped = false;
   const ticker = (async () => {
     for (let tick = 0; !stopped; tick++) {
       const wait = startedAt + tick * FRAME_MS - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       for (const state of states) {
+        if (tick < state.startTick) continue;
         const at = (state.sent % framesPerTurn) * FRAME_BYTES;
         state.caller.media(options.fixture.subarray(at, at + FRAME_BYTES));
         state.sent++;
@@ -202,6 +212,9 @@ async function runRow(
   await sleep(options.durationS * 1000);
   steadyTo = await readProc(server.pid);
   const measured = overheads.slice(firstTurn);
+  if (Deno.env.get("BENCH_DUMP")) {
+    writeErr(`${JSON.stringify(measured.map((v) => Math.round(v)))}\n`);
+  }
   // Answers still due get a moment to come.
   await sleep(1500);
   stopped = true;
