@@ -4,7 +4,8 @@
  *
  * The real server runs in its own process (`main.ts`, `BOT=agent`, the
  * neural VAD unless `--vad energy`), its real adapters talking to fake
- * vendors in this process whose latencies are fixed: speech-to-text sends
+ * vendors in this process (in a worker thread, apart from the callers) whose
+ * latencies are fixed: speech-to-text sends
  * the turn's final as soon as the turn's last audio arrives, the model's
  * first token comes after {@linkcode LLM_FIRST_TOKEN_MS} and the next ones
  * {@linkcode LLM_TOKEN_GAP_MS} apart, the voice's first
@@ -30,14 +31,11 @@
  */
 
 import { decodeWav } from "../src/audio/wav.ts";
-import { FakeOpenAiServer } from "../tests/fakes/openai_server.ts";
-import { textReply } from "../tests/fakes/openai_server.ts";
-import { FakeSttServer } from "../tests/fakes/stt_servers.ts";
-import { FakeTtsServer } from "../tests/fakes/tts_servers.ts";
+import type { FakesReady, FakesRequest } from "./agents_fakes_worker.ts";
 import { BenchCaller, type Percentiles, percentiles } from "./agent_bench.ts";
 import { parseFlags } from "./load/flags.ts";
 import { writeErr, writeOut } from "./load/format.ts";
-import { type ProcSample, readProc } from "./load/proc.ts";
+import { cpuPercent, type ProcSample, readProc } from "./load/proc.ts";
 import { startServerProcess } from "./load/server.ts";
 
 /** The fake model's wait before its first token, in ms. */
@@ -80,6 +78,8 @@ export interface AgentsRow {
   overhead: Percentiles;
   /** Turns whose answer never came before the row ended. */
   unanswered: number;
+  /** This process (callers and fakes) over the window, % of one core: near 100 it, not the server, is the limit. */
+  benchCpuPercent: number;
 }
 
 interface CallState {
@@ -108,26 +108,15 @@ async function runRow(
   const turnsPerCall = Math.ceil(
     (options.durationS * 1000 + 20_000) / TURN_MS,
   ) + 2;
-  await using stt = await FakeSttServer.start("deepgram", {
-    apiKey: KEY,
-    script: {
-      turns: Array.from({ length: turnsPerCall }, () => ({
-        text: "Hello, I would like to book a table for two.",
-        speechStartMs: SPEECH_START_MS,
-        turnMs: TURN_MS,
-      })),
-    },
-  });
-  await using tts = await FakeTtsServer.start("deepgram", {
-    apiKey: KEY,
-    firstByteMs: TTS_FIRST_BYTE_MS,
-  });
-  await using llm = new FakeOpenAiServer({
-    apiKey: KEY,
-    defaultReply: textReply(ANSWER, {
-      firstDelayMs: LLM_FIRST_TOKEN_MS,
-      delayMs: LLM_TOKEN_GAP_MS,
-    }),
+  await using fakes = await startFakes({
+    key: KEY,
+    turns: turnsPerCall,
+    speechStartMs: SPEECH_START_MS,
+    turnMs: TURN_MS,
+    answer: ANSWER,
+    firstTokenMs: LLM_FIRST_TOKEN_MS,
+    tokenGapMs: LLM_TOKEN_GAP_MS,
+    ttsFirstByteMs: TTS_FIRST_BYTE_MS,
   });
   await using server = await startServerProcess({
     kind: "main",
@@ -144,9 +133,9 @@ async function runRow(
       MAX_SESSIONS: "5000",
       VAD: options.vad,
       DEEPGRAM_API_KEY: KEY,
-      STT_BASE_URL: stt.baseUrl,
-      TTS_BASE_URL: tts.baseUrl,
-      LLM_BASE_URL: llm.baseUrl,
+      STT_BASE_URL: fakes.urls.stt,
+      TTS_BASE_URL: fakes.urls.tts,
+      LLM_BASE_URL: fakes.urls.llm,
       LLM_API_KEY: KEY,
       LLM_MODEL: "fake-model",
     },
@@ -209,8 +198,10 @@ async function runRow(
   await sleep(warmupMs);
   const firstTurn = overheads.length;
   steadyFrom = await readProc(server.pid);
+  const benchFrom = await readProc(Deno.pid);
   await sleep(options.durationS * 1000);
   steadyTo = await readProc(server.pid);
+  const benchTo = await readProc(Deno.pid);
   const measured = overheads.slice(firstTurn);
   if (Deno.env.get("BENCH_DUMP")) {
     writeErr(`${JSON.stringify(measured.map((v) => Math.round(v)))}\n`);
@@ -234,6 +225,33 @@ async function runRow(
     rssKbPerCall: (steadyTo.rssKb - idle.rssKb) / calls,
     overhead: percentiles(measured),
     unanswered: expected - answered,
+    benchCpuPercent: cpuPercent(benchFrom, benchTo),
+  };
+}
+
+/** The fake vendors, in a worker thread so that they do not slow the callers. */
+async function startFakes(
+  request: FakesRequest,
+): Promise<AsyncDisposable & { urls: FakesReady }> {
+  const worker = new Worker(
+    new URL("./agents_fakes_worker.ts", import.meta.url),
+    { type: "module" },
+  );
+  const next = () =>
+    new Promise<unknown>((resolve) =>
+      worker.onmessage = (event) => resolve(event.data)
+    );
+  const ready = next();
+  worker.postMessage(request);
+  const urls = await ready as FakesReady;
+  return {
+    urls,
+    async [Symbol.asyncDispose]() {
+      const closed = next();
+      worker.postMessage("close");
+      await closed;
+      worker.terminate();
+    },
   };
 }
 
@@ -254,6 +272,7 @@ export function formatRow(row: AgentsRow): string {
     overhead.p95.toFixed(1).padStart(8),
     overhead.max.toFixed(1).padStart(8),
     String(row.unanswered).padStart(10),
+    row.benchCpuPercent.toFixed(0).padStart(8),
   ].join(" ");
 }
 
@@ -267,7 +286,8 @@ const HEADER = [
   "p95 ms",
   "max ms",
   "unanswered",
-].map((title, i) => title.padStart([5, 14, 8, 12, 6, 8, 8, 8, 10][i])).join(
+  "bench %",
+].map((title, i) => title.padStart([5, 14, 8, 12, 6, 8, 8, 8, 10, 8][i])).join(
   " ",
 );
 
