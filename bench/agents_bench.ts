@@ -35,7 +35,7 @@ import type { FakesReady, FakesRequest } from "./agents_fakes_worker.ts";
 import { BenchCaller, type Percentiles, percentiles } from "./agent_bench.ts";
 import { parseFlags } from "./load/flags.ts";
 import { writeErr, writeOut } from "./load/format.ts";
-import { cpuPercent, type ProcSample, readProc } from "./load/proc.ts";
+import { cpuPercent, readProc } from "./load/proc.ts";
 import { startServerProcess } from "./load/server.ts";
 
 /** The fake model's wait before its first token, in ms. */
@@ -175,8 +175,7 @@ async function runRow(
   // turns end spread evenly over a turn's length.
   const framesPerTurn = TURN_MS / FRAME_MS;
   const startedAt = performance.now();
-  let steadyFrom: ProcSample | undefined;
-  let steadyTo: ProcSample | undefined;
+
   // Every call talking, and through its first turn.
   const warmupMs = TURN_MS * 2;
   let stopped = false;
@@ -197,10 +196,10 @@ async function runRow(
   })();
   await sleep(warmupMs);
   const firstTurn = overheads.length;
-  steadyFrom = await readProc(server.pid);
+  const steadyFrom = await readProc(server.pid);
   const benchFrom = await readProc(Deno.pid);
   await sleep(options.durationS * 1000);
-  steadyTo = await readProc(server.pid);
+  const steadyTo = await readProc(server.pid);
   const benchTo = await readProc(Deno.pid);
   const measured = overheads.slice(firstTurn);
   if (Deno.env.get("BENCH_DUMP")) {

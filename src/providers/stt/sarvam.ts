@@ -39,9 +39,9 @@ import { ProviderError } from "../provider_error.ts";
 import {
   matchLanguage,
   type SpeechEvent,
-  SpeechToText,
-  SpeechToTextOptions,
-  SpeechToTextSession,
+  type SpeechToText,
+  type SpeechToTextOptions,
+  type SpeechToTextSession,
 } from "./speech_to_text.ts";
 import {
   endpointUrl,
