@@ -25,7 +25,8 @@
  * Flags: `--calls 50,100,200` (one row each), `--duration-s 30` (steady
  * window per row), `--vad silero|energy`, `--cpu 0` (pin the server with
  * taskset; default unpinned), `--cpu-prof DIR` (write the server's CPU
- * profile there).
+ * profile there). With `BENCH_DUMP=1` each row's per-turn overheads are
+ * printed to stderr too.
  *
  * @module
  */
