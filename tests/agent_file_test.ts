@@ -141,7 +141,7 @@ providers: { tts: { provider: polly } }
 maxHistory: many
 `;
   assertEquals(problems(source), [
-    'agent.yaml: greting: expected one of the keys prompt, promptFile, greeting, language, voice, timezone, fallbackText, goodbyeText, transferText, turnTimeoutMs, dtmfTimeoutMs, maxHistory, maxFailedTurns, onFailure, bargeIn, silence, providers, setup, variables, builtinTools, tools, got "greting"',
+    'agent.yaml: greting: expected one of the keys prompt, promptFile, greeting, language, voice, languages, voices, timezone, fallbackText, goodbyeText, transferText, turnTimeoutMs, dtmfTimeoutMs, maxHistory, maxFailedTurns, onFailure, bargeIn, silence, providers, setup, variables, builtinTools, tools, got "greting"',
     'agent.yaml: maxHistory: expected a whole number from 2 to 1000, got "many"',
     'agent.yaml: bargeIn.enabled: expected true or false, got "yes"',
     "agent.yaml: bargeIn.minSpeechMs: expected a whole number from 20 to 10000, got 5",

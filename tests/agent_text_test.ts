@@ -21,11 +21,25 @@ function split(deltas: string[], splitter = new SentenceSplitter()): string[] {
   return [...pieces, ...splitter.flush()];
 }
 
+Deno.test("splitter cuts a full stop after a word at once, without waiting for the next delta", () => {
+  const splitter = new SentenceSplitter();
+  assertEquals(splitter.push("Sure"), []);
+  assertEquals(splitter.push("."), ["Sure."]);
+  assertEquals(splitter.push(" नमस्ते जी."), ["नमस्ते जी."]);
+  // After a digit, an abbreviation, an initial or a dotted form the full
+  // stop may not end the sentence: the next delta decides.
+  for (const ambiguous of ["It costs 3.", "Ask Dr.", "By A.", "Say e.g."]) {
+    const waiting = new SentenceSplitter();
+    assertEquals(waiting.push(ambiguous), [], ambiguous);
+  }
+  assertEquals(splitter.push("Go on…"), []);
+});
+
 Deno.test("splitter cuts streamed text at sentence ends as soon as the next delta shows the boundary", () => {
   const splitter = new SentenceSplitter();
   assertEquals(splitter.push("Sure"), []);
-  assertEquals(splitter.push("."), []);
-  assertEquals(splitter.push(" Your table"), ["Sure."]);
+  assertEquals(splitter.push(" 5."), []);
+  assertEquals(splitter.push(" Your table"), ["Sure 5."]);
   assertEquals(splitter.push(" is booked! Anything"), [
     "Your table is booked!",
   ]);

@@ -121,3 +121,31 @@ Deno.test("a pcm pipe drops its oldest audio past its bound while nobody reads",
   assertEquals(pipe.read()?.[0], 2);
   assertEquals(pipe.bufferedBytes, 640);
 });
+
+Deno.test("Chunker with firstChunkBytes sends the first chunk early, whole 320-byte packets, then whole chunks", () => {
+  const chunker = new Chunker(3200, { firstChunkBytes: 1600 });
+  const bytes = (n: number, value: number) => new Uint8Array(n).fill(value);
+  // 880 bytes: below the first chunk's size, held.
+  assertEquals(chunker.push(bytes(880, 1)), []);
+  // 1760 bytes now: the first chunk is the 1600 whole-packet bytes.
+  const [first, ...rest] = chunker.push(bytes(880, 2));
+  assertEquals(rest, []);
+  assertEquals(first.length, 1600);
+  assertEquals(first.subarray(0, 880), bytes(880, 1));
+  assertEquals(first.subarray(880), bytes(720, 2));
+  // Then whole chunks: 160 held + 3040 = one 3200 chunk.
+  const chunks = chunker.push(bytes(3040, 3));
+  assertEquals(chunks.map((chunk) => chunk.length), [3200]);
+  assertEquals(chunks[0].subarray(0, 160), bytes(160, 2));
+  assertEquals(chunker.flush(), undefined);
+  // A large first piece gives a whole first chunk at most, the rest as usual.
+  const big = new Chunker(3200, { firstChunkBytes: 1600 });
+  assertEquals(big.push(bytes(7000, 4)).map((chunk) => chunk.length), [
+    3200,
+    3200,
+  ]);
+  assertEquals(big.flush()?.length, 640);
+  // Without the option nothing goes out before a whole chunk.
+  assertEquals(new Chunker(3200).push(bytes(1760, 5)), []);
+  assertThrows(() => new Chunker(3200, { firstChunkBytes: 1000 }));
+});

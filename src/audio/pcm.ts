@@ -131,16 +131,29 @@ export class InvalidChunkSizeError extends RangeError {
  */
 export class Chunker {
   #chunkBytes: number;
+  /** The first chunk goes out once this much is there; later ones are whole. */
+  #firstBytes: number;
+  #emitted = false;
   /** Made on first need: a stream whose pieces are whole chunks never needs it. */
   #pending?: Uint8Array;
   #filled = 0;
 
-  /** Creates a chunker emitting chunks of `chunkBytes`. */
-  constructor(chunkBytes: number) {
+  /**
+   * Creates a chunker emitting chunks of `chunkBytes`. With
+   * `options.firstChunkBytes` (a multiple of {@linkcode CHUNK_ALIGN_BYTES})
+   * the first chunk is sent as soon as that much has arrived, so the first
+   * words of a streamed voice do not wait for a whole chunk to be
+   * synthesised; it holds what has arrived, up to `chunkBytes`, whole
+   * 20 ms packets only.
+   */
+  constructor(chunkBytes: number, options: { firstChunkBytes?: number } = {}) {
     if (!isValidChunkSize(chunkBytes)) {
       throw new InvalidChunkSizeError(chunkBytes);
     }
     this.#chunkBytes = chunkBytes;
+    const first = options.firstChunkBytes ?? chunkBytes;
+    if (!isValidChunkSize(first)) throw new InvalidChunkSizeError(first);
+    this.#firstBytes = Math.min(first, chunkBytes);
   }
 
   /** Bytes kept back, waiting for a full chunk. */
@@ -155,7 +168,13 @@ export class Chunker {
    */
   push(pcm: Uint8Array): Uint8Array[] {
     // A piece that is exactly one chunk (the echo's usual frame) is that chunk.
-    if (this.#filled === 0 && pcm.length === this.#chunkBytes) return [pcm];
+    if (this.#filled === 0 && pcm.length === this.#chunkBytes) {
+      this.#emitted = true;
+      return [pcm];
+    }
+    if (!this.#emitted && this.#firstBytes < this.#chunkBytes) {
+      return this.#pushFirst(pcm);
+    }
     const chunks: Uint8Array[] = [];
     let offset = 0;
     if (this.#filled > 0) {
@@ -181,6 +200,30 @@ export class Chunker {
     return chunks;
   }
 
+  /** Before the first chunk: emits it early once `#firstBytes` are there. */
+  #pushFirst(pcm: Uint8Array): Uint8Array[] {
+    const total = this.#filled + pcm.length;
+    if (total < this.#firstBytes) {
+      this.#pending ??= new Uint8Array(this.#chunkBytes);
+      this.#pending.set(pcm, this.#filled);
+      this.#filled = total;
+      return [];
+    }
+    this.#emitted = true;
+    const size = Math.min(
+      this.#chunkBytes,
+      total - (total % CHUNK_ALIGN_BYTES),
+    );
+    // Less than `#firstBytes` is held, so all of it goes into the first chunk.
+    const held = this.#filled;
+    const first = new Uint8Array(size);
+    if (held > 0) first.set(this.#pending!.subarray(0, held));
+    first.set(pcm.subarray(0, size - held), held);
+    this.#filled = 0;
+    const rest = pcm.subarray(size - held);
+    return rest.length > 0 ? [first, ...this.push(rest)] : [first];
+  }
+
   /**
    * Returns what is kept back padded with silence to a multiple of
    * {@linkcode CHUNK_ALIGN_BYTES}, or `undefined` when nothing is.
@@ -196,5 +239,6 @@ export class Chunker {
   /** Drops what is kept back. */
   reset(): void {
     this.#filled = 0;
+    this.#emitted = false;
   }
 }

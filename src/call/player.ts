@@ -10,13 +10,21 @@
  * @module
  */
 
-import { Chunker, durationMs, type SampleRate } from "../audio/pcm.ts";
+import {
+  bytesForMs,
+  Chunker,
+  durationMs,
+  type SampleRate,
+} from "../audio/pcm.ts";
 import { isPushSource, type PushSource } from "../audio/pcm_pipe.ts";
 import { encodeClear, encodeMark, encodeMedia } from "../exotel/protocol.ts";
 import type { Audio, Playback, PlayOptions } from "../bots/bot.ts";
 import type { Cancel, Clock } from "./clock.ts";
 
 /** Counters a player keeps for monitoring. */
+
+/** Audio of a stream that is sent without waiting for a whole chunk, in ms. */
+const FIRST_CHUNK_MS = 100;
 export interface PlayoutCounters {
   /** Media frames sent. */
   framesOut: number;
@@ -346,8 +354,15 @@ export class Player {
     utterance: Utterance,
     generation: number,
   ): Promise<boolean> {
-    const chunker = new Chunker(this.#options.chunkBytes);
     const { audio } = utterance;
+    // A synthesised stream's first words go out once 100 ms of them are
+    // there, not after a whole chunk: the caller hears the answer as soon
+    // as the voice starts, and the rest follows in whole chunks.
+    const chunker = new Chunker(this.#options.chunkBytes, {
+      firstChunkBytes: audio instanceof Uint8Array || isPushSource(audio)
+        ? undefined
+        : bytesForMs(FIRST_CHUNK_MS, this.#options.sampleRate),
+    });
     if (audio instanceof Uint8Array) {
       for (const chunk of chunker.push(audio)) {
         if (!await this.#sendChunk(utterance, chunk, generation)) return false;

@@ -93,6 +93,13 @@ export interface FakeSttTurn {
   speechStartMs?: number;
   /** Audio the turn lasts; default the script's. */
   turnMs?: number;
+  /**
+   * The language spoken, BCP 47 (default `en-IN`). Reported only when the
+   * client asked the vendor to detect it: Deepgram `language=multi` gives
+   * each word's `language` and the result's `languages` (primary subtags);
+   * Sarvam `language-code=unknown` gives the transcript's `language_code`.
+   */
+  language?: string;
 }
 
 /** What the fake caller says, and when. */
@@ -524,7 +531,13 @@ const sarvamWire: Wire = {
 type Step =
   | { kind: "speech_started"; atMs: number }
   | { kind: "partial"; text: string; atMs: number }
-  | { kind: "final"; text: string; atMs: number; flushed: boolean };
+  | {
+    kind: "final";
+    text: string;
+    language: string;
+    atMs: number;
+    flushed: boolean;
+  };
 
 /** Turns received audio into the script's steps. */
 class TurnScript {
@@ -585,6 +598,7 @@ class TurnScript {
     const step: Step = {
       kind: "final",
       text: this.#script.turns[this.#turn].text,
+      language: this.#script.turns[this.#turn].language,
       atMs,
       flushed,
     };
@@ -803,6 +817,7 @@ class FakeStream {
         isFinal: true,
         speechFinal: byEndpoint,
         seconds,
+        language: step.language,
       }),
     );
     if (!step.flushed && this.#query.has("utterance_end_ms")) {
@@ -816,9 +831,17 @@ class FakeStream {
 
   #results(
     text: string,
-    options: { isFinal: boolean; speechFinal: boolean; seconds: number },
+    options: {
+      isFinal: boolean;
+      speechFinal: boolean;
+      seconds: number;
+      language?: string;
+    },
   ): JsonMessage {
     const words = text.split(" ");
+    const multi = this.#query.get("language") === "multi" &&
+      options.language !== undefined;
+    const primary = options.language?.split("-")[0] ?? "en";
     const wordSeconds = 0.3;
     const start = Math.max(0, options.seconds - words.length * wordSeconds);
     return {
@@ -839,7 +862,9 @@ class FakeStream {
             end: start + (i + 1) * wordSeconds,
             confidence: 0.98,
             punctuated_word: word,
+            ...(multi ? { language: primary } : {}),
           })),
+          ...(multi ? { languages: [primary] } : {}),
         }],
       },
       metadata: {
@@ -877,7 +902,9 @@ class FakeStream {
         transcript: step.text,
         timestamps: null,
         diarized_transcript: null,
-        language_code: this.#query.get("language-code"),
+        language_code: this.#query.get("language-code") === "unknown"
+          ? (step.kind === "final" ? step.language : null)
+          : this.#query.get("language-code"),
         metrics: { audio_duration: step.atMs / 1000, processing_latency: 0.05 },
       },
     });
@@ -911,9 +938,10 @@ function withDefaults(script: FakeSttScript): ResolvedScript {
   const turnMs = script.turnMs ?? 1000;
   const turns = (script.turns ?? [HELLO_TRANSCRIPT]).map((turn) => {
     const resolved = typeof turn === "string"
-      ? { text: turn, speechStartMs, turnMs }
+      ? { text: turn, speechStartMs, turnMs, language: "en-IN" }
       : {
         text: turn.text,
+        language: turn.language ?? "en-IN",
         speechStartMs: turn.speechStartMs ?? speechStartMs,
         turnMs: turn.turnMs ?? turnMs,
       };

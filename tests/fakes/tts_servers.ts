@@ -101,6 +101,8 @@ export interface FakeTtsServerOptions {
   delayMs?: number;
   /** The audio spoken for a text; {@linkcode fakeSpeech} by default (real speech for echo tests). */
   speech?: (text: string, sampleRate: number) => Uint8Array;
+  /** Wait before the first audio byte of every answer, in ms (a vendor's time to first byte); none by default. */
+  firstByteMs?: number;
 }
 
 /** Milliseconds of fake speech per character of text. */
@@ -178,6 +180,7 @@ export class FakeTtsServer implements AsyncDisposable {
   readonly #pieces: number;
   readonly #delayMs: number;
   readonly #speech: (text: string, sampleRate: number) => Uint8Array;
+  readonly #firstByteMs: number;
   #requestIds = 0;
 
   private constructor(vendor: TtsVendor, options: FakeTtsServerOptions) {
@@ -186,6 +189,7 @@ export class FakeTtsServer implements AsyncDisposable {
     this.#pieces = options.pieces ?? 4;
     this.#delayMs = options.delayMs ?? 0;
     this.#speech = options.speech ?? fakeSpeech;
+    this.#firstByteMs = options.firstByteMs ?? 0;
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (request) => this.#handle(request),
@@ -292,6 +296,7 @@ export class FakeTtsServer implements AsyncDisposable {
       pieces = 1;
     }
     const body = pieceStream(cut(bytes, pieces, oddCuts), {
+      firstByteMs: this.#firstByteMs,
       delayMs,
       stall,
       release: this.#closing.signal,
@@ -501,7 +506,12 @@ export class FakeTtsServer implements AsyncDisposable {
 /** A body that sends `pieces` with pauses, then ends, or stalls until released. */
 function pieceStream(
   pieces: Uint8Array[],
-  options: { delayMs: number; stall: boolean; release: AbortSignal },
+  options: {
+    firstByteMs?: number;
+    delayMs: number;
+    stall: boolean;
+    release: AbortSignal;
+  },
 ): ReadableStream<Uint8Array> {
   const cancelled = new AbortController();
   const release = AbortSignal.any([options.release, cancelled.signal]);
@@ -509,9 +519,8 @@ function pieceStream(
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (index < pieces.length) {
-        if (index > 0 && options.delayMs > 0) {
-          await sleep(options.delayMs, release);
-        }
+        const wait = index === 0 ? options.firstByteMs ?? 0 : options.delayMs;
+        if (wait > 0) await sleep(wait, release);
         if (cancelled.signal.aborted) return;
         controller.enqueue(pieces[index++]);
         return;

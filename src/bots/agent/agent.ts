@@ -134,6 +134,24 @@ export function voiceInstructions(
   return base;
 }
 
+const LANGUAGE_NAMES = new Intl.DisplayNames(["en"], { type: "language" });
+
+/**
+ * A language's English name for the model, e.g. "Hindi" for `hi-IN`.
+ *
+ * @example
+ * ```ts
+ * languageName("hi-IN"); // "Hindi"
+ * ```
+ */
+export function languageName(language: string): string {
+  try {
+    return LANGUAGE_NAMES.of(language.split("-")[0]) ?? language;
+  } catch {
+    return language;
+  }
+}
+
 /** Longest run of keypad digits sent as one turn. */
 const MAX_DTMF_DIGITS = 32;
 
@@ -194,6 +212,12 @@ export class AgentBot implements Bot {
   #failedTurns = 0;
   /** The fallback line said when speech-to-text was down: a failed turn too. */
   #fallbackReply: Reply | undefined;
+  /** The voice for languages without one of their own in `TTS_VOICES`. */
+  #baseTts: TextToSpeech;
+  /** Voices made for switched languages, by language. */
+  #voices = new Map<string, TextToSpeech>();
+  /** The language speech-to-text detected in the caller's latest final, when it detects one. */
+  #heardLanguage: string | undefined;
   /** What the model may call. */
   #tools: ToolDefinition[];
   /** Fires when the call ends: tools in flight stop. */
@@ -235,6 +259,7 @@ export class AgentBot implements Bot {
     this.#language = config.language;
     this.#tts = providers.tts;
     this.#llm = providers.llm;
+    this.#baseTts = providers.tts;
     this.#tools = [
       ...(config.builtinTools.endCall ? [END_CALL_TOOL] : []),
       ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
@@ -271,6 +296,7 @@ export class AgentBot implements Bot {
       callRate: info.sampleRate,
       sttRate: providers.sttSampleRate(info.sampleRate),
       language: config.language,
+      languages: config.languages,
       clock,
       onEvent: (event) => this.#onSpeech(event),
       onError: (error) => this.#onListenerError(error),
@@ -337,17 +363,12 @@ export class AgentBot implements Bot {
       this.#listener.language = context.language;
     }
     if (context.voice && context.voice !== this.#tts.voice) {
-      try {
-        this.#tts = this.#deps.voiceFor?.(context.voice) ??
-          createProviders({
-            ...config,
-            tts: { ...config.tts, voice: context.voice },
-          }, { health: this.#deps.health }).tts;
-      } catch (error) {
-        this.#log.warn("Voice {voice} unusable, keeping the agent's: {error}", {
-          voice: context.voice,
-          error,
-        });
+      this.#tts = this.#voice(context.voice) ?? this.#tts;
+      this.#baseTts = this.#tts;
+    } else {
+      const own = config.voices?.[this.#language];
+      if (own && own !== this.#tts.voice) {
+        this.#tts = this.#voice(own) ?? this.#tts;
       }
     }
     this.#listener.start();
@@ -475,6 +496,7 @@ export class AgentBot implements Bot {
         return;
       case "final":
         if (event.text !== "") this.#silence.busy();
+        if (event.language) this.#heardLanguage = event.language;
         this.#turns.partial(event.text);
         this.#checkBargeIn();
         this.#resumeAfterBackchannel();
@@ -668,6 +690,8 @@ export class AgentBot implements Bot {
   #respond(text: string, trigger: TurnTrigger, finalAt?: number): void {
     const now = this.#deps.clock.now();
     const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
+    const heard = trigger === "dtmf" ? undefined : this.#heardLanguage;
+    this.#heardLanguage = undefined;
     this.#silence.answered();
     const holding = this.#reply !== undefined &&
       this.#greetingHolds(this.#reply);
@@ -684,6 +708,7 @@ export class AgentBot implements Bot {
         await current.done;
       }
       if (this.#stopped) return;
+      if (heard !== undefined) this.#switchLanguage(heard);
       this.#conversation.addUser(text);
       this.#transcript.caller(text, this.#sinceStart());
       const timeline = this.#timelines.begin(trigger, Date.now());
@@ -707,6 +732,51 @@ export class AgentBot implements Bot {
         toolSignal: this.#callEnded.signal,
       }, timeline);
     });
+  }
+
+  /**
+   * The caller spoke another of the agent's languages: the model is told,
+   * and replies are spoken in that language, with its voice.
+   */
+  #switchLanguage(language: string): void {
+    const { config } = this.#deps;
+    if (language === this.#language) return;
+    if (!(config.languages ?? []).includes(language)) return;
+    const from = this.#language;
+    this.#language = language;
+    const voice = config.voices?.[language];
+    this.#tts = voice === undefined
+      ? this.#baseTts
+      : this.#voices.get(language) ?? this.#voice(voice) ?? this.#baseTts;
+    this.#voices.set(language, this.#tts);
+    const name = languageName(language);
+    this.#conversation.note =
+      `The caller is now speaking ${name} (${language}); answer in ${name}.`;
+    this.#log.info("Caller switched from {from} to {language}", {
+      from,
+      language,
+      voice: this.#tts.voice,
+    });
+  }
+
+  /** A text-to-speech with `voice`, or undefined (logged) when the vendor cannot make one. */
+  #voice(voice: string): TextToSpeech | undefined {
+    const { config } = this.#deps;
+    try {
+      return this.#deps.voiceFor?.(voice) ??
+        createProviders({ ...config, tts: { ...config.tts, voice } }, {
+          health: this.#deps.health,
+        }).tts;
+    } catch (error) {
+      this.#log.warn(
+        "Voice {voice} unusable, keeping the current one: {error}",
+        {
+          voice,
+          error,
+        },
+      );
+      return undefined;
+    }
   }
 
   /** Runs `task` after the tasks before it, so turns start their replies in order. */

@@ -52,6 +52,7 @@ type Rule =
     | { kind: "choice"; env: string; values: readonly string[] }
     | { kind: "switch"; env: string }
     | { kind: "words"; env: string }
+    | { kind: "pairs"; env: string }
     | { kind: "url"; env: string; protocols: readonly string[] }
   )
   & { list?: boolean };
@@ -78,6 +79,8 @@ const SETTINGS: Record<string, Rule> = {
   greeting: text("AGENT_GREETING"),
   language: text("AGENT_LANGUAGE"),
   voice: text("TTS_VOICE"),
+  languages: { kind: "words", env: "AGENT_LANGUAGES" },
+  voices: { kind: "pairs", env: "TTS_VOICES" },
   timezone: text("AGENT_TIMEZONE"),
   fallbackText: text("AGENT_FALLBACK_TEXT"),
   goodbyeText: text("AGENT_GOODBYE_TEXT"),
@@ -149,6 +152,8 @@ export const AGENT_FILE_SECTIONS: Readonly<Record<string, readonly string[]>> =
       "greeting",
       "language",
       "voice",
+      "languages",
+      "voices",
       "timezone",
       "fallbackText",
       "goodbyeText",
@@ -577,6 +582,14 @@ function setting(rule: Rule, value: unknown): string | undefined {
           value.every((word) => typeof word === "string")
         ? value.join(",")
         : undefined;
+    case "pairs":
+      return isRecord(value) && Object.keys(value).length > 0 &&
+          Object.values(value).every((item) =>
+            typeof item === "string" && item.trim() !== ""
+          )
+        ? Object.entries(value).map(([key, item]) => `${key}:${item}`)
+          .join(",")
+        : undefined;
     case "url": {
       const url = typeof value === "string" ? URL.parse(value) : null;
       return url && rule.protocols.includes(url.protocol)
@@ -605,6 +618,8 @@ function describe(rule: Rule): string {
       return "true or false";
     case "words":
       return "a list of words";
+    case "pairs":
+      return "a mapping of names to non-empty text";
     case "url":
       return `a ${rule.protocols.map((p) => p.replace(":", "")).join("/")} URL`
         .replace("a http/https URL", "an http(s) URL")

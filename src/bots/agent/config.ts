@@ -169,6 +169,14 @@ export interface AgentConfig {
   greeting: string;
   /** `AGENT_LANGUAGE`: BCP 47, for speech-to-text and text-to-speech. */
   language: string;
+  /**
+   * `AGENT_LANGUAGES`: the languages callers may switch to, `language`
+   * first. With more than one, speech-to-text detects the language and the
+   * bot answers in the one the caller spoke. Absent: only `language`.
+   */
+  languages?: string[];
+  /** `TTS_VOICES`: the voice for each language that needs its own (`hi-IN` → `abhilash`); others use `tts.voice`. */
+  voices?: Record<string, string>;
   /** `AGENT_SPOKEN_FORMS`: whether amounts, numbers, dates and the like are rewritten for the voice (`auto`: for en-IN and hi-IN). */
   spokenForms: SpokenFormsMode;
   /** `VAD`: the voice-activity detector for barge-in and end of turn. */
@@ -274,6 +282,7 @@ export function loadAgentConfig(
     prompt: promptText,
     greeting,
     language: language(read),
+    ...languageSwitching(read, language(read)),
     spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", SPOKEN_FORMS_MODES, "auto"),
     vad: oneOf(read, "VAD", SPEECH_DETECTOR_KINDS, "silero"),
     vadRuntime: oneOf(read, "VAD_RUNTIME", SILERO_RUNTIMES, "auto"),
@@ -519,6 +528,93 @@ function language(read: Read): string {
     );
   }
   return text;
+}
+
+const LANGUAGE_TAG = /^[a-zA-Z]{2,3}(?:-[a-zA-Z0-9]{2,8})*$/;
+
+/** `AGENT_LANGUAGES` and `TTS_VOICES`. */
+function languageSwitching(
+  read: Read,
+  main: string,
+): { languages?: string[]; voices?: Record<string, string> } {
+  const list = read("AGENT_LANGUAGES");
+  const languages = list === undefined ? [main] : parseLanguages(list, main);
+  const voices = parseVoices(read("TTS_VOICES"), languages);
+  return {
+    ...(languages.length > 1 ? { languages } : {}),
+    ...(voices ? { voices } : {}),
+  };
+}
+
+/**
+ * Parses `AGENT_LANGUAGES`: BCP 47 tags, comma-separated, the agent's own
+ * language first whether listed there or not.
+ *
+ * @example
+ * ```ts
+ * parseLanguages("hi-IN, en-IN", "en-IN"); // ["en-IN", "hi-IN"]
+ * ```
+ */
+export function parseLanguages(text: string, main: string): string[] {
+  const tags = text.split(",").map((tag) => tag.trim()).filter(Boolean);
+  for (const tag of tags) {
+    if (!LANGUAGE_TAG.test(tag)) {
+      throw new ConfigError(
+        "AGENT_LANGUAGES",
+        `Invalid AGENT_LANGUAGES entry "${tag}": expected BCP 47 tags such as en-IN,hi-IN`,
+      );
+    }
+  }
+  if (main === "multi") {
+    throw new ConfigError(
+      "AGENT_LANGUAGES",
+      'AGENT_LANGUAGES needs AGENT_LANGUAGE to be one language, not "multi": it is the one the call starts in',
+    );
+  }
+  const languages = [main];
+  for (const tag of tags) {
+    if (!languages.some((known) => sameTag(known, tag))) languages.push(tag);
+  }
+  return languages;
+}
+
+/**
+ * Parses `TTS_VOICES`: `language:voice` pairs, comma-separated, each
+ * language one of `languages`.
+ *
+ * @example
+ * ```ts
+ * parseVoices("en-IN:anushka, hi-IN:abhilash", ["en-IN", "hi-IN"]);
+ * // { "en-IN": "anushka", "hi-IN": "abhilash" }
+ * ```
+ */
+export function parseVoices(
+  text: string | undefined,
+  languages: string[],
+): Record<string, string> | undefined {
+  if (text === undefined || text.trim() === "") return undefined;
+  const voices: Record<string, string> = {};
+  for (const pair of text.split(",").map((part) => part.trim())) {
+    if (pair === "") continue;
+    const colon = pair.indexOf(":");
+    const tag = pair.slice(0, Math.max(0, colon)).trim();
+    const voice = pair.slice(colon + 1).trim();
+    const known = languages.find((language) => sameTag(language, tag));
+    if (colon < 1 || voice === "" || known === undefined) {
+      throw new ConfigError(
+        "TTS_VOICES",
+        `Invalid TTS_VOICES entry "${pair}": expected language:voice with a language of AGENT_LANGUAGES (${
+          languages.join(", ")
+        }), e.g. hi-IN:abhilash`,
+      );
+    }
+    voices[known] = voice;
+  }
+  return voices;
+}
+
+function sameTag(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }
 
 /** The model endpoints: as many as the longest of `LLM_BASE_URL`, `LLM_MODEL` and `LLM_API_KEY`. */

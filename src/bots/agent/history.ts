@@ -94,6 +94,12 @@ export class Conversation {
     this.#system = text;
   }
 
+  /**
+   * A standing instruction after the system prompt, e.g. the language the
+   * caller now speaks; empty for none. Kept when old messages are dropped.
+   */
+  note = "";
+
   /** Adds what the caller said (or pressed). */
   addUser(text: string): void {
     this.#push({ role: "user", content: text });
@@ -116,7 +122,10 @@ export class Conversation {
 
   /** The messages to send: the system prompt, then the history. */
   messages(): ChatMessage[] {
-    return [{ role: "system", content: this.#system }, ...this.#messages];
+    const system = this.note === ""
+      ? this.#system
+      : `${this.#system}\n\n${this.note}`;
+    return [{ role: "system", content: system }, ...this.#messages];
   }
 
   /** The history without the system prompt, oldest first. */

@@ -25,6 +25,8 @@ export interface ListenerOptions {
   sttRate: number;
   /** BCP 47 language. */
   language: string;
+  /** The languages the caller may switch to (`AGENT_LANGUAGES`): more than one makes the vendor detect it. */
+  languages?: string[];
   /** Time and timers, for the retry back-off. */
   clock: Clock;
   /** Every event the vendor reports. */
@@ -138,12 +140,13 @@ export class Listener {
 
   /** Runs one session to its end; returns why it ended when that was not the call ending. */
   async #runSession(): Promise<ProviderError> {
-    const { stt, sttRate, language, onEvent } = this.#options;
+    const { stt, sttRate, language, languages, onEvent } = this.#options;
     this.#resampler?.reset();
     try {
       const session = await stt.open({
         sampleRate: sttRate,
         language,
+        ...(languages && languages.length > 1 ? { languages } : {}),
         signal: this.#abort.signal,
       });
       this.#session = session;

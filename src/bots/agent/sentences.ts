@@ -58,8 +58,9 @@ const CLOSERS = new Set(['"', "'", ")", "]", "”", "’", "»"]);
  * @example
  * ```ts
  * const splitter = new SentenceSplitter();
- * splitter.push("Sure. Your table"); // ["Sure."]
- * splitter.push(" is booked for 7.30 pm. See"); // ["Your table is booked for 7.30 pm."]
+ * splitter.push("Sure."); // ["Sure."]: a word's full stop is not waited on
+ * splitter.push(" Your table is booked for 7."); // []: 7. may be 7.30
+ * splitter.push("30 pm. See"); // ["Your table is booked for 7.30 pm."]
  * splitter.flush(); // ["See"]
  * ```
  */
@@ -127,10 +128,13 @@ export class SentenceSplitter {
         end++;
       }
       if (end >= text.length) {
-        // "!" and "?" end a sentence wherever they are; a full stop at the
-        // end of the text so far may yet be a decimal point or an
-        // abbreviation, and a comma may start a long clause.
-        return sentence && char !== "." && char !== "…" ? end : undefined;
+        // "!" and "?" end a sentence wherever they are, and so does a full
+        // stop after a word that is no abbreviation: waiting for the next
+        // token would hold the first words back by a token's time. A full
+        // stop after a digit may yet be a decimal point, an ellipsis may go
+        // on, and a comma may start a long clause.
+        if (!sentence || char === "…") return undefined;
+        return char !== "." || endsSentence(text.slice(0, i)) ? end : undefined;
       }
       if (!/\s/.test(text[end])) continue;
       if (sentence) {
@@ -145,6 +149,17 @@ export class SentenceSplitter {
     }
     return undefined;
   }
+}
+
+/**
+ * Whether a full stop right after `before` ends the sentence whatever comes
+ * next: it follows a word of two or more letters that is no abbreviation
+ * (not a digit, an initial, or a dotted form like "e.g" or "U.S").
+ */
+function endsSentence(before: string): boolean {
+  const word = /([\p{L}\p{M}.]+)$/u.exec(before)?.[1];
+  if (word === undefined || word.length < 2 || word.includes(".")) return false;
+  return !isAbbreviation(before);
 }
 
 /** Whether the word before a full stop at the end of `before` is an abbreviation or an initial. */

@@ -28,11 +28,12 @@
 
 import { bytesForMs } from "../../audio/pcm.ts";
 import { ProviderError } from "../provider_error.ts";
-import type {
-  SpeechEvent,
-  SpeechToText,
-  SpeechToTextOptions,
-  SpeechToTextSession,
+import {
+  matchLanguage,
+  type SpeechEvent,
+  type SpeechToText,
+  type SpeechToTextOptions,
+  type SpeechToTextSession,
 } from "./speech_to_text.ts";
 import {
   endpointUrl,
@@ -159,16 +160,21 @@ export class DeepgramStt implements SpeechToText {
 
 class DeepgramSession implements SpeechToTextSession {
   #ws: WsSession<SpeechEvent>;
-  #turns = new TurnTracker();
+  #turns: TurnTracker;
 
   constructor(config: DeepgramConfig, options: SpeechToTextOptions) {
+    const languages = options.languages ?? [];
+    const detect = languages.length > 1;
+    this.#turns = new TurnTracker(detect ? languages : []);
     const url = new URL(config.url);
     url.search = new URLSearchParams({
       model: config.model,
       encoding: "linear16",
       sample_rate: String(options.sampleRate),
       channels: "1",
-      language: options.language,
+      // Multilingual ("code-switching") mode: every word and result carries
+      // the language Deepgram heard.
+      language: detect ? "multi" : options.language,
       interim_results: "true",
       endpointing: String(config.endpointingMs),
       utterance_end_ms: String(config.utteranceEndMs),
@@ -213,6 +219,8 @@ type DeepgramMessage =
     isFinal: boolean;
     speechFinal: boolean;
     transcript: string;
+    /** `alternatives[0].languages` in multilingual mode, most words first. */
+    languages: string[];
   }
   | { type: "SpeechStarted" }
   | { type: "UtteranceEnd" }
@@ -231,11 +239,17 @@ function parseMessage(message: JsonObject): DeepgramMessage {
         isJsonObject(best) && typeof best.transcript === "string"
           ? best.transcript.trim()
           : "";
+      const languages = isJsonObject(best) && Array.isArray(best.languages)
+        ? best.languages.filter((code): code is string =>
+          typeof code === "string"
+        )
+        : [];
       return {
         type: "Results",
         isFinal: message.is_final === true,
         speechFinal: message.speech_final === true,
         transcript,
+        languages,
       };
     }
     case "SpeechStarted":
@@ -263,6 +277,12 @@ function parseMessage(message: JsonObject): DeepgramMessage {
  */
 class TurnTracker {
   #turnOpen = false;
+  #languages: string[];
+
+  /** `languages`: the session's, when Deepgram detects which is spoken. */
+  constructor(languages: string[]) {
+    this.#languages = languages;
+  }
 
   map(message: DeepgramMessage): SpeechEvent[] {
     switch (message.type) {
@@ -292,7 +312,14 @@ class TurnTracker {
     }
     if (!transcript) return speechFinal ? this.#endTurn() : [];
     this.#turnOpen = !speechFinal;
-    return [{ type: "final", text: transcript, endOfTurn: speechFinal }];
+    const language = this.#languages.length > 1 && message.languages.length > 0
+      ? matchLanguage(message.languages[0], this.#languages)
+      : undefined;
+    return [
+      language === undefined
+        ? { type: "final", text: transcript, endOfTurn: speechFinal }
+        : { type: "final", text: transcript, endOfTurn: speechFinal, language },
+    ];
   }
 
   #endTurn(): SpeechEvent[] {

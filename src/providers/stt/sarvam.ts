@@ -36,11 +36,12 @@
 import { bytesForMs } from "../../audio/pcm.ts";
 import { encodeWav } from "../../audio/wav.ts";
 import { ProviderError } from "../provider_error.ts";
-import type {
-  SpeechEvent,
-  SpeechToText,
-  SpeechToTextOptions,
-  SpeechToTextSession,
+import {
+  matchLanguage,
+  type SpeechEvent,
+  type SpeechToText,
+  type SpeechToTextOptions,
+  type SpeechToTextSession,
 } from "./speech_to_text.ts";
 import {
   endpointUrl,
@@ -185,13 +186,20 @@ class SarvamSession implements SpeechToTextSession {
   /** Sarvam heard speech and owes a transcript for it. */
   #speaking = false;
   #onTranscript: (() => void)[] = [];
+  /** The session's languages when Sarvam detects which is spoken, else empty. */
+  #detect: string[];
 
   constructor(config: SarvamConfig, options: SpeechToTextOptions) {
+    const languages = options.languages ?? [];
+    this.#detect = languages.length > 1 ? languages : [];
     this.#sampleRate = options.sampleRate;
     this.#chunkBytes = bytesForMs(config.chunkMs, options.sampleRate);
     const url = new URL(config.url);
     const query = new URLSearchParams({
-      "language-code": sarvamLanguage(options.language),
+      // "unknown" makes Sarvam detect the language; each transcript reports it.
+      "language-code": this.#detect.length > 0
+        ? "unknown"
+        : sarvamLanguage(options.language),
       model: config.model,
     });
     if (config.mode) query.set("mode", config.mode);
@@ -297,9 +305,16 @@ class SarvamSession implements SpeechToTextSession {
         const transcript = typeof data.transcript === "string"
           ? data.transcript.trim()
           : "";
-        return transcript
-          ? [{ type: "final", text: transcript, endOfTurn: true }]
-          : [];
+        if (!transcript) return [];
+        const language = this.#detect.length > 0 &&
+            typeof data.language_code === "string"
+          ? matchLanguage(bcp47Language(data.language_code), this.#detect)
+          : undefined;
+        return [
+          language === undefined
+            ? { type: "final", text: transcript, endOfTurn: true }
+            : { type: "final", text: transcript, endOfTurn: true, language },
+        ];
       }
       case "error": {
         const detail = typeof data.error === "string"
@@ -316,6 +331,11 @@ class SarvamSession implements SpeechToTextSession {
         return [];
     }
   }
+}
+
+/** The BCP 47 tag for a Sarvam language code (`od-IN` is `or-IN`). */
+function bcp47Language(code: string): string {
+  return code === "od-IN" ? "or-IN" : code;
 }
 
 /** Sarvam's code for a BCP 47 language: it spells Odia `od-IN`, not `or-IN`. */

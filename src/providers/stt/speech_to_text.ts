@@ -11,8 +11,12 @@ export type SpeechEvent =
   | { type: "speech_started" }
   /** A transcript that may still change. */
   | { type: "partial"; text: string }
-  /** A transcript that will not change; `endOfTurn` when the vendor judged the caller's turn over. */
-  | { type: "final"; text: string; endOfTurn: boolean }
+  /**
+   * A transcript that will not change; `endOfTurn` when the vendor judged
+   * the caller's turn over; `language` (one of the session's `languages`)
+   * when the vendor detected which was spoken.
+   */
+  | { type: "final"; text: string; endOfTurn: boolean; language?: string }
   /** The vendor judged the caller's turn over after the finals already sent. */
   | { type: "end_of_turn" };
 
@@ -22,6 +26,12 @@ export interface SpeechToTextOptions {
   sampleRate: number;
   /** BCP 47 language, e.g. `en-IN`, `hi-IN`. */
   language: string;
+  /**
+   * The languages the caller may speak, `language` among them. With more
+   * than one the vendor detects the language (Deepgram `language=multi`,
+   * Sarvam `language-code=unknown`) and finals report it.
+   */
+  languages?: string[];
   /** Aborts the session. */
   signal?: AbortSignal;
 }
@@ -42,4 +52,29 @@ export interface SpeechToText {
   readonly name: string;
   /** Opens a streaming session. */
   open(options: SpeechToTextOptions): Promise<SpeechToTextSession>;
+}
+
+/**
+ * The listed language a vendor's detected code stands for: the same tag, or
+ * the first listed one with the same primary subtag (`hi` → `hi-IN`).
+ *
+ * @example
+ * ```ts
+ * import { matchLanguage } from "./speech_to_text.ts";
+ * matchLanguage("hi", ["en-IN", "hi-IN"]); // "hi-IN"
+ * matchLanguage("ta-IN", ["en-IN", "hi-IN"]); // undefined
+ * ```
+ */
+export function matchLanguage(
+  code: string,
+  languages: readonly string[],
+): string | undefined {
+  const wanted = code.trim().toLowerCase();
+  if (wanted === "") return undefined;
+  const exact = languages.find((language) => language.toLowerCase() === wanted);
+  if (exact) return exact;
+  const primary = wanted.split("-")[0];
+  return languages.find((language) =>
+    language.toLowerCase().split("-")[0] === primary
+  );
 }

@@ -1,0 +1,336 @@
+/**
+ * Many concurrent agent calls, measured from outside: `deno task bench:agents
+ * --calls 50,100,200`.
+ *
+ * The real server runs in its own process (`main.ts`, `BOT=agent`, the
+ * neural VAD unless `--vad energy`), its real adapters talking to fake
+ * vendors in this process (in a worker thread, apart from the callers) whose
+ * latencies are fixed: speech-to-text sends
+ * the turn's final as soon as the turn's last audio arrives, the model's
+ * first token comes after {@linkcode LLM_FIRST_TOKEN_MS} and the next ones
+ * {@linkcode LLM_TOKEN_GAP_MS} apart, the voice's first
+ * byte after {@linkcode TTS_FIRST_BYTE_MS}. Each call plays the hello
+ * fixture in a loop in real time, 20 ms frames, one turn per loop.
+ *
+ * Pipeline overhead per turn = (first media frame of the answer received) −
+ * (the turn's last caller frame sent) − the vendors' latencies (until the
+ * model has written the first sentence, plus the voice's first byte): the cost of
+ * everything that is ours, by the outside measure, including the caller's
+ * and the server's socket hops and the server's event loop under load.
+ *
+ * Server CPU per call-second comes from `/proc/<pid>/stat` over the steady
+ * window (every call connected), RSS per call from `/proc/<pid>/status`
+ * against the idle server.
+ *
+ * Flags: `--calls 50,100,200` (one row each), `--duration-s 30` (steady
+ * window per row), `--vad silero|energy`, `--cpu 0` (pin the server with
+ * taskset; default unpinned), `--cpu-prof DIR` (write the server's CPU
+ * profile there). With `BENCH_DUMP=1` each row's per-turn overheads are
+ * printed to stderr too.
+ *
+ * @module
+ */
+
+import { decodeWav } from "../src/audio/wav.ts";
+import type { FakesReady, FakesRequest } from "./agents_fakes_worker.ts";
+import { BenchCaller, type Percentiles, percentiles } from "./agent_bench.ts";
+import { parseFlags } from "./load/flags.ts";
+import { writeErr, writeOut } from "./load/format.ts";
+import { cpuPercent, readProc } from "./load/proc.ts";
+import { startServerProcess } from "./load/server.ts";
+
+/** The fake model's wait before its first token, in ms. */
+export const LLM_FIRST_TOKEN_MS = 50;
+/** The fake voice's wait before its first audio byte, in ms. */
+export const TTS_FIRST_BYTE_MS = 150;
+/** Audio per caller turn: the hello fixture cut to a whole number of frames. */
+const TURN_MS = 5600;
+/** Where the fixture's speech starts. */
+const SPEECH_START_MS = 520;
+const FRAME_MS = 20;
+const FRAME_BYTES = 320;
+const KEY = "bench-key";
+/** The model's time between tokens, in ms. */
+export const LLM_TOKEN_GAP_MS = 25;
+/**
+ * The answer: two sentences streamed token by token, short enough to have
+ * played before the caller's next words.
+ */
+const ANSWER = ["Sure", ", okay.", " Anything", " else?"];
+/**
+ * The vendors' share of a turn: the model's first event (the role) after
+ * {@linkcode LLM_FIRST_TOKEN_MS}, "Sure" and ", okay." one gap each after
+ * it, then the voice's first byte.
+ */
+const VENDOR_MS = LLM_FIRST_TOKEN_MS + 2 * LLM_TOKEN_GAP_MS +
+  TTS_FIRST_BYTE_MS;
+
+/** One row: what N concurrent agent calls cost and how fast they answered. */
+export interface AgentsRow {
+  /** Concurrent calls. */
+  calls: number;
+  /** Server CPU ms per call-second of the steady window. */
+  cpuMsPerCallSecond: number;
+  /** Server CPU over the steady window, % of one core. */
+  cpuPercent: number;
+  /** RSS growth over the idle server, per call, KiB. */
+  rssKbPerCall: number;
+  /** Pipeline overhead per turn, ms. */
+  overhead: Percentiles;
+  /** Turns whose answer never came before the row ended. */
+  unanswered: number;
+  /** This process (callers and fakes) over the window, % of one core: near 100 it, not the server, is the limit. */
+  benchCpuPercent: number;
+}
+
+interface CallState {
+  caller: BenchCaller;
+  /** Frames sent so far. */
+  sent: number;
+  /** When each turn's last frame was sent, by turn. */
+  turnEnds: number[];
+  /** Turns answered so far. */
+  answered: number;
+  /** The tick the call starts talking at: calls are spread over a turn, as real calls are. */
+  startTick: number;
+}
+
+/** Runs N calls against a fresh server and measures them. */
+async function runRow(
+  calls: number,
+  options: {
+    durationS: number;
+    vad: string;
+    cpu?: number;
+    cpuProf?: string;
+    fixture: Uint8Array;
+  },
+): Promise<AgentsRow> {
+  const turnsPerCall = Math.ceil(
+    (options.durationS * 1000 + 20_000) / TURN_MS,
+  ) + 2;
+  await using fakes = await startFakes({
+    key: KEY,
+    turns: turnsPerCall,
+    speechStartMs: SPEECH_START_MS,
+    turnMs: TURN_MS,
+    answer: ANSWER,
+    firstTokenMs: LLM_FIRST_TOKEN_MS,
+    tokenGapMs: LLM_TOKEN_GAP_MS,
+    ttsFirstByteMs: TTS_FIRST_BYTE_MS,
+  });
+  await using server = await startServerProcess({
+    kind: "main",
+    cpu: options.cpu,
+    denoFlags: [
+      "--allow-ffi",
+      ...(options.cpuProf
+        ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProf}/calls-${calls}`]
+        : []),
+    ],
+    env: {
+      BOT: "agent",
+      LOG_LEVEL: "warning",
+      MAX_SESSIONS: "5000",
+      VAD: options.vad,
+      DEEPGRAM_API_KEY: KEY,
+      STT_BASE_URL: fakes.urls.stt,
+      TTS_BASE_URL: fakes.urls.tts,
+      LLM_BASE_URL: fakes.urls.llm,
+      LLM_API_KEY: KEY,
+      LLM_MODEL: "fake-model",
+    },
+  });
+  const idle = await readProc(server.pid);
+  const states: CallState[] = [];
+  const overheads: number[] = [];
+  // Dial in batches, so the ramp does not itself look like load.
+  for (let i = 0; i < calls; i += 10) {
+    const batch = await Promise.all(
+      Array.from(
+        { length: Math.min(10, calls - i) },
+        () => BenchCaller.dial(server.url),
+      ),
+    );
+    for (const caller of batch) {
+      const state: CallState = {
+        caller,
+        sent: 0,
+        turnEnds: [],
+        answered: 0,
+        startTick: Math.floor(states.length * TURN_MS / FRAME_MS / calls),
+      };
+      caller.onMedia = () => {
+        const turn = state.answered;
+        const endedAt = state.turnEnds[turn];
+        // Media before the turn has ended is the greeting, or the rest of
+        // the last answer.
+        if (endedAt === undefined) return;
+        state.answered++;
+        overheads.push(performance.now() - endedAt - VENDOR_MS);
+      };
+      states.push(state);
+    }
+  }
+  // One ticker sends every talking call's next frame each 20 ms; the calls'
+  // turns end spread evenly over a turn's length.
+  const framesPerTurn = TURN_MS / FRAME_MS;
+  const startedAt = performance.now();
+
+  // Every call talking, and through its first turn.
+  const warmupMs = TURN_MS * 2;
+  let stopped = false;
+  const ticker = (async () => {
+    for (let tick = 0; !stopped; tick++) {
+      const wait = startedAt + tick * FRAME_MS - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      for (const state of states) {
+        if (tick < state.startTick) continue;
+        const at = (state.sent % framesPerTurn) * FRAME_BYTES;
+        state.caller.media(options.fixture.subarray(at, at + FRAME_BYTES));
+        state.sent++;
+        if (state.sent % framesPerTurn === 0) {
+          state.turnEnds.push(performance.now());
+        }
+      }
+    }
+  })();
+  await sleep(warmupMs);
+  const firstTurn = overheads.length;
+  const steadyFrom = await readProc(server.pid);
+  const benchFrom = await readProc(Deno.pid);
+  await sleep(options.durationS * 1000);
+  const steadyTo = await readProc(server.pid);
+  const benchTo = await readProc(Deno.pid);
+  const measured = overheads.slice(firstTurn);
+  if (Deno.env.get("BENCH_DUMP")) {
+    writeErr(`${JSON.stringify(measured.map((v) => Math.round(v)))}\n`);
+  }
+  // Answers still due get a moment to come.
+  await sleep(1500);
+  stopped = true;
+  await ticker;
+  const expected = states.reduce(
+    (sum, state) => sum + state.turnEnds.length,
+    0,
+  );
+  const answered = states.reduce((sum, state) => sum + state.answered, 0);
+  await Promise.all(states.map((state) => state.caller.hangUp()));
+  const windowS = (steadyTo.at - steadyFrom.at) / 1000;
+  const cpuMs = steadyTo.cpuMs - steadyFrom.cpuMs;
+  return {
+    calls,
+    cpuMsPerCallSecond: cpuMs / (calls * windowS),
+    cpuPercent: cpuMs / (windowS * 10),
+    rssKbPerCall: (steadyTo.rssKb - idle.rssKb) / calls,
+    overhead: percentiles(measured),
+    unanswered: expected - answered,
+    benchCpuPercent: cpuPercent(benchFrom, benchTo),
+  };
+}
+
+/** The fake vendors, in a worker thread so that they do not slow the callers. */
+async function startFakes(
+  request: FakesRequest,
+): Promise<AsyncDisposable & { urls: FakesReady }> {
+  const worker = new Worker(
+    new URL("./agents_fakes_worker.ts", import.meta.url),
+    { type: "module" },
+  );
+  const next = () =>
+    new Promise<unknown>((resolve) =>
+      worker.onmessage = (event) => resolve(event.data)
+    );
+  const ready = next();
+  worker.postMessage(request);
+  const urls = await ready as FakesReady;
+  return {
+    urls,
+    async [Symbol.asyncDispose]() {
+      const closed = next();
+      worker.postMessage("close");
+      await closed;
+      worker.terminate();
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One table line per row. */
+export function formatRow(row: AgentsRow): string {
+  const { overhead } = row;
+  return [
+    String(row.calls).padStart(5),
+    row.cpuMsPerCallSecond.toFixed(2).padStart(14),
+    row.cpuPercent.toFixed(0).padStart(8),
+    (row.rssKbPerCall / 1024).toFixed(2).padStart(12),
+    String(overhead.count).padStart(6),
+    overhead.p50.toFixed(1).padStart(8),
+    overhead.p95.toFixed(1).padStart(8),
+    overhead.max.toFixed(1).padStart(8),
+    String(row.unanswered).padStart(10),
+    row.benchCpuPercent.toFixed(0).padStart(8),
+  ].join(" ");
+}
+
+const HEADER = [
+  "calls",
+  "cpu ms/call·s",
+  "cpu %",
+  "RSS MiB/call",
+  "turns",
+  "p50 ms",
+  "p95 ms",
+  "max ms",
+  "unanswered",
+  "bench %",
+].map((title, i) => title.padStart([5, 14, 8, 12, 6, 8, 8, 8, 10, 8][i])).join(
+  " ",
+);
+
+if (import.meta.main) {
+  const flags = parseFlags(Deno.args, {
+    numbers: ["duration-s", "cpu"],
+    strings: ["calls", "vad", "cpu-prof"],
+  });
+  const counts = (flags.strings.calls ?? "50,100,200").split(",").map(
+    (text) => {
+      const count = Number(text.trim());
+      if (!Number.isInteger(count) || count < 1) {
+        writeErr(
+          `Invalid --calls "${text}": expected whole numbers, e.g. 50,100,200\n`,
+        );
+        Deno.exit(2);
+      }
+      return count;
+    },
+  );
+  const vad = flags.strings.vad ?? "silero";
+  if (vad !== "silero" && vad !== "energy") {
+    writeErr(`Invalid --vad "${vad}": expected silero or energy\n`);
+    Deno.exit(2);
+  }
+  const wav = decodeWav(
+    await Deno.readFile(
+      new URL("../tests/fixtures/audio/hello_8000.wav", import.meta.url),
+    ),
+  );
+  const fixture = wav.pcm.subarray(0, TURN_MS * 16);
+  writeOut(
+    `Agent calls, VAD=${vad}; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
+  );
+  writeOut(`${HEADER}\n`);
+  for (const calls of counts) {
+    const row = await runRow(calls, {
+      durationS: flags.numbers["duration-s"] ?? 30,
+      vad,
+      cpu: flags.numbers.cpu,
+      cpuProf: flags.strings["cpu-prof"],
+      fixture,
+    });
+    writeOut(`${formatRow(row)}\n`);
+  }
+}
