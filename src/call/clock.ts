@@ -12,13 +12,16 @@ export type Cancel = () => void;
 export interface Clock {
   /** Milliseconds since an arbitrary origin, monotonic. */
   now(): number;
+  /** Wall-clock milliseconds since the Unix epoch, for timestamps people read. */
+  epochMs(): number;
   /** Runs `callback` once after `ms` milliseconds. */
   schedule(callback: () => void, ms: number): Cancel;
 }
 
-/** The real clock: `performance.now()` and the runtime's timers. */
+/** The real clock: `performance.now()`, `Date.now()` and the runtime's timers. */
 export const systemClock: Clock = {
   now: () => performance.now(),
+  epochMs: () => Date.now(),
   schedule(callback, ms) {
     const id = setTimeout(callback, ms);
     return () => clearTimeout(id);

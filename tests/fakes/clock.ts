@@ -22,10 +22,21 @@ export class FakeClock implements Clock {
   #now = 0;
   #seq = 0;
   #timers: Timer[] = [];
+  #epochAtZero: number;
+
+  /** `epochAtZero` is the wall-clock time at fake time 0 (2026-12-03 by default). */
+  constructor(epochAtZero = Date.UTC(2026, 11, 3)) {
+    this.#epochAtZero = epochAtZero;
+  }
 
   /** The fake time in ms. */
   now(): number {
     return this.#now;
+  }
+
+  /** The fake wall-clock time: `epochAtZero` plus the fake time. */
+  epochMs(): number {
+    return this.#epochAtZero + this.#now;
   }
 
   /** Schedules `callback` at fake time now + `ms`. */

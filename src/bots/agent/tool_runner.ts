@@ -109,7 +109,7 @@ export interface RunnableTool {
   execute(
     args: Record<string, unknown>,
     call: ToolRunContext,
-    clock: Clock,
+    clock: Pick<Clock, "now" | "schedule">,
   ): Promise<ToolExecution>;
 }
 
@@ -206,7 +206,7 @@ export interface RunToolsOptions {
   /** Fires when the call ends. */
   signal?: AbortSignal;
   /** Time and timers; the system clock by default. */
-  clock?: Clock;
+  clock?: Pick<Clock, "now" | "schedule">;
 }
 
 /**
@@ -299,7 +299,7 @@ export class ToolRunner {
   async #runOne(
     toolCall: ToolCall,
     context: ToolRunContext,
-    clock: Clock,
+    clock: Pick<Clock, "now" | "schedule">,
   ): Promise<ToolResult> {
     const started = clock.now();
     const tool = this.#tools.get(toolCall.name);
