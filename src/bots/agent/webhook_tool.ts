@@ -92,7 +92,7 @@ export function webhookTool(config: WebhookToolConfig): RunnableTool {
 interface WebhookCall {
   args: Record<string, unknown>;
   call: ToolRunContext;
-  clock: Clock;
+  clock: Pick<Clock, "now" | "schedule">;
 }
 
 async function callWebhook(
