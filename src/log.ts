@@ -15,6 +15,42 @@ import {
 } from "@logtape/logtape";
 import type { LogFormat, LogLevel } from "./config.ts";
 
+/**
+ * The log calls a module makes on a logger it is given. LogTape's own
+ * `Logger` (from `getLogger`) satisfies it; options name this type so the
+ * public API does not reach into LogTape's.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { getLogger } from "@logtape/logtape";
+ * import type { Logger } from "./log.ts";
+ *
+ * const log: Logger = getLogger(["exovoice", "example"]);
+ * log.info("Call {callId} answered", { callId: "CA1" });
+ *
+ * const lines: string[] = [];
+ * const collecting: Logger = {
+ *   debug: (message) => lines.push(message),
+ *   info: (message) => lines.push(message),
+ *   warn: (message) => lines.push(message),
+ *   error: (message) => lines.push(message),
+ * };
+ * collecting.warn("Slow webhook");
+ * assertEquals(lines, ["Slow webhook"]);
+ * ```
+ */
+export interface Logger {
+  /** Logs `message` at debug level; `{name}` placeholders read `properties`. */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs `message` at info level; `{name}` placeholders read `properties`. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs `message` at warning level; `{name}` placeholders read `properties`. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs `message` at error level; `{name}` placeholders read `properties`. */
+  error(message: string, properties?: Record<string, unknown>): void;
+}
+
 let revealPhoneNumbers = false;
 
 /** Options of {@linkcode configureLogging}. */
@@ -60,7 +96,8 @@ export async function configureLogging(options: LoggingOptions): Promise<void> {
  *
  * @example
  * ```ts
- * maskPhoneNumber("+919876543210"); // "*********3210"
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(maskPhoneNumber("+919876543210"), "*********3210");
  * ```
  */
 export function maskPhoneNumber(number: string): string {

@@ -77,6 +77,7 @@ function levelDb(view: DataView, from: number, to: number): number {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { EchoGuard } from "./echo_guard.ts";
  *
  * const tone = (amplitude: number, ms: number) => {
@@ -89,9 +90,9 @@ function levelDb(view: DataView, from: number, to: number): number {
  * const guard = new EchoGuard(8000);
  * guard.sent(tone(8000, 200), { sentAt: 0, startsAt: 0 });
  * guard.heard(tone(800, 100), 250); // 20 dB down, 150 ms late: echo
- * guard.isEcho(0, 100); // true
+ * assertEquals(guard.isEcho(0, 100), true);
  * guard.heard(tone(8000, 100), 350); // as loud as the bot: the caller
- * guard.isEcho(100, 100); // false
+ * assertEquals(guard.isEcho(100, 100), false);
  * ```
  */
 export class EchoGuard {

@@ -18,7 +18,7 @@ export const BYTES_PER_SAMPLE = 2;
 export const CHUNK_ALIGN_BYTES = 320;
 
 /** Smallest outbound chunk Exotel plays without jitter. */
-export const MIN_CHUNK_BYTES = CHUNK_ALIGN_BYTES;
+export const MIN_CHUNK_BYTES: number = CHUNK_ALIGN_BYTES;
 
 /** Largest outbound chunk Exotel accepts before timing out. */
 export const MAX_CHUNK_BYTES = 100_000;
@@ -36,7 +36,8 @@ export function isSampleRate(rate: number): rate is SampleRate {
  *
  * @example
  * ```ts
- * bytesPerMs(8000); // 16
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(bytesPerMs(8000), 16);
  * ```
  */
 export function bytesPerMs(sampleRate: number): number {
@@ -48,8 +49,9 @@ export function bytesPerMs(sampleRate: number): number {
  *
  * @example
  * ```ts
- * durationMs(3200, 8000); // 200
- * durationMs(3200, 16000); // 100
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(durationMs(3200, 8000), 200);
+ * assertEquals(durationMs(3200, 16000), 100);
  * ```
  */
 export function durationMs(bytes: number, sampleRate: number): number {
@@ -96,7 +98,9 @@ export function padToAlignment(pcm: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * chunkPcm(new Uint8Array(7000), 3200).map((c) => c.length); // [3200, 3200, 640]
+ * import { assertEquals } from "@std/assert";
+ * const chunks = chunkPcm(new Uint8Array(7000), 3200);
+ * assertEquals(chunks.map((c) => c.length), [3200, 3200, 640]);
  * ```
  */
 export function chunkPcm(pcm: Uint8Array, chunkBytes: number): Uint8Array[] {
@@ -124,9 +128,12 @@ export class InvalidChunkSizeError extends RangeError {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const chunker = new Chunker(3200);
- * chunker.push(new Uint8Array(5000)).length; // 1 (3200 bytes), 1800 kept
- * chunker.flush()?.length; // 1920: the 1800 left, padded to a multiple of 320
+ * // One whole chunk goes out; the 1800 bytes left wait for more audio.
+ * assertEquals(chunker.push(new Uint8Array(5000)).map((c) => c.length), [3200]);
+ * // At the end they are padded with silence to a multiple of 320.
+ * assertEquals(chunker.flush()?.length, 1920);
  * ```
  */
 export class Chunker {

@@ -209,9 +209,14 @@ const EMPTY = new Uint8Array(0);
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * // 30 ms of 24 kHz speech arriving from a TTS vendor in uneven pieces.
+ * const pieces = [new Uint8Array(480), new Uint8Array(7), new Uint8Array(953)];
  * const resampler = new Resampler(24000, 8000);
- * for await (const chunk of synthesis.audio) player.play(resampler.push(chunk));
- * player.play(resampler.flush());
+ * const out = pieces.map((piece) => resampler.push(piece));
+ * out.push(resampler.flush());
+ * // 720 input samples become 240 at 8 kHz, whatever the piece sizes.
+ * assertEquals(out.reduce((bytes, pcm) => bytes + pcm.length, 0), 480);
  * ```
  */
 export class Resampler {
@@ -443,8 +448,10 @@ export interface ResampleAllOptions extends ResamplerOptions {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * const pcm24k = new Uint8Array(4800); // 100 ms at 24 kHz
  * const pcm8k = resampleAll(pcm24k, { fromRate: 24000, toRate: 8000 });
- * pcm8k.length === Math.ceil(pcm24k.length / 2 / 3) * 2; // true
+ * assertEquals(pcm8k.length, 1600); // 100 ms at 8 kHz
  * ```
  *
  * @throws {ResamplerConfigError} for a rate or option outside the accepted ones.

@@ -20,10 +20,16 @@ export interface TrackReaderOptions {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const track = new AudioTrack();
+ * const reader = track.reader(); // starts before the audio is there
  * track.append(new Uint8Array(320));
+ * track.append(new Uint8Array(640));
  * track.end();
- * for await (const pcm of track.reader()) pcm.length; // 320
+ * const sizes: number[] = [];
+ * for await (const pcm of reader) sizes.push(pcm.length);
+ * assertEquals(sizes.reduce((a, b) => a + b, 0), 960);
+ * assertEquals(track.bytes, 960);
  * ```
  */
 export class AudioTrack {

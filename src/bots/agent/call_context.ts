@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
 import type { Clock } from "../../call/clock.ts";
+import type { Logger } from "../../log.ts";
 import type { CallInfo } from "../bot.ts";
 import type { AgentConfig } from "./config.ts";
 import { fetchCallSetup } from "./setup_webhook.ts";
@@ -41,9 +41,36 @@ export interface CallContextOptions {
  * webhook rejects the call. A failing or slow webhook leaves the defaults.
  *
  * @example
- * ```ts ignore
- * const context = await resolveCallContext(info, config, { clock, log });
- * if (context !== "rejected") console.log(context.greeting);
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { getLogger } from "@logtape/logtape";
+ * import { systemClock } from "../../call/clock.ts";
+ * import type { CallInfo } from "../bot.ts";
+ * import { loadAgentConfig } from "./config.ts";
+ *
+ * const config = loadAgentConfig({
+ *   DEEPGRAM_API_KEY: "dg-key",
+ *   LLM_API_KEY: "sk-key",
+ *   AGENT_GREETING: "Hello, you called from {{caller}}.",
+ * });
+ * const info: CallInfo = {
+ *   callId: "CA1",
+ *   streamSid: "S1",
+ *   accountSid: "acme1",
+ *   from: "09876543210",
+ *   to: "08047491899",
+ *   customParameters: {},
+ *   sampleRate: 8000,
+ * };
+ * // No setup webhook is configured: the templates are filled at once.
+ * const context = await resolveCallContext(info, config, {
+ *   clock: systemClock,
+ *   log: getLogger(["exovoice", "example"]),
+ * });
+ * assertEquals(
+ *   context !== "rejected" && context.greeting,
+ *   "Hello, you called from 09876543210.",
+ * );
  * ```
  */
 export async function resolveCallContext(

@@ -246,12 +246,13 @@ export interface LoadAgentConfigOptions {
  * @throws {ConfigError} for the first missing or bad value.
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const config = loadAgentConfig({
  *   DEEPGRAM_API_KEY: "dg-key",
  *   LLM_API_KEY: "sk-key",
  * });
- * config.stt.provider; // "deepgram"
- * config.tts.voice; // "aura-2-thalia-en"
+ * assertEquals(config.stt.provider, "deepgram");
+ * assertEquals(config.tts.voice, "aura-2-thalia-en");
  * ```
  */
 export function loadAgentConfig(
@@ -398,8 +399,16 @@ function ttsConfigs(read: Read, key: KeyOf): TtsConfig[] {
  *
  * @example
  * ```ts
- * describeAgentConfig(config);
- * // { language: "en-IN", stt: "deepgram nova-3", llm: "gpt-4o-mini at https://api.openai.com/v1", tts: "deepgram aura-2-thalia-en", bargeIn: "on: pause at 100 ms, interrupt at 400 ms or 1 word" }
+ * import { assertEquals } from "@std/assert";
+ * const config = loadAgentConfig({
+ *   DEEPGRAM_API_KEY: "dg-key",
+ *   LLM_API_KEY: "sk-key",
+ *   STT_MODEL: "nova-3",
+ * });
+ * const described = describeAgentConfig(config);
+ * assertEquals(described.stt, "deepgram nova-3");
+ * assertEquals(described.llm, "gpt-4o-mini at https://api.openai.com/v1");
+ * assertEquals(JSON.stringify(described).includes("sk-key"), false);
  * ```
  */
 export function describeAgentConfig(
@@ -552,7 +561,8 @@ function languageSwitching(
  *
  * @example
  * ```ts
- * parseLanguages("hi-IN, en-IN", "en-IN"); // ["en-IN", "hi-IN"]
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(parseLanguages("hi-IN, en-IN", "en-IN"), ["en-IN", "hi-IN"]);
  * ```
  */
 export function parseLanguages(text: string, main: string): string[] {
@@ -584,8 +594,11 @@ export function parseLanguages(text: string, main: string): string[] {
  *
  * @example
  * ```ts
- * parseVoices("en-IN:anushka, hi-IN:abhilash", ["en-IN", "hi-IN"]);
- * // { "en-IN": "anushka", "hi-IN": "abhilash" }
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(
+ *   parseVoices("en-IN:anushka, hi-IN:abhilash", ["en-IN", "hi-IN"]),
+ *   { "en-IN": "anushka", "hi-IN": "abhilash" },
+ * );
  * ```
  */
 export function parseVoices(

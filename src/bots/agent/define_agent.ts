@@ -115,6 +115,7 @@ export interface AgentDefinition {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const receptionist = defineAgent({
  *   name: "front_desk",
  *   prompt: "You are the front desk of Sunrise Clinic. Today is {{date}}.",
@@ -126,7 +127,7 @@ export interface AgentDefinition {
  *     run: () => ({ opens: "09:00", closes: "18:00" }),
  *   }],
  * });
- * receptionist.tools?.length; // 1
+ * assertEquals(receptionist.tools?.length, 1);
  * ```
  */
 export function defineAgent(definition: AgentDefinition): AgentDefinition {

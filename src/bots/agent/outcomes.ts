@@ -27,9 +27,13 @@ export interface CallOutcomesOptions {
  *
  * @example
  * ```ts
- * const outcomes = new CallOutcomes();
+ * import { assertEquals } from "@std/assert";
+ * let now = 0;
+ * const outcomes = new CallOutcomes({ ttlMs: 60_000, now: () => now });
  * outcomes.set("CA123", "transfer");
- * outcomes.get("CA123"); // "transfer"
+ * assertEquals(outcomes.get("CA123"), "transfer");
+ * now = 60_001; // forgotten once older than ttlMs
+ * assertEquals(outcomes.get("CA123"), undefined);
  * ```
  */
 export class CallOutcomes {

@@ -22,9 +22,17 @@ export function commaList(text: string | undefined): string[] | undefined {
  *
  * @example
  * ```ts
- * const read = (name: string) => ({ TTS_PROVIDER: "elevenlabs, deepgram" })[name];
- * providerList(read, "TTS_PROVIDER", ["deepgram", "elevenlabs"], "deepgram");
- * // ["elevenlabs", "deepgram"]
+ * import { assertEquals } from "@std/assert";
+ * const env: Record<string, string> = { TTS_PROVIDER: "ElevenLabs, deepgram" };
+ * const read = (name: string) => env[name];
+ * assertEquals(
+ *   providerList(read, "TTS_PROVIDER", ["deepgram", "elevenlabs"], "deepgram"),
+ *   ["elevenlabs", "deepgram"],
+ * );
+ * assertEquals(
+ *   providerList(read, "STT_PROVIDER", ["deepgram", "sarvam"], "deepgram"),
+ *   ["deepgram"],
+ * );
  * ```
  */
 export function providerList<T extends string>(
@@ -67,9 +75,13 @@ export interface AlignedListOptions {
  *
  * @example
  * ```ts
- * const read = (name: string) => ({ TTS_VOICE: ", aura-2-thalia-en" })[name];
- * alignedList(read, "TTS_VOICE", 2, { alignedWith: "TTS_PROVIDER" });
- * // [undefined, "aura-2-thalia-en"]
+ * import { assertEquals } from "@std/assert";
+ * const env: Record<string, string> = { TTS_VOICE: ", aura-2-thalia-en" };
+ * const read = (name: string) => env[name];
+ * assertEquals(
+ *   alignedList(read, "TTS_VOICE", 2, { alignedWith: "TTS_PROVIDER" }),
+ *   [undefined, "aura-2-thalia-en"],
+ * );
  * ```
  */
 export function alignedList(

@@ -58,8 +58,15 @@ function sarvamRate(callRate: number): number {
  *
  * @example
  * ```ts
- * const providers = createProviders(loadAgentConfig(Deno.env.toObject()));
- * providers.stt.name; // "deepgram"
+ * import { assertEquals } from "@std/assert";
+ * import { loadAgentConfig } from "./config.ts";
+ * const config = loadAgentConfig({
+ *   DEEPGRAM_API_KEY: "dg-key",
+ *   LLM_API_KEY: "sk-key",
+ * });
+ * // Nothing connects yet: sessions open per call.
+ * const providers = createProviders(config);
+ * assertEquals(providers.stt.name, "deepgram");
  * ```
  */
 export function createProviders(

@@ -16,7 +16,7 @@ export const RECORDED_FALLBACK_TEXT =
 export const RECORDED_TRANSFER_TEXT = "Please hold while I transfer your call.";
 
 /** What the closing recording says before the agent hangs up. */
-export const RECORDED_CLOSING_TEXT = FALLBACK_LINE_TEXT;
+export const RECORDED_CLOSING_TEXT: string = FALLBACK_LINE_TEXT;
 
 /** A bundled recording and its words. */
 export interface RecordedLine {
@@ -31,8 +31,9 @@ export interface RecordedLine {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * const pcm = await RECORDED_LINES.fallback.audio.pcm(8000);
- * console.log(pcm.length > 0); // true
+ * assert(pcm.length > 8000 * 2, "more than a second of speech");
  * ```
  */
 export const RECORDED_LINES: Readonly<

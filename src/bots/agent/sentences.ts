@@ -57,11 +57,14 @@ const CLOSERS = new Set(['"', "'", ")", "]", "”", "’", "»"]);
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const splitter = new SentenceSplitter();
- * splitter.push("Sure."); // ["Sure."]: a word's full stop is not waited on
- * splitter.push(" Your table is booked for 7."); // []: 7. may be 7.30
- * splitter.push("30 pm. See"); // ["Your table is booked for 7.30 pm."]
- * splitter.flush(); // ["See"]
+ * // A word's full stop is not waited on.
+ * assertEquals(splitter.push("Sure."), ["Sure."]);
+ * // "7." may be "7.30": held.
+ * assertEquals(splitter.push(" Your table is booked for 7."), []);
+ * assertEquals(splitter.push("30 pm. See"), ["Your table is booked for 7.30 pm."]);
+ * assertEquals(splitter.flush(), ["See"]);
  * ```
  */
 export class SentenceSplitter {
@@ -178,7 +181,11 @@ function isAbbreviation(before: string): boolean {
  *
  * @example
  * ```ts
- * cleanForSpeech("**Yes!** See [our menu](https://example.com)."); // "Yes! See our menu."
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(
+ *   cleanForSpeech("**Yes!** See [our menu](https://example.com)."),
+ *   "Yes! See our menu.",
+ * );
  * ```
  */
 export function cleanForSpeech(text: string): string {

@@ -100,7 +100,10 @@ export async function synthesizeInto(
  *
  * @example
  * ```ts
- * fallbackTone(8000).length; // 12800 bytes: 800 ms at 8 kHz
+ * import { assertEquals } from "@std/assert";
+ * // 800 ms at 8 kHz, 16-bit: 12,800 bytes.
+ * assertEquals(fallbackTone(8000).length, 12_800);
+ * assertEquals(fallbackTone(16000).length, 25_600);
  * ```
  */
 export function fallbackTone(sampleRate: number): Uint8Array {

@@ -37,9 +37,10 @@ export interface SpokenFormOptions {
  *
  * @example
  * ```ts
- * spokenLanguage("auto", "en-IN"); // "en"
- * spokenLanguage("auto", "en-US"); // undefined
- * spokenLanguage("on", "en-US"); // "en"
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(spokenLanguage("auto", "en-IN"), "en");
+ * assertEquals(spokenLanguage("auto", "en-US"), undefined);
+ * assertEquals(spokenLanguage("on", "en-US"), "en");
  * ```
  */
 export function spokenLanguage(
@@ -59,10 +60,15 @@ export function spokenLanguage(
  *
  * @example
  * ```ts
- * spokenForm("That is ₹1,50,000.", { language: "en-IN" });
- * // "That is one lakh fifty thousand rupees."
- * spokenForm("कुल ₹1,50,000 है।", { language: "hi-IN" });
- * // "कुल एक लाख पचास हज़ार रुपये है।"
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(
+ *   spokenForm("That is ₹1,50,000.", { language: "en-IN" }),
+ *   "That is one lakh fifty thousand rupees.",
+ * );
+ * assertEquals(
+ *   spokenForm("कुल ₹1,50,000 है।", { language: "hi-IN" }),
+ *   "कुल एक लाख पचास हज़ार रुपये है।",
+ * );
  * ```
  */
 export function spokenForm(text: string, options: SpokenFormOptions): string {

@@ -46,6 +46,7 @@ export interface ToolRunContext extends ToolCallInfo {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const orderStatus: CodeTool = {
  *   name: "order_status",
  *   description: "Look an order up by its number.",
@@ -56,6 +57,13 @@ export interface ToolRunContext extends ToolCallInfo {
  *   },
  *   run: ({ orderId }) => ({ orderId, status: "shipped" }),
  * };
+ * const runner = new ToolRunner([codeTool(orderStatus)]);
+ * const call = { callId: "CA1", streamSid: "S1", from: "", to: "", customParameters: {} };
+ * const [result] = await runner.run(
+ *   [{ id: "call_1", name: "order_status", arguments: '{"orderId":"A42"}' }],
+ *   call,
+ * );
+ * assertEquals(JSON.parse(result.content), { orderId: "A42", status: "shipped" });
  * ```
  */
 export interface CodeTool {
@@ -147,7 +155,9 @@ export const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
  *
  * @example
  * ```ts
- * toolFailure("HTTP 500", "db down"); // '{"error":"HTTP 500","body":"db down"}'
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(toolFailure("HTTP 500", "db down"), '{"error":"HTTP 500","body":"db down"}');
+ * assertEquals(toolFailure("Timed out"), '{"error":"Timed out"}');
  * ```
  */
 export function toolFailure(error: string, body?: string): string {
@@ -214,6 +224,7 @@ export interface RunToolsOptions {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const runner = new ToolRunner([codeTool({
  *   name: "add",
  *   description: "Adds two numbers.",
@@ -229,7 +240,13 @@ export interface RunToolsOptions {
  *   [{ id: "call_1", name: "add", arguments: '{"a":2,"b":3}' }],
  *   call,
  * );
- * result.content; // '{"sum":5}'
+ * assertEquals(result.content, '{"sum":5}');
+ * // Arguments that break the schema reach the model as an error, not the tool.
+ * const [bad] = await runner.run(
+ *   [{ id: "call_2", name: "add", arguments: '{"a":2}' }],
+ *   call,
+ * );
+ * assertEquals(bad.content.startsWith('{"error":'), true);
  * ```
  */
 export class ToolRunner {

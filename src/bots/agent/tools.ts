@@ -75,8 +75,16 @@ export type ToolAction =
  *
  * @example
  * ```ts
- * parseToolCall({ id: "c1", name: "end_call", arguments: '{"goodbye":"Bye!"}' });
- * // { kind: "end_call", callId: "c1", say: "Bye!" }
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(
+ *   parseToolCall({ id: "c1", name: "end_call", arguments: '{"goodbye":"Bye!"}' }),
+ *   { kind: "end_call", callId: "c1", say: "Bye!" },
+ * );
+ * // Garbled arguments still end the call.
+ * assertEquals(
+ *   parseToolCall({ id: "c2", name: "end_call", arguments: "{goodbye" }),
+ *   { kind: "end_call", callId: "c2" },
+ * );
  * ```
  */
 export function parseToolCall(call: ToolCall): ToolAction {

@@ -16,10 +16,11 @@ export const MAX_TRANSCRIPT_ENTRIES = 2000;
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const log = new CallTranscript();
  * log.caller("Book a table.", 4200);
  * log.bot({ said: "Sure. For how many people?", heard: "Sure.", interrupted: true }, 5100);
- * log.entries().length; // 2
+ * assertEquals(log.entries().map((entry) => entry.role), ["caller", "bot"]);
  * ```
  */
 export class CallTranscript {
