@@ -157,9 +157,12 @@ export { ConfigError, type Env } from "./env_values.ts";
  * @throws {ConfigError} for the first bad value.
  * @example
  * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { ConfigError } from "./config.ts";
  * const config = loadConfig({ PORT: "8080" });
- * config.port; // 8080
- * config.bot; // "echo"
+ * assertEquals(config.port, 8080);
+ * assertEquals(config.bot, "echo");
+ * assertThrows(() => loadConfig({ PORT: "eighty" }), ConfigError, "PORT");
  * ```
  */
 export function loadConfig(env: Env): Config {

@@ -50,7 +50,9 @@ function resourceId(ws: WebSocket): number | undefined {
  * @example
  * ```ts
  * import { assert } from "@std/assert";
- * assert(canReleaseWebSockets()); // true on Deno 2.9
+ * // Deno 2.9 lets it; a runtime that does not makes the server close
+ * // sockets the slow way instead.
+ * assert(canReleaseWebSockets());
  * ```
  */
 export function canReleaseWebSockets(): boolean {

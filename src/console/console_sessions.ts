@@ -42,12 +42,13 @@ export interface ConsoleSessionsOptions {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { ConsoleSessions } from "./console_sessions.ts";
  * const sessions = new ConsoleSessions();
  * const id = sessions.login();
- * sessions.isValid(id); // true
+ * assertEquals(sessions.isValid(id), true);
  * sessions.logout(id);
- * sessions.isValid(id); // false
+ * assertEquals(sessions.isValid(id), false);
  * ```
  */
 export class ConsoleSessions {

@@ -33,9 +33,12 @@ export class RangeNotSatisfiableError extends Error {
  *
  * @example
  * ```ts
- * import { parseRange } from "./file_response.ts";
- * parseRange("bytes=0-99", 1000); // { start: 0, end: 99 }
- * parseRange("bytes=-100", 1000); // { start: 900, end: 999 }
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { parseRange, RangeNotSatisfiableError } from "./file_response.ts";
+ * assertEquals(parseRange("bytes=0-99", 1000), { start: 0, end: 99 });
+ * assertEquals(parseRange("bytes=-100", 1000), { start: 900, end: 999 });
+ * assertEquals(parseRange(null, 1000), undefined);
+ * assertThrows(() => parseRange("bytes=2000-", 1000), RangeNotSatisfiableError);
  * ```
  *
  * @throws {RangeNotSatisfiableError} when the range starts past the end.

@@ -95,11 +95,16 @@ function maskNumber(text: string): string {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { SessionRegistry } from "../call/registry.ts";
- * import { LiveFeed } from "./live_feed.ts";
+ * import { LiveFeed, type LiveFeedEvent } from "./live_feed.ts";
  * const feed = new LiveFeed(new SessionRegistry());
- * const unsubscribe = feed.subscribe((event) => event.type);
- * unsubscribe();
+ * const events: LiveFeedEvent[] = [];
+ * const unsubscribe = feed.subscribe((event) => events.push(event));
+ * // A subscriber gets the calls live now at once, then every change.
+ * assertEquals(events, [{ type: "snapshot", calls: [] }]);
+ * unsubscribe(); // the last one out stops the feed's timer
+ * assertEquals(feed.size, 0);
  * ```
  */
 export class LiveFeed {

@@ -57,10 +57,11 @@ const MAX_CALLS = 10_000;
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { RecentCalls } from "./recent_calls.ts";
  * const recent = new RecentCalls();
  * recent.add({ endedAt: 0, outcome: "stop", turns: [{ turn: 1, latenciesMs: { stt_final: 300 } }] });
- * recent.overview(1000).latency[0].p50; // 300
+ * assertEquals(recent.overview(1000).latency[0].p50, 300);
  * ```
  */
 export class RecentCalls {

@@ -9,12 +9,26 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { ConnectApi } from "./connect_api.ts";
+ *
+ * // Stands in for api.in.exotel.com: the call is queued, then completed.
+ * await using exotel = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   (request) =>
+ *     Response.json({
+ *       Call: request.method === "POST"
+ *         ? { Sid: "CA42", Status: "queued" }
+ *         : { Sid: "CA42", Status: "completed", Duration: "42" },
+ *     }),
+ * );
  * const api = new ConnectApi({
  *   apiKey: "key",
  *   apiToken: "token",
  *   accountSid: "acme1",
  *   callerId: "08047491899",
  *   subdomain: "api.in.exotel.com",
+ *   baseUrl: `http://127.0.0.1:${exotel.addr.port}`,
  *   timeoutMs: 10_000,
  * });
  * const call = await api.placeCall({
@@ -25,8 +39,10 @@
  *   },
  *   timeLimit: 600,
  * });
+ * assertEquals(call.status, "queued");
  * const later = await api.getCall(call.sid);
- * later.status; // "completed"
+ * assertEquals(later.status, "completed");
+ * assertEquals(later.duration, 42);
  * ```
  *
  * @module
@@ -253,8 +269,13 @@ const INDIAN_MOBILE_WITH_COUNTRY = /^91[6-9]\d{9}$/;
  *
  * @example
  * ```ts
- * normalizePhoneNumber("+91 98765-43210"); // "+919876543210"
- * normalizePhoneNumber("hello", { field: "to" }); // throws InvalidCallRequestError
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * assertEquals(normalizePhoneNumber("+91 98765-43210"), "+919876543210");
+ * assertThrows(
+ *   () => normalizePhoneNumber("hello", { field: "to" }),
+ *   InvalidCallRequestError,
+ *   '"hello"',
+ * );
  * ```
  *
  * @throws {InvalidCallRequestError} naming `options.field` (default `to`).
@@ -285,8 +306,11 @@ export function normalizePhoneNumber(
  *
  * @example
  * ```ts
- * parseCallDetails({ Call: { Sid: "abc", Status: "completed", Duration: "42" } });
- * // { sid: "abc", status: "completed", duration: 42 }
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(
+ *   parseCallDetails({ Call: { Sid: "abc", Status: "completed", Duration: "42" } }),
+ *   { sid: "abc", status: "completed", duration: 42 },
+ * );
  * ```
  *
  * @throws {ExotelApiError} of kind `protocol` when there is no `Call.Sid` or `Call.Status`.
@@ -341,12 +365,24 @@ export function parseCallDetails(body: unknown): CallDetails {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * // Stands in for api.in.exotel.com and keeps the form it was sent.
+ * let sent = new URLSearchParams();
+ * await using exotel = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   async (request) => {
+ *     sent = new URLSearchParams(await request.text());
+ *     return Response.json({ Call: { Sid: "CA7", Status: "in-progress" } });
+ *   },
+ * );
  * const api = new ConnectApi({
  *   apiKey: "key",
  *   apiToken: "token",
  *   accountSid: "acme1",
  *   callerId: "08047491899",
  *   subdomain: "api.in.exotel.com",
+ *   baseUrl: `http://127.0.0.1:${exotel.addr.port}`,
  *   appId: "123456",
  *   timeoutMs: 10_000,
  * });
@@ -355,6 +391,9 @@ export function parseCallDetails(body: unknown): CallDetails {
  *   target: { mode: "flow" },
  *   customField: "order-42",
  * });
+ * assertEquals([sid, status], ["CA7", "in-progress"]);
+ * assertEquals(sent.get("CustomField"), "order-42");
+ * assertEquals(sent.get("Url"), "http://my.exotel.com/acme1/exoml/start_voice/123456");
  * ```
  */
 export class ConnectApi {
@@ -421,11 +460,27 @@ export class ConnectApi {
    *
    * @example
    * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { ConnectApi } from "./connect_api.ts";
+   *
+   * await using exotel = Deno.serve(
+   *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+   *   () => Response.json({ Call: { Sid: "CA9", Status: "queued" } }),
+   * );
+   * const api = new ConnectApi({
+   *   apiKey: "key",
+   *   apiToken: "token",
+   *   accountSid: "acme1",
+   *   callerId: "08047491899",
+   *   subdomain: "api.in.exotel.com",
+   *   baseUrl: `http://127.0.0.1:${exotel.addr.port}`,
+   *   timeoutMs: 10_000,
+   * });
    * const call = await api.placeCall({
    *   to: "+919876543210",
    *   target: { mode: "stream", streamUrl: "wss://bot.example.com/voicebot/ws" },
    * });
-   * call.sid;
+   * assertEquals(call.sid, "CA9");
    * ```
    *
    * @throws {InvalidCallRequestError} before any request, for a field past Exotel's limits.

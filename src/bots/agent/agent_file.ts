@@ -244,9 +244,27 @@ export interface Agents {
  * @throws {AgentFileError} listing every mistake of every file.
  * @throws {ConfigError} for a bad environment variable.
  * @example
- * ```ts ignore
- * const { agents, defaultAgent } = loadAgents("agents/", Deno.env.toObject());
- * agents.get("clinic")?.tools.length; // 3
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * // Two agent files in agents/; here read from memory instead of the disk.
+ * const files: Record<string, string> = {
+ *   "agents/default.yaml": "prompt: You answer for Sunrise Clinic.\n",
+ *   "agents/sales.yaml": "prompt: You sell Sunrise Clinic plans.\nlanguage: hi-IN\n",
+ * };
+ * const { agents, defaultAgent } = loadAgents(
+ *   "agents/",
+ *   { DEEPGRAM_API_KEY: "dg-key", LLM_API_KEY: "sk-key" },
+ *   {
+ *     readTextFile: (path) => files[path],
+ *     listDirectory: (path) =>
+ *       path === "agents/"
+ *         ? Object.keys(files).map((name) => name.slice(path.length))
+ *         : undefined,
+ *   },
+ * );
+ * assertEquals([...agents.keys()], ["default", "sales"]);
+ * assertEquals(defaultAgent, "default");
+ * assertEquals(agents.get("sales")?.language, "hi-IN");
  * ```
  */
 export function loadAgents(

@@ -61,18 +61,39 @@ export interface WebhookToolConfig {
  * A {@linkcode RunnableTool} that calls `config.webhook`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { ToolRunner } from "./tool_runner.ts";
+ *
+ * // The clinic's booking API, on a loopback port for the example.
+ * await using clinic = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   async (request) => {
+ *     const body = await request.json();
+ *     return Response.json({ booked: body.arguments.date, by: body.tool });
+ *   },
+ * );
  * const book = webhookTool({
  *   name: "book_appointment",
  *   description: "Book a slot for the caller.",
  *   parameters: { type: "object", properties: { date: { type: "string" } } },
  *   webhook: {
- *     url: "https://clinic.example/api/book",
+ *     url: `http://127.0.0.1:${clinic.addr.port}/api/book`,
  *     method: "POST",
  *     headers: {},
  *     timeoutMs: 4000,
  *     maxResponseBytes: 16_384,
  *   },
+ * });
+ * const runner = new ToolRunner([book]);
+ * const call = { callId: "CA1", streamSid: "S1", from: "", to: "", customParameters: {} };
+ * const [result] = await runner.run(
+ *   [{ id: "t1", name: "book_appointment", arguments: '{"date":"2026-12-04"}' }],
+ *   call,
+ * );
+ * assertEquals(JSON.parse(result.content), {
+ *   booked: "2026-12-04",
+ *   by: "book_appointment",
  * });
  * ```
  */

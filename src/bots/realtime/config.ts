@@ -60,8 +60,9 @@ export type RealtimeConfig =
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const config = loadRealtimeConfig({ REALTIME_PROVIDER: "gemini", GEMINI_API_KEY: "k" });
- * console.log(config.provider); // "gemini"
+ * assertEquals(config.provider, "gemini");
  * ```
  *
  * @throws {ConfigError} naming the variable for a missing key or a bad value.

@@ -25,9 +25,12 @@ const RECORDING = new URL(
  *
  * @example
  * ```ts
+ * import { assert, assertStrictEquals } from "@std/assert";
  * const line = new FallbackLine();
  * const pcm = await line.pcm(8000);
- * console.log(pcm.length > 0); // true
+ * assert(pcm.length > 8000 * 2, "more than a second of speech");
+ * // Converted once per rate: the next call at 8 kHz gets the same bytes.
+ * assertStrictEquals(await line.pcm(8000), pcm);
  * ```
  */
 export class FallbackLine {

@@ -5,9 +5,20 @@
  * same player, marks, barge-in and records.
  *
  * @example
- * ```ts ignore
- * const createBot = createRealtimeBotFactory(loadRealtimeConfig(env), agents);
- * await startServer(config, { createBot });
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { loadAgentConfig } from "../agent/config.ts";
+ * import { createRealtimeBotFactory, loadRealtimeConfig } from "./mod.ts";
+ *
+ * const env = { REALTIME_PROVIDER: "openai", OPENAI_API_KEY: "sk-key" };
+ * const agent = { ...loadAgentConfig(env, { cascade: false }), name: "desk" };
+ * // Nothing connects yet: each call opens its own model session.
+ * const createBot = createRealtimeBotFactory(loadRealtimeConfig(env), {
+ *   agents: new Map([["desk", agent]]),
+ *   defaultAgent: "desk",
+ * });
+ * assertEquals(createBot.checkAgent(undefined), undefined);
+ * assertEquals(typeof createBot.checkAgent("sales"), "string");
  * ```
  *
  * @module
@@ -64,8 +75,20 @@ export interface RealtimeBotFactory {
  * socket URL names with `agent=`, or the default one, spoken by the model.
  *
  * @example
- * ```ts ignore
- * const factory = createRealtimeBotFactory(loadRealtimeConfig(env), agents);
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { loadAgentConfig } from "../agent/config.ts";
+ * import { createRealtimeBotFactory, loadRealtimeConfig } from "./mod.ts";
+ *
+ * const env = { REALTIME_PROVIDER: "openai", OPENAI_API_KEY: "sk-key" };
+ * const agent = { ...loadAgentConfig(env, { cascade: false }), name: "desk" };
+ * // An unknown `agent=` is refused before the call is answered.
+ * const createBot = createRealtimeBotFactory(loadRealtimeConfig(env), {
+ *   agents: new Map([["desk", agent]]),
+ *   defaultAgent: "desk",
+ * });
+ * assertEquals(createBot.checkAgent(undefined), undefined);
+ * assertEquals(typeof createBot.checkAgent("sales"), "string");
  * ```
  */
 export function createRealtimeBotFactory(

@@ -38,6 +38,7 @@ import { FALLBACK_LINE_TEXT } from "./fallback_line.ts";
 
 /** What every realtime bot of a server shares. */
 export interface RealtimeDependencies {
+  /** The speech-to-speech vendor each call opens a session with. */
   model: RealtimeModel;
   /** The agent: prompt, greeting, lines, tools, setup webhook (the cascade's settings are not used). */
   agent: AgentConfig;
@@ -45,6 +46,7 @@ export interface RealtimeDependencies {
   toolRunner?: ToolRunner;
   /** After a failure and the fallback line: end the call, or hand it to the flow's transfer branch. */
   onFailure: "hangup" | "transfer";
+  /** Time and timers: turn timings, the mark grace, the closing line's limit. */
   clock: Clock;
   /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
   wallClock?: () => number;
@@ -54,6 +56,7 @@ export interface RealtimeDependencies {
   outcomes: CallOutcomes;
   /** The recorded fallback line at the call's rate. */
   fallbackAudio(info: CallInfo): Promise<Uint8Array>;
+  /** Application hooks: DTMF, end of call, transfer, tool calls, provider errors. */
   hooks: AgentHooks;
 }
 
