@@ -24,6 +24,8 @@ export const MAX_HEADER_FIELDS = 100;
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(headersOverLimit(new Headers({ host: "a" })), undefined);
+ * const huge = new Headers({ cookie: "x".repeat(MAX_HEADER_BYTES) });
+ * assertEquals(typeof headersOverLimit(huge), "string");
  * ```
  */
 export function headersOverLimit(headers: Headers): string | undefined {

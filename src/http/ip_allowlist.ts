@@ -27,9 +27,11 @@ interface Range {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const list = new IpAllowList(["203.0.113.0/24"]);
- * list.allows("203.0.113.9"); // true
- * list.allows("198.51.100.1"); // false
+ * assertEquals(list.allows("203.0.113.9"), true);
+ * assertEquals(list.allows("::ffff:203.0.113.9"), true);
+ * assertEquals(list.allows("198.51.100.1"), false);
  * ```
  */
 export class IpAllowList {

@@ -114,8 +114,15 @@ export class CustomParametersError extends RangeError {
  * @throws {CustomParametersError} past 3 custom parameters or 256 characters of them.
  * @example
  * ```ts
- * voicebotUrl(new URL("https://bot.example.com"), { path: "/voicebot/ws", sampleRate: 8000, callId: "CA1" });
- * // "wss://bot.example.com/voicebot/ws?call_id=CA1&sample-rate=8000"
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(
+ *   voicebotUrl(new URL("https://bot.example.com"), {
+ *     path: "/voicebot/ws",
+ *     sampleRate: 8000,
+ *     callId: "CA1",
+ *   }),
+ *   "wss://bot.example.com/voicebot/ws?call_id=CA1&sample-rate=8000",
+ * );
  * ```
  */
 export function voicebotUrl(base: URL, options: VoicebotUrlOptions): string {

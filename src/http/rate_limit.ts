@@ -16,11 +16,13 @@ interface Window {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const limiter = new RateLimiter({ limit: 2, windowMs: 60_000 });
- * limiter.hit("10.0.0.1", 0); // true
- * limiter.hit("10.0.0.1", 1); // true
- * limiter.hit("10.0.0.1", 2); // false
- * limiter.retryAfterS("10.0.0.1", 2); // 60
+ * assertEquals(limiter.hit("10.0.0.1", 0), true);
+ * assertEquals(limiter.hit("10.0.0.1", 1), true);
+ * assertEquals(limiter.hit("10.0.0.1", 2), false);
+ * assertEquals(limiter.retryAfterS("10.0.0.1", 2), 60);
+ * assertEquals(limiter.hit("10.0.0.2", 2), true); // each key has its own count
  * ```
  */
 export class RateLimiter {

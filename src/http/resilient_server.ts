@@ -67,10 +67,13 @@ export function listenerFailureKind(error: unknown): ListenerFailureKind {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const server = serveResilient(
  *   { hostname: "127.0.0.1", port: 0 },
  *   () => new Response("ok"),
  * );
+ * const response = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+ * assertEquals(await response.text(), "ok");
  * await server.shutdown();
  * ```
  */

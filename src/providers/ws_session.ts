@@ -79,10 +79,16 @@ export interface WsSessionOptions<E> {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const queue = new EventQueue<number>();
- * queue.push(1);
+ * queue.push(1); // kept until someone reads
+ * const next = queue.next(); // waits for the next item
+ * queue.push(2);
  * queue.end();
- * for await (const n of queue) console.log(n); // 1
+ * assertEquals(await next, { value: 1, done: false });
+ * const rest: number[] = [];
+ * for await (const n of queue) rest.push(n);
+ * assertEquals(rest, [2]);
  * ```
  */
 export class EventQueue<T> implements AsyncIterableIterator<T> {
@@ -187,19 +193,42 @@ const CLOSE_GRACE_MS = 1000;
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * // A vendor on a loopback port: one transcript per audio frame, and it
+ * // closes the socket once asked to finish.
+ * await using vendor = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   (request) => {
+ *     const { socket, response } = Deno.upgradeWebSocket(request);
+ *     socket.onmessage = ({ data }) => {
+ *       if (typeof data !== "string") {
+ *         socket.send(JSON.stringify({ type: "transcript", bytes: data.byteLength }));
+ *       } else if (JSON.parse(data).type === "done") {
+ *         socket.close(1000);
+ *       }
+ *     };
+ *     return response;
+ *   },
+ * );
  * const session = new WsSession<string>({
  *   provider: "example",
  *   vendor: "Example",
- *   url: new URL("ws://127.0.0.1:8080/listen"),
+ *   url: new URL(`ws://127.0.0.1:${vendor.addr.port}/listen`),
  *   connectTimeoutMs: 5000,
  *   closeTimeoutMs: 2000,
  *   maxPendingBytes: 160_000,
- *   onMessage: (message, emit) => emit(String(message.type)),
+ *   onMessage: (message, emit) => emit(`${message.type} of ${message.bytes}`),
  *   farewell: () => ['{"type":"done"}'],
  *   settled: () => undefined,
  * });
- * session.send(new Uint8Array(320));
- * await session.close();
+ * session.send(new Uint8Array(320)); // held until the socket is open
+ * const heard: string[] = [];
+ * for await (const event of session.events()) {
+ *   heard.push(event);
+ *   await session.close(); // sends the farewell; the vendor closes
+ * }
+ * assertEquals(heard, ["transcript of 320"]);
  * ```
  */
 export class WsSession<E> {

@@ -29,18 +29,19 @@ export const DEFAULT_BREAKER_SETTINGS: BreakerSettings = {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * let now = 0;
  * const breaker = new CircuitBreaker({ failures: 2, cooldownMs: 1000 }, {
  *   now: () => now,
  * });
  * breaker.failed();
  * breaker.failed();
- * breaker.state; // "open"
- * breaker.tryAcquire(); // false
+ * assertEquals(breaker.state, "open");
+ * assertEquals(breaker.tryAcquire(), false);
  * now = 1000;
- * breaker.tryAcquire(); // true: the half-open probe
+ * assertEquals(breaker.tryAcquire(), true); // the half-open probe
  * breaker.succeeded();
- * breaker.state; // "closed"
+ * assertEquals(breaker.state, "closed");
  * ```
  */
 export class CircuitBreaker {

@@ -18,9 +18,38 @@ import { type CallChain, everyProviderOut } from "./provider_chain.ts";
  * One call's model over a {@linkcode CallChain}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import type { LanguageModel } from "../llm/language_model.ts";
+ * import { ProviderError } from "../provider_error.ts";
+ * import { ProviderChain } from "./provider_chain.ts";
+ * import { ProviderHealth } from "./provider_health.ts";
+ *
+ * const down: LanguageModel = {
+ *   name: "primary",
+ *   // deno-lint-ignore require-yield
+ *   async *complete() {
+ *     throw new ProviderError("primary", "http", "Unavailable", { status: 503 });
+ *   },
+ * };
+ * const backup: LanguageModel = {
+ *   name: "backup",
+ *   async *complete() {
+ *     yield { type: "text", text: "Hello!" };
+ *   },
+ * };
+ * const chain = new ProviderChain("llm", [
+ *   { provider: down, label: "primary" },
+ *   { provider: backup, label: "backup" },
+ * ], { health: new ProviderHealth({ now: () => 0 }) });
+ *
  * const llm = new FallbackLlm(chain.forCall());
- * for await (const event of llm.complete(messages)) console.log(event);
+ * const said: string[] = [];
+ * for await (const event of llm.complete([{ role: "user", content: "Hi" }])) {
+ *   if (event.type === "text") said.push(event.text);
+ * }
+ * assertEquals(said, ["Hello!"]);
+ * assertEquals(llm.name, "backup"); // it serves the rest of the call
  * ```
  */
 export class FallbackLlm implements LanguageModel {

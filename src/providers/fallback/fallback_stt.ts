@@ -22,9 +22,42 @@ import {
  * One call's speech-to-text over a {@linkcode CallChain}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import type { SpeechToText } from "../stt/speech_to_text.ts";
+ * import { ProviderError } from "../provider_error.ts";
+ * import { ProviderChain } from "./provider_chain.ts";
+ * import { ProviderHealth } from "./provider_health.ts";
+ *
+ * const down: SpeechToText = {
+ *   name: "deepgram",
+ *   open: () => Promise.reject(new ProviderError("deepgram", "network", "Refused")),
+ * };
+ * const backup: SpeechToText = {
+ *   name: "sarvam",
+ *   open: () =>
+ *     Promise.resolve({
+ *       push() {},
+ *       async *events() {
+ *         yield { type: "final", text: "hello", endOfTurn: true } as const;
+ *       },
+ *       close: () => Promise.resolve(),
+ *     }),
+ * };
+ * const chain = new ProviderChain("stt", [
+ *   { provider: down, label: "deepgram" },
+ *   { provider: backup, label: "sarvam" },
+ * ], { health: new ProviderHealth({ now: () => 0 }) });
+ *
  * const stt = new FallbackStt(chain.forCall());
  * const session = await stt.open({ sampleRate: 8000, language: "en-IN" });
+ * assertEquals(stt.name, "sarvam");
+ * const heard: string[] = [];
+ * for await (const event of session.events()) {
+ *   if (event.type === "final") heard.push(event.text);
+ * }
+ * assertEquals(heard, ["hello"]);
+ * await session.close();
  * ```
  */
 export class FallbackStt implements SpeechToText {

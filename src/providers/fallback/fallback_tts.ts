@@ -22,9 +22,42 @@ import {
  * those of the vendor serving the call now, so cached lines follow it.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import type { TextToSpeech } from "../tts/text_to_speech.ts";
+ * import { ProviderError } from "../provider_error.ts";
+ * import { ProviderChain } from "./provider_chain.ts";
+ * import { ProviderHealth } from "./provider_health.ts";
+ *
+ * const down: TextToSpeech = {
+ *   name: "elevenlabs",
+ *   voice: "rachel",
+ *   synthesize: () =>
+ *     Promise.reject(new ProviderError("elevenlabs", "timeout", "No answer")),
+ * };
+ * const backup: TextToSpeech = {
+ *   name: "deepgram",
+ *   voice: "aura-2-thalia-en",
+ *   synthesize: (_text, options) =>
+ *     Promise.resolve({
+ *       sampleRate: options.sampleRate,
+ *       audio: (async function* () {
+ *         yield new Uint8Array(320);
+ *       })(),
+ *     }),
+ * };
+ * const chain = new ProviderChain("tts", [
+ *   { provider: down, label: "elevenlabs" },
+ *   { provider: backup, label: "deepgram" },
+ * ], { health: new ProviderHealth({ now: () => 0 }) });
+ *
  * const tts = new FallbackTts(chain.forCall());
  * const synthesis = await tts.synthesize("Hello", { sampleRate: 8000 });
+ * let bytes = 0;
+ * for await (const pcm of synthesis.audio) bytes += pcm.length;
+ * assertEquals(bytes, 320);
+ * // Cached lines follow the vendor that serves the call now.
+ * assertEquals([tts.name, tts.voice], ["deepgram", "aura-2-thalia-en"]);
  * ```
  */
 export class FallbackTts implements TextToSpeech {

@@ -37,9 +37,12 @@ export interface ProviderChainOptions {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { ProviderError } from "../provider_error.ts";
- * isFallbackError(new ProviderError("deepgram", "http", "Down", { status: 503 })); // true
- * isFallbackError(new ProviderError("deepgram", "http", "Bad", { status: 400 })); // false
+ * const down = new ProviderError("deepgram", "http", "Down", { status: 503 });
+ * const ours = new ProviderError("deepgram", "http", "Bad", { status: 400 });
+ * assertEquals(isFallbackError(down), true);
+ * assertEquals(isFallbackError(ours), false);
  * ```
  */
 export function isFallbackError(error: unknown): boolean {
@@ -83,10 +86,30 @@ export interface ChainAttempt<T> {
  * A stage's providers in order, with their shared breakers.
  *
  * @example
- * ```ts ignore
- * const chain = new ProviderChain("tts", entries, { health });
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { ProviderError } from "../provider_error.ts";
+ * import { ProviderHealth } from "./provider_health.ts";
+ *
+ * const chain = new ProviderChain("tts", [
+ *   { provider: "deepgram", label: "deepgram" },
+ *   { provider: "elevenlabs", label: "elevenlabs" },
+ * ], { health: new ProviderHealth({ now: () => 0 }) });
  * const call = chain.forCall();
- * for (const attempt of call.attempts()) { … }
+ * const tried: string[] = [];
+ * for (const attempt of call.attempts()) {
+ *   tried.push(attempt.label);
+ *   if (attempt.provider === "deepgram") {
+ *     const error = new ProviderError("deepgram", "network", "Reset");
+ *     if (attempt.failed(error)) continue; // its fault: try the next
+ *     break;
+ *   }
+ *   attempt.succeeded();
+ *   break;
+ * }
+ * assertEquals(tried, ["deepgram", "elevenlabs"]);
+ * assertEquals(call.current, "elevenlabs"); // serves the rest of this call
+ * assertEquals(chain.forCall().current, "deepgram"); // a new call starts over
  * ```
  */
 export class ProviderChain<T> {

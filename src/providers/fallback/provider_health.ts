@@ -42,10 +42,16 @@ interface Endpoint {
  *
  * @example
  * ```ts
- * const health = new ProviderHealth({ now: () => performance.now() });
- * const breaker = health.breaker("tts", "deepgram");
- * breaker.tryAcquire(); // true
- * health.entries()[0].state; // "closed"
+ * import { assertEquals } from "@std/assert";
+ * let now = 0;
+ * const health = new ProviderHealth({ now: () => now });
+ * const breaker = health.breaker("tts", "deepgram", { failures: 1, cooldownMs: 30_000 });
+ * assertEquals(breaker.tryAcquire(), true);
+ * assertEquals(health.entries()[0].state, "closed");
+ * breaker.failed();
+ * assertEquals(health.entries()[0].state, "open");
+ * now = 30_000;
+ * assertEquals(breaker.tryAcquire(), true); // the probe after the cool-down
  * ```
  */
 export class ProviderHealth {

@@ -6,19 +6,36 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { OpenAiCompatibleModel } from "./openai_compatible.ts";
+ *
+ * // Stands in for https://api.openai.com/v1: streams two text deltas.
+ * const deltas = ["Hello", ", how can I help?"];
+ * await using endpoint = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () =>
+ *     new Response(
+ *       deltas.map((content) =>
+ *         `data: ${JSON.stringify({ choices: [{ delta: { content } }] })}\n\n`
+ *       ).join("") + "data: [DONE]\n\n",
+ *       { headers: { "content-type": "text/event-stream" } },
+ *     ),
+ * );
  * const model = new OpenAiCompatibleModel({
- *   baseUrl: "https://api.openai.com/v1",
- *   apiKey: Deno.env.get("OPENAI_API_KEY"),
+ *   baseUrl: `http://127.0.0.1:${endpoint.addr.port}/v1`,
+ *   apiKey: "sk-example",
  *   model: "gpt-4o-mini",
  *   timeoutMs: 10_000,
  * });
- * const bargeIn = new AbortController();
+ * const bargeIn = new AbortController(); // abort() stops the stream mid-reply
+ * const said: string[] = [];
  * for await (const event of model.complete(
  *   [{ role: "user", content: "Hello" }],
  *   { signal: bargeIn.signal },
  * )) {
- *   if (event.type === "text") speak(event.text);
+ *   if (event.type === "text") said.push(event.text);
  * }
+ * assertEquals(said.join(""), "Hello, how can I help?");
  * ```
  *
  * @module

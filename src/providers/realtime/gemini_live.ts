@@ -53,6 +53,7 @@ const MAX_RESUMPTIONS = 3;
 
 /** Settings of {@linkcode GeminiLive}. */
 export interface GeminiLiveConfig {
+  /** `GEMINI_API_KEY`, sent as the `x-goog-api-key` header. */
   apiKey: string;
   /** `ws://` or `wss://` base; the Live API's path is appended. */
   baseUrl: string;
@@ -60,6 +61,7 @@ export interface GeminiLiveConfig {
   model: string;
   /** A prebuilt voice, e.g. `Puck`. */
   voice: string;
+  /** How long the WebSocket handshake may take. */
   connectTimeoutMs: number;
 }
 
@@ -67,9 +69,45 @@ export interface GeminiLiveConfig {
  * Opens Gemini Live sessions.
  *
  * @example
- * ```ts ignore
- * const model = new GeminiLive({ apiKey, baseUrl: GEMINI_LIVE_URL, ... });
- * const session = model.open({ sampleRate: 8000, instructions: "Be brief.", tools: [] });
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { GeminiLive } from "./gemini_live.ts";
+ *
+ * // Stands in for Gemini Live: sets the session up, then says one line.
+ * await using gemini = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   (request) => {
+ *     const { socket, response } = Deno.upgradeWebSocket(request);
+ *     socket.onmessage = ({ data }) => {
+ *       if (!("setup" in JSON.parse(String(data)))) return;
+ *       socket.send(JSON.stringify({ setupComplete: {} }));
+ *       socket.send(JSON.stringify({
+ *         serverContent: { outputTranscription: { text: "Hello!" }, turnComplete: true },
+ *       }));
+ *     };
+ *     return response;
+ *   },
+ * );
+ * const model = new GeminiLive({
+ *   apiKey: "key",
+ *   baseUrl: `ws://127.0.0.1:${gemini.addr.port}`,
+ *   model: "gemini-2.5-flash-native-audio-preview-12-2025",
+ *   voice: "Puck",
+ *   connectTimeoutMs: 5000,
+ * });
+ * const session = model.open({
+ *   sampleRate: 8000,
+ *   instructions: "Be brief.",
+ *   language: "en-IN",
+ *   tools: [],
+ * });
+ * const seen: string[] = [];
+ * for await (const event of session.events()) {
+ *   seen.push(event.type === "bot_text" ? event.text : event.type);
+ *   if (event.type === "response_done") break;
+ * }
+ * await session.close();
+ * assertEquals(seen, ["ready", "Hello!", "response_done"]);
  * ```
  */
 export class GeminiLive implements RealtimeModel {

@@ -47,18 +47,23 @@ export type NarrowbandFormat = "pcmu" | "pcm";
 
 /** Settings of {@linkcode OpenAiRealtime}. */
 export interface OpenAiRealtimeConfig {
+  /** `OPENAI_API_KEY` (or Azure's key), sent in the `apiKeyHeader` header. */
   apiKey: string;
   /** `ws://` or `wss://` base; `/v1/realtime?model=…` is appended. */
   baseUrl: string;
   /** The header carrying the key: `authorization` (Bearer) or `api-key` (Azure). */
   apiKeyHeader: string;
+  /** The realtime model, e.g. `gpt-realtime`. */
   model: string;
+  /** The voice the answers are spoken in, e.g. `marin`. */
   voice: string;
+  /** How the end of the caller's turn is detected. */
   turnDetection: TurnDetection;
   /** Model transcribing the caller, for the record. */
   transcriptionModel: string;
   /** Wire format of 8 kHz calls. */
   narrowbandFormat: NarrowbandFormat;
+  /** How long the WebSocket handshake may take. */
   connectTimeoutMs: number;
 }
 
@@ -66,10 +71,53 @@ export interface OpenAiRealtimeConfig {
  * Opens OpenAI Realtime sessions.
  *
  * @example
- * ```ts ignore
- * const model = new OpenAiRealtime({ apiKey, baseUrl: OPENAI_REALTIME_URL, ... });
- * const session = model.open({ sampleRate: 8000, instructions: "Be brief.", tools: [] });
- * for await (const event of session.events()) console.log(event.type);
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { OpenAiRealtime } from "./openai_realtime.ts";
+ *
+ * // Stands in for OpenAI Realtime: confirms the session, then says one line.
+ * await using openai = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   (request) => {
+ *     const { socket, response } = Deno.upgradeWebSocket(request);
+ *     socket.onmessage = ({ data }) => {
+ *       if (JSON.parse(String(data)).type !== "session.update") return;
+ *       for (
+ *         const event of [
+ *           { type: "session.updated" },
+ *           { type: "response.created", response: { id: "resp_1" } },
+ *           { type: "response.output_audio_transcript.delta", response_id: "resp_1", delta: "Hello!" },
+ *           { type: "response.done", response: { id: "resp_1", status: "completed" } },
+ *         ]
+ *       ) socket.send(JSON.stringify(event));
+ *     };
+ *     return response;
+ *   },
+ * );
+ * const model = new OpenAiRealtime({
+ *   apiKey: "sk-example",
+ *   baseUrl: `ws://127.0.0.1:${openai.addr.port}`,
+ *   apiKeyHeader: "authorization",
+ *   model: "gpt-realtime",
+ *   voice: "marin",
+ *   turnDetection: "server_vad",
+ *   transcriptionModel: "gpt-4o-mini-transcribe",
+ *   narrowbandFormat: "pcmu",
+ *   connectTimeoutMs: 5000,
+ * });
+ * const session = model.open({
+ *   sampleRate: 8000,
+ *   instructions: "Be brief.",
+ *   language: "en-IN",
+ *   tools: [],
+ * });
+ * const seen: string[] = [];
+ * for await (const event of session.events()) {
+ *   seen.push(event.type === "bot_text" ? event.text : event.type);
+ *   if (event.type === "response_done") break;
+ * }
+ * await session.close();
+ * assertEquals(seen, ["ready", "Hello!", "response_done"]);
  * ```
  */
 export class OpenAiRealtime implements RealtimeModel {
