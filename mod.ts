@@ -17,6 +17,7 @@
  *
  * @example A bot that beeps once and hangs up, served on a free port
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { type BotFactory, serve } from "./mod.ts";
  *
  * const beepAndHangUp: BotFactory = (info, output) => ({
@@ -40,7 +41,7 @@
  *   port: 0,
  * });
  * const health = await (await fetch(`${server.url}/health`)).json();
- * if (health.bot !== "beep") throw new Error(`unexpected bot ${health.bot}`);
+ * assertEquals(health.bot, "beep");
  * ```
  *
  * @module

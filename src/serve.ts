@@ -124,6 +124,7 @@ const log = getLogger(["exovoice", "main"]);
  * @throws {ConfigError} for a bad setting, naming the variable.
  * @example Echo every caller, on a free port, from settings given as values
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { serve } from "./serve.ts";
  *
  * await using server = await serve({
@@ -133,7 +134,7 @@ const log = getLogger(["exovoice", "main"]);
  *   port: 0,
  * });
  * const health = await (await fetch(`${server.url}/health`)).json();
- * if (health.status !== "ok") throw new Error(`unexpected ${health.status}`);
+ * assertEquals(health.status, "ok");
  * ```
  */
 export async function serve(

@@ -88,7 +88,11 @@ const MAX_LEGS = 10;
 /** Distinct event types kept per call. */
 const MAX_EVENTS = 16;
 
-type Fields = Record<string, unknown>;
+/**
+ * A callback's fields by name, as a form or a JSON body gives them: values
+ * are strings from a form, any JSON value from a body.
+ */
+export type CallbackFields = Record<string, unknown>;
 
 /**
  * Reads a status callback from its fields, as a form or JSON body gave them.
@@ -99,17 +103,21 @@ type Fields = Record<string, unknown>;
  * @throws {InvalidStatusCallbackError} when there is no `CallSid`.
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const status = parseStatusCallback({
- *   CallSid: "CA1",
+ *   call_sid: "CA1", // any casing, with or without underscores
  *   Status: "completed",
  *   ConversationDuration: "41",
  * });
- * status.conversationDuration; // 41
+ * assertEquals(status.callSid, "CA1");
+ * assertEquals(status.conversationDuration, 41);
  * ```
  */
-export function parseStatusCallback(fields: Fields): ExotelCallStatus {
+export function parseStatusCallback(
+  fields: CallbackFields,
+): ExotelCallStatus {
   const byName = new Map<string, unknown>();
-  const legFields: Fields[] = [];
+  const legFields: CallbackFields[] = [];
   for (const [name, value] of Object.entries(fields)) {
     const leg = /^legs\[(\d+)\]\[([^\]]+)\]$/i.exec(name);
     if (leg) {
@@ -158,9 +166,11 @@ export function parseStatusCallback(fields: Fields): ExotelCallStatus {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const answered = { callSid: "CA1", status: "in-progress", events: ["answered"], dateUpdated: "2025-01-01 10:00:05" };
  * const terminal = { callSid: "CA1", status: "completed", events: ["terminal"], dateUpdated: "2025-01-01 10:01:00" };
- * mergeCallStatus(terminal, answered).status; // "completed"
+ * // The older callback arriving late does not undo the newer one.
+ * assertEquals(mergeCallStatus(terminal, answered).status, "completed");
  * ```
  */
 export function mergeCallStatus(
@@ -201,8 +211,12 @@ export const MAX_DATE_SKEW_MS = 86_400_000;
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * const receivedAt = Date.parse("2025-01-01T10:00:00Z");
  * const forged = { callSid: "CA1", events: [], dateUpdated: "9999-12-31 23:59:59" };
- * withPlausibleDate(forged, Date.parse("2025-01-01T10:00:00Z")).dateUpdated; // undefined
+ * assertEquals(withPlausibleDate(forged, receivedAt).dateUpdated, undefined);
+ * const honest = { callSid: "CA1", events: [], dateUpdated: "2025-01-01 15:29:58" };
+ * assertEquals(withPlausibleDate(honest, receivedAt), honest);
  * ```
  */
 export function withPlausibleDate(
@@ -234,19 +248,24 @@ export function withPlausibleDate(
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const update = parseStreamResult({
  *   CallSid: "CA1",
  *   "Stream[Status]": "completed",
  *   "Stream[Duration]": "42",
  *   "Stream[DisconnectedBy]": "user",
  * });
- * update?.stream; // { status: "completed", durationS: 42, disconnectedBy: "user" }
+ * assertEquals(update?.stream, {
+ *   status: "completed",
+ *   durationS: 42,
+ *   disconnectedBy: "user",
+ * });
  * ```
  */
 export function parseStreamResult(
-  fields: Fields,
+  fields: CallbackFields,
 ): ExotelCallStatus | undefined {
-  const stream: Fields = {};
+  const stream: CallbackFields = {};
   let callSid: string | undefined;
   for (const [name, value] of Object.entries(fields)) {
     const field = /^stream\[([a-z]+)\]$/i.exec(name);
@@ -288,7 +307,10 @@ function seconds(value: unknown): number | undefined {
     : undefined;
 }
 
-function legs(json: unknown, formLegs: Fields[]): ExotelCallLeg[] | undefined {
+function legs(
+  json: unknown,
+  formLegs: CallbackFields[],
+): ExotelCallLeg[] | undefined {
   let raw: unknown[] = formLegs.filter((leg) => leg !== undefined);
   if (typeof json === "string") {
     try {

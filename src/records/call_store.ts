@@ -185,11 +185,22 @@ const OPEN_ATTEMPTS = 5;
  * Call records in Deno KV.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { parseStatusCallback } from "./call_status.ts";
+ *
  * const store = new CallStore(await openKv(":memory:"), { ownsKv: true });
- * await store.save(buildCallRecord(session, "stop:callended"));
- * const { calls } = await store.list({ limit: 20 });
- * await store.close();
+ * // Exotel's status callbacks may come before the call's record, in any order.
+ * await store.mergeStatus("CA1", parseStatusCallback({
+ *   CallSid: "CA1", Status: "completed", DateUpdated: "2025-01-01 10:01:00",
+ * }));
+ * await store.mergeStatus("CA1", parseStatusCallback({
+ *   CallSid: "CA1", Status: "in-progress", DateUpdated: "2025-01-01 10:00:05",
+ * }));
+ * assertEquals((await store.getStatus("CA1"))?.status, "completed");
+ * // Records are saved as calls end (`save`); none has yet.
+ * assertEquals((await store.list({ limit: 20 })).calls, []);
+ * await store.close(); // waits for pending writes, then closes KV
  * ```
  */
 export class CallStore {

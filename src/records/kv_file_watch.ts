@@ -12,9 +12,18 @@
  * read it.
  *
  * @example
- * ```ts ignore
- * const watch = await KvFileWatch.start("./data/exovoice.kv");
- * await watch.check(); // undefined while the file is the one opened
+ * ```ts
+ * import { assertEquals, assertStringIncludes } from "@std/assert";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const kv = await Deno.openKv(`${dir}/exovoice.kv`);
+ * const watch = await KvFileWatch.start(`${dir}/exovoice.kv`);
+ * assertEquals(await watch?.check(), undefined); // still the file opened
+ * await Deno.remove(`${dir}/exovoice.kv`);
+ * assertStringIncludes((await watch?.check()) ?? "", "was deleted");
+ * kv.close();
+ * await Deno.remove(dir, { recursive: true });
+ * assertEquals(await KvFileWatch.start(":memory:"), undefined);
  * ```
  */
 export class KvFileWatch {

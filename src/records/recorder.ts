@@ -50,11 +50,26 @@ const log = getLogger(["exovoice", "records", "recorder"]);
  * the recording stops.
  *
  * @example
- * ```ts ignore
- * const recorder = new CallRecorder({ dir: "./recordings", id: session.id, sampleRate: 8000 });
- * recorder.caller(pcmFromExotel);
- * recorder.bot(pcmSentToExotel);
- * const recording = await recorder.close(); // { path, sampleRate, durationMs, bytes }
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const recorder = new CallRecorder({
+ *   dir,
+ *   id: "call-1",
+ *   sampleRate: 8000,
+ *   startedAt: Date.UTC(2026, 11, 3),
+ * });
+ * // The bot's audio is kept until the caller's timeline reaches it, so
+ * // these 200 ms of each side are written side by side.
+ * recorder.bot(new Uint8Array(3200)); // 200 ms the bot sent
+ * recorder.caller(new Uint8Array(3200)); // 200 ms from Exotel
+ * const recording = await recorder.close();
+ * assertEquals(recording?.path, `${dir}/2026-12-03/call-1.wav`);
+ * assertEquals(recording?.durationMs, 200);
+ * // A stereo WAV: 44 header bytes, then 200 ms of two 16-bit channels.
+ * assertEquals((await Deno.stat(recording!.path)).size, 44 + 6400);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class CallRecorder {

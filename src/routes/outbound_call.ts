@@ -61,14 +61,38 @@ type Mode = CallTarget["mode"];
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { ConnectApi } from "../exotel/connect_api.ts";
+ *
+ * // Stands in for Exotel's Connect API.
+ * await using exotel = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   () => Response.json({ Call: { Sid: "CA5", Status: "queued" } }),
+ * );
+ * const api = new ConnectApi({
+ *   apiKey: "key",
+ *   apiToken: "token",
+ *   accountSid: "acme1",
+ *   callerId: "08047491899",
+ *   subdomain: "api.in.exotel.com",
+ *   baseUrl: `http://127.0.0.1:${exotel.addr.port}`,
+ *   timeoutMs: 10_000,
+ * });
  * const response = await handlePlaceCall(
  *   new Request("http://localhost/call", {
  *     method: "POST",
+ *     headers: { "content-type": "application/json" },
  *     body: JSON.stringify({ to: "+919876543210", mode: "stream" }),
  *   }),
  *   { api, streamUrlFor: () => "wss://bot.example.com/voicebot/ws" },
  * );
- * response.status; // 201
+ * assertEquals(response.status, 201);
+ * const body = await response.json();
+ * assertEquals([body.sid, body.mode, body.streamUrl], [
+ *   "CA5",
+ *   "stream",
+ *   "wss://bot.example.com/voicebot/ws",
+ * ]);
  * ```
  *
  * @throws {HttpError} 400 naming the bad field; 503 when not configured;

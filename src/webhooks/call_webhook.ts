@@ -84,12 +84,51 @@ const log = getLogger(["exovoice", "webhooks"]);
  * {@linkcode CallWebhook.start} to {@linkcode CallWebhook.close}.
  *
  * @example
- * ```ts ignore
- * const webhook = new CallWebhook({ config, queue, loadRecord: (id) => store.get(id) });
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { DeliveryQueue } from "./delivery_queue.ts";
+ * import { verifyWebhookSignature } from "./signature.ts";
+ *
+ * // The receiver (a CRM, say), on a loopback port.
+ * const received = Promise.withResolvers<Request>();
+ * await using crm = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   (request) => {
+ *     received.resolve(request.clone());
+ *     return new Response(null, { status: 204 });
+ *   },
+ * );
+ * const kv = await Deno.openKv(":memory:");
+ * const secret = "a-long-random-secret";
+ * const attempted = Promise.withResolvers<AttemptReport>();
+ * const webhook = new CallWebhook({
+ *   config: {
+ *     url: `http://127.0.0.1:${crm.addr.port}/exovoice`,
+ *     secret,
+ *     timeoutMs: 5000,
+ *     maxAttempts: 3,
+ *     retryMs: 1000,
+ *     maxAgeS: 3600,
+ *   },
+ *   queue: new DeliveryQueue(kv),
+ *   loadRecord: (id) => Promise.resolve({ id, durationMs: 41_000 }),
+ *   onAttempt: (attempt) => attempted.resolve(attempt),
+ * });
  * webhook.start();
- * // with each final record's commit:
- * store.save(record, { onCommit: (operation) => webhook.add(operation, record.id) });
+ * // The delivery is queued in the same commit as the record it announces.
+ * const operation = kv.atomic();
+ * webhook.add(operation, "call-1");
+ * await operation.commit();
+ * webhook.committed();
+ *
+ * const request = await received.promise;
+ * const body = await request.text();
+ * assertEquals(JSON.parse(body), { id: "call-1", durationMs: 41_000 });
+ * const signature = request.headers.get("x-exovoice-signature") ?? "";
+ * assertEquals(await verifyWebhookSignature(body, { signature, secret }), true);
+ * assertEquals((await attempted.promise).result, "delivered");
  * await webhook.close();
+ * kv.close();
  * ```
  */
 export class CallWebhook {

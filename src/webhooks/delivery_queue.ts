@@ -49,6 +49,7 @@ export interface FailedDelivery extends Delivery {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const kv = await Deno.openKv(":memory:");
  * const queue = new DeliveryQueue(kv);
  * const operation = kv.atomic();
@@ -57,7 +58,7 @@ export interface FailedDelivery extends Delivery {
  * const [due] = await queue.due(1000);
  * const taken = await queue.take(due, { now: 1000, leaseMs: 30_000 });
  * await queue.delivered(taken!);
- * if (await queue.count() !== 0) throw new Error("expected it gone");
+ * assertEquals(await queue.count(), 0);
  * kv.close();
  * ```
  */

@@ -33,8 +33,9 @@ async function hmacSha256Hex(body: string | Uint8Array, secret: string) {
  *
  * @example
  * ```ts
+ * import { assertMatch } from "@std/assert";
  * const signature = await signWebhookBody('{"id":"c1"}', "shhh");
- * if (!/^sha256=[0-9a-f]{64}$/.test(signature)) throw new Error(signature);
+ * assertMatch(signature, /^sha256=[0-9a-f]{64}$/);
  * ```
  */
 export async function signWebhookBody(
@@ -51,14 +52,18 @@ export async function signWebhookBody(
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const body = '{"id":"c1"}';
  * const header = await signWebhookBody(body, "shhh");
- * if (!await verifyWebhookSignature(body, { signature: header, secret: "shhh" })) {
- *   throw new Error("should verify");
- * }
- * if (await verifyWebhookSignature(body + " ", { signature: header, secret: "shhh" })) {
- *   throw new Error("a changed body must not verify");
- * }
+ * assertEquals(
+ *   await verifyWebhookSignature(body, { signature: header, secret: "shhh" }),
+ *   true,
+ * );
+ * // A changed body does not verify.
+ * assertEquals(
+ *   await verifyWebhookSignature(body + " ", { signature: header, secret: "shhh" }),
+ *   false,
+ * );
  * ```
  */
 export async function verifyWebhookSignature(

@@ -32,13 +32,20 @@ export const MIN_SECRET_LENGTH = 16;
  * secret, or a number out of range.
  * @example
  * ```ts
- * import { reader } from "../env_values.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { ConfigError, reader } from "../env_values.ts";
  *
  * const config = loadCallWebhookConfig(reader({
  *   CALL_WEBHOOK_URL: "https://crm.example/exovoice",
  *   CALL_WEBHOOK_SECRET: "a-long-random-secret",
  * }));
- * if (config?.maxAttempts !== 15) throw new Error("expected the default");
+ * assertEquals(config?.maxAttempts, 15); // the default
+ * assertEquals(loadCallWebhookConfig(reader({})), undefined); // no URL: off
+ * assertThrows(
+ *   () => loadCallWebhookConfig(reader({ CALL_WEBHOOK_URL: "https://crm.example/x", CALL_WEBHOOK_SECRET: "short" })),
+ *   ConfigError,
+ *   "CALL_WEBHOOK_SECRET",
+ * );
  * ```
  */
 export function loadCallWebhookConfig(

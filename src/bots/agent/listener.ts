@@ -46,10 +46,54 @@ const RETRY_DELAYS_MS = [0, 500, 1000, 2000, 5000];
  *
  * @example
  * ```ts
- * const listener = new Listener({ stt, callRate: 8000, sttRate: 8000, language: "en-IN",
- *   clock: systemClock, onEvent: console.log, onError: console.warn });
+ * import { assertEquals } from "@std/assert";
+ * import { systemClock } from "../../call/clock.ts";
+ * import type {
+ *   SpeechEvent,
+ *   SpeechToText,
+ * } from "../../providers/stt/speech_to_text.ts";
+ *
+ * // An in-memory vendor: one final transcript per piece of audio, and the
+ * // stream ends when the call does (the session's signal).
+ * const stt: SpeechToText = {
+ *   name: "example",
+ *   open({ sampleRate, signal }) {
+ *     const pending: SpeechEvent[] = [];
+ *     let wake = () => {};
+ *     signal?.addEventListener("abort", () => wake());
+ *     return Promise.resolve({
+ *       push(pcm) {
+ *         const ms = pcm.length / 2 / (sampleRate / 1000);
+ *         pending.push({ type: "final", text: `${ms} ms of speech`, endOfTurn: true });
+ *         wake();
+ *       },
+ *       async *events() {
+ *         while (!signal?.aborted) {
+ *           const event = pending.shift();
+ *           if (event) yield event;
+ *           else await new Promise<void>((resolve) => wake = resolve);
+ *         }
+ *       },
+ *       close: () => Promise.resolve(),
+ *     });
+ *   },
+ * };
+ *
+ * const heard = Promise.withResolvers<string>();
+ * const listener = new Listener({
+ *   stt,
+ *   callRate: 8000,
+ *   sttRate: 8000, // a vendor at another rate gets the audio resampled
+ *   language: "en-IN",
+ *   clock: systemClock,
+ *   onEvent: (event) => {
+ *     if (event.type === "final") heard.resolve(event.text);
+ *   },
+ *   onError: (error) => heard.reject(error),
+ * });
  * listener.start();
- * listener.push(pcm);
+ * listener.push(new Uint8Array(3200)); // held until the session is open
+ * assertEquals(await heard.promise, "200 ms of speech");
  * await listener.close();
  * ```
  */
