@@ -91,10 +91,85 @@ interface Answer {
  * One call's speech-to-speech bot. Create it through the factory in `mod.ts`.
  *
  * @example
- * ```ts ignore
- * const bot = new RealtimeBot(info, output, dependencies);
- * bot.start();
- * bot.audio(pcm);
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { systemClock } from "../../call/clock.ts";
+ * import type {
+ *   RealtimeEvent,
+ *   RealtimeModel,
+ * } from "../../providers/realtime/realtime_session.ts";
+ * import { EventQueue } from "../../providers/ws_session.ts";
+ * import { loadAgentConfig } from "../agent/config.ts";
+ * import { CallOutcomes } from "../agent/outcomes.ts";
+ * import type { CallOutput } from "../bot.ts";
+ *
+ * // An in-memory model that says what it is asked to, as 100 ms of audio.
+ * const model: RealtimeModel = {
+ *   name: "example",
+ *   reportsSpeechStart: true,
+ *   open() {
+ *     const events = new EventQueue<RealtimeEvent>();
+ *     events.push({ type: "ready" });
+ *     return {
+ *       events: () => events,
+ *       say(text) {
+ *         events.push({ type: "audio", pcm: new Uint8Array(1600) });
+ *         events.push({ type: "bot_text", text });
+ *         events.push({ type: "response_done" });
+ *       },
+ *       sendAudio() {},
+ *       sendText() {},
+ *       sendToolResults() {},
+ *       interrupt() {},
+ *       close() {
+ *         events.end();
+ *         return Promise.resolve();
+ *       },
+ *     };
+ *   },
+ * };
+ * // The call's output: plays each answer at once, as if Exotel had.
+ * const played = Promise.withResolvers<number>();
+ * const output: CallOutput = {
+ *   async play(audio) {
+ *     let bytes = 0;
+ *     for await (const pcm of audio as AsyncIterable<Uint8Array>) bytes += pcm.length;
+ *     played.resolve(bytes);
+ *     return { status: "played", mark: "m1", sentBytes: bytes, heardMs: bytes / 16 };
+ *   },
+ *   clear() {},
+ *   pause() {},
+ *   resume() {},
+ *   hangup() {},
+ *   dropped() {},
+ * };
+ *
+ * const env = { AGENT_GREETING: "Sunrise Clinic, hello!" };
+ * const bot = new RealtimeBot({
+ *   callId: "CA1",
+ *   streamSid: "S1",
+ *   accountSid: "acme1",
+ *   from: "09876543210",
+ *   to: "08047491899",
+ *   customParameters: {},
+ *   sampleRate: 8000,
+ * }, output, {
+ *   model,
+ *   agent: loadAgentConfig(env, { cascade: false }),
+ *   onFailure: "hangup",
+ *   clock: systemClock,
+ *   chunkBytes: 3200,
+ *   outcomes: new CallOutcomes(),
+ *   fallbackAudio: () => Promise.resolve(new Uint8Array(0)),
+ *   hooks: {},
+ * });
+ * await bot.start(); // opens the session; the model says the greeting
+ * assertEquals(await played.promise, 1600);
+ * await bot.stop();
+ * assertEquals(
+ *   bot.report().transcript.map(({ role, text }) => `${role}: ${text}`),
+ *   ["bot: Sunrise Clinic, hello!"],
+ * );
  * ```
  */
 export class RealtimeBot implements Bot {
