@@ -19,12 +19,9 @@ import { type CallDeadlines, DeadlineSweep } from "./call/deadline_sweep.ts";
 import { SessionRegistry } from "./call/registry.ts";
 import type { BotName, Config } from "./config.ts";
 import { ConnectApi } from "./exotel/connect_api.ts";
-import { type Credentials, isAuthorized } from "./http/auth.ts";
 import { AuthFailures } from "./http/auth_failures.ts";
 import { CallRateLimit } from "./http/call_rate_limit.ts";
-import { clientAddress } from "./http/client_address.ts";
-import { headersOverLimit } from "./http/header_limit.ts";
-import { errorResponse, HttpError } from "./http/json.ts";
+import { HttpError } from "./http/json.ts";
 import { listenerReporter } from "./http/listener_reporter.ts";
 import { publicBaseUrl, voicebotUrl } from "./http/public_url.ts";
 import { RateLimiter } from "./http/rate_limit.ts";
@@ -32,7 +29,11 @@ import {
   type ResilientServer,
   serveResilient,
 } from "./http/resilient_server.ts";
-import { decodeParams, type Route, Router } from "./http/router.ts";
+import {
+  createRequestHandler,
+  type RequestHandler,
+} from "./http/request_handler.ts";
+import { type Route, Router } from "./http/router.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
 import { buildCallRecord } from "./records/call_record.ts";
 import { CallStore, openKv } from "./records/call_store.ts";
@@ -85,7 +86,7 @@ const log = getLogger(["exovoice", "server"]);
 /** A request handler plus what it runs on. */
 export interface App {
   /** Handles one request. */
-  handler: (request: Request, info: Deno.ServeHandlerInfo) => Promise<Response>;
+  handler: RequestHandler;
   /** Live calls. */
   registry: SessionRegistry;
   /** Ends calls past a deadline (idle, no `start` in time, too long); {@linkcode startServer} starts it. */
@@ -177,9 +178,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   return {
     handler: requestHandler(config, {
       router,
-      webConsole,
-      metrics: services.metrics,
       authFailures,
+      metrics: services.metrics,
+      webConsole,
     }),
     registry,
     deadlines: new DeadlineSweep({
@@ -215,6 +216,30 @@ function consoleApp(
     bots: softphoneBots(config.bot, parts.createBot),
     secure: config.tls !== undefined,
     trustProxy: config.trustProxy,
+  });
+}
+
+/** The request handler over the route table, with the console mounted at `/console`. */
+function requestHandler(
+  config: Config,
+  parts: {
+    router: Router;
+    authFailures: AuthFailures;
+    metrics: ExovoiceMetrics;
+    webConsole: ConsoleApp;
+  },
+): RequestHandler {
+  return createRequestHandler({
+    router: parts.router,
+    trustedProxyHops: config.trustedProxyHops,
+    admin: { bearer: config.adminToken },
+    authFailures: parts.authFailures,
+    onAuthFailed: () => parts.metrics.authFailed("admin"),
+    mounts: [{
+      owns: ConsoleApp.owns,
+      handle: (request) => parts.webConsole.handle(request),
+      loginPaths: ["/console/login"],
+    }],
   });
 }
 
@@ -301,6 +326,7 @@ function routeTable(
     {
       path: config.wsPath,
       access: "public",
+      countsOwnAuthFailures: true,
       methods: {
         GET: (request, { clientIp }) => upgrade.handle(request, clientIp),
       },
@@ -422,124 +448,6 @@ function outboundCallDeps(config: Config): OutboundCallDeps {
         { path: config.wsPath, sampleRate, customParameters },
       ),
   };
-}
-
-/** What {@linkcode requestHandler} dispatches to. */
-interface HandlerParts {
-  router: Router;
-  webConsole: ConsoleApp;
-  metrics: ExovoiceMetrics;
-  authFailures: AuthFailures;
-}
-
-/**
- * The `Deno.serve` handler: the client's address, a JSON 400 for a Host
- * that makes no URL, then {@linkcode dispatch}; every error becomes JSON.
- */
-function requestHandler(
-  config: Config,
-  parts: HandlerParts,
-): App["handler"] {
-  return async (request, info) => {
-    const clientIp = clientAddress(
-      request.headers,
-      (info.remoteAddr as Deno.NetAddr).hostname ?? "",
-      { trustedHops: config.trustedProxyHops },
-    );
-    // Deno builds the URL from the Host header: a malformed one (`[::1`)
-    // makes a URL that does not parse.
-    const url = URL.parse(request.url);
-    if (url === null) {
-      return errorResponse(
-        new HttpError(
-          400,
-          "invalid_host",
-          "Invalid Host header: expected a host name or address with an optional port",
-        ),
-      );
-    }
-    const { pathname } = url;
-    try {
-      return await dispatch(request, {
-        config,
-        parts,
-        info,
-        clientIp,
-        pathname,
-      });
-    } catch (error) {
-      // The voicebot socket's 401s were counted by its upgrade guard.
-      if (
-        error instanceof HttpError && error.status === 401 &&
-        pathname !== config.wsPath
-      ) {
-        parts.metrics.authFailed("admin");
-        return errorResponse(
-          parts.authFailures.failed(clientIp, pathname) ?? error,
-        );
-      } else if (!(error instanceof HttpError)) {
-        log.error("Request {method} {pathname} failed: {error}", {
-          method: request.method,
-          pathname,
-          error,
-        });
-      }
-      return errorResponse(error);
-    }
-  };
-}
-
-/** One request, past the handler's checks. @throws {HttpError} for every refusal. */
-async function dispatch(
-  request: Request,
-  context: {
-    config: Config;
-    parts: HandlerParts;
-    info: Deno.ServeHandlerInfo;
-    clientIp: string;
-    pathname: string;
-  },
-): Promise<Response> {
-  const { config, parts, info, clientIp, pathname } = context;
-  const headersTooLarge = headersOverLimit(request.headers);
-  if (headersTooLarge !== undefined) {
-    throw new HttpError(431, "headers_too_large", headersTooLarge);
-  }
-  if (ConsoleApp.owns(pathname)) {
-    const response = await parts.webConsole.handle(request);
-    if (response.status !== 401 || pathname !== "/console/login") {
-      return response;
-    }
-    // A wrong token at the login form counts as any failed auth.
-    parts.metrics.authFailed("admin");
-    const limited = parts.authFailures.failed(clientIp, pathname);
-    if (!limited) return response;
-    await response.body?.cancel();
-    return errorResponse(limited);
-  }
-  const { route, handle, params } = parts.router.resolve(
-    request.method,
-    pathname,
-  );
-  if (route.access === "admin") {
-    requireAdmin(request, { bearer: config.adminToken });
-  }
-  return await handle(request, {
-    info,
-    params: decodeParams(params),
-    clientIp,
-  });
-}
-
-/** @throws {HttpError} 401 unless the request carries `ADMIN_TOKEN` (when set). */
-function requireAdmin(request: Request, admin: Credentials): void {
-  if (isAuthorized(request.headers.get("authorization"), admin)) return;
-  throw new HttpError(
-    401,
-    "unauthorized",
-    "Missing or invalid admin token: send Authorization: Bearer <ADMIN_TOKEN>",
-    { headers: { "www-authenticate": 'Bearer realm="exovoice"' } },
-  );
 }
 
 /** Counts a call in the metrics and the live list, and writes its record when it ends. */

@@ -2,7 +2,7 @@
  * The route table as data and the hand-written matching over it: a path
  * with `:name` segments, its handlers by method, and who may call it.
  * Answers 404 and 405 as {@linkcode HttpError}s; checking access is the
- * server's.
+ * request handler's (`request_handler.ts`).
  *
  * @module
  */
@@ -36,6 +36,12 @@ export interface Route {
   access: Access;
   /** Handlers by method; HEAD is answered by GET's. */
   methods: Readonly<Record<string, RouteHandler>>;
+  /**
+   * Whether its handler counts its own failed authentications (the voicebot
+   * socket's upgrade guard does); otherwise a 401 it throws is counted and
+   * limited by the request handler.
+   */
+  countsOwnAuthFailures?: boolean;
 }
 
 /** A request's route, found by {@linkcode Router.resolve}. */
