@@ -3,6 +3,7 @@
  * voicebot upgrade guard, the route table and the deadline sweep, and
  * serves them with `Deno.serve` (through `serveResilient`) until drained.
  * The decisions live in the modules it wires: `http/router.ts` (routing),
+ * `http/request_handler.ts` (admin auth, errors as JSON),
  * `routes/voicebot_upgrade.ts` (who may open a call),
  * `http/auth_failures.ts` and `http/call_rate_limit.ts` (limits),
  * `call/deadline_sweep.ts` (ending overdue calls).
