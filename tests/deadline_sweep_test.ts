@@ -6,8 +6,11 @@ import {
   sweepIntervalMs,
   type SweptCall,
 } from "../src/call/deadline_sweep.ts";
-import type { CallState } from "../src/call/registry.ts";
+import { type CallState, SessionRegistry } from "../src/call/registry.ts";
+import { loadConfig } from "../src/config.ts";
+import { createApp } from "../src/server.ts";
 import { FakeClock } from "./fakes/clock.ts";
+import { makeSession } from "./fakes/session.ts";
 
 const DEADLINES: CallDeadlines = {
   idleMs: 60_000,
@@ -142,4 +145,51 @@ Deno.test("deadline sweep runs every half of the shortest deadline, at least eve
   assertEquals(sweepIntervalMs({ ...DEADLINES, handshakeMs: 1000 }), 500);
   assertEquals(sweepIntervalMs({ ...DEADLINES, idleMs: 2000 }), 1000);
   assertEquals(sweepIntervalMs({ ...DEADLINES, maxCallMs: 3000 }), 1500);
+});
+
+Deno.test("the app's sweep runs on its injected clock with MAX_CALL_S, IDLE_TIMEOUT_S and HANDSHAKE_TIMEOUT_S in seconds", async () => {
+  const clock = new FakeClock();
+  const registry = new SessionRegistry();
+  const ended: Record<string, string> = {};
+  const add = (callId: string, state: CallState) => {
+    const id = crypto.randomUUID();
+    registry.add(makeSession({
+      id,
+      callId,
+      state,
+      connectedAt: clock.epochMs(),
+      lastActivity: clock.epochMs(),
+      end(reason) {
+        ended[callId] = reason;
+        registry.remove(id);
+      },
+    }));
+  };
+  add("CA-long", "started");
+  add("CA-mute", "connected");
+  const app = createApp(
+    loadConfig({
+      MAX_CALL_S: "30",
+      HANDSHAKE_TIMEOUT_S: "20",
+      IDLE_TIMEOUT_S: "600",
+    }),
+    { registry, clock },
+  );
+  app.deadlines.start();
+  await clock.advance(20_000);
+  for (const session of registry.values()) {
+    session.lastActivity = clock.epochMs();
+  }
+  assertEquals(ended, {}, "nothing at the deadlines themselves");
+  await clock.advance(5000);
+  assertEquals(ended, { "CA-mute": "handshake_timeout" });
+  for (const session of registry.values()) {
+    session.lastActivity = clock.epochMs();
+  }
+  await clock.advance(10_000);
+  app.deadlines.stop();
+  assertEquals(ended, {
+    "CA-mute": "handshake_timeout",
+    "CA-long": "max_call_length",
+  });
 });
