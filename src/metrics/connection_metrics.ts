@@ -1,9 +1,9 @@
 /**
  * Metrics about connections rather than calls: the listener's failures
  * (most often descriptors running out), sockets dropped because their peer
- * never answered our close, connections refused per address, and the
- * process's descriptors (`process_open_fds`, `process_max_fds`, the names
- * Prometheus clients use).
+ * never answered our close, connections refused per address, upgrades
+ * refused by error code, and the process's descriptors (`process_open_fds`,
+ * `process_max_fds`, the names Prometheus clients use).
  *
  * @module
  */
@@ -30,6 +30,7 @@ export class ConnectionMetrics {
   #listening: Gauge;
   #released: Counter;
   #refused: Counter;
+  #upgradesRefused: Counter;
 
   /** Declares the metrics on `registry`. */
   constructor(registry: MetricsRegistry) {
@@ -57,6 +58,12 @@ export class ConnectionMetrics {
       name: "exovoice_connections_refused_total",
       help:
         "Voicebot upgrades refused because the address already holds MAX_CONNECTIONS_PER_IP sockets.",
+    });
+    this.#upgradesRefused = registry.counter({
+      name: "exovoice_upgrades_refused_total",
+      help:
+        "Voicebot upgrades refused before a call began, by the error code answered (draining, forbidden, server_full, too_many_connections, upgrade_required, unauthorized, too_many_auth_failures, invalid_upgrade, unsupported_websocket_version, unknown_agent).",
+      labelNames: ["code"],
     });
     const limit = readDescriptorLimit();
     if (limit !== undefined && countOpenDescriptors() !== undefined) {
@@ -92,5 +99,10 @@ export class ConnectionMetrics {
   /** Counts an upgrade refused for its address's connection count. */
   connectionRefused(): void {
     this.#refused.inc();
+  }
+
+  /** Counts a voicebot upgrade refused with the error `code` it was answered. */
+  upgradeRefused(code: string): void {
+    this.#upgradesRefused.inc({ code });
   }
 }

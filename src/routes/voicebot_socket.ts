@@ -1,6 +1,8 @@
 /**
- * The voicebot WebSocket endpoint: authenticates the upgrade, reads the call's
- * parameters from the URL and hands the socket to a {@linkcode Call}.
+ * The voicebot WebSocket endpoint: checks the handshake, reads the call's
+ * parameters from the URL and hands the socket to a {@linkcode Call}. Who
+ * may connect is decided before, by the upgrade guard
+ * (`voicebot_upgrade.ts`).
  *
  * @module
  */
@@ -11,13 +13,13 @@ import { Call, type CallOptions, type CallSettings } from "../call/call.ts";
 import type { Clock } from "../call/clock.ts";
 import type { SessionRegistry } from "../call/registry.ts";
 import { fromWebSocket } from "../call/socket.ts";
-import { type Credentials, isAuthorized } from "../http/auth.ts";
+import type { Credentials } from "../http/auth.ts";
 import { HttpError } from "../http/json.ts";
 import { checkWebSocketHandshake } from "../http/websocket_upgrade.ts";
 
 /** What the endpoint needs. */
 export interface VoicebotSocketDeps {
-  /** Accepted credentials; none means open. */
+  /** Accepted credentials, checked by the upgrade guard; none means open. */
   credentials: Credentials;
   /** Where calls register. */
   registry: SessionRegistry;
@@ -55,12 +57,13 @@ export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
 }
 
 /**
- * Upgrades an authenticated request from `remoteAddress` (the client's
- * address: the socket's peer, or behind trusted proxies the one they saw) to
- * a voicebot call.
+ * Upgrades a request from `remoteAddress` (the client's address: the
+ * socket's peer, or behind trusted proxies the one they saw) to a voicebot
+ * call. It checks the handshake and `agent=`, not who may call: reach it
+ * through `VoicebotUpgrade` (`voicebot_upgrade.ts`), which refuses first (drain,
+ * allow-list, capacity, 426, credentials).
  *
- * @throws {HttpError} 426 for a plain GET, 401 for missing or wrong
- * credentials, then 400 or 426 for a malformed or unsupported handshake
+ * @throws {HttpError} 400 or 426 for a malformed or unsupported handshake
  * (see {@linkcode checkWebSocketHandshake}), 404 for an `agent=` the server
  * does not have.
  */
@@ -69,26 +72,6 @@ export function handleVoicebotSocket(
   remoteAddress: string,
   deps: VoicebotSocketDeps,
 ): Response {
-  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    throw new HttpError(
-      426,
-      "upgrade_required",
-      "This is the Exotel voicebot WebSocket endpoint: connect with a WebSocket client (wss://…), not plain HTTP",
-      { headers: { upgrade: "websocket" } },
-    );
-  }
-  if (!isAuthorized(request.headers.get("authorization"), deps.credentials)) {
-    throw new HttpError(
-      401,
-      "unauthorized",
-      "Missing or invalid credentials for the voicebot socket",
-      {
-        headers: deps.credentials.basic
-          ? { "www-authenticate": 'Basic realm="exovoice"' }
-          : {},
-      },
-    );
-  }
   checkWebSocketHandshake(request);
   const query = new URL(request.url).searchParams;
   const refusal = deps.checkAgent?.(query.get("agent") ?? undefined);
