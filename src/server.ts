@@ -541,7 +541,7 @@ function followCall(call: Call, services: Services, instanceId: string): void {
   void live?.announce(call.session);
   void store?.open(call.session);
   call.ended.then((reason) => {
-    const endedAt = Date.now();
+    const endedAt = call.session.endedAt ?? Date.now();
     metrics.callEnded(call.session, reason, endedAt);
     for (const turn of call.report?.turns ?? []) {
       metrics.turnCompleted(turn.latenciesMs);
