@@ -73,6 +73,7 @@ export type CallInfo = Pick<
  *   pause: () => calls.push("pause"),
  *   resume: () => calls.push("resume"),
  *   hangup: (reason) => calls.push(`hangup:${reason}`),
+ *   dropped: () => calls.push("dropped"),
  * }, 8000);
  * if (calls.join() !== "play,hangup:done") throw new Error(calls.join());
  * ```
@@ -149,6 +150,7 @@ export interface CallOutput {
  *     pause() {},
  *     resume() {},
  *     hangup: (reason) => void (ended = reason ?? ""),
+ *     dropped() {},
  *   },
  * );
  * bot.dtmf?.("3");

@@ -124,6 +124,7 @@ export class Call {
       sampleRate: request.sampleRate,
       encoding: "pcm",
       bot: options.botName,
+      agent: request.agent,
       remoteAddress: request.remoteAddress,
       connectedAt: now,
       lastActivity: now,
@@ -344,8 +345,8 @@ export class Call {
       dropped: (bytes) => this.#dropped(bytes),
       onSent: (listener) => void (this.#sentListener = listener),
     };
-    const agent = this.#options.request.agent ?? session.customParameters.agent;
-    if (agent) session.agent = agent;
+    session.agent = session.agent || session.customParameters.agent ||
+      undefined;
     try {
       this.#bot = this.#options.createBot(callInfo(session), output);
     } catch (error) {

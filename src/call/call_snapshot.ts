@@ -31,60 +31,63 @@ export type CallState = "connected" | "started" | "stopped";
  */
 export const MAX_KEPT_DTMF_DIGITS = 1000;
 
-/** Everything known about one call at one moment. */
+/**
+ * Everything known about one call at one moment. The call changes it as
+ * the call goes on; a view reads it and never changes it.
+ */
 export interface CallSnapshot {
   /** Unique id of this WebSocket session (a call may reconnect with the same call id). */
-  readonly id: string;
+  id: string;
   /** Our id for the call: `call_id`/`callSid`/`callLogId` from the URL, else the CallSid from `start`. */
-  readonly callId: string;
+  callId: string;
   /** Exotel's stream id, known from the URL or `start`. */
-  readonly streamSid: string;
+  streamSid: string;
   /** The Exotel account; empty until `start`. */
-  readonly accountSid: string;
+  accountSid: string;
   /** The caller's number; empty until `start`. */
-  readonly from: string;
+  from: string;
   /** The number called; empty until `start`. */
-  readonly to: string;
+  to: string;
   /** Parameters from the applet URL, as `start` carried them. */
-  readonly customParameters: Record<string, string>;
+  customParameters: Record<string, string>;
   /** Rate of the audio both ways: the URL's until `start` declares one. */
-  readonly sampleRate: SampleRate;
+  sampleRate: SampleRate;
   /** How audio is coded on the wire: `pcm` until `start` declares μ-law. */
-  readonly encoding: AudioEncoding;
+  encoding: AudioEncoding;
   /** The bot's name. */
-  readonly bot: string;
+  bot: string;
   /** The agent asked for by the socket URL's `agent=` (or a custom parameter of that name). */
-  readonly agent?: string;
+  agent?: string;
   /** The peer's address. */
-  readonly remoteAddress: string;
+  remoteAddress: string;
   /** Epoch ms of the upgrade. */
-  readonly connectedAt: number;
+  connectedAt: number;
   /** Epoch ms of the last frame received. */
-  readonly lastActivity: number;
+  lastActivity: number;
   /** Epoch ms the call ended; absent while it is live. */
-  readonly endedAt?: number;
+  endedAt?: number;
   /**
    * Why it ended, as the call said it (`stop:callended`, `closed:1006`,
    * `bot:end_call`, `idle_timeout`, …); absent while it is live.
    * `records/call_record.ts`'s `callOutcome` bounds it for labels.
    */
-  readonly endReason?: string;
+  endReason?: string;
   /** The last `sequence_number` Exotel sent. */
-  readonly sequenceNumber: number;
+  sequenceNumber: number;
   /** Lifecycle state. */
-  readonly state: CallState;
+  state: CallState;
   /** Frames received, valid or not. */
-  readonly framesIn: number;
+  framesIn: number;
   /** Audio bytes received, as on the wire. */
-  readonly bytesIn: number;
+  bytesIn: number;
   /** Frames skipped, by reason (`invalid_json`, `binary`, `too_large`, …). */
-  readonly badFrames: Record<string, number>;
+  badFrames: Record<string, number>;
   /** Caller audio received before `start`, held for the bot. */
-  readonly audioChunksBuffered: number;
+  audioChunksBuffered: number;
   /** DTMF digits pressed, in order (the first {@linkcode MAX_KEPT_DTMF_DIGITS}). */
-  readonly dtmfDigits: string;
+  dtmfDigits: string;
   /** Outbound counters, kept by the player. */
-  readonly playout: PlayoutCounters;
+  playout: PlayoutCounters;
 }
 
 /** The monitoring view of a live call, as `GET /voicebot/sessions` lists it. */

@@ -11,15 +11,12 @@
 import type { BotLiveState, BotReport } from "./bot_report.ts";
 import type { CallSnapshot } from "./call_snapshot.ts";
 
-/** `T` with its own properties writable. */
-type Writable<T> = { -readonly [K in keyof T]: T[K] };
-
 /**
  * One live call as its `Call` (`call.ts`) keeps it: its snapshot, updated in
  * place (read it as a {@linkcode CallSnapshot}), and the hooks monitoring
  * reaches the call through.
  */
-export interface Session extends Writable<CallSnapshot> {
+export interface Session extends CallSnapshot {
   /** Unique id of this WebSocket session (a call may reconnect with the same call id). */
   readonly id: string;
   /** Epoch ms of the upgrade. */

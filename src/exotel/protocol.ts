@@ -128,7 +128,7 @@ export function parseAudioEncoding(declared: string): DeclaredEncoding {
 }
 
 /** Fields every event but `connected` may carry. */
-interface Sequenced {
+export interface Sequenced {
   /** Exotel's message counter; informational. */
   sequenceNumber?: number;
   /** The stream the event belongs to, when given. */
