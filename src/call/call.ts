@@ -124,7 +124,7 @@ export class Call {
       sampleRate: request.sampleRate,
       encoding: "pcm",
       bot: options.botName,
-      agent: request.agent,
+      agent: request.agent || undefined,
       remoteAddress: request.remoteAddress,
       connectedAt: now,
       lastActivity: now,
@@ -345,8 +345,8 @@ export class Call {
       dropped: (bytes) => this.#dropped(bytes),
       onSent: (listener) => void (this.#sentListener = listener),
     };
-    session.agent = session.agent || session.customParameters.agent ||
-      undefined;
+    // The URL's `agent=` wins; else a custom parameter of that name.
+    session.agent ||= session.customParameters.agent || undefined;
     try {
       this.#bot = this.#options.createBot(callInfo(session), output);
     } catch (error) {
