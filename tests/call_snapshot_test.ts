@@ -145,3 +145,58 @@ Deno.test("a call's snapshot carries its encoding, the agent asked for, and when
     2500,
   );
 });
+
+Deno.test("the agent a call asks for is the URL's agent=, else the start's custom parameter of that name", async () => {
+  const cases: Array<
+    [string | undefined, string | undefined, string | undefined]
+  > = [
+    ["sales", "support", "sales"],
+    [undefined, "support", "support"],
+    ["", undefined, undefined],
+    [undefined, undefined, undefined],
+  ];
+  for (const [urlAgent, parameterAgent, expected] of cases) {
+    const registry = new SessionRegistry();
+    const [server, exotel] = createSocketPair();
+    exotel.listen({ message: () => {}, close: () => {} });
+    let info: CallInfo | undefined;
+    const call = new Call({
+      socket: server,
+      clock: new FakeClock(),
+      registry,
+      settings: {
+        chunkBytes: 3200,
+        leadMs: 400,
+        maxBufferedBytes: 65536,
+        maxFrameBytes: 65536,
+        maxPreStartBytes: 64000,
+      },
+      botName: "echo",
+      createBot: (given, output) => {
+        info = given;
+        return createEchoBot(given, output);
+      },
+      request: {
+        sampleRate: 8000,
+        remoteAddress: "127.0.0.1",
+        agent: urlAgent,
+      },
+    });
+    exotel.send(JSON.stringify({
+      event: "start",
+      start: {
+        call_sid: "CA1",
+        custom_parameters: parameterAgent === undefined
+          ? {}
+          : { agent: parameterAgent },
+      },
+    }));
+    await settle();
+    const label = `${urlAgent} / ${parameterAgent}`;
+    assertEquals(call.session.agent, expected, label);
+    assertEquals(info?.agent, expected, label);
+    assertEquals(info !== undefined && "agent" in info, expected !== undefined);
+    call.end("test");
+    await call.ended;
+  }
+});
