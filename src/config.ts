@@ -27,6 +27,13 @@ import {
   normalizePhoneNumber,
 } from "./exotel/connect_api.ts";
 import { InvalidCidrError, IpAllowList } from "./http/ip_allowlist.ts";
+import type { BasicCredentials } from "./http/auth.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+} from "./log.ts";
 import {
   type CallWebhookConfig,
   loadCallWebhookConfig,
@@ -38,25 +45,15 @@ export const BOT_NAMES = ["echo", "agent", "realtime"] as const;
 /** A bot `BOT` may name. */
 export type BotName = typeof BOT_NAMES[number];
 
-/** Log levels `LOG_LEVEL` accepts. */
-export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
-
-/** A log level. */
-export type LogLevel = typeof LOG_LEVELS[number];
-
-/** Log formats `LOG_FORMAT` accepts. */
-export const LOG_FORMATS = ["json", "text"] as const;
-
-/** A log format. */
-export type LogFormat = typeof LOG_FORMATS[number];
-
-/** Credentials for `Authorization: Basic`, as Exotel sends from `wss://user:password@host`. */
-export interface BasicCredentials {
-  /** The user name (Exotel: the API key). */
-  user: string;
-  /** The password (Exotel: the API token). */
-  password: string;
-}
+// Defined by the modules that use them (config imports downwards only);
+// re-exported here, where the variables that set them are read.
+export {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+} from "./log.ts";
+export type { BasicCredentials } from "./http/auth.ts";
 
 /** The server's whole configuration. */
 export interface Config {

@@ -13,7 +13,18 @@ import {
   jsonLinesFormatter,
   type LogLevel as LogTapeLevel,
 } from "@logtape/logtape";
-import type { LogFormat, LogLevel } from "./config.ts";
+
+/** Log levels `LOG_LEVEL` accepts. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** A log level. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** Log formats `LOG_FORMAT` accepts. */
+export const LOG_FORMATS = ["json", "text"] as const;
+
+/** A log format. */
+export type LogFormat = typeof LOG_FORMATS[number];
 
 /**
  * The log calls a module makes on a logger it is given. LogTape's own

@@ -23,7 +23,7 @@ import { ConnectApi } from "./exotel/connect_api.ts";
 import { AuthFailures } from "./http/auth_failures.ts";
 import { CallRateLimit } from "./http/call_rate_limit.ts";
 import { HttpError } from "./http/json.ts";
-import { listenerReporter } from "./http/listener_reporter.ts";
+import { listenerReporter } from "./listener_reporter.ts";
 import { publicBaseUrl, voicebotUrl } from "./http/public_url.ts";
 import { RateLimiter } from "./http/rate_limit.ts";
 import {
@@ -462,7 +462,7 @@ function followCall(
   void live?.announce(call.session);
   void store?.open(call.session);
   call.ended.then((reason) => {
-    const endedAt = clock.epochMs();
+    const endedAt = call.session.endedAt ?? clock.epochMs();
     metrics.callEnded(call.session, reason, endedAt);
     for (const turn of call.report?.turns ?? []) {
       metrics.turnCompleted(turn.latenciesMs);

@@ -16,6 +16,7 @@ import {
   openKv,
 } from "../src/records/call_store.ts";
 import { parseStatusCallback } from "../src/records/call_status.ts";
+import { parseInboundFrame } from "../src/exotel/protocol.ts";
 import { createEchoBot } from "../src/bots/echo.ts";
 import { Call } from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
@@ -357,7 +358,11 @@ Deno.test("records past the retention period are neither listed nor read", () =>
   withStore(async (store) => {
     const old = record(1, { callId: "CA-old" });
     const recent = buildCallRecord(
-      makeSession({ callId: "CA-recent", connectedAt: Date.now() - 60_000 }),
+      makeSession({
+        callId: "CA-recent",
+        connectedAt: Date.now() - 60_000,
+        endedAt: Date.now(),
+      }),
       "stop:callended",
     );
     await store.save(old);
@@ -437,11 +442,23 @@ Deno.test("a real call's record is written when it ends, even when the server cu
 
 Deno.test("a record stays under KV's value limit whatever custom parameters a peer sent", () =>
   withStore(async (store) => {
-    const customParameters = Object.fromEntries(
-      Array.from({ length: 2000 }, (_, i) => [`key${i}`, "v".repeat(1000)]),
-    );
+    const parsed = parseInboundFrame(JSON.stringify({
+      event: "start",
+      start: {
+        call_sid: "CA".repeat(5000),
+        from: "9".repeat(5000),
+        custom_parameters: Object.fromEntries(
+          Array.from(
+            { length: 2000 },
+            (_, i) => [`key${i}`, "v".repeat(1000)],
+          ),
+        ),
+      },
+    }));
+    assert(parsed.ok && parsed.event.event === "start");
+    const { callSid, from, customParameters } = parsed.event.start;
     const saved = buildCallRecord(
-      makeSession({ customParameters }),
+      makeSession({ callId: callSid, from, customParameters }),
       "stop:callended",
     );
     assertEquals(Object.keys(saved.customParameters).length, 10);

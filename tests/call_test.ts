@@ -2,7 +2,8 @@ import { assert, assertEquals } from "@std/assert";
 import type { Bot, BotFactory, CallInfo, CallOutput } from "../src/bots/bot.ts";
 import { createEchoBot } from "../src/bots/echo.ts";
 import { Call, type CallRequest, type CallSettings } from "../src/call/call.ts";
-import { SessionRegistry, summarizeSession } from "../src/call/registry.ts";
+import { SessionRegistry } from "../src/call/registry.ts";
+import { summarizeCall } from "../src/call/call_snapshot.ts";
 import { createSocketPair } from "../src/call/socket.ts";
 import { FakeClock, settle } from "./fakes/clock.ts";
 
@@ -126,7 +127,7 @@ Deno.test("a call registers its session on connect and sends nothing before star
   send({ event: "connected" });
   await settle();
   assertEquals(registry.size, 1);
-  const session = summarizeSession([...registry.values()][0]);
+  const session = summarizeCall([...registry.values()][0]);
   assertEquals([session.callId, session.state, session.isActive], [
     "CA9",
     "connected",

@@ -6,7 +6,8 @@ import {
   sweepIntervalMs,
   type SweptCall,
 } from "../src/call/deadline_sweep.ts";
-import { type CallState, SessionRegistry } from "../src/call/registry.ts";
+import type { CallState } from "../src/call/call_snapshot.ts";
+import { SessionRegistry } from "../src/call/registry.ts";
 import { loadConfig } from "../src/config.ts";
 import { createApp } from "../src/server.ts";
 import { FakeClock } from "./fakes/clock.ts";

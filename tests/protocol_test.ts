@@ -1,11 +1,13 @@
 import { assert, assertEquals } from "@std/assert";
 import {
+  boundedPeerId,
   encodeClear,
   encodeMark,
   encodeMedia,
   type InboundEvent,
   parseAudioEncoding,
   parseInboundFrame,
+  PEER_LIMITS,
   type ProtocolErrorCode,
 } from "../src/exotel/protocol.ts";
 
@@ -355,3 +357,79 @@ Deno.test("start keeps the declared encoding, PCM when none is given", () => {
   assert(bare.event === "start");
   assertEquals(parseAudioEncoding(bare.start.encoding).encoding, "pcm");
 });
+
+Deno.test("a peer's over-long strings are bounded once, where start and stop are parsed", () => {
+  const long = "9".repeat(100_000);
+  const event = parse({
+    event: "start",
+    stream_sid: long,
+    start: {
+      stream_sid: long,
+      call_sid: long,
+      account_sid: long,
+      from: long,
+      to: long,
+      custom_parameters: Object.fromEntries(
+        Array.from({ length: 500 }, (_, i) => [`${i}${long}`, long]),
+      ),
+    },
+  });
+  assert(event.event === "start");
+  const { start } = event;
+  const lengths: Array<[string, number, number]> = [
+    ["streamSid", start.streamSid.length, PEER_LIMITS.idChars],
+    ["event streamSid", event.streamSid?.length ?? 0, PEER_LIMITS.idChars],
+    ["callSid", start.callSid.length, PEER_LIMITS.idChars],
+    ["accountSid", start.accountSid.length, PEER_LIMITS.idChars],
+    ["from", start.from.length, PEER_LIMITS.numberChars],
+    ["to", start.to.length, PEER_LIMITS.numberChars],
+    [
+      "parameters",
+      Object.keys(start.customParameters).length,
+      PEER_LIMITS.parameters,
+    ],
+    [
+      "longest parameter name",
+      longest(Object.keys(start.customParameters)),
+      256,
+    ],
+    [
+      "longest parameter value",
+      longest(Object.values(start.customParameters)),
+      256,
+    ],
+  ];
+  for (const [field, length, limit] of lengths) {
+    assertEquals(length, limit, field);
+  }
+  const stop = parse({
+    event: "stop",
+    stop: { reason: long, call_sid: long, account_sid: long },
+  });
+  assert(stop.event === "stop");
+  assertEquals(
+    [stop.reason.length, stop.callSid?.length, stop.accountSid?.length],
+    [PEER_LIMITS.reasonChars, PEER_LIMITS.idChars, PEER_LIMITS.idChars],
+  );
+});
+
+Deno.test("strings within the limits, and Exotel's three parameters, pass unchanged", () => {
+  const event = parse({
+    event: "start",
+    start: {
+      call_sid: "CA1",
+      from: "+919876543210",
+      custom_parameters: { a: "1", b: "2", c: "3" },
+    },
+  });
+  assert(event.event === "start");
+  assertEquals(
+    [event.start.callSid, event.start.from, event.start.customParameters],
+    ["CA1", "+919876543210", { a: "1", b: "2", c: "3" }],
+  );
+  assertEquals(boundedPeerId("x".repeat(129)), "x".repeat(128));
+});
+
+function longest(texts: string[]): number {
+  return Math.max(...texts.map((text) => text.length));
+}

@@ -10,15 +10,10 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { maskPhoneNumber } from "../log.ts";
 import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
-import type {
-  Bot,
-  BotFactory,
-  BotReport,
-  CallInfo,
-  CallOutput,
-} from "../bots/bot.ts";
-import { MAX_DTMF_DIGITS, type RecordingInfo } from "../records/call_record.ts";
-import type { CallRecorder } from "../records/recorder.ts";
+import type { Bot, BotFactory, CallInfo, CallOutput } from "./bot_contract.ts";
+import type { BotReport } from "./bot_report.ts";
+import { type CallSnapshot, MAX_KEPT_DTMF_DIGITS } from "./call_snapshot.ts";
+import type { CallAudioRecorder, RecordingInfo } from "./recording.ts";
 import {
   type InboundEvent,
   parseAudioEncoding,
@@ -76,7 +71,7 @@ export interface CallOptions {
   /** What the upgrade request said. */
   request: CallRequest;
   /** Creates a recorder for both sides of the call once `start` gives its rate; none by default. */
-  createRecorder?(session: Session): CallRecorder | undefined;
+  createRecorder?(session: Session): CallAudioRecorder | undefined;
 }
 
 /** Normal closure code, sent when the call ends on our side or after `stop`. */
@@ -105,7 +100,7 @@ export class Call {
   #bot?: Bot;
   #preStart: Uint8Array[] = [];
   #preStartBytes = 0;
-  #recorder?: CallRecorder;
+  #recorder?: CallAudioRecorder;
   #resolveEnded!: (reason: string) => void;
   /** Gives a media payload to the bot: chosen at `start`, decoding μ-law for μ-law calls. */
   #hearPayload: (payload: Uint8Array) => void = (pcm) => this.#hear(pcm);
@@ -117,7 +112,7 @@ export class Call {
   constructor(options: CallOptions) {
     this.#options = options;
     const { request } = options;
-    const now = Date.now();
+    const now = options.clock.epochMs();
     this.session = {
       id: crypto.randomUUID(),
       callId: request.callId ?? "",
@@ -127,7 +122,9 @@ export class Call {
       to: "",
       customParameters: {},
       sampleRate: request.sampleRate,
+      encoding: "pcm",
       bot: options.botName,
+      agent: request.agent || undefined,
       remoteAddress: request.remoteAddress,
       connectedAt: now,
       lastActivity: now,
@@ -166,6 +163,8 @@ export class Call {
     const { session } = this;
     if (session.state === "stopped") return;
     session.state = "stopped";
+    session.endedAt = this.#options.clock.epochMs();
+    session.endReason = reason;
     this.#player?.stop();
     this.#preStart = [];
     this.#options.socket.close(closeCode, reason.slice(0, 120));
@@ -193,7 +192,7 @@ export class Call {
     const { session } = this;
     if (session.state === "stopped") return;
     session.framesIn++;
-    session.lastActivity = Date.now();
+    session.lastActivity = this.#options.clock.epochMs();
     if (typeof data !== "string") {
       return this.#skip("binary", "Binary frame ignored");
     }
@@ -252,7 +251,7 @@ export class Call {
         return;
       }
       case "dtmf":
-        if (session.dtmfDigits.length < MAX_DTMF_DIGITS) {
+        if (session.dtmfDigits.length < MAX_KEPT_DTMF_DIGITS) {
           session.dtmfDigits += event.digit;
         }
         this.#callBot("dtmf", (bot) => bot.dtmf?.(event.digit));
@@ -291,6 +290,7 @@ export class Call {
     session.to = start.to;
     session.customParameters = start.customParameters;
     const declared = parseAudioEncoding(start.encoding);
+    session.encoding = declared.encoding;
     const mulaw = declared.encoding === "mulaw";
     const declaredRate = start.sampleRate ?? declared.sampleRate;
     if (declaredRate !== undefined && isSampleRate(declaredRate)) {
@@ -321,7 +321,7 @@ export class Call {
     this.#recorder = this.#options.createRecorder?.(session);
     const player = new Player({
       streamSid: session.streamSid,
-      sampleRate: session.sampleRate as SampleRate,
+      sampleRate: session.sampleRate,
       chunkBytes: settings.chunkBytes,
       leadMs: settings.leadMs,
       maxBufferedBytes: settings.maxBufferedBytes,
@@ -345,19 +345,10 @@ export class Call {
       dropped: (bytes) => this.#dropped(bytes),
       onSent: (listener) => void (this.#sentListener = listener),
     };
-    const info: CallInfo = {
-      callId: session.callId,
-      streamSid: session.streamSid,
-      accountSid: session.accountSid,
-      from: session.from,
-      to: session.to,
-      customParameters: session.customParameters,
-      sampleRate: session.sampleRate as SampleRate,
-    };
-    const agent = this.#options.request.agent ?? session.customParameters.agent;
-    if (agent) info.agent = agent;
+    // The URL's `agent=` wins; else a custom parameter of that name.
+    session.agent ||= session.customParameters.agent || undefined;
     try {
-      this.#bot = this.#options.createBot(info, output);
+      this.#bot = this.#options.createBot(callInfo(session), output);
     } catch (error) {
       this.#log.error("Bot could not be created: {error}", { error });
       return this.end("bot_error", 1011);
@@ -418,4 +409,20 @@ export class Call {
     this.#skip("bot_error", `Bot failed in ${hook}`);
     this.#log.error("Bot failed in {hook}: {error}", { hook, error });
   }
+}
+
+/** The part of a call's snapshot its bot is given. */
+function callInfo(snapshot: CallSnapshot): CallInfo {
+  const info: CallInfo = {
+    callId: snapshot.callId,
+    streamSid: snapshot.streamSid,
+    accountSid: snapshot.accountSid,
+    from: snapshot.from,
+    to: snapshot.to,
+    customParameters: snapshot.customParameters,
+    sampleRate: snapshot.sampleRate,
+  };
+  return snapshot.agent === undefined
+    ? info
+    : { ...info, agent: snapshot.agent };
 }

@@ -8,7 +8,7 @@
  */
 
 import type { Clock } from "./clock.ts";
-import type { CallState } from "./registry.ts";
+import type { CallState } from "./call_snapshot.ts";
 
 /** Why a call was ended by the sweep; the close frame's reason. */
 export type DeadlineReason =

@@ -18,7 +18,7 @@ import {
 } from "../audio/pcm.ts";
 import { isPushSource, type PushSource } from "../audio/pcm_pipe.ts";
 import { encodeClear, encodeMark, encodeMedia } from "../exotel/protocol.ts";
-import type { Audio, Playback, PlayOptions } from "../bots/bot.ts";
+import type { Audio, Playback, PlayOptions } from "./playback.ts";
 import type { Cancel, Clock } from "./clock.ts";
 
 /** Counters a player keeps for monitoring. */

@@ -9,7 +9,12 @@
  * @module
  */
 
-/** The `start` event's description of the call. */
+/**
+ * The `start` event's description of the call. Every string in it is the
+ * peer's and is bounded here, once, to {@linkcode PEER_LIMITS}: whatever a
+ * `start` carried, what the call keeps (its snapshot, record and live entry)
+ * stays small.
+ */
 export interface StartInfo {
   /** Exotel's id for this stream. */
   streamSid: string;
@@ -21,12 +26,49 @@ export interface StartInfo {
   from: string;
   /** The number called. */
   to: string;
-  /** Up to three `key=value` pairs from the applet URL. */
+  /**
+   * Up to three `key=value` pairs from the applet URL (at most
+   * {@linkcode PEER_LIMITS}`.parameters` kept).
+   */
   customParameters: Record<string, string>;
   /** The declared encoding as sent; see {@linkcode parseAudioEncoding}. */
   encoding: string;
   /** The declared sample rate, when it is a number. */
   sampleRate?: number;
+}
+
+/**
+ * How much of a peer's strings is kept. Ids (call, stream and account sids)
+ * and numbers are short in every real call; a hostile or broken peer's may
+ * not be, and what is kept ends up in KV keys (2 KiB) and values (64 KiB).
+ */
+export const PEER_LIMITS = {
+  /** Characters of an id: a call, stream or account sid. */
+  idChars: 128,
+  /** Characters of a phone number (`from`, `to`). */
+  numberChars: 64,
+  /** Custom parameters kept: Exotel sends at most 3. */
+  parameters: 10,
+  /** Characters of a custom parameter's name, and of its value. */
+  parameterChars: 256,
+  /** Characters of a `stop` reason. */
+  reasonChars: 200,
+} as const;
+
+/**
+ * Cuts a peer's id (a call, stream or account sid, from a frame or the
+ * socket's URL) to {@linkcode PEER_LIMITS}`.idChars`.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(boundedPeerId("CA123"), "CA123");
+ * assertEquals(boundedPeerId("x".repeat(5000)).length, 128);
+ * ```
+ */
+export function boundedPeerId(id: string): string {
+  return id.slice(0, PEER_LIMITS.idChars);
 }
 
 /** How the audio on the wire is coded: 16-bit linear PCM or G.711 μ-law. */
@@ -86,7 +128,7 @@ export function parseAudioEncoding(declared: string): DeclaredEncoding {
 }
 
 /** Fields every event but `connected` may carry. */
-interface Sequenced {
+export interface Sequenced {
   /** Exotel's message counter; informational. */
   sequenceNumber?: number;
   /** The stream the event belongs to, when given. */
@@ -211,10 +253,13 @@ function parseEvent(frame: Fields): ParseResult {
         event: {
           event: "stop",
           ...sequenced(frame),
-          reason: text(stop.reason) ?? text(frame.reason) ?? "unspecified",
-          callSid: pick(stop, "call_sid", "callSid") ??
-            pick(frame, "call_sid", "callSid"),
-          accountSid: pick(stop, "account_sid", "accountSid"),
+          reason: (text(stop.reason) ?? text(frame.reason) ?? "unspecified")
+            .slice(0, PEER_LIMITS.reasonChars),
+          callSid: optionalId(
+            pick(stop, "call_sid", "callSid") ??
+              pick(frame, "call_sid", "callSid"),
+          ),
+          accountSid: optionalId(pick(stop, "account_sid", "accountSid")),
         },
       };
     }
@@ -235,16 +280,21 @@ function parseStart(frame: Fields): StartInfo {
     : isFields(start.mediaFormat)
     ? start.mediaFormat
     : {};
-  const field = (snake: string, camel: string) =>
-    pick(start, snake, camel) ?? pick(frame, snake, camel) ?? "";
+  const id = (snake: string, camel: string) =>
+    boundedPeerId(pick(start, snake, camel) ?? pick(frame, snake, camel) ?? "");
+  const number = (key: string) =>
+    (text(start[key]) ?? text(frame[key]) ?? "").slice(
+      0,
+      PEER_LIMITS.numberChars,
+    );
   const rate = Number(pick(format, "sample_rate", "sampleRate"));
   return {
-    streamSid: field("stream_sid", "streamSid"),
-    callSid: field("call_sid", "callSid"),
-    accountSid: field("account_sid", "accountSid"),
-    from: text(start.from) ?? text(frame.from) ?? "",
-    to: text(start.to) ?? text(frame.to) ?? "",
-    customParameters: stringRecord(
+    streamSid: id("stream_sid", "streamSid"),
+    callSid: id("call_sid", "callSid"),
+    accountSid: id("account_sid", "accountSid"),
+    from: number("from"),
+    to: number("to"),
+    customParameters: parameterRecord(
       start.custom_parameters ?? start.customParameters ??
         frame.custom_parameters ??
         frame.customParameters,
@@ -308,8 +358,12 @@ function parseDtmf(frame: Fields): ParseResult {
 function sequenced(frame: Fields): Sequenced {
   return {
     sequenceNumber: integer(frame.sequence_number ?? frame.sequenceNumber),
-    streamSid: pick(frame, "stream_sid", "streamSid"),
+    streamSid: optionalId(pick(frame, "stream_sid", "streamSid")),
   };
+}
+
+function optionalId(id: string | undefined): string | undefined {
+  return id === undefined ? undefined : boundedPeerId(id);
 }
 
 function nested(frame: Fields, key: string): Fields {
@@ -340,12 +394,17 @@ function integer(value: unknown): number | undefined {
     : undefined;
 }
 
-function stringRecord(value: unknown): Record<string, string> {
+/** The first {@linkcode PEER_LIMITS}`.parameters` text entries of `value`, each bounded. */
+function parameterRecord(value: unknown): Record<string, string> {
   if (!isFields(value)) return {};
   const record: Record<string, string> = {};
-  for (const [key, entry] of Object.entries(value)) {
-    const entryText = text(entry);
-    if (entryText !== undefined) record[key] = entryText;
+  let kept = 0;
+  for (const key in value) {
+    const entryText = text(value[key]);
+    if (entryText === undefined) continue;
+    const name = key.slice(0, PEER_LIMITS.parameterChars);
+    if (!(name in record) && ++kept > PEER_LIMITS.parameters) break;
+    record[name] = entryText.slice(0, PEER_LIMITS.parameterChars);
   }
   return record;
 }

@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { BasicCredentials } from "../config.ts";
+/** Credentials for `Authorization: Basic`, as Exotel sends from `wss://user:password@host`. */
+export interface BasicCredentials {
+  /** The user name (Exotel: the API key). */
+  user: string;
+  /** The password (Exotel: the API token). */
+  password: string;
+}
 
 const encoder = new TextEncoder();
 

@@ -28,12 +28,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Session } from "../call/registry.ts";
+import type { TurnTiming } from "../call/bot_report.ts";
 import {
-  type Session,
+  type CallSnapshot,
   type SessionSummary,
-  summarizeSession,
-} from "../call/registry.ts";
-import { boundedParameters, MAX_DTMF_DIGITS } from "../records/call_record.ts";
+  summarizeCall,
+} from "../call/call_snapshot.ts";
 
 /** A live session as listed across instances. */
 export interface LiveSessionEntry extends SessionSummary {
@@ -43,6 +44,48 @@ export interface LiveSessionEntry extends SessionSummary {
   instanceId: string;
   /** When this entry was written (ISO 8601); now for the local instance's own. */
   publishedAt: string;
+}
+
+/** Where and when a {@linkcode LiveSessionEntry} is published. */
+export interface LiveEntryOptions {
+  /** The instance serving the call. */
+  instanceId: string;
+  /** When the entry is written, epoch ms. */
+  publishedAt: number;
+  /** The bot's per-turn latencies so far. */
+  turns?: readonly TurnTiming[];
+}
+
+/**
+ * Projects a call's snapshot to its entry in the list shared between
+ * instances: its monitoring view, tagged with who published it and when.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * const entry = liveSessionEntry({
+ *   id: "0b6e", callId: "CA1", streamSid: "ST1", accountSid: "AC1",
+ *   from: "+919800000001", to: "08012345678", customParameters: {},
+ *   sampleRate: 8000, encoding: "pcm", bot: "echo", remoteAddress: "127.0.0.1",
+ *   connectedAt: 0, lastActivity: 1000, sequenceNumber: 7, state: "started",
+ *   framesIn: 6, bytesIn: 19200, badFrames: {}, audioChunksBuffered: 0, dtmfDigits: "",
+ *   playout: { framesOut: 6, bytesOut: 19200, marksSent: 1, marksAcknowledged: 1, clears: 0, underruns: 0, droppedBytes: 0 },
+ * }, { instanceId: "vm-1", publishedAt: 2000 });
+ * assertEquals(entry.sessionId, "0b6e");
+ * assertEquals(entry.publishedAt, "1970-01-01T00:00:02.000Z");
+ * ```
+ */
+export function liveSessionEntry(
+  snapshot: CallSnapshot,
+  options: LiveEntryOptions,
+): LiveSessionEntry {
+  return {
+    ...summarizeCall(snapshot, { turns: options.turns }),
+    sessionId: snapshot.id,
+    instanceId: options.instanceId,
+    publishedAt: new Date(options.publishedAt).toISOString(),
+  };
 }
 
 /** An instance sharing the KV, as its last heartbeat described it. */
@@ -88,9 +131,6 @@ export interface LiveSessionsOptions {
   /** This process's run id; a random one by default. */
   runId?: string;
 }
-
-/** Longest id or number published: a peer's `start` is not to be trusted with KV's limits. */
-const MAX_ID_CHARS = 128;
 
 /** Sessions written per atomic operation: well under KV's 800 KiB per commit. */
 const SESSIONS_PER_COMMIT = 200;
@@ -495,18 +535,11 @@ export class LiveSessions {
   }
 
   #entry(session: Session, now: number): LiveSessionEntry {
-    const summary = summarizeSession(session);
-    return {
-      ...summary,
-      callId: summary.callId.slice(0, MAX_ID_CHARS),
-      from: summary.from.slice(0, MAX_ID_CHARS),
-      to: summary.to.slice(0, MAX_ID_CHARS),
-      customParameters: boundedParameters(summary.customParameters),
-      dtmfDigits: summary.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
-      sessionId: session.id,
+    return liveSessionEntry(session, {
       instanceId: this.instanceId,
-      publishedAt: new Date(now).toISOString(),
-    };
+      publishedAt: now,
+      turns: session.report?.()?.turns,
+    });
   }
 
   #fresh(publishedAt: string, now: number): boolean {

@@ -2,7 +2,7 @@
  * The metrics exovoice exports at `GET /metrics`.
  *
  * Nothing runs per frame: a call already counts its frames, bytes and
- * playout in its {@linkcode Session}. {@linkcode ExovoiceMetrics.callStarted}
+ * playout in its snapshot ({@linkcode CallSnapshot}). {@linkcode ExovoiceMetrics.callStarted}
  * adds the session to a live set that a scrape sums;
  * {@linkcode ExovoiceMetrics.callEnded} folds its counters in and drops it
  * from the set in one step, so no counter ever goes down, whenever after
@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Session } from "../call/registry.ts";
+import type { CallSnapshot } from "../call/call_snapshot.ts";
 import type { ProviderErrorKind } from "../providers/provider_error.ts";
 import type { ProviderHealthEntry } from "../providers/fallback/provider_health.ts";
 import type { BreakerState } from "../providers/fallback/circuit_breaker.ts";
@@ -24,6 +24,7 @@ import {
   type LatencyStage,
 } from "../records/call_record.ts";
 import { ConnectionMetrics } from "./connection_metrics.ts";
+import { type LiveTotals, liveTotals, plainLabel } from "./live_totals.ts";
 import { renderPrometheus } from "./prometheus.ts";
 import {
   type Counter,
@@ -85,27 +86,7 @@ const PROVIDER_ERROR_KINDS: ReadonlySet<string> = new Set<ProviderErrorKind>([
   "network",
   "aborted",
 ]);
-const PLAIN_LABEL = /^[a-z][a-z0-9_]{0,31}$/;
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
-
-/** Totals over the live sessions, computed once per scrape. */
-interface LiveTotals {
-  /** Calls started and not folded in yet, stopped ones included. */
-  calls: number;
-  connected: number;
-  started: number;
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  marksSent: number;
-  marksAcknowledged: number;
-  clears: number;
-  underruns: number;
-  droppedBytes: number;
-  dtmfDigits: number;
-  badFrames: Map<string, number>;
-}
 
 /**
  * exovoice's metrics, backed by a {@linkcode MetricsRegistry}.
@@ -126,7 +107,7 @@ export class ExovoiceMetrics {
   readonly connections: ConnectionMetrics = new ConnectionMetrics(
     this.registry,
   );
-  #sessions = new Set<Session>();
+  #sessions = new Set<CallSnapshot>();
   #live?: LiveTotals;
   #callsStarted: Counter;
   #callsEnded: Counter;
@@ -323,7 +304,7 @@ export class ExovoiceMetrics {
   }
 
   /** Counts a new call and watches its session's counters until it ends. */
-  callStarted(session: Session): void {
+  callStarted(session: CallSnapshot): void {
     this.#sessions.add(session);
   }
 
@@ -331,7 +312,11 @@ export class ExovoiceMetrics {
    * Folds an ended call's counters in and counts its outcome. Ignored for a
    * session not started here or already ended.
    */
-  callEnded(session: Session, reason: string, endedAt = Date.now()): void {
+  callEnded(
+    session: CallSnapshot,
+    reason: string,
+    endedAt = session.endedAt ?? Date.now(),
+  ): void {
     if (!this.#sessions.delete(session)) return;
     const { playout } = session;
     this.#callsStarted.inc();
@@ -416,44 +401,7 @@ export class ExovoiceMetrics {
   }
 
   #sumLive(): LiveTotals {
-    const totals: LiveTotals = {
-      calls: 0,
-      connected: 0,
-      started: 0,
-      framesIn: 0,
-      bytesIn: 0,
-      framesOut: 0,
-      bytesOut: 0,
-      marksSent: 0,
-      marksAcknowledged: 0,
-      clears: 0,
-      underruns: 0,
-      droppedBytes: 0,
-      dtmfDigits: 0,
-      badFrames: new Map(),
-    };
-    for (const session of this.#sessions) {
-      totals.calls++;
-      if (session.state !== "stopped") totals[session.state]++;
-      totals.framesIn += session.framesIn;
-      totals.bytesIn += session.bytesIn;
-      totals.framesOut += session.playout.framesOut;
-      totals.bytesOut += session.playout.bytesOut;
-      totals.marksSent += session.playout.marksSent;
-      totals.marksAcknowledged += session.playout.marksAcknowledged;
-      totals.clears += session.playout.clears;
-      totals.underruns += session.playout.underruns;
-      totals.droppedBytes += session.playout.droppedBytes;
-      totals.dtmfDigits += session.dtmfDigits.length;
-      for (const kind in session.badFrames) {
-        const label = plainLabel(kind);
-        totals.badFrames.set(
-          label,
-          (totals.badFrames.get(label) ?? 0) + session.badFrames[kind],
-        );
-      }
-    }
-    return totals;
+    return liveTotals(this.#sessions);
   }
 }
 
@@ -462,8 +410,4 @@ function directions(inbound: number, outbound: number): Sample[] {
     { labels: { direction: "in" }, value: inbound },
     { labels: { direction: "out" }, value: outbound },
   ];
-}
-
-function plainLabel(value: string): string {
-  return PLAIN_LABEL.test(value) ? value : "other";
 }

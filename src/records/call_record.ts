@@ -1,81 +1,23 @@
 /**
  * The record kept of every call once it ends: who called whom, how long, how
  * it ended, its counters and, with the agent, what was said and how fast.
- * Pure: built from a {@linkcode Session} and what the bot reports.
+ * Pure: a projection of the call's {@linkcode CallSnapshot} and what the
+ * bot and the recorder add.
  *
  * @module
  */
 
-import type { Session } from "../call/registry.ts";
+import type { CallSnapshot } from "../call/call_snapshot.ts";
+import type { RecordingInfo } from "../call/recording.ts";
+import type { TranscriptEntry, TurnTiming } from "../call/bot_report.ts";
 
-/** The stages of a turn whose latency is measured, in the order they happen. */
-export const LATENCY_STAGES = [
-  "stt_final",
-  "llm_first_token",
-  "tts_first_byte",
-  "first_media",
-  "first_mark",
-] as const;
-
-/** A measured stage of a turn: the final transcript, the model's first token, … */
-export type LatencyStage = typeof LATENCY_STAGES[number];
-
-/**
- * One caller-to-bot turn's timeline: milliseconds from the end of the caller's
- * speech to each stage reached. A stage the turn never reached (cut by
- * barge-in, say) is absent.
- */
-export interface TurnTiming {
-  /** The turn's number in the call, from 1. */
-  turn: number;
-  /** Milliseconds from the end of the caller's speech, by stage. */
-  latenciesMs: Partial<Record<LatencyStage, number>>;
-}
-
-/**
- * One line of a call's transcript: something said, or a tool the agent
- * called (`{"role": "tool", "name", "arguments", "outcome", "latencyMs",
- * "atMs"}`, with `text` a one-line summary for lists).
- */
-export interface TranscriptEntry {
-  /** Who spoke, or `tool` for a tool call. */
-  role: "caller" | "bot" | "tool";
-  /** What the recogniser heard (caller), what the bot said (bot), or `name → outcome` (tool). */
-  text: string;
-  /** Bot lines only: the part the caller actually heard before a barge-in cut it. */
-  heardText?: string;
-  /** Bot lines only: true when the caller barged in. */
-  interrupted?: boolean;
-  /** Milliseconds since the call connected, when known. */
-  atMs?: number;
-  /** Tool lines only: the tool. */
-  name?: string;
-  /** Tool lines only: its arguments, with the tool's `redact:` fields masked. */
-  arguments?: unknown;
-  /** Tool lines only: `ok`, `http_error`, `timeout`, `invalid_arguments`, `too_large`, `error`, `unknown_tool` or `aborted`. */
-  outcome?: string;
-  /** Tool lines only: how long it ran. */
-  latencyMs?: number;
-}
-
-/** Where a call's audio was saved. */
-export interface RecordingInfo {
-  /** The WAV file: channel 1 the caller, channel 2 the bot. */
-  path: string;
-  /** Samples per second of both channels. */
-  sampleRate: number;
-  /** Audio length. */
-  durationMs: number;
-  /** Size of the file. */
-  bytes: number;
-  /**
-   * True when audio was lost (the disk was full or fell behind): the file
-   * is shorter than the call, by {@linkcode RecordingInfo.lostMs}.
-   */
-  truncated?: boolean;
-  /** Milliseconds of the call missing from the file, when truncated. */
-  lostMs?: number;
-}
+export {
+  LATENCY_STAGES,
+  type LatencyStage,
+  type TranscriptEntry,
+  type TurnTiming,
+} from "../call/bot_report.ts";
+export type { RecordingInfo } from "../call/recording.ts";
 
 /**
  * Where a record is in its life: written `in_progress` as the call starts,
@@ -85,7 +27,7 @@ export interface RecordingInfo {
 export type CallRecordState = "in_progress" | "completed" | "crashed";
 
 /** How a call ended, in a bounded set fit for a metric label. */
-export interface CallOutcome {
+export interface CallEndOutcome {
   /**
    * `stop` (Exotel sent stop), `closed` (the socket closed without stop),
    * `hangup` (the bot hung up), `other`, or one of the server's own reasons:
@@ -159,10 +101,10 @@ export interface CallRecord {
   /** `endedAt - startedAt`. */
   durationMs: number;
   /** How it ended: the raw reason and its bounded outcome. */
-  ended: CallOutcome & { reason: string };
+  ended: CallEndOutcome & { reason: string };
   /** Counters at the end. */
   counters: CallCounters;
-  /** DTMF digits pressed, in order (the first {@linkcode MAX_DTMF_DIGITS}). */
+  /** DTMF digits pressed, in order (the first 1000: `MAX_KEPT_DTMF_DIGITS` in `call/call_snapshot.ts`). */
   dtmfDigits: string;
   /** What was said, with the agent; empty for bots that keep none. */
   transcript: TranscriptEntry[];
@@ -174,7 +116,11 @@ export interface CallRecord {
 
 /** What a bot and the recorder add to a record. */
 export interface CallRecordExtras {
-  /** When the call ended, epoch ms; now by default. */
+  /**
+   * When the call ended, or for a call in progress when its counters were
+   * read, epoch ms; by default the snapshot's `endedAt`, else its last
+   * activity.
+   */
   endedAt?: number;
   /** The instance serving the call. */
   instanceId?: string;
@@ -188,47 +134,60 @@ export interface CallRecordExtras {
   state?: CallRecordState;
 }
 
-/** Longest end reason kept: a peer's close reason and stop reason are free text. */
+/** Longest end reason kept: a peer's close reason is free text. */
 const MAX_REASON_CHARS = 200;
 
 /**
- * Builds the record of a call that ended for `reason`.
+ * Projects a call's snapshot to the record kept of it, ended for `reason`.
+ * The snapshot's peer strings were bounded where they were parsed, so the
+ * record stays under Deno KV's limits as it is.
  *
  * @example
- * ```ts ignore
- * const record = buildCallRecord(call.session, "stop:callended", { instanceId: "vm-1" });
- * record.ended; // { reason: "stop:callended", outcome: "stop", detail: "callended" }
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * const record = buildCallRecord({
+ *   id: "0b6e", callId: "CA1", streamSid: "ST1", accountSid: "AC1",
+ *   from: "+919800000001", to: "08012345678", customParameters: {},
+ *   sampleRate: 8000, encoding: "pcm", bot: "echo", remoteAddress: "127.0.0.1",
+ *   connectedAt: 0, lastActivity: 59_000, endedAt: 60_000,
+ *   sequenceNumber: 7, state: "stopped", framesIn: 6, bytesIn: 19200,
+ *   badFrames: {}, audioChunksBuffered: 0, dtmfDigits: "",
+ *   playout: { framesOut: 6, bytesOut: 19200, marksSent: 1, marksAcknowledged: 1, clears: 0, underruns: 0, droppedBytes: 0 },
+ * }, "stop:callended", { instanceId: "vm-1" });
+ * assertEquals(record.ended, { reason: "stop:callended", outcome: "stop", detail: "callended" });
+ * assertEquals(record.durationMs, 60_000);
  * ```
  */
 export function buildCallRecord(
-  session: Session,
+  snapshot: CallSnapshot,
   reason: string,
   extras: CallRecordExtras = {},
 ): CallRecord {
-  const endedAt = extras.endedAt ?? Date.now();
-  const { playout } = session;
+  const endedAt = extras.endedAt ?? snapshot.endedAt ?? snapshot.lastActivity;
+  const { playout } = snapshot;
   const record: CallRecord = {
-    id: session.id,
-    callId: session.callId.slice(0, MAX_ID_CHARS),
-    streamSid: session.streamSid.slice(0, MAX_ID_CHARS),
-    accountSid: session.accountSid.slice(0, MAX_ID_CHARS),
-    from: session.from.slice(0, MAX_NUMBER_CHARS),
-    to: session.to.slice(0, MAX_NUMBER_CHARS),
-    customParameters: boundedParameters(session.customParameters),
-    sampleRate: session.sampleRate,
-    bot: session.bot,
-    remoteAddress: session.remoteAddress.slice(0, MAX_NUMBER_CHARS),
-    startedAt: new Date(session.connectedAt).toISOString(),
+    id: snapshot.id,
+    callId: snapshot.callId,
+    streamSid: snapshot.streamSid,
+    accountSid: snapshot.accountSid,
+    from: snapshot.from,
+    to: snapshot.to,
+    customParameters: { ...snapshot.customParameters },
+    sampleRate: snapshot.sampleRate,
+    bot: snapshot.bot,
+    remoteAddress: snapshot.remoteAddress,
+    startedAt: new Date(snapshot.connectedAt).toISOString(),
     endedAt: new Date(endedAt).toISOString(),
-    durationMs: Math.max(0, endedAt - session.connectedAt),
+    durationMs: Math.max(0, endedAt - snapshot.connectedAt),
     ended: {
       reason: reason.slice(0, MAX_REASON_CHARS),
       ...callOutcome(reason),
     },
     counters: {
-      framesIn: session.framesIn,
-      bytesIn: session.bytesIn,
-      badFrames: { ...session.badFrames },
+      framesIn: snapshot.framesIn,
+      bytesIn: snapshot.bytesIn,
+      badFrames: { ...snapshot.badFrames },
       framesOut: playout.framesOut,
       bytesOut: playout.bytesOut,
       marksSent: playout.marksSent,
@@ -237,42 +196,13 @@ export function buildCallRecord(
       underruns: playout.underruns,
     },
     state: extras.state ?? "completed",
-    dtmfDigits: session.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
+    dtmfDigits: snapshot.dtmfDigits,
     transcript: extras.transcript ?? [],
     turns: extras.turns ?? [],
   };
   if (extras.instanceId !== undefined) record.instanceId = extras.instanceId;
   if (extras.recording !== undefined) record.recording = extras.recording;
   return record;
-}
-
-/** Ids and numbers are short; a peer's `start` may not be: keys must stay under KV's 2 KiB. */
-const MAX_ID_CHARS = 128;
-const MAX_NUMBER_CHARS = 64;
-
-/** DTMF digits kept: a flood of dtmf frames must not outgrow KV's value limit. */
-export const MAX_DTMF_DIGITS = 1000;
-
-/** Custom parameters kept: Exotel sends at most 3, a hostile peer may send thousands. */
-const MAX_PARAMETERS = 10;
-const MAX_PARAMETER_CHARS = 256;
-
-/**
- * At most 10 custom parameters of at most 256 characters each, so that a
- * record or live entry stays under Deno KV's 64 KiB value limit whatever a
- * peer's `start` carried.
- */
-export function boundedParameters(
-  parameters: Record<string, string>,
-): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(parameters).slice(0, MAX_PARAMETERS).map((
-      [name, value],
-    ) => [
-      name.slice(0, MAX_PARAMETER_CHARS),
-      String(value).slice(0, MAX_PARAMETER_CHARS),
-    ]),
-  );
 }
 
 /** Stop reasons Exotel is known to send; any other becomes `other`. */
@@ -301,7 +231,7 @@ const PLAIN_REASON = /^[a-z][a-z0-9_]{0,31}$/;
  * callOutcome("stop:Weird Reason"); // { outcome: "stop", detail: "other" }
  * ```
  */
-export function callOutcome(reason: string): CallOutcome {
+export function callOutcome(reason: string): CallEndOutcome {
   const colon = reason.indexOf(":");
   const head = colon === -1 ? reason : reason.slice(0, colon);
   const rest = colon === -1 ? "" : reason.slice(colon + 1).trim();

@@ -14,7 +14,7 @@
 
 import { concat } from "@std/bytes";
 import { getLogger } from "@logtape/logtape";
-import type { RecordingInfo } from "./call_record.ts";
+import type { CallAudioRecorder, RecordingInfo } from "../call/recording.ts";
 
 /** Options of {@linkcode CallRecorder}. */
 export interface CallRecorderOptions {
@@ -72,7 +72,7 @@ const log = getLogger(["exovoice", "records", "recorder"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export class CallRecorder {
+export class CallRecorder implements CallAudioRecorder {
   /** Where the file is written. */
   readonly path: string;
   #sampleRate: number;

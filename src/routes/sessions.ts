@@ -1,12 +1,14 @@
 /**
- * `GET /voicebot/sessions`: the live calls, in the seed's JSON shape;
- * `?scope=all` adds every instance sharing the KV.
+ * `GET /voicebot/sessions`: the live calls, each its monitoring view
+ * (`summarizeCall` in `call/call_snapshot.ts`); `?scope=all` adds every
+ * instance sharing the KV.
  *
  * @module
  */
 
 import { jsonResponse } from "../http/json.ts";
-import { type SessionRegistry, summarizeSession } from "../call/registry.ts";
+import { summarizeCall } from "../call/call_snapshot.ts";
+import type { SessionRegistry } from "../call/registry.ts";
 import type { LiveSessions } from "../instances/live_sessions.ts";
 
 /** Where the sessions come from. */
@@ -29,6 +31,8 @@ export async function handleSessions(
   if (scope === "all" && deps.live) {
     return jsonResponse(await deps.live.listAll());
   }
-  const sessions = [...deps.registry.values()].map(summarizeSession);
+  const sessions = [...deps.registry.values()].map((session) =>
+    summarizeCall(session, { turns: session.report?.()?.turns })
+  );
   return jsonResponse({ total: sessions.length, sessions });
 }

@@ -13,6 +13,7 @@ import { Call, type CallOptions, type CallSettings } from "../call/call.ts";
 import type { Clock } from "../call/clock.ts";
 import type { SessionRegistry } from "../call/registry.ts";
 import { fromWebSocket } from "../call/socket.ts";
+import { boundedPeerId } from "../exotel/protocol.ts";
 import type { Credentials } from "../http/auth.ts";
 import { HttpError } from "../http/json.ts";
 import { checkWebSocketHandshake } from "../http/websocket_upgrade.ts";
@@ -46,6 +47,11 @@ export interface VoicebotSocketDeps {
 }
 
 const CALL_ID_PARAMS = ["call_id", "callSid", "callLogId", "CallSid"];
+
+/** A peer's id from the URL, bounded as the protocol bounds the frames' ids. */
+function optionalPeerId(id: string | null | undefined): string | undefined {
+  return id ? boundedPeerId(id) : undefined;
+}
 
 /** Reads `sample-rate` from the URL, falling back to 8000 on anything Exotel does not stream. */
 export function sampleRateFromQuery(query: URLSearchParams): SampleRate {
@@ -90,9 +96,12 @@ export function handleVoicebotSocket(
     createBot: deps.createBot,
     createRecorder: deps.createRecorder,
     request: {
-      callId: CALL_ID_PARAMS.map((name) => query.get(name)).find((id) => id) ??
-        undefined,
-      streamSid: query.get("stream_sid") ?? query.get("streamSid") ?? undefined,
+      callId: optionalPeerId(
+        CALL_ID_PARAMS.map((name) => query.get(name)).find((id) => id),
+      ),
+      streamSid: optionalPeerId(
+        query.get("stream_sid") ?? query.get("streamSid"),
+      ),
       sampleRate: sampleRateFromQuery(query),
       remoteAddress,
       agent: query.get("agent") ?? undefined,

@@ -23,6 +23,7 @@ export function makeSession(
     to: "08047491899",
     customParameters: { lang: "en" },
     sampleRate: 8000,
+    encoding: "pcm",
     bot: "echo",
     remoteAddress: "127.0.0.1",
     connectedAt: Date.parse("2025-03-01T10:00:00Z"),

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { TurnTiming } from "../../records/call_record.ts";
+import type { TurnTiming } from "../bot.ts";
 
 /** The moments recorded in a turn, in pipeline order. */
 export const TURN_STAGES = [

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { TranscriptEntry, TurnTiming } from "../../records/call_record.ts";
+import type { TranscriptEntry, TurnTiming } from "../bot.ts";
 
 /** Entries kept in one call's record: about two hours of brisk conversation. */
 export const MAX_TRANSCRIPT_ENTRIES = 2000;

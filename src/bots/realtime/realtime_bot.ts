@@ -23,7 +23,7 @@ import type {
   RealtimeModel,
   RealtimeSession,
 } from "../../providers/realtime/realtime_session.ts";
-import type { TurnTiming } from "../../records/call_record.ts";
+import type { TurnTiming } from "../bot.ts";
 import type { Bot, BotReport, CallInfo, CallOutput, Playback } from "../bot.ts";
 import { type AgentHooks, voiceInstructions } from "../agent/agent.ts";
 import { AudioTrack } from "../agent/audio_track.ts";

@@ -6,9 +6,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Clock } from "../call/clock.ts";
-import type { ExovoiceMetrics } from "../metrics/exovoice_metrics.ts";
-import type { ListenerFailureKind } from "./resilient_server.ts";
+import type { Clock } from "./call/clock.ts";
+import type { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
+import type { ListenerFailureKind } from "./http/resilient_server.ts";
 
 const log = getLogger(["exovoice", "server"]);
 
@@ -30,8 +30,8 @@ export interface ListenerReporter {
  *
  * @example
  * ```ts
- * import { systemClock } from "../call/clock.ts";
- * import { ExovoiceMetrics } from "../metrics/exovoice_metrics.ts";
+ * import { systemClock } from "./call/clock.ts";
+ * import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
  * import { listenerReporter } from "./listener_reporter.ts";
  *
  * const metrics = new ExovoiceMetrics({ version: "0.0.0", instanceId: "vm-1" });
