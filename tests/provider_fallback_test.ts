@@ -28,8 +28,6 @@ import { ProviderHealth } from "../src/providers/fallback/provider_health.ts";
 import { isFallbackError } from "../src/providers/fallback/provider_chain.ts";
 import { ProviderError } from "../src/providers/provider_error.ts";
 import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
 import { serve } from "../src/serve.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
@@ -42,6 +40,7 @@ import {
   MemoryOutput,
   until,
 } from "./fakes/agent_call.ts";
+import { startBotServer } from "./fakes/bot_server.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import {
   errorReply,
@@ -555,45 +554,31 @@ Deno.test("through the server: the first voice's server goes away mid-call, the 
     providers: vendors.providers,
     health: vendors.health,
   });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
+  await using agent = await startBotServer<AgentBot>(factory, {
+    settled: (bot) => bot.closed,
+  });
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: concat([new Uint8Array(8000 * 2), HELLO]),
+    sampleRate: 8000,
+    waitForReplyMs: 1000,
+    maxWaitMs: 10_000,
+  });
+  assert(report.connected, report.error);
+  assertEquals(report.badChunks, []);
+  await dying;
+  assertEquals(ttsTexts(deepgram), ["Deepgram says this."]);
+  assert(ttsTexts(eleven).includes(GREETING));
+  // The greeting came from ElevenLabs at 8 kHz; the answer from Deepgram.
+  const answer = padToAlignment(fakeSpeech("Deepgram says this.", 8000));
+  assertEquals(
+    report.receivedPcm.subarray(report.receivedPcm.length - answer.length),
+    answer,
   );
-  try {
-    const report = await simulateCall({
-      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-      pcm: concat([new Uint8Array(8000 * 2), HELLO]),
-      sampleRate: 8000,
-      waitForReplyMs: 1000,
-      maxWaitMs: 10_000,
-    });
-    assert(report.connected, report.error);
-    assertEquals(report.badChunks, []);
-    await dying;
-    assertEquals(ttsTexts(deepgram), ["Deepgram says this."]);
-    assert(ttsTexts(eleven).includes(GREETING));
-    // The greeting came from ElevenLabs at 8 kHz; the answer from Deepgram.
-    const answer = padToAlignment(fakeSpeech("Deepgram says this.", 8000));
-    assertEquals(
-      report.receivedPcm.subarray(report.receivedPcm.length - answer.length),
-      answer,
-    );
-    assert(report.receivedPcm.length > answer.length, "the greeting too");
-    assertEquals(bots[0].timeline().map((turn) => turn.outcome), [
-      "answered",
-    ]);
-  } finally {
-    await until(() => server.registry.size === 0, "the call to end");
-    await Promise.all(bots.map((bot) => bot.closed));
-    await server.shutdown();
-  }
+  assert(report.receivedPcm.length > answer.length, "the greeting too");
+  assertEquals(agent.bots[0].timeline().map((turn) => turn.outcome), [
+    "answered",
+  ]);
 });
 
 Deno.test("agent file: provider lists as YAML lists (null keeps a vendor's default), maxFailedTurns and onFailure; a bad entry names the file path", () => {

@@ -17,7 +17,10 @@ import type {
   CallInfo,
   CallOutput,
 } from "../bots/bot.ts";
-import { MAX_DTMF_DIGITS, type RecordingInfo } from "../records/call_record.ts";
+import {
+  MAX_RECORDED_DTMF_DIGITS,
+  type RecordingInfo,
+} from "../records/call_record.ts";
 import type { CallRecorder } from "../records/recorder.ts";
 import {
   type InboundEvent,
@@ -252,7 +255,7 @@ export class Call {
         return;
       }
       case "dtmf":
-        if (session.dtmfDigits.length < MAX_DTMF_DIGITS) {
+        if (session.dtmfDigits.length < MAX_RECORDED_DTMF_DIGITS) {
           session.dtmfDigits += event.digit;
         }
         this.#callBot("dtmf", (bot) => bot.dtmf?.(event.digit));

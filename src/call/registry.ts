@@ -62,7 +62,7 @@ export interface Session {
   end(reason: string, closeCode?: number): void;
 }
 
-/** The seed's JSON shape of a session, plus our extra fields. */
+/** A live call as `GET /voicebot/sessions` lists it, in JSON-ready fields. */
 export interface SessionSummary {
   callId: string;
   streamSid: string;

@@ -33,7 +33,10 @@ import {
   type SessionSummary,
   summarizeSession,
 } from "../call/registry.ts";
-import { boundedParameters, MAX_DTMF_DIGITS } from "../records/call_record.ts";
+import {
+  boundedParameters,
+  MAX_RECORDED_DTMF_DIGITS,
+} from "../records/call_record.ts";
 
 /** A live session as listed across instances. */
 export interface LiveSessionEntry extends SessionSummary {
@@ -502,7 +505,7 @@ export class LiveSessions {
       from: summary.from.slice(0, MAX_ID_CHARS),
       to: summary.to.slice(0, MAX_ID_CHARS),
       customParameters: boundedParameters(summary.customParameters),
-      dtmfDigits: summary.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
+      dtmfDigits: summary.dtmfDigits.slice(0, MAX_RECORDED_DTMF_DIGITS),
       sessionId: session.id,
       instanceId: this.instanceId,
       publishedAt: new Date(now).toISOString(),

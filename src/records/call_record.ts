@@ -162,7 +162,7 @@ export interface CallRecord {
   ended: CallOutcome & { reason: string };
   /** Counters at the end. */
   counters: CallCounters;
-  /** DTMF digits pressed, in order (the first {@linkcode MAX_DTMF_DIGITS}). */
+  /** DTMF digits pressed, in order (the first {@linkcode MAX_RECORDED_DTMF_DIGITS}). */
   dtmfDigits: string;
   /** What was said, with the agent; empty for bots that keep none. */
   transcript: TranscriptEntry[];
@@ -237,7 +237,7 @@ export function buildCallRecord(
       underruns: playout.underruns,
     },
     state: extras.state ?? "completed",
-    dtmfDigits: session.dtmfDigits.slice(0, MAX_DTMF_DIGITS),
+    dtmfDigits: session.dtmfDigits.slice(0, MAX_RECORDED_DTMF_DIGITS),
     transcript: extras.transcript ?? [],
     turns: extras.turns ?? [],
   };
@@ -250,8 +250,8 @@ export function buildCallRecord(
 const MAX_ID_CHARS = 128;
 const MAX_NUMBER_CHARS = 64;
 
-/** DTMF digits kept: a flood of dtmf frames must not outgrow KV's value limit. */
-export const MAX_DTMF_DIGITS = 1000;
+/** DTMF digits a call keeps for its session and record: a flood of dtmf frames must not outgrow KV's value limit. */
+export const MAX_RECORDED_DTMF_DIGITS = 1000;
 
 /** Custom parameters kept: Exotel sends at most 3, a hostile peer may send thousands. */
 const MAX_PARAMETERS = 10;
