@@ -38,6 +38,7 @@ import {
   startAgentFakes,
   until,
 } from "./fakes/agent_call.ts";
+import { completedRecord } from "./fakes/call_records.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import { textReply, toolCallReply } from "./fakes/openai_server.ts";
 import { HELLO_SCRIPT } from "./fakes/stt_servers.ts";
@@ -379,23 +380,6 @@ Deno.test("greeting: AGENT_BARGE_IN_AFTER_MS=0 lets the caller cut it at once", 
   await until(() => output.pauses + output.clears > 0, "the barge-in");
   assertFalse(output.played.includes("agent-1-1"));
 });
-
-/** The call's record once completed, from `GET /calls/:id`. */
-async function completedRecord(base: string, id: string): Promise<{
-  ended: { reason: string; outcome: string; detail: string };
-  transcript: { text: string }[];
-}> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const response = await fetch(`${base}/calls/${id}`);
-    if (response.ok) {
-      const record = await response.json();
-      if (record.state === "completed") return record;
-    } else await response.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`No record for call ${id}`);
-}
 
 Deno.test("silence end to end: the server hangs up a silent caller after the re-prompts, and the record says silence", async () => {
   await using vendors = await startAgentFakes({

@@ -844,30 +844,31 @@ Deno.test("simulate CLI exits 1 when the bot sends a chunk that is not a multipl
   }
 });
 
-Deno.test("simulate CLI prints usage for --help and exits 2 on bad arguments", async () => {
-  const help = await runCli("--help");
-  assertEquals(help.code, 0);
-  assertStringIncludes(help.stdout, "Usage: deno task simulate");
-
-  const badFlag = await runCli(
-    "--url",
-    "ws://127.0.0.1:9/x",
-    "--wav",
-    TONE_PATH,
-    "--frame-ms",
-    "7",
-  );
-  assertEquals(badFlag.code, 2);
-  assertStringIncludes(badFlag.stderr, 'Invalid --frame-ms "7"');
-
-  const missingFile = await runCli(
-    "--url",
-    "ws://127.0.0.1:9/x",
-    "--wav",
-    "no/such.wav",
-  );
-  assertEquals(missingFile.code, 2);
-  assertStringIncludes(missingFile.stderr, 'Invalid --wav "no/such.wav"');
+Deno.test("simulate CLI prints usage for --help and exits 2 on bad arguments", async (t) => {
+  const cases: [string, string[], number, "stdout" | "stderr", string][] = [
+    ["--help", ["--help"], 0, "stdout", "Usage: deno task simulate"],
+    [
+      "a bad --frame-ms",
+      ["--url", "ws://127.0.0.1:9/x", "--wav", TONE_PATH, "--frame-ms", "7"],
+      2,
+      "stderr",
+      'Invalid --frame-ms "7"',
+    ],
+    [
+      "a missing --wav file",
+      ["--url", "ws://127.0.0.1:9/x", "--wav", "no/such.wav"],
+      2,
+      "stderr",
+      'Invalid --wav "no/such.wav"',
+    ],
+  ];
+  for (const [name, args, code, stream, text] of cases) {
+    await t.step(name, async () => {
+      const result = await runCli(...args);
+      assertEquals(result.code, code);
+      assertStringIncludes(result[stream], text);
+    });
+  }
 });
 
 Deno.test("simulator speaks μ-law: announces it in start, sends μ-law media, decodes the bot's and checks 160-byte rules", async () => {
