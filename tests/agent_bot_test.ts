@@ -25,8 +25,9 @@ import {
   callInfo,
   feed,
   fixturePcm,
-  MemoryOutput,
+  type MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import {
@@ -59,19 +60,14 @@ function startCall(
   fakes: AgentFakes,
   options: AgentFactoryOptions & { auto?: boolean; rate?: SampleRate } = {},
 ): Call {
-  const rate = options.rate ?? 8000;
   const factory = createAgentBotFactory(fakes.config, {
     providers: fakes.providers,
     ...options,
   });
-  const output = new MemoryOutput(rate, { auto: options.auto });
-  const bot = factory(callInfo(rate), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  bot.start();
+  const call = startMemoryCall<AgentBot>(factory, options);
+  const { output } = call;
   return {
-    bot,
-    output,
+    ...call,
     async greeted() {
       await until(() => output.utterances.length >= 1, "the greeting");
       if (!options.auto && options.auto !== undefined) {
@@ -79,10 +75,6 @@ function startCall(
         output.advance(60_000);
       }
       await until(() => output.played.length >= 1, "the greeting played");
-    },
-    async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
     },
   };
 }
@@ -185,14 +177,12 @@ Deno.test("agent's second call gets the greeting from the cache with no synthesi
   });
   const greetings: Uint8Array[] = [];
   for (const callId of ["CA-1", "CA-2"]) {
-    const output = new MemoryOutput(8000);
-    const bot = factory(callInfo(8000, callId), output);
-    output.onMark = (name) => bot.marked(name);
-    bot.start();
+    await using call = startMemoryCall<AgentBot>(factory, {
+      info: callInfo(8000, callId),
+    });
+    const { output } = call;
     await until(() => output.played.length === 1, "the greeting played");
     greetings.push(output.utterances[0].pcm);
-    output.stop();
-    await bot.stop();
   }
   assertEquals(greetings[1], greetings[0]);
   assertEquals(ttsTexts(vendors), [GREETING, FALLBACK]);
@@ -539,18 +529,16 @@ Deno.test("transfer says the configured line and closes the stream for the flow'
   });
   const factoryOptions = { providers: vendors.providers };
   const factory = createAgentBotFactory(vendors.config, factoryOptions);
-  const output = new MemoryOutput(8000);
-  const bot = factory(callInfo(8000, "CA-transfer"), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
+  const call = startMemoryCall<AgentBot>(factory, {
+    info: callInfo(8000, "CA-transfer"),
+  });
+  const { bot, output } = call;
   try {
-    bot.start();
     await until(() => output.played.length === 1, "the greeting");
     await feed((pcm) => bot.audio(pcm), HELLO, 8000);
     await until(() => output.hangups.length === 1, "the hangup");
   } finally {
-    output.stop();
-    await bot.stop();
+    await call[Symbol.asyncDispose]();
   }
   assertEquals(output.hangups, ["transfer"]);
   assertEquals(

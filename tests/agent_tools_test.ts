@@ -22,11 +22,11 @@ import {
 } from "../src/bots/agent/webhook_tool.ts";
 import {
   type AgentFakes,
-  callInfo,
   feed,
   fixturePcm,
-  MemoryOutput,
+  type MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import {
@@ -137,11 +137,9 @@ async function harness(options: {
     hooks: { toolCall: (result) => results.push(result) },
     ...options.factory,
   });
-  const output = new MemoryOutput(8000);
-  const bot = factory(callInfo(8000), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  await bot.start();
+  const call = startMemoryCall<AgentBot>(factory);
+  await call.started;
+  const { bot, output } = call;
   return {
     vendors,
     hooks,
@@ -158,8 +156,7 @@ async function harness(options: {
       );
     },
     async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
+      await call[Symbol.asyncDispose]();
       await hooks.close();
       await vendors[Symbol.asyncDispose]();
     },

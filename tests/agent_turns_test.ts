@@ -31,11 +31,11 @@ import { startServer } from "../src/server.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import {
   type AgentFakes,
-  callInfo,
   feed,
   fixturePcm,
-  MemoryOutput,
+  type MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import { completedRecord } from "./fakes/call_records.ts";
@@ -70,21 +70,8 @@ function startCall(
     outcomes,
     ...options,
   });
-  const output = new MemoryOutput(8000, { auto: options.auto });
-  const bot = factory(callInfo(8000), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  bot.start();
-  return {
-    bot,
-    output,
-    clock,
-    outcomes,
-    async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
-    },
-  };
+  const call = startMemoryCall<AgentBot>(factory, { auto: options.auto });
+  return { ...call, clock, outcomes };
 }
 
 function ttsTexts(fakes: AgentFakes): string[] {

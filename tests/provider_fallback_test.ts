@@ -33,11 +33,10 @@ import { simulateCall } from "../tools/simulator.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
 import type { Clock } from "../src/call/clock.ts";
 import {
-  callInfo,
   FAKE_KEY,
   feed,
   fixturePcm,
-  MemoryOutput,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import { startBotServer } from "./fakes/bot_server.ts";
@@ -316,22 +315,7 @@ function startBot(vendors: Vendors) {
     providers: vendors.providers,
     health: vendors.health,
   });
-  const output = new MemoryOutput(8000, { auto: true });
-  const info = callInfo(8000);
-  const bot = factory(info, output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  bot.start();
-  return {
-    bot,
-    output,
-    factory,
-    info,
-    async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
-    },
-  };
+  return { ...startMemoryCall<AgentBot>(factory), factory };
 }
 
 function ttsTexts(server: FakeTtsServer): string[] {
