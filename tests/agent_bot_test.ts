@@ -83,22 +83,6 @@ async function fakes(options: AgentFakesOptions): Promise<AgentFakes> {
   return await startAgentFakes({ script: HELLO_SCRIPT, ...options });
 }
 
-interface WireMessage {
-  role: string;
-  content: string;
-}
-
-/** The messages of the model's `index`-th request, as sent. */
-function llmMessages(fakes: AgentFakes, index: number): WireMessage[] {
-  return (fakes.llm.requests[index].body?.messages ?? []) as WireMessage[];
-}
-
-function ttsTexts(fakes: AgentFakes): string[] {
-  return fakes.tts.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
-}
-
 Deno.test("agent greets, then answers a caller turn piece by piece, each piece its own mark", async () => {
   await using vendors = await fakes({
     replies: [
@@ -125,7 +109,7 @@ Deno.test("agent greets, then answers a caller turn piece by piece, each piece i
   assertEquals(greeting.pcm, fakeSpeech(GREETING, 8000));
   assertEquals(first.pcm, fakeSpeech("Sure, I can help with that.", 8000));
   assertEquals(second.pcm, fakeSpeech("What time suits you?", 8000));
-  const texts = ttsTexts(vendors);
+  const texts = vendors.tts.texts();
   assert(texts.includes(FALLBACK), "the fallback line is synthesised ahead");
   assertEquals(texts.filter((text) => text !== FALLBACK), [
     GREETING,
@@ -185,7 +169,7 @@ Deno.test("agent's second call gets the greeting from the cache with no synthesi
     greetings.push(output.utterances[0].pcm);
   }
   assertEquals(greetings[1], greetings[0]);
-  assertEquals(ttsTexts(vendors), [GREETING, FALLBACK]);
+  assertEquals(vendors.tts.texts(), [GREETING, FALLBACK]);
   assertEquals(factory.cache.size, 2);
 });
 
@@ -250,11 +234,11 @@ Deno.test("barge-in clears the reply, aborts the model and voice, and keeps only
     ["agent-3-1"],
   );
   assertFalse(
-    ttsTexts(vendors).some((text) => text.includes("Doctor Rao")),
+    vendors.tts.texts().some((text) => text.includes("Doctor Rao")),
     "the sentence still streaming was never synthesised",
   );
 
-  const messages = llmMessages(vendors, 1);
+  const messages = vendors.llm.messages(1);
   const truncated = messages[3];
   assertEquals(truncated.role, "assistant");
   assert(truncated.content.endsWith(CUT_OFF_MARK), truncated.content);
@@ -324,7 +308,7 @@ Deno.test("a backchannel over the bot pauses it, then it resumes, and it is not 
   await feed((pcm) => bot.audio(pcm), INTERRUPT, 8000);
   await until(() => vendors.llm.requests.length === 2, "the next turn");
   assertEquals(output.clears, 0);
-  assertEquals(llmMessages(vendors, 1).slice(2), [
+  assertEquals(vendors.llm.messages(1).slice(2), [
     { role: "user", content: HELLO_TRANSCRIPT },
     { role: "assistant", content: "Our clinic is open from nine until six." },
     { role: "user", content: INTERRUPT_TEXT },
@@ -379,7 +363,7 @@ Deno.test("a model answering 500 gets the fallback line, and the call goes on", 
   const { bot, output } = call;
   await call.greeted();
   await until(
-    () => ttsTexts(vendors).includes(FALLBACK),
+    () => vendors.tts.texts().includes(FALLBACK),
     "the fallback line synthesised ahead",
   );
   await feed((pcm) => bot.audio(pcm), HELLO, 8000);
@@ -398,7 +382,7 @@ Deno.test("a model answering 500 gets the fallback line, and the call goes on", 
     "failed",
     "answered",
   ]);
-  const messages = llmMessages(vendors, 1);
+  const messages = vendors.llm.messages(1);
   assertEquals(messages[3], { role: "assistant", content: FALLBACK });
 });
 
@@ -470,7 +454,7 @@ Deno.test("keypad digits interrupt the bot, reach the hook and reach the model a
   for (const digit of ["1", "*", "2", "#"]) bot.dtmf(digit);
   await until(() => output.played.length === 2, "the answer");
   assertEquals(pressed, ["1", "*", "2", "#"]);
-  const messages = llmMessages(vendors, 0);
+  const messages = vendors.llm.messages(0);
   assertEquals(messages.at(-1), { role: "user", content: "Keypad input: 12#" });
   assertEquals(bot.timeline()[0].trigger, "dtmf");
 });
@@ -485,7 +469,7 @@ Deno.test("keypad digits without # go to the model after the pause", async () =>
   call.bot.dtmf("4");
   call.bot.dtmf("2");
   await until(() => call.output.played.length === 2, "the answer");
-  const messages = llmMessages(vendors, 0);
+  const messages = vendors.llm.messages(0);
   assertEquals(messages.at(-1)?.content, "Keypad input: 42");
 });
 
@@ -567,7 +551,7 @@ Deno.test("a newer caller turn replaces a reply still waiting for the model", as
   await feed((pcm) => bot.audio(pcm), INTERRUPT, 8000);
   await until(() => output.played.length === 2, "the answer");
   assertEquals(output.utterances[1].pcm, fakeSpeech("Monday it is.", 8000));
-  const messages = llmMessages(vendors, 1);
+  const messages = vendors.llm.messages(1);
   assertEquals(messages.slice(2), [
     { role: "user", content: HELLO_TRANSCRIPT },
     { role: "user", content: INTERRUPT_TEXT },
@@ -609,7 +593,7 @@ Deno.test("speech-to-text dropping mid-call is reopened and the caller's next tu
   await feed((pcm) => bot.audio(pcm), HELLO, 8000);
   await until(() => output.played.length === 2, "the answer");
   assertEquals(output.utterances[1].pcm, fakeSpeech("Of course.", 8000));
-  assertEquals(llmMessages(vendors, 0).at(-1), {
+  assertEquals(vendors.llm.messages(0).at(-1), {
     role: "user",
     content: HELLO_TRANSCRIPT,
   });
@@ -677,7 +661,7 @@ Deno.test("an acknowledgement after the bot has finished is a turn of its own", 
   await until(() => bot.history().length === 3, "the question heard");
   await feed((pcm) => bot.audio(pcm), BACKCHANNEL, 8000);
   await until(() => output.played.length === 3, "the answer to it");
-  assertEquals(llmMessages(vendors, 1).at(-1), {
+  assertEquals(vendors.llm.messages(1).at(-1), {
     role: "user",
     content: "Okay.",
   });

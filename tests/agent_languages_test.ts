@@ -45,14 +45,6 @@ function silence(ms: number, rate: number): Uint8Array {
   return new Uint8Array(rate / 1000 * ms * 2);
 }
 
-function systemPrompt(vendors: AgentFakes, index: number): string {
-  const messages = (vendors.llm.requests[index].body?.messages ?? []) as {
-    role: string;
-    content: string;
-  }[];
-  return messages[0].content;
-}
-
 const FALLBACK =
   "Sorry, I'm having trouble right now. Could you please say that again?";
 
@@ -96,10 +88,10 @@ for (const stt of ["deepgram", "sarvam"] as SttVendor[]) {
     else assertEquals(query.get("language-code"), "unknown");
     // The model was told, and its history keeps the caller's words.
     assert(
-      systemPrompt(agent.vendors, 0).endsWith(
+      agent.vendors.llm.messages(0)[0].content.endsWith(
         "The caller is now speaking Hindi (hi-IN); answer in Hindi.",
       ),
-      systemPrompt(agent.vendors, 0),
+      agent.vendors.llm.messages(0)[0].content,
     );
     // The greeting in the English voice; the answer in the Hindi voice,
     // with the amount in Hindi words.
@@ -180,7 +172,7 @@ Deno.test("a caller who switches back to English gets English again, and an unli
     ],
   );
   assert(
-    systemPrompt(agent.vendors, 1).endsWith(
+    agent.vendors.llm.messages(1)[0].content.endsWith(
       "The caller is now speaking English (en-IN); answer in English.",
     ),
   );

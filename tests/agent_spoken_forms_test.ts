@@ -50,8 +50,7 @@ async function callWith(env: Record<string, string>): Promise<{
   const { vendors, bots } = agent;
   // The fallback line is synthesised in the background too; it has no
   // spoken forms to rewrite.
-  const ttsTexts = vendors.tts.requests
-    .map((request) => String((request.body as { text?: unknown }).text))
+  const ttsTexts = vendors.tts.texts()
     .filter((text) => text !== vendors.config.fallbackText);
   return { ttsTexts, bot: bots[0] };
 }

@@ -71,12 +71,6 @@ function messages(vendors: AgentFakes, index: number): Wire[] {
   return (vendors.llm.requests[index].body?.messages ?? []) as Wire[];
 }
 
-function ttsTexts(vendors: AgentFakes): string[] {
-  return vendors.tts.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
-}
-
 function book(
   hooks: RouteServer,
   overrides: Partial<WebhookToolConfig["webhook"]> & { say?: string } = {},
@@ -372,7 +366,7 @@ Deno.test("a slow tool's say line is spoken while it runs", async () => {
       "/book": async (_request, signal) => {
         // Answer once the say line has gone to the voice, at most 5 s.
         for (let i = 0; i < 500 && !signal.aborted; i++) {
-          if (ref.vendors && ttsTexts(ref.vendors).includes(SAY)) break;
+          if (ref.vendors && ref.vendors.tts.texts().includes(SAY)) break;
           await wait(10, signal);
         }
         return Response.json({ booked: true });
@@ -402,7 +396,7 @@ Deno.test("a fast tool's say line is not spoken", async () => {
     ],
   });
   await h.askAndWait(2);
-  assertFalse(ttsTexts(h.vendors).includes(SAY));
+  assertFalse(h.vendors.tts.texts().includes(SAY));
   assertEquals(h.output.utterances.length, 2);
 });
 

@@ -74,12 +74,6 @@ function startCall(
   return { ...call, clock, outcomes };
 }
 
-function ttsTexts(fakes: AgentFakes): string[] {
-  return fakes.tts.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
-}
-
 /** Marks of the utterances played so far, with the text each said. */
 function saidLines(bot: AgentBot): string[] {
   return bot.report().transcript.filter((entry) => entry.role === "bot")
@@ -110,7 +104,7 @@ Deno.test("silence: after AGENT_SILENCE_REPROMPT_S the bot re-prompts, twice, th
   assertEquals(saidLines(call.bot), [GREETING, REPROMPT, REPROMPT, GOODBYE]);
   // The re-prompt is one fixed line: synthesised once, then from the cache.
   assertEquals(
-    ttsTexts(vendors).filter((text) => text === REPROMPT).length,
+    vendors.tts.texts().filter((text) => text === REPROMPT).length,
     1,
   );
   assertEquals(vendors.llm.requests.length, 0, "no model output involved");

@@ -318,12 +318,6 @@ function startBot(vendors: Vendors) {
   return { ...startMemoryCall<AgentBot>(factory), factory };
 }
 
-function ttsTexts(server: FakeTtsServer): string[] {
-  return server.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
-}
-
 function failing(count: number): FakeTtsBehaviour[] {
   return new Array(count).fill({ kind: "server_error" });
 }
@@ -338,8 +332,8 @@ Deno.test("a voice that dies mid-call: the next one in TTS_PROVIDER says the res
   const [eleven, deepgram] = vendors.tts;
   await using call = startBot(vendors);
   await until(() => call.output.played.length === 1, "the greeting");
-  await until(() => ttsTexts(eleven).includes(FALLBACK), "the warm-up");
-  assertEquals(ttsTexts(eleven), [GREETING, FALLBACK]);
+  await until(() => eleven.texts().includes(FALLBACK), "the warm-up");
+  assertEquals(eleven.texts(), [GREETING, FALLBACK]);
   // ElevenLabs has a bad minute from here on.
   eleven.script(...failing(10));
   await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
@@ -347,8 +341,8 @@ Deno.test("a voice that dies mid-call: the next one in TTS_PROVIDER says the res
 
   // The first sentence failed once on ElevenLabs and went to Deepgram; the
   // second went straight to Deepgram.
-  assertEquals(ttsTexts(eleven), [GREETING, FALLBACK, "We open at nine."]);
-  assertEquals(ttsTexts(deepgram), ["We open at nine.", "We close at six."]);
+  assertEquals(eleven.texts(), [GREETING, FALLBACK, "We open at nine."]);
+  assertEquals(deepgram.texts(), ["We open at nine.", "We close at six."]);
   const [, first, second] = call.output.utterances;
   assertEquals(first.pcm, fakeSpeech("We open at nine.", 8000));
   assertEquals(second.pcm, fakeSpeech("We close at six.", 8000));
@@ -431,15 +425,15 @@ Deno.test("the breaker keeps a failing voice out across calls, and lets it back 
   assertEquals(state(), "open");
   assertEquals(await say("Call three."), fakeSpeech("Call three.", 8000));
   assertEquals(eleven.requests.length, 2, "call three skipped ElevenLabs");
-  assertEquals(ttsTexts(deepgram), ["Call one.", "Call two.", "Call three."]);
+  assertEquals(deepgram.texts(), ["Call one.", "Call two.", "Call three."]);
 
   await clock.advance(10_000);
   assertEquals(state(), "half_open");
   // ElevenLabs is back: the probe succeeds and the breaker closes.
   await say("Call four.");
-  assertEquals(ttsTexts(eleven).at(-1), "Call four.");
+  assertEquals(eleven.texts().at(-1), "Call four.");
   assertEquals(state(), "closed");
-  assertEquals(ttsTexts(deepgram).length, 3);
+  assertEquals(deepgram.texts().length, 3);
 
   const metrics = new ExovoiceMetrics({ providerHealth: vendors.health });
   const text = metrics.render();
@@ -551,8 +545,8 @@ Deno.test("through the server: the first voice's server goes away mid-call, the 
   assert(report.connected, report.error);
   assertEquals(report.badChunks, []);
   await dying;
-  assertEquals(ttsTexts(deepgram), ["Deepgram says this."]);
-  assert(ttsTexts(eleven).includes(GREETING));
+  assertEquals(deepgram.texts(), ["Deepgram says this."]);
+  assert(eleven.texts().includes(GREETING));
   // The greeting came from ElevenLabs at 8 kHz; the answer from Deepgram.
   const answer = padToAlignment(fakeSpeech("Deepgram says this.", 8000));
   assertEquals(
@@ -646,10 +640,10 @@ Deno.test("every voice down after one of them said the fallback line: the caller
   deepgram.script({ kind: "speak" }, ...failing(20));
   await using call = startBot(vendors);
   await until(() => call.output.played.length === 1, "the greeting");
-  await until(() => ttsTexts(eleven).includes(FALLBACK), "the warm-up");
+  await until(() => eleven.texts().includes(FALLBACK), "the warm-up");
   await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
   await until(() => call.output.played.length === 2, "the first answer");
-  assertEquals(ttsTexts(deepgram), ["First answer."]);
+  assertEquals(deepgram.texts(), ["First answer."]);
   await feed(
     (pcm) => call.bot.audio(pcm),
     concat([HELLO, new Uint8Array(8000 * 2)]),
@@ -734,7 +728,7 @@ Deno.test("serve(): /metrics shows each listed provider's breaker and the fallba
   });
   assert(report.connected, report.error);
   // The greeting failed on ElevenLabs and was said by Deepgram.
-  assertEquals(ttsTexts(deepgram)[0], GREETING);
+  assertEquals(deepgram.texts()[0], GREETING);
   const text = await (await fetch(`${server.url}/metrics`, {
     headers: { authorization: "Bearer admin" },
   })).text();

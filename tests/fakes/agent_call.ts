@@ -275,10 +275,15 @@ export interface MemoryCallOptions {
  * Creates a bot from `createBot` on a {@linkcode MemoryOutput} and starts
  * it. Disposing it stops the output, then the bot.
  *
- * @example
- * ```ts ignore
- * await using call = startMemoryCall(factory, { auto: false });
- * await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
+ * @example The echo bot plays back what it hears
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { createEchoBot } from "../../src/bots/echo.ts";
+ *
+ * await using call = startMemoryCall(createEchoBot);
+ * call.bot.audio(new Uint8Array(640).fill(7));
+ * await until(() => call.output.utterances[0]?.pcm.length === 640, "the echo");
+ * assertEquals(call.output.utterances[0].pcm, new Uint8Array(640).fill(7));
  * ```
  */
 export function startMemoryCall<B extends Bot>(

@@ -51,10 +51,22 @@ export interface BotServerOptions<B extends Bot> {
  * Starts the server on 127.0.0.1 with an OS-chosen port; each call gets a bot
  * from `createBot`, kept in {@linkcode BotServer.bots}.
  *
- * @example Echo calls
- * ```ts ignore
+ * @example Echo one call
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { createEchoBot } from "../../src/bots/echo.ts";
+ * import { simulateCall } from "../../tools/simulator.ts";
+ *
  * await using echo = await startBotServer(createEchoBot);
- * const report = await simulateCall({ url: echo.url, pcm, sampleRate: 8000 });
+ * const report = await simulateCall({
+ *   url: echo.url,
+ *   pcm: new Uint8Array(3200).fill(1),
+ *   sampleRate: 8000,
+ *   realtime: false,
+ *   waitForReplyMs: 100,
+ * });
+ * assertEquals(report.connected, true);
+ * assertEquals(echo.bots.length, 1);
  * ```
  */
 export async function startBotServer<B extends Bot>(
@@ -115,13 +127,22 @@ export interface AgentServerOptions extends AgentFakesOptions {
  * agent pointed at them. Disposing it waits for the calls to end and the bots
  * to close, then stops the server and the fakes.
  *
- * @example One scripted turn
- * ```ts ignore
+ * @example The greeting reaches the caller
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { simulateCall } from "../../tools/simulator.ts";
+ *
  * await using agent = await startAgentServer({
- *   script: { turns: [{ text: "Hello", speechStartMs: 500, turnMs: 1500 }] },
- *   replies: [textReply(["Hi there."])],
+ *   env: { AGENT_GREETING: "Hello from the fakes." },
  * });
- * const report = await simulateCall({ url: agent.url, pcm, sampleRate: 8000 });
+ * const report = await simulateCall({
+ *   url: agent.url,
+ *   pcm: new Uint8Array(8000),
+ *   sampleRate: 8000,
+ *   waitForReplyMs: 300,
+ * });
+ * assert(report.receivedPcm.length > 0);
+ * assert(agent.vendors.tts.texts().includes("Hello from the fakes."));
  * ```
  */
 export async function startAgentServer(

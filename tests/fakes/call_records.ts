@@ -20,10 +20,23 @@ export interface CompletedRecordOptions {
  * `completed`, asking again every 50 ms until then.
  *
  * @throws {Error} naming the call when no completed record came in time.
- * @example
- * ```ts ignore
- * const record = await completedRecord(server.url, "CA-quiet");
- * record.ended.reason; // "bot:silence"
+ * @example An echo call's record
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { createEchoBot } from "../../src/bots/echo.ts";
+ * import { simulateCall } from "../../tools/simulator.ts";
+ * import { startBotServer } from "./bot_server.ts";
+ *
+ * await using echo = await startBotServer(createEchoBot);
+ * await simulateCall({
+ *   url: `${echo.url}?call_id=CA-doc`,
+ *   pcm: new Uint8Array(3200),
+ *   sampleRate: 8000,
+ *   realtime: false,
+ *   waitForReplyMs: 0,
+ * });
+ * const record = await completedRecord(echo.base, "CA-doc");
+ * assertEquals(record.ended.reason, "stop:callended");
  * ```
  */
 export async function completedRecord(
