@@ -217,9 +217,13 @@ Deno.test("the heartbeat publishes on start and keeps going until stop", () =>
     // Four heartbeats, each written where the other instance reads it.
     for (let beat = 1; beat <= 4; beat++) {
       await until(() => heartbeats.length >= beat, `heartbeat ${beat}`);
+      // The time is read before the write: wait for the write to land.
       const written = new Date(heartbeats[beat - 1]).toISOString();
       let seen = await heartbeatAt();
-      while (seen !== undefined && seen < written) seen = await heartbeatAt();
+      for (let reads = 0; reads < 1000 && !(seen && seen >= written); reads++) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        seen = await heartbeatAt();
+      }
       assert(seen !== undefined && seen >= written, `heartbeat ${beat} read`);
     }
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-beat"]);
