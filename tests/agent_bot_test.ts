@@ -25,8 +25,9 @@ import {
   callInfo,
   feed,
   fixturePcm,
-  MemoryOutput,
+  type MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import {
@@ -59,19 +60,14 @@ function startCall(
   fakes: AgentFakes,
   options: AgentFactoryOptions & { auto?: boolean; rate?: SampleRate } = {},
 ): Call {
-  const rate = options.rate ?? 8000;
   const factory = createAgentBotFactory(fakes.config, {
     providers: fakes.providers,
     ...options,
   });
-  const output = new MemoryOutput(rate, { auto: options.auto });
-  const bot = factory(callInfo(rate), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  bot.start();
+  const call = startMemoryCall<AgentBot>(factory, options);
+  const { output } = call;
   return {
-    bot,
-    output,
+    ...call,
     async greeted() {
       await until(() => output.utterances.length >= 1, "the greeting");
       if (!options.auto && options.auto !== undefined) {
@@ -80,31 +76,11 @@ function startCall(
       }
       await until(() => output.played.length >= 1, "the greeting played");
     },
-    async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
-    },
   };
 }
 
 async function fakes(options: AgentFakesOptions): Promise<AgentFakes> {
   return await startAgentFakes({ script: HELLO_SCRIPT, ...options });
-}
-
-interface WireMessage {
-  role: string;
-  content: string;
-}
-
-/** The messages of the model's `index`-th request, as sent. */
-function llmMessages(fakes: AgentFakes, index: number): WireMessage[] {
-  return (fakes.llm.requests[index].body?.messages ?? []) as WireMessage[];
-}
-
-function ttsTexts(fakes: AgentFakes): string[] {
-  return fakes.tts.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
 }
 
 Deno.test("agent greets, then answers a caller turn piece by piece, each piece its own mark", async () => {
@@ -133,7 +109,7 @@ Deno.test("agent greets, then answers a caller turn piece by piece, each piece i
   assertEquals(greeting.pcm, fakeSpeech(GREETING, 8000));
   assertEquals(first.pcm, fakeSpeech("Sure, I can help with that.", 8000));
   assertEquals(second.pcm, fakeSpeech("What time suits you?", 8000));
-  const texts = ttsTexts(vendors);
+  const texts = vendors.tts.texts();
   assert(texts.includes(FALLBACK), "the fallback line is synthesised ahead");
   assertEquals(texts.filter((text) => text !== FALLBACK), [
     GREETING,
@@ -185,17 +161,15 @@ Deno.test("agent's second call gets the greeting from the cache with no synthesi
   });
   const greetings: Uint8Array[] = [];
   for (const callId of ["CA-1", "CA-2"]) {
-    const output = new MemoryOutput(8000);
-    const bot = factory(callInfo(8000, callId), output);
-    output.onMark = (name) => bot.marked(name);
-    bot.start();
+    await using call = startMemoryCall<AgentBot>(factory, {
+      info: callInfo(8000, callId),
+    });
+    const { output } = call;
     await until(() => output.played.length === 1, "the greeting played");
     greetings.push(output.utterances[0].pcm);
-    output.stop();
-    await bot.stop();
   }
   assertEquals(greetings[1], greetings[0]);
-  assertEquals(ttsTexts(vendors), [GREETING, FALLBACK]);
+  assertEquals(vendors.tts.texts(), [GREETING, FALLBACK]);
   assertEquals(factory.cache.size, 2);
 });
 
@@ -260,11 +234,11 @@ Deno.test("barge-in clears the reply, aborts the model and voice, and keeps only
     ["agent-3-1"],
   );
   assertFalse(
-    ttsTexts(vendors).some((text) => text.includes("Doctor Rao")),
+    vendors.tts.texts().some((text) => text.includes("Doctor Rao")),
     "the sentence still streaming was never synthesised",
   );
 
-  const messages = llmMessages(vendors, 1);
+  const messages = vendors.llm.messages(1);
   const truncated = messages[3];
   assertEquals(truncated.role, "assistant");
   assert(truncated.content.endsWith(CUT_OFF_MARK), truncated.content);
@@ -334,7 +308,7 @@ Deno.test("a backchannel over the bot pauses it, then it resumes, and it is not 
   await feed((pcm) => bot.audio(pcm), INTERRUPT, 8000);
   await until(() => vendors.llm.requests.length === 2, "the next turn");
   assertEquals(output.clears, 0);
-  assertEquals(llmMessages(vendors, 1).slice(2), [
+  assertEquals(vendors.llm.messages(1).slice(2), [
     { role: "user", content: HELLO_TRANSCRIPT },
     { role: "assistant", content: "Our clinic is open from nine until six." },
     { role: "user", content: INTERRUPT_TEXT },
@@ -389,7 +363,7 @@ Deno.test("a model answering 500 gets the fallback line, and the call goes on", 
   const { bot, output } = call;
   await call.greeted();
   await until(
-    () => ttsTexts(vendors).includes(FALLBACK),
+    () => vendors.tts.texts().includes(FALLBACK),
     "the fallback line synthesised ahead",
   );
   await feed((pcm) => bot.audio(pcm), HELLO, 8000);
@@ -408,7 +382,7 @@ Deno.test("a model answering 500 gets the fallback line, and the call goes on", 
     "failed",
     "answered",
   ]);
-  const messages = llmMessages(vendors, 1);
+  const messages = vendors.llm.messages(1);
   assertEquals(messages[3], { role: "assistant", content: FALLBACK });
 });
 
@@ -480,7 +454,7 @@ Deno.test("keypad digits interrupt the bot, reach the hook and reach the model a
   for (const digit of ["1", "*", "2", "#"]) bot.dtmf(digit);
   await until(() => output.played.length === 2, "the answer");
   assertEquals(pressed, ["1", "*", "2", "#"]);
-  const messages = llmMessages(vendors, 0);
+  const messages = vendors.llm.messages(0);
   assertEquals(messages.at(-1), { role: "user", content: "Keypad input: 12#" });
   assertEquals(bot.timeline()[0].trigger, "dtmf");
 });
@@ -495,7 +469,7 @@ Deno.test("keypad digits without # go to the model after the pause", async () =>
   call.bot.dtmf("4");
   call.bot.dtmf("2");
   await until(() => call.output.played.length === 2, "the answer");
-  const messages = llmMessages(vendors, 0);
+  const messages = vendors.llm.messages(0);
   assertEquals(messages.at(-1)?.content, "Keypad input: 42");
 });
 
@@ -539,18 +513,16 @@ Deno.test("transfer says the configured line and closes the stream for the flow'
   });
   const factoryOptions = { providers: vendors.providers };
   const factory = createAgentBotFactory(vendors.config, factoryOptions);
-  const output = new MemoryOutput(8000);
-  const bot = factory(callInfo(8000, "CA-transfer"), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
+  const call = startMemoryCall<AgentBot>(factory, {
+    info: callInfo(8000, "CA-transfer"),
+  });
+  const { bot, output } = call;
   try {
-    bot.start();
     await until(() => output.played.length === 1, "the greeting");
     await feed((pcm) => bot.audio(pcm), HELLO, 8000);
     await until(() => output.hangups.length === 1, "the hangup");
   } finally {
-    output.stop();
-    await bot.stop();
+    await call[Symbol.asyncDispose]();
   }
   assertEquals(output.hangups, ["transfer"]);
   assertEquals(
@@ -579,7 +551,7 @@ Deno.test("a newer caller turn replaces a reply still waiting for the model", as
   await feed((pcm) => bot.audio(pcm), INTERRUPT, 8000);
   await until(() => output.played.length === 2, "the answer");
   assertEquals(output.utterances[1].pcm, fakeSpeech("Monday it is.", 8000));
-  const messages = llmMessages(vendors, 1);
+  const messages = vendors.llm.messages(1);
   assertEquals(messages.slice(2), [
     { role: "user", content: HELLO_TRANSCRIPT },
     { role: "user", content: INTERRUPT_TEXT },
@@ -621,7 +593,7 @@ Deno.test("speech-to-text dropping mid-call is reopened and the caller's next tu
   await feed((pcm) => bot.audio(pcm), HELLO, 8000);
   await until(() => output.played.length === 2, "the answer");
   assertEquals(output.utterances[1].pcm, fakeSpeech("Of course.", 8000));
-  assertEquals(llmMessages(vendors, 0).at(-1), {
+  assertEquals(vendors.llm.messages(0).at(-1), {
     role: "user",
     content: HELLO_TRANSCRIPT,
   });
@@ -689,7 +661,7 @@ Deno.test("an acknowledgement after the bot has finished is a turn of its own", 
   await until(() => bot.history().length === 3, "the question heard");
   await feed((pcm) => bot.audio(pcm), BACKCHANNEL, 8000);
   await until(() => output.played.length === 3, "the answer to it");
-  assertEquals(llmMessages(vendors, 1).at(-1), {
+  assertEquals(vendors.llm.messages(1).at(-1), {
     role: "user",
     content: "Okay.",
   });

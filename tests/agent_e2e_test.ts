@@ -5,19 +5,10 @@
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { padToAlignment, type SampleRate } from "../src/audio/pcm.ts";
-import type { AgentBot } from "../src/bots/agent/agent.ts";
 import { CUT_OFF_MARK } from "../src/bots/agent/history.ts";
-import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
-import { loadConfig } from "../src/config.ts";
-import { type RunningServer, startServer } from "../src/server.ts";
 import { simulateCall } from "../tools/simulator.ts";
-import {
-  type AgentFakes,
-  type AgentFakesOptions,
-  fixturePcm,
-  startAgentFakes,
-  until,
-} from "./fakes/agent_call.ts";
+import { fixturePcm, until } from "./fakes/agent_call.ts";
+import { startAgentServer } from "./fakes/bot_server.ts";
 import { textReply, toolCallReply } from "./fakes/openai_server.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
@@ -44,55 +35,6 @@ function silence(ms: number, rate: number): Uint8Array {
 /** What the player sends for `texts` spoken one piece each: the fake voice, each piece padded to 320 bytes. */
 function spoken(texts: string[], rate: number): Uint8Array {
   return concat(texts.map((text) => padToAlignment(fakeSpeech(text, rate))));
-}
-
-interface AgentServer extends AsyncDisposable {
-  url: string;
-  vendors: AgentFakes;
-  bots: AgentBot[];
-  server: RunningServer;
-}
-
-async function startAgentServer(
-  options: AgentFakesOptions,
-): Promise<AgentServer> {
-  const vendors = await startAgentFakes(options);
-  const factory = createAgentBotFactory(vendors.config, {
-    providers: vendors.providers,
-  });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
-  return {
-    url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-    vendors,
-    bots,
-    server,
-    async [Symbol.asyncDispose]() {
-      await until(() => server.registry.size === 0, "the calls to end");
-      await Promise.all(bots.map((bot) => bot.closed));
-      await server.shutdown();
-      await vendors[Symbol.asyncDispose]();
-    },
-  };
-}
-
-function llmMessages(
-  vendors: AgentFakes,
-  index: number,
-): { role: string; content: string }[] {
-  return (vendors.llm.requests[index].body?.messages ?? []) as {
-    role: string;
-    content: string;
-  }[];
 }
 
 Deno.test("a call through the server: transcript, streamed answer and voice come back as 320-byte chunks with a mark per piece", async () => {
@@ -128,7 +70,7 @@ Deno.test("a call through the server: transcript, streamed answer and voice come
   assertEquals(report.marksReceived, ["agent-1-1", "agent-2-1", "agent-2-2"]);
   assertEquals(report.marksEchoed, report.marksReceived);
   assertEquals(report.clearsReceived, 0);
-  assertEquals(llmMessages(agent.vendors, 0).at(-1), {
+  assertEquals(agent.vendors.llm.messages(0).at(-1), {
     role: "user",
     content: HELLO_TRANSCRIPT,
   });
@@ -189,7 +131,7 @@ Deno.test("barge-in through the server: the caller's interruption clears the rep
     "the rest of the reply was not sent",
   );
 
-  const messages = llmMessages(agent.vendors, 1);
+  const messages = agent.vendors.llm.messages(1);
   const heard = messages[3];
   assertEquals(heard.role, "assistant");
   assert(heard.content.endsWith(CUT_OFF_MARK), heard.content);
@@ -327,7 +269,7 @@ Deno.test("keypad digits reach the model, and end_call says goodbye, waits for i
     spoken([GREETING, "Thank you.", "Goodbye!"], 8000),
   );
   assertEquals(report.marksEchoed, ["agent-1-1", "agent-2-1", "agent-2-2"]);
-  assertEquals(llmMessages(agent.vendors, 0).at(-1), {
+  assertEquals(agent.vendors.llm.messages(0).at(-1), {
     role: "user",
     content: "Keypad input: 1#",
   });

@@ -10,15 +10,10 @@ import { assert, assertEquals, assertGreater } from "@std/assert";
 import { concat } from "@std/bytes";
 import type { SpeechDetectorFactory } from "../src/audio/speech_detector.ts";
 import { energyDetector } from "../src/audio/speech_detector.ts";
-import type { AgentBot } from "../src/bots/agent/agent.ts";
-import {
-  createAgentBotFactory,
-  loadSpeechDetectors,
-} from "../src/bots/agent/mod.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
+import { loadSpeechDetectors } from "../src/bots/agent/mod.ts";
 import { simulateCall, type SimulationReport } from "../tools/simulator.ts";
-import { fixturePcm, startAgentFakes, until } from "./fakes/agent_call.ts";
+import { fixturePcm } from "./fakes/agent_call.ts";
+import { startAgentServer } from "./fakes/bot_server.ts";
 import { SpeakerphoneEcho } from "./fakes/speakerphone.ts";
 import type { FakeSttTurn } from "./fakes/stt_servers.ts";
 
@@ -41,7 +36,7 @@ async function speakerphoneCall(
   detectors: SpeechDetectorFactory,
   options: { turns?: FakeSttTurn[]; env?: Record<string, string> } = {},
 ): Promise<SimulationReport & { modelRequests: number }> {
-  await using vendors = await startAgentFakes({
+  await using agent = await startAgentServer({
     script: { turns: options.turns ?? [] },
     env: {
       AGENT_GREETING: GREETING,
@@ -49,41 +44,22 @@ async function speakerphoneCall(
       ...options.env,
     },
     speech: () => GREETING_VOICE,
+    factory: { detectors },
   });
-  const factory = createAgentBotFactory(vendors.config, {
-    providers: vendors.providers,
-    detectors,
-  });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
   using echo = new SpeakerphoneEcho(RATE, { delayMs: 150, lossDb: 20 });
-  try {
-    const report = await simulateCall({
-      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-      pcm: caller,
-      sampleRate: RATE,
-      frameMs: 20,
-      waitForReplyMs: 500,
-      maxWaitMs: 15_000,
-      onReplyAudio: (pcm, control) => echo.sent(pcm, control),
-    });
-    assert(report.connected, report.error);
-    assertGreater(echo.echoedBytes, 0, "the bot's voice came back");
-    await until(() => server.registry.size === 0, "the call to end");
-    await Promise.all(bots.map((bot) => bot.closed));
-    return { ...report, modelRequests: vendors.llm.requests.length };
-  } finally {
-    await server.shutdown();
-  }
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: caller,
+    sampleRate: RATE,
+    frameMs: 20,
+    waitForReplyMs: 500,
+    maxWaitMs: 15_000,
+    onReplyAudio: (pcm, control) => echo.sent(pcm, control),
+  });
+  assert(report.connected, report.error);
+  assertGreater(echo.echoedBytes, 0, "the bot's voice came back");
+  await agent.callsEnded();
+  return { ...report, modelRequests: agent.vendors.llm.requests.length };
 }
 
 const DETECTORS: [string, SpeechDetectorFactory][] = [

@@ -5,7 +5,6 @@
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { concat } from "@std/bytes";
-import type { AgentBot } from "../src/bots/agent/agent.ts";
 import { languageName } from "../src/bots/agent/agent.ts";
 import { loadAgentFile } from "../src/bots/agent/agent_file.ts";
 import {
@@ -13,7 +12,6 @@ import {
   parseLanguages,
   parseVoices,
 } from "../src/bots/agent/config.ts";
-import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { spokenForm } from "../src/bots/agent/spoken_forms.ts";
 import { ConfigError } from "../src/env_values.ts";
 import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
@@ -22,16 +20,9 @@ import {
   matchLanguage,
   type SpeechEvent,
 } from "../src/providers/stt/speech_to_text.ts";
-import { type RunningServer, startServer } from "../src/server.ts";
-import { loadConfig } from "../src/config.ts";
 import { simulateCall } from "../tools/simulator.ts";
-import {
-  type AgentFakes,
-  type AgentFakesOptions,
-  fixturePcm,
-  startAgentFakes,
-  until,
-} from "./fakes/agent_call.ts";
+import { type AgentFakes, fixturePcm, until } from "./fakes/agent_call.ts";
+import { startAgentServer } from "./fakes/bot_server.ts";
 import { textReply } from "./fakes/openai_server.ts";
 import { FakeSttServer, type SttVendor } from "./fakes/stt_servers.ts";
 
@@ -52,53 +43,6 @@ const SWITCHING = {
 
 function silence(ms: number, rate: number): Uint8Array {
   return new Uint8Array(rate / 1000 * ms * 2);
-}
-
-interface AgentServer extends AsyncDisposable {
-  url: string;
-  vendors: AgentFakes;
-  bots: AgentBot[];
-  server: RunningServer;
-}
-
-async function startAgentServer(
-  options: AgentFakesOptions,
-): Promise<AgentServer> {
-  const vendors = await startAgentFakes(options);
-  const factory = createAgentBotFactory(vendors.config, {
-    providers: vendors.providers,
-  });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
-  return {
-    url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-    vendors,
-    bots,
-    server,
-    async [Symbol.asyncDispose]() {
-      await until(() => server.registry.size === 0, "the calls to end");
-      await Promise.all(bots.map((bot) => bot.closed));
-      await server.shutdown();
-      await vendors[Symbol.asyncDispose]();
-    },
-  };
-}
-
-function systemPrompt(vendors: AgentFakes, index: number): string {
-  const messages = (vendors.llm.requests[index].body?.messages ?? []) as {
-    role: string;
-    content: string;
-  }[];
-  return messages[0].content;
 }
 
 const FALLBACK =
@@ -144,10 +88,10 @@ for (const stt of ["deepgram", "sarvam"] as SttVendor[]) {
     else assertEquals(query.get("language-code"), "unknown");
     // The model was told, and its history keeps the caller's words.
     assert(
-      systemPrompt(agent.vendors, 0).endsWith(
+      agent.vendors.llm.messages(0)[0].content.endsWith(
         "The caller is now speaking Hindi (hi-IN); answer in Hindi.",
       ),
-      systemPrompt(agent.vendors, 0),
+      agent.vendors.llm.messages(0)[0].content,
     );
     // The greeting in the English voice; the answer in the Hindi voice,
     // with the amount in Hindi words.
@@ -228,7 +172,7 @@ Deno.test("a caller who switches back to English gets English again, and an unli
     ],
   );
   assert(
-    systemPrompt(agent.vendors, 1).endsWith(
+    agent.vendors.llm.messages(1)[0].content.endsWith(
       "The caller is now speaking English (en-IN); answer in English.",
     ),
   );

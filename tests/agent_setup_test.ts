@@ -8,11 +8,12 @@ import type { AgentConfig } from "../src/bots/agent/config.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { parseCallSetup } from "../src/bots/agent/setup_webhook.ts";
 import { dateAndTime, renderTemplate } from "../src/bots/agent/template.ts";
+import type { AgentBot } from "../src/bots/agent/agent.ts";
 import {
   type AgentFakes,
   callInfo,
-  MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import { textReply } from "./fakes/openai_server.ts";
@@ -41,24 +42,20 @@ async function setupCall(
     { ...vendors.config, ...config(hooks) },
     { providers: vendors.providers, wallClock: () => NOW },
   );
-  const output = new MemoryOutput(8000);
-  const info = {
-    ...callInfo(8000),
-    customParameters: { custom_lang: "hi", branch: "Indiranagar" },
-  };
-  const bot = factory(info, output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  const started = bot.start();
+  const call = startMemoryCall<AgentBot>(factory, {
+    info: {
+      ...callInfo(8000),
+      customParameters: { custom_lang: "hi", branch: "Indiranagar" },
+    },
+  });
   return {
     hooks,
     vendors,
-    bot,
-    output,
-    started,
+    bot: call.bot,
+    output: call.output,
+    started: call.started,
     async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
+      await call[Symbol.asyncDispose]();
       await hooks.close();
       await vendors[Symbol.asyncDispose]();
     },
@@ -118,7 +115,10 @@ Deno.test("a setup webhook that does not answer in time leaves the defaults, and
     (hooks) => ({ setup: { url: hooks.url("/setup"), timeoutMs: 200 } }),
   );
   await call.started;
-  await until(() => call.output.utterances.length >= 1, "the greeting");
+  await until(
+    () => call.output.utterances[0]?.complete === true,
+    "the whole greeting",
+  );
   assertEquals(call.output.utterances[0].pcm, fakeSpeech(GREETING, 8000));
 });
 
@@ -135,7 +135,10 @@ Deno.test("a setup webhook answering an error, or garbage, leaves the defaults",
       (hooks) => ({ setup: { url: hooks.url("/setup"), timeoutMs: 1500 } }),
     );
     await call.started;
-    await until(() => call.output.utterances.length >= 1, "the greeting");
+    await until(
+      () => call.output.utterances[0]?.complete === true,
+      "the whole greeting",
+    );
     assertEquals(call.output.utterances[0].pcm, fakeSpeech(GREETING, 8000));
   }
 });
@@ -162,7 +165,10 @@ Deno.test("without a setup webhook, templates use the call and the declared defa
     }),
   );
   await call.started;
-  await until(() => call.output.utterances.length >= 1, "the greeting");
+  await until(
+    () => call.output.utterances[0]?.complete === true,
+    "the whole greeting",
+  );
   assertEquals(
     call.output.utterances[0].pcm,
     fakeSpeech("Sunrise Clinic. Dr  is in. It is 6:30 pm.", 8000),

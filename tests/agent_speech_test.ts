@@ -49,14 +49,19 @@ class ElevenLabsAt22050 implements TextToSpeech {
   }
 }
 
-Deno.test("synthesizeInto streams the vendor's audio into the track at the call's rate", async () => {
-  await using server = await FakeTtsServer.start("deepgram", { pieces: 5 });
-  const tts = new DeepgramTts({
+/** The real Deepgram adapter pointed at `server`. */
+function deepgramTts(server: FakeTtsServer, timeoutMs = 2000): DeepgramTts {
+  return new DeepgramTts({
     apiKey: server.apiKey,
     voice: "aura-2-thalia-en",
     baseUrl: server.baseUrl,
-    timeoutMs: 2000,
+    timeoutMs,
   });
+}
+
+Deno.test("synthesizeInto streams the vendor's audio into the track at the call's rate", async () => {
+  await using server = await FakeTtsServer.start("deepgram", { pieces: 5 });
+  const tts = deepgramTts(server);
   const track = new AudioTrack();
   let firstBytes = 0;
   await synthesizeInto(track, "Hello there.", {
@@ -103,12 +108,7 @@ Deno.test("synthesizeInto resamples a vendor's 22.05 kHz audio to an 8 kHz call,
 Deno.test("synthesizeInto fails the track and throws the vendor's error", async () => {
   await using server = await FakeTtsServer.start("deepgram");
   server.script({ kind: "server_error" });
-  const tts = new DeepgramTts({
-    apiKey: server.apiKey,
-    voice: "aura-2-thalia-en",
-    baseUrl: server.baseUrl,
-    timeoutMs: 2000,
-  });
+  const tts = deepgramTts(server);
   const track = new AudioTrack();
   const error = await assertRejects(
     () =>
@@ -127,12 +127,7 @@ Deno.test("synthesizeInto fails the track and throws the vendor's error", async 
 Deno.test("synthesizeInto ends the track quietly when aborted mid-stream", async () => {
   await using server = await FakeTtsServer.start("deepgram");
   server.script({ kind: "stall", afterBytes: 640 });
-  const tts = new DeepgramTts({
-    apiKey: server.apiKey,
-    voice: "aura-2-thalia-en",
-    baseUrl: server.baseUrl,
-    timeoutMs: 5000,
-  });
+  const tts = deepgramTts(server, 5000);
   const track = new AudioTrack();
   const abort = new AbortController();
   const done = synthesizeInto(track, "A long sentence that stalls.", {

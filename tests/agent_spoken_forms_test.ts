@@ -7,11 +7,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { concat } from "@std/bytes";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
-import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
 import { simulateCall } from "../tools/simulator.ts";
-import { fixturePcm, startAgentFakes, until } from "./fakes/agent_call.ts";
+import { fixturePcm } from "./fakes/agent_call.ts";
+import { startAgentServer } from "./fakes/bot_server.ts";
 import { textReply } from "./fakes/openai_server.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
 
@@ -23,7 +21,7 @@ async function callWith(env: Record<string, string>): Promise<{
   ttsTexts: string[];
   bot: AgentBot;
 }> {
-  await using vendors = await startAgentFakes({
+  await using agent = await startAgentServer({
     script: {
       turns: [{
         text: HELLO_TRANSCRIPT,
@@ -39,39 +37,20 @@ async function callWith(env: Record<string, string>): Promise<{
     ],
     env: { AGENT_GREETING: GREETING, ...env },
   });
-  const factory = createAgentBotFactory(vendors.config, {
-    providers: vendors.providers,
+  const hello = await fixturePcm("hello_8000.wav");
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: concat([new Uint8Array(8000 / 1000 * LEAD_MS * 2), hello]),
+    sampleRate: 8000,
+    waitForReplyMs: 1000,
+    maxWaitMs: 10_000,
   });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
-  try {
-    const hello = await fixturePcm("hello_8000.wav");
-    const report = await simulateCall({
-      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-      pcm: concat([new Uint8Array(8000 / 1000 * LEAD_MS * 2), hello]),
-      sampleRate: 8000,
-      waitForReplyMs: 1000,
-      maxWaitMs: 10_000,
-    });
-    assert(report.connected, report.error);
-    await until(() => server.registry.size === 0, "the call to end");
-    await Promise.all(bots.map((bot) => bot.closed));
-  } finally {
-    await server.shutdown();
-  }
+  assert(report.connected, report.error);
+  await agent.callsEnded();
+  const { vendors, bots } = agent;
   // The fallback line is synthesised in the background too; it has no
   // spoken forms to rewrite.
-  const ttsTexts = vendors.tts.requests
-    .map((request) => String((request.body as { text?: unknown }).text))
+  const ttsTexts = vendors.tts.texts()
     .filter((text) => text !== vendors.config.fallbackText);
   return { ttsTexts, bot: bots[0] };
 }

@@ -22,11 +22,11 @@ import {
 } from "../src/bots/agent/webhook_tool.ts";
 import {
   type AgentFakes,
-  callInfo,
   feed,
   fixturePcm,
-  MemoryOutput,
+  type MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
 import {
@@ -69,12 +69,6 @@ interface Wire {
 
 function messages(vendors: AgentFakes, index: number): Wire[] {
   return (vendors.llm.requests[index].body?.messages ?? []) as Wire[];
-}
-
-function ttsTexts(vendors: AgentFakes): string[] {
-  return vendors.tts.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
 }
 
 function book(
@@ -137,11 +131,9 @@ async function harness(options: {
     hooks: { toolCall: (result) => results.push(result) },
     ...options.factory,
   });
-  const output = new MemoryOutput(8000);
-  const bot = factory(callInfo(8000), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  await bot.start();
+  const call = startMemoryCall<AgentBot>(factory);
+  await call.started;
+  const { bot, output } = call;
   return {
     vendors,
     hooks,
@@ -158,8 +150,7 @@ async function harness(options: {
       );
     },
     async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
+      await call[Symbol.asyncDispose]();
       await hooks.close();
       await vendors[Symbol.asyncDispose]();
     },
@@ -375,7 +366,7 @@ Deno.test("a slow tool's say line is spoken while it runs", async () => {
       "/book": async (_request, signal) => {
         // Answer once the say line has gone to the voice, at most 5 s.
         for (let i = 0; i < 500 && !signal.aborted; i++) {
-          if (ref.vendors && ttsTexts(ref.vendors).includes(SAY)) break;
+          if (ref.vendors && ref.vendors.tts.texts().includes(SAY)) break;
           await wait(10, signal);
         }
         return Response.json({ booked: true });
@@ -405,7 +396,7 @@ Deno.test("a fast tool's say line is not spoken", async () => {
     ],
   });
   await h.askAndWait(2);
-  assertFalse(ttsTexts(h.vendors).includes(SAY));
+  assertFalse(h.vendors.tts.texts().includes(SAY));
   assertEquals(h.output.utterances.length, 2);
 });
 

@@ -31,13 +31,14 @@ import { startServer } from "../src/server.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import {
   type AgentFakes,
-  callInfo,
   feed,
   fixturePcm,
-  MemoryOutput,
+  type MemoryOutput,
   startAgentFakes,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
+import { completedRecord } from "./fakes/call_records.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import { textReply, toolCallReply } from "./fakes/openai_server.ts";
 import { HELLO_SCRIPT } from "./fakes/stt_servers.ts";
@@ -69,27 +70,8 @@ function startCall(
     outcomes,
     ...options,
   });
-  const output = new MemoryOutput(8000, { auto: options.auto });
-  const bot = factory(callInfo(8000), output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  bot.start();
-  return {
-    bot,
-    output,
-    clock,
-    outcomes,
-    async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
-    },
-  };
-}
-
-function ttsTexts(fakes: AgentFakes): string[] {
-  return fakes.tts.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
+  const call = startMemoryCall<AgentBot>(factory, { auto: options.auto });
+  return { ...call, clock, outcomes };
 }
 
 /** Marks of the utterances played so far, with the text each said. */
@@ -122,7 +104,7 @@ Deno.test("silence: after AGENT_SILENCE_REPROMPT_S the bot re-prompts, twice, th
   assertEquals(saidLines(call.bot), [GREETING, REPROMPT, REPROMPT, GOODBYE]);
   // The re-prompt is one fixed line: synthesised once, then from the cache.
   assertEquals(
-    ttsTexts(vendors).filter((text) => text === REPROMPT).length,
+    vendors.tts.texts().filter((text) => text === REPROMPT).length,
     1,
   );
   assertEquals(vendors.llm.requests.length, 0, "no model output involved");
@@ -379,23 +361,6 @@ Deno.test("greeting: AGENT_BARGE_IN_AFTER_MS=0 lets the caller cut it at once", 
   await until(() => output.pauses + output.clears > 0, "the barge-in");
   assertFalse(output.played.includes("agent-1-1"));
 });
-
-/** The call's record once completed, from `GET /calls/:id`. */
-async function completedRecord(base: string, id: string): Promise<{
-  ended: { reason: string; outcome: string; detail: string };
-  transcript: { text: string }[];
-}> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const response = await fetch(`${base}/calls/${id}`);
-    if (response.ok) {
-      const record = await response.json();
-      if (record.state === "completed") return record;
-    } else await response.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`No record for call ${id}`);
-}
 
 Deno.test("silence end to end: the server hangs up a silent caller after the re-prompts, and the record says silence", async () => {
   await using vendors = await startAgentFakes({

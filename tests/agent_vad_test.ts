@@ -9,14 +9,10 @@ import { assert, assertEquals, assertGreater } from "@std/assert";
 import { concat } from "@std/bytes";
 import type { SpeechDetectorFactory } from "../src/audio/speech_detector.ts";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
-import {
-  createAgentBotFactory,
-  loadSpeechDetectors,
-} from "../src/bots/agent/mod.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
+import { loadSpeechDetectors } from "../src/bots/agent/mod.ts";
 import { simulateCall, type SimulationReport } from "../tools/simulator.ts";
-import { fixturePcm, startAgentFakes, until } from "./fakes/agent_call.ts";
+import { fixturePcm } from "./fakes/agent_call.ts";
+import { startAgentServer } from "./fakes/bot_server.ts";
 import type { FakeSttTurn } from "./fakes/stt_servers.ts";
 
 /** About 5 s of the fake voice (20 ms a character): the caller's audio plays over it. */
@@ -35,40 +31,21 @@ async function callOverGreeting(
   caller: Uint8Array,
   options: { detectors: SpeechDetectorFactory; turns?: FakeSttTurn[] },
 ): Promise<{ report: SimulationReport; bot: AgentBot }> {
-  await using vendors = await startAgentFakes({
+  await using agent = await startAgentServer({
     script: { turns: options.turns ?? [] },
     env: { AGENT_GREETING: GREETING, AGENT_BARGE_IN_MIN_WORDS: "0" },
+    factory: { detectors: options.detectors },
   });
-  const factory = createAgentBotFactory(vendors.config, {
-    providers: vendors.providers,
-    detectors: options.detectors,
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: caller,
+    sampleRate: 8000,
+    waitForReplyMs: 500,
+    maxWaitMs: 10_000,
   });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
-  try {
-    const report = await simulateCall({
-      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-      pcm: caller,
-      sampleRate: 8000,
-      waitForReplyMs: 500,
-      maxWaitMs: 10_000,
-    });
-    assert(report.connected, report.error);
-    await until(() => server.registry.size === 0, "the call to end");
-    await Promise.all(bots.map((bot) => bot.closed));
-    return { report, bot: bots[0] };
-  } finally {
-    await server.shutdown();
-  }
+  assert(report.connected, report.error);
+  await agent.callsEnded();
+  return { report, bot: agent.bots[0] };
 }
 
 assertEquals(silero.kind, "silero", "the Silero model loads for these tests");

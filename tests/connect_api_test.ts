@@ -11,12 +11,13 @@ import {
   ConnectApi,
   type ExotelApiConfig,
   ExotelApiError,
+  type ExotelApiErrorKind,
   InvalidCallRequestError,
   normalizePhoneNumber,
   parseCallDetails,
   type PlaceCallRequest,
 } from "../src/exotel/connect_api.ts";
-import { FakeExotelApi } from "./fakes/exotel_api.ts";
+import { FakeExotelApi, type FakeFailure } from "./fakes/exotel_api.ts";
 
 const STREAM_URL = "wss://bot.example.test/voicebot/ws?sample-rate=16000";
 
@@ -293,115 +294,144 @@ Deno.test("getCall refuses a sid that could escape the path, without a request",
   assertEquals(fake.requests.length, 0);
 });
 
-Deno.test("wrong credentials give Exotel's 401 and never appear in the error", async () => {
-  await using fake = await FakeExotelApi.start();
-  const config = configFor(fake, {
-    apiKey: "wrong-key-3f9a",
-    apiToken: "wrong-token-77c1",
-  });
-  const api = new ConnectApi(config);
+/** One way Exotel can fail a request, and the error it must become. */
+interface FailureCase {
+  name: string;
+  config?: Partial<ExotelApiConfig>;
+  /** Exotel's next answers; each is one request's failure. */
+  answers?: FakeFailure[];
+  /** Which call the client makes (each answer gets one). */
+  request: "placeCall" | "getCall";
+  kind: ExotelApiErrorKind;
+  status?: number;
+  exotelCode?: string;
+  exotelMessage?: string;
+  /** The whole message, or a part of it. */
+  message: string | { includes: string };
+}
 
-  const error = await assertRejects(
-    () =>
-      api.placeCall({
-        to: "+919876543210",
-        target: { mode: "stream", streamUrl: STREAM_URL },
-      }),
-    ExotelApiError,
-  );
-
-  assertEquals(error.kind, "http");
-  assertEquals(error.status, 401);
-  assertEquals(error.exotelCode, "UNAUTHORIZED");
-  assertStringIncludes(error.message, "Authentication failed");
-  assertNoCredentials(error, config);
-});
-
-Deno.test("an Exotel message that echoes the credentials is redacted", async () => {
-  await using fake = await FakeExotelApi.start();
-  const config = configFor(fake);
-  const api = new ConnectApi(config);
-  fake.failNext({
-    kind: "error",
+const FAILURES: FailureCase[] = [
+  {
+    name: "wrong credentials give Exotel's 401 and never appear in the error",
+    config: { apiKey: "wrong-key-3f9a", apiToken: "wrong-token-77c1" },
+    request: "placeCall",
+    kind: "http",
+    status: 401,
+    exotelCode: "UNAUTHORIZED",
+    message: { includes: "Authentication failed" },
+  },
+  {
+    name: "an Exotel message that echoes the credentials is redacted",
+    answers: [{
+      kind: "error",
+      status: 400,
+      message: "Bad key acme-key with token acme-token",
+    }],
+    config: { apiKey: "acme-key", apiToken: "acme-token" },
+    request: "getCall",
+    kind: "http",
     status: 400,
-    message: `Bad key ${config.apiKey} with token ${config.apiToken}`,
-  });
-
-  const error = await assertRejects(() => api.getCall("abc"), ExotelApiError);
-
-  assertEquals(error.status, 400);
-  assertStringIncludes(error.message, "[redacted]");
-  assertNoCredentials(error, config);
-});
-
-Deno.test("a 5xx with an HTML body is an http error carrying the status", async () => {
-  await using fake = await FakeExotelApi.start();
-  const api = new ConnectApi(configFor(fake));
-  fake.failNext({ kind: "raw", status: 503, body: "<html>down</html>" });
-
-  const error = await assertRejects(
-    () =>
-      api.placeCall({
-        to: "+919876543210",
-        target: { mode: "stream", streamUrl: STREAM_URL },
+    message: { includes: "[redacted]" },
+  },
+  {
+    name: "a 5xx with an HTML body is an http error carrying the status",
+    answers: [{ kind: "raw", status: 503, body: "<html>down</html>" }],
+    request: "placeCall",
+    kind: "http",
+    status: 503,
+    exotelMessage: undefined,
+    message: "Exotel answered 503",
+  },
+  {
+    name: "a RestException inside a 200 answer is still an error",
+    answers: [{
+      kind: "raw",
+      status: 200,
+      contentType: "application/json",
+      body: JSON.stringify({
+        RestException: {
+          Status: 403,
+          Message: "Account suspended",
+          Code: 1005,
+        },
       }),
-    ExotelApiError,
-  );
-
-  assertEquals(error.kind, "http");
-  assertEquals(error.status, 503);
-  assertEquals(error.exotelMessage, undefined);
-  assertEquals(error.message, "Exotel answered 503");
-});
-
-Deno.test("a RestException inside a 200 answer is still an error", async () => {
-  await using fake = await FakeExotelApi.start();
-  const api = new ConnectApi(configFor(fake));
-  fake.failNext({
-    kind: "raw",
-    status: 200,
-    contentType: "application/json",
-    body: JSON.stringify({
-      RestException: { Status: 403, Message: "Account suspended", Code: 1005 },
-    }),
-  });
-
-  const error = await assertRejects(() => api.getCall("abc"), ExotelApiError);
-
-  assertEquals(error.kind, "http");
-  assertEquals(error.status, 403);
-  assertEquals(error.exotelMessage, "Account suspended");
-  assertEquals(error.exotelCode, "1005");
-});
-
-Deno.test("a success answer that is not a call is a protocol error", async () => {
-  await using fake = await FakeExotelApi.start();
-  const api = new ConnectApi(configFor(fake));
-  fake.failNext(
-    {
+    }],
+    request: "getCall",
+    kind: "http",
+    status: 403,
+    exotelCode: "1005",
+    exotelMessage: "Account suspended",
+    message: { includes: "Account suspended" },
+  },
+  {
+    name: "a success answer in XML is not a call: a protocol error",
+    answers: [{
       kind: "raw",
       status: 200,
       body: "<TwilioResponse/>",
       contentType: "text/xml",
-    },
-    {
+    }],
+    request: "placeCall",
+    kind: "protocol",
+    status: 200,
+    message: "Unexpected answer from Exotel: 200 with a body that is not JSON",
+  },
+  {
+    name: "a success answer without a Sid is not a call: a protocol error",
+    answers: [{
       kind: "raw",
       status: 200,
       body: '{"Call":{"Status":"queued"}}',
       contentType: "application/json",
-    },
-  );
+    }],
+    request: "placeCall",
+    kind: "protocol",
+    message:
+      'Unexpected answer from Exotel: expected {"Call": {"Sid", "Status", ...}}',
+  },
+  {
+    name: "an Exotel that never answers is a timeout error",
+    config: { timeoutMs: 100 },
+    answers: [{ kind: "hang" }],
+    request: "placeCall",
+    kind: "timeout",
+    message: { includes: "100 ms" },
+  },
+];
 
-  for (let i = 0; i < 2; i++) {
-    const error = await assertRejects(
-      () =>
-        api.placeCall({
-          to: "+919876543210",
-          target: { mode: "stream", streamUrl: STREAM_URL },
-        }),
-      ExotelApiError,
-    );
-    assertEquals(error.kind, "protocol");
+Deno.test("Exotel's failures become ExotelApiErrors of the right kind, never carrying the credentials", async (t) => {
+  for (const failure of FAILURES) {
+    await t.step(failure.name, async () => {
+      await using fake = await FakeExotelApi.start();
+      const config = configFor(fake, failure.config);
+      const api = new ConnectApi(config);
+      if (failure.answers) fake.failNext(...failure.answers);
+
+      const error = await assertRejects(
+        () =>
+          failure.request === "getCall" ? api.getCall("abc") : api.placeCall({
+            to: "+919876543210",
+            target: { mode: "stream", streamUrl: STREAM_URL },
+          }),
+        ExotelApiError,
+      );
+
+      assertEquals(error.kind, failure.kind);
+      assertEquals(error.status, failure.status);
+      if ("exotelCode" in failure) {
+        assertEquals(error.exotelCode, failure.exotelCode);
+      }
+      if ("exotelMessage" in failure) {
+        assertEquals(error.exotelMessage, failure.exotelMessage);
+      }
+      if (typeof failure.message === "string") {
+        assertEquals(error.message, failure.message);
+      } else {
+        assertStringIncludes(error.message, failure.message.includes);
+      }
+      assertNoCredentials(error, config);
+      assertEquals(fake.requests.length, 1, "one request, not retried");
+    });
   }
 });
 
@@ -429,25 +459,6 @@ Deno.test("an unreachable Exotel is a network error", async () => {
   assertEquals(error.status, undefined);
   assertStringIncludes(error.message, `http://127.0.0.1:${port}`);
   assertNoCredentials(error, config);
-});
-
-Deno.test("an Exotel that never answers is a timeout error", async () => {
-  await using fake = await FakeExotelApi.start();
-  const api = new ConnectApi(configFor(fake, { timeoutMs: 100 }));
-  fake.failNext({ kind: "hang" });
-
-  const error = await assertRejects(
-    () =>
-      api.placeCall({
-        to: "+919876543210",
-        target: { mode: "stream", streamUrl: STREAM_URL },
-      }),
-    ExotelApiError,
-  );
-
-  assertEquals(error.kind, "timeout");
-  assertStringIncludes(error.message, "100 ms");
-  assertEquals(fake.requests.length, 1);
 });
 
 Deno.test("the caller's signal cancels a request as aborted, not timeout", async () => {

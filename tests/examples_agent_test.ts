@@ -22,6 +22,7 @@ import {
   textReply,
   toolCallReply,
 } from "./fakes/openai_server.ts";
+import { completedRecord } from "./fakes/call_records.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
 import { FakeWebhookServer } from "./fakes/webhook_server.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
@@ -70,24 +71,6 @@ function vendorEnv(fakes: AgentFakes): Record<string, string> {
     LLM_API_KEY: "fake-llm-key",
     LLM_MODEL: "fake-model",
   };
-}
-
-/** The call's record once written (seconds after the call ends). */
-async function callRecord(
-  base: string,
-  id: string,
-): Promise<{ transcript: Record<string, unknown>[] }> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const response = await fetch(`${base}/calls/${id}`);
-    if (response.ok) {
-      // Written in progress at the start, completed a moment after the end.
-      const record = await response.json();
-      if (record.state === "completed") return record;
-    } else await response.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`No record for call ${id}`);
 }
 
 interface Wire {
@@ -184,7 +167,7 @@ Deno.test("examples/clinic: the caller books through the agent file's webhook to
     const system = third[0].content ?? "";
     assertStringIncludes(system, `The caller's number is ${CALLER}.`);
 
-    const record = await callRecord(server.url, "CA-clinic-1");
+    const record = await completedRecord(server.url, "CA-clinic-1");
     assertEquals(record.transcript.map((entry) => entry.role), [
       "bot",
       "caller",

@@ -1,10 +1,12 @@
 import { assert, assertEquals, assertFalse } from "@std/assert";
 import type { Session } from "../src/call/registry.ts";
 import {
+  type InstanceInfo,
   type LiveSessionList,
   LiveSessions,
 } from "../src/instances/live_sessions.ts";
 import { openKv } from "../src/records/call_store.ts";
+import { until } from "./fakes/agent_call.ts";
 import { makeSession } from "./fakes/session.ts";
 
 /** Two KV handles on one file, as two instances on one machine would have. */
@@ -193,20 +195,47 @@ Deno.test("stop removes the instance's own entries", () =>
 
 Deno.test("the heartbeat publishes on start and keeps going until stop", () =>
   withSharedKv(async (kvA, kvB) => {
+    // Each heartbeat reads the time once: the readings number the heartbeats.
+    const heartbeats: number[] = [];
+    const session = makeSession({ callId: "CA-beat" });
     const a = new LiveSessions(kvA, {
       instanceId: "vm-a",
-      sessions: () => [makeSession({ callId: "CA-beat" })],
+      sessions: () => [session],
       heartbeatMs: 10,
+      now: () => {
+        const now = Date.now();
+        heartbeats.push(now);
+        return now;
+      },
     });
+    heartbeats.length = 0; // the constructor's reading is not a heartbeat
     const b = instance(kvB, "vm-b", []);
+    const heartbeatAt = async () =>
+      (await kvB.get<InstanceInfo>(["instances", "vm-a"])).value?.heartbeatAt;
+
     a.start();
-    let seen = await b.listAll();
-    for (let tries = 0; tries < 200 && seen.total === 0; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      seen = await b.listAll();
+    // Four heartbeats, each written where the other instance reads it.
+    for (let beat = 1; beat <= 4; beat++) {
+      await until(() => heartbeats.length >= beat, `heartbeat ${beat}`);
+      // The time is read before the write: wait for the write to land.
+      const written = new Date(heartbeats[beat - 1]).toISOString();
+      let seen = await heartbeatAt();
+      for (let reads = 0; reads < 1000 && !(seen && seen >= written); reads++) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        seen = await heartbeatAt();
+      }
+      assert(seen !== undefined && seen >= written, `heartbeat ${beat} read`);
     }
-    assertEquals(callIds(seen), ["vm-a:CA-beat"]);
+    assertEquals(callIds(await b.listAll()), ["vm-a:CA-beat"]);
+
     await a.stop();
+    const atStop = heartbeats.length;
+    assertEquals(await heartbeatAt(), undefined, "stop removes the entry");
+    // Five heartbeat periods later nothing has been published again.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assertEquals(heartbeats.length, atStop);
+    assertEquals(await heartbeatAt(), undefined);
+    assertEquals((await b.listAll()).total, 0);
     await b.stop();
   }));
 

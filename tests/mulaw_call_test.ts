@@ -8,18 +8,15 @@ import { concat } from "@std/bytes";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { decodeMulaw, encodeMulaw, MULAW_SILENCE } from "../src/audio/mulaw.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
-import type { AgentBot } from "../src/bots/agent/agent.ts";
-import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import type { BotFactory, CallOutput } from "../src/bots/bot.ts";
 import { createEchoBot } from "../src/bots/echo.ts";
 import { Call, type CallRequest, type CallSettings } from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
 import { createSocketPair } from "../src/call/socket.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
 import { decodeWav } from "../src/audio/wav.ts";
 import { simulateCall } from "../tools/simulator.ts";
-import { fixturePcm, startAgentFakes, until } from "./fakes/agent_call.ts";
+import { fixturePcm, until } from "./fakes/agent_call.ts";
+import { startAgentServer } from "./fakes/bot_server.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import { textReply } from "./fakes/openai_server.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
@@ -242,62 +239,41 @@ Deno.test("through the server, a simulated 8 kHz μ-law call gets its speech ech
 });
 
 Deno.test("through the server, the agent answers a μ-law call: it hears decoded PCM and its voice goes out as μ-law", async () => {
-  const vendors = await startAgentFakes({
+  await using agent = await startAgentServer({
     script: {
       turns: [{ text: HELLO_TRANSCRIPT, speechStartMs: 1520, turnMs: 5600 }],
     },
     replies: [textReply(["Sure", ", I can help", " with that."])],
   });
-  const factory = createAgentBotFactory(vendors.config, {
-    providers: vendors.providers,
+  const caller = concat([
+    new Uint8Array(16000),
+    await fixturePcm("hello_8000.wav"),
+  ]);
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: caller,
+    sampleRate: 8000,
+    encoding: "mulaw",
+    waitForReplyMs: 1000,
+    maxWaitMs: 10_000,
   });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
-  try {
-    const caller = concat([
-      new Uint8Array(16000),
-      await fixturePcm("hello_8000.wav"),
-    ]);
-    const report = await simulateCall({
-      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-      pcm: caller,
-      sampleRate: 8000,
-      encoding: "mulaw",
-      waitForReplyMs: 1000,
-      maxWaitMs: 10_000,
-    });
-    assert(report.connected, report.error);
-    assertEquals(report.badChunks, []);
-    assertEquals(report.badFrames, []);
-    const spoken = (texts: string[]) =>
-      concat(texts.map((text) => padToAlignment(fakeSpeech(text, 8000))));
-    const expected = spoken([
-      "Hello! How can I help you today?",
-      "Sure, I can help with that.",
-    ]);
-    // The agent's PCM, μ-law on the wire, decoded by the simulator.
-    assertSameBytes(report.receivedPcm, decodeMulaw(encodeMulaw(expected)));
-    assertEquals(report.marksEchoed, report.marksReceived);
-    // Speech-to-text got 16-bit PCM decoded from the caller's μ-law.
-    const heard = vendors.stt.connections[0].audio;
-    const callerAsMulaw = decodeMulaw(encodeMulaw(caller));
-    assert(heard.length > callerAsMulaw.length, `heard ${heard.length}`);
-    assertSameBytes(heard.subarray(0, callerAsMulaw.length), callerAsMulaw);
-    // Then the silence Exotel streams while the caller listens: μ-law 0xFF, PCM 0.
-    assert(heard.subarray(callerAsMulaw.length).every((byte) => byte === 0));
-  } finally {
-    await until(() => server.registry.size === 0, "the calls to end");
-    await Promise.all(bots.map((bot) => bot.closed));
-    await server.shutdown();
-    await vendors[Symbol.asyncDispose]();
-  }
+  assert(report.connected, report.error);
+  assertEquals(report.badChunks, []);
+  assertEquals(report.badFrames, []);
+  const spoken = (texts: string[]) =>
+    concat(texts.map((text) => padToAlignment(fakeSpeech(text, 8000))));
+  const expected = spoken([
+    "Hello! How can I help you today?",
+    "Sure, I can help with that.",
+  ]);
+  // The agent's PCM, μ-law on the wire, decoded by the simulator.
+  assertSameBytes(report.receivedPcm, decodeMulaw(encodeMulaw(expected)));
+  assertEquals(report.marksEchoed, report.marksReceived);
+  // Speech-to-text got 16-bit PCM decoded from the caller's μ-law.
+  const heard = agent.vendors.stt.connections[0].audio;
+  const callerAsMulaw = decodeMulaw(encodeMulaw(caller));
+  assert(heard.length > callerAsMulaw.length, `heard ${heard.length}`);
+  assertSameBytes(heard.subarray(0, callerAsMulaw.length), callerAsMulaw);
+  // Then the silence Exotel streams while the caller listens: μ-law 0xFF, PCM 0.
+  assert(heard.subarray(callerAsMulaw.length).every((byte) => byte === 0));
 });

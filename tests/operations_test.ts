@@ -56,9 +56,13 @@ async function status(url: string): Promise<number> {
 Deno.test("a finished call is in /calls, newest first, and readable by id", async () => {
   await using server = await serve({ ADMIN_TOKEN: "adm" });
   const base = `http://127.0.0.1:${server.addr.port}`;
+  /** Wall-clock time just before each call was placed and just after it ended. */
+  const windows = new Map<string, { before: number; after: number }>();
   for (const sid of ["CA-first", "CA-second"]) {
+    const before = Date.now();
     assert((await placeCall(server.addr.port, sid)).connected);
     await until(() => server.registry.size === 0);
+    windows.set(sid, { before, after: Date.now() });
   }
   const list = await eventually(`${base}/calls`, (body) => body.count === 2);
   assertEquals(list.calls.map((call: { callId: string }) => call.callId), [
@@ -70,7 +74,15 @@ Deno.test("a finished call is in /calls, newest first, and readable by id", asyn
   assertEquals(record.to, "08047491899");
   assertEquals(record.dtmfDigits, "7");
   assertEquals(record.ended.reason, "stop:callended");
-  assert(record.durationMs > 0);
+  // The record's times are the call's: inside the window the test saw it
+  // live in, and its duration is exactly their difference.
+  const window = windows.get("CA-first")!;
+  const startedAt = Date.parse(record.startedAt);
+  const endedAt = Date.parse(record.endedAt);
+  assert(startedAt >= window.before, `${record.startedAt} after the dial`);
+  assert(endedAt <= window.after, `${record.endedAt} before the hang-up`);
+  assert(startedAt <= endedAt);
+  assertEquals(record.durationMs, endedAt - startedAt);
   assert(record.counters.bytesIn >= tone.pcm.length);
   const page = await getJson(`${base}/calls?limit=1`);
   assertEquals(page.count, 1);

@@ -28,20 +28,18 @@ import { ProviderHealth } from "../src/providers/fallback/provider_health.ts";
 import { isFallbackError } from "../src/providers/fallback/provider_chain.ts";
 import { ProviderError } from "../src/providers/provider_error.ts";
 import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
-import { loadConfig } from "../src/config.ts";
-import { startServer } from "../src/server.ts";
 import { serve } from "../src/serve.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
 import type { Clock } from "../src/call/clock.ts";
 import {
-  callInfo,
   FAKE_KEY,
   feed,
   fixturePcm,
-  MemoryOutput,
+  startMemoryCall,
   until,
 } from "./fakes/agent_call.ts";
+import { startBotServer } from "./fakes/bot_server.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import {
   errorReply,
@@ -317,28 +315,7 @@ function startBot(vendors: Vendors) {
     providers: vendors.providers,
     health: vendors.health,
   });
-  const output = new MemoryOutput(8000, { auto: true });
-  const info = callInfo(8000);
-  const bot = factory(info, output);
-  output.onMark = (name) => bot.marked(name);
-  output.onHangup = () => bot.stop();
-  bot.start();
-  return {
-    bot,
-    output,
-    factory,
-    info,
-    async [Symbol.asyncDispose]() {
-      output.stop();
-      await bot.stop();
-    },
-  };
-}
-
-function ttsTexts(server: FakeTtsServer): string[] {
-  return server.requests.map((request) =>
-    String((request.body as { text?: unknown }).text)
-  );
+  return { ...startMemoryCall<AgentBot>(factory), factory };
 }
 
 function failing(count: number): FakeTtsBehaviour[] {
@@ -355,8 +332,8 @@ Deno.test("a voice that dies mid-call: the next one in TTS_PROVIDER says the res
   const [eleven, deepgram] = vendors.tts;
   await using call = startBot(vendors);
   await until(() => call.output.played.length === 1, "the greeting");
-  await until(() => ttsTexts(eleven).includes(FALLBACK), "the warm-up");
-  assertEquals(ttsTexts(eleven), [GREETING, FALLBACK]);
+  await until(() => eleven.texts().includes(FALLBACK), "the warm-up");
+  assertEquals(eleven.texts(), [GREETING, FALLBACK]);
   // ElevenLabs has a bad minute from here on.
   eleven.script(...failing(10));
   await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
@@ -364,8 +341,8 @@ Deno.test("a voice that dies mid-call: the next one in TTS_PROVIDER says the res
 
   // The first sentence failed once on ElevenLabs and went to Deepgram; the
   // second went straight to Deepgram.
-  assertEquals(ttsTexts(eleven), [GREETING, FALLBACK, "We open at nine."]);
-  assertEquals(ttsTexts(deepgram), ["We open at nine.", "We close at six."]);
+  assertEquals(eleven.texts(), [GREETING, FALLBACK, "We open at nine."]);
+  assertEquals(deepgram.texts(), ["We open at nine.", "We close at six."]);
   const [, first, second] = call.output.utterances;
   assertEquals(first.pcm, fakeSpeech("We open at nine.", 8000));
   assertEquals(second.pcm, fakeSpeech("We close at six.", 8000));
@@ -448,15 +425,15 @@ Deno.test("the breaker keeps a failing voice out across calls, and lets it back 
   assertEquals(state(), "open");
   assertEquals(await say("Call three."), fakeSpeech("Call three.", 8000));
   assertEquals(eleven.requests.length, 2, "call three skipped ElevenLabs");
-  assertEquals(ttsTexts(deepgram), ["Call one.", "Call two.", "Call three."]);
+  assertEquals(deepgram.texts(), ["Call one.", "Call two.", "Call three."]);
 
   await clock.advance(10_000);
   assertEquals(state(), "half_open");
   // ElevenLabs is back: the probe succeeds and the breaker closes.
   await say("Call four.");
-  assertEquals(ttsTexts(eleven).at(-1), "Call four.");
+  assertEquals(eleven.texts().at(-1), "Call four.");
   assertEquals(state(), "closed");
-  assertEquals(ttsTexts(deepgram).length, 3);
+  assertEquals(deepgram.texts().length, 3);
 
   const metrics = new ExovoiceMetrics({ providerHealth: vendors.health });
   const text = metrics.render();
@@ -555,45 +532,31 @@ Deno.test("through the server: the first voice's server goes away mid-call, the 
     providers: vendors.providers,
     health: vendors.health,
   });
-  const bots: AgentBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
+  await using agent = await startBotServer<AgentBot>(factory, {
+    settled: (bot) => bot.closed,
+  });
+  const report = await simulateCall({
+    url: agent.url,
+    pcm: concat([new Uint8Array(8000 * 2), HELLO]),
+    sampleRate: 8000,
+    waitForReplyMs: 1000,
+    maxWaitMs: 10_000,
+  });
+  assert(report.connected, report.error);
+  assertEquals(report.badChunks, []);
+  await dying;
+  assertEquals(deepgram.texts(), ["Deepgram says this."]);
+  assert(eleven.texts().includes(GREETING));
+  // The greeting came from ElevenLabs at 8 kHz; the answer from Deepgram.
+  const answer = padToAlignment(fakeSpeech("Deepgram says this.", 8000));
+  assertEquals(
+    report.receivedPcm.subarray(report.receivedPcm.length - answer.length),
+    answer,
   );
-  try {
-    const report = await simulateCall({
-      url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
-      pcm: concat([new Uint8Array(8000 * 2), HELLO]),
-      sampleRate: 8000,
-      waitForReplyMs: 1000,
-      maxWaitMs: 10_000,
-    });
-    assert(report.connected, report.error);
-    assertEquals(report.badChunks, []);
-    await dying;
-    assertEquals(ttsTexts(deepgram), ["Deepgram says this."]);
-    assert(ttsTexts(eleven).includes(GREETING));
-    // The greeting came from ElevenLabs at 8 kHz; the answer from Deepgram.
-    const answer = padToAlignment(fakeSpeech("Deepgram says this.", 8000));
-    assertEquals(
-      report.receivedPcm.subarray(report.receivedPcm.length - answer.length),
-      answer,
-    );
-    assert(report.receivedPcm.length > answer.length, "the greeting too");
-    assertEquals(bots[0].timeline().map((turn) => turn.outcome), [
-      "answered",
-    ]);
-  } finally {
-    await until(() => server.registry.size === 0, "the call to end");
-    await Promise.all(bots.map((bot) => bot.closed));
-    await server.shutdown();
-  }
+  assert(report.receivedPcm.length > answer.length, "the greeting too");
+  assertEquals(agent.bots[0].timeline().map((turn) => turn.outcome), [
+    "answered",
+  ]);
 });
 
 Deno.test("agent file: provider lists as YAML lists (null keeps a vendor's default), maxFailedTurns and onFailure; a bad entry names the file path", () => {
@@ -677,10 +640,10 @@ Deno.test("every voice down after one of them said the fallback line: the caller
   deepgram.script({ kind: "speak" }, ...failing(20));
   await using call = startBot(vendors);
   await until(() => call.output.played.length === 1, "the greeting");
-  await until(() => ttsTexts(eleven).includes(FALLBACK), "the warm-up");
+  await until(() => eleven.texts().includes(FALLBACK), "the warm-up");
   await feed((pcm) => call.bot.audio(pcm), HELLO, 8000);
   await until(() => call.output.played.length === 2, "the first answer");
-  assertEquals(ttsTexts(deepgram), ["First answer."]);
+  assertEquals(deepgram.texts(), ["First answer."]);
   await feed(
     (pcm) => call.bot.audio(pcm),
     concat([HELLO, new Uint8Array(8000 * 2)]),
@@ -765,7 +728,7 @@ Deno.test("serve(): /metrics shows each listed provider's breaker and the fallba
   });
   assert(report.connected, report.error);
   // The greeting failed on ElevenLabs and was said by Deepgram.
-  assertEquals(ttsTexts(deepgram)[0], GREETING);
+  assertEquals(deepgram.texts()[0], GREETING);
   const text = await (await fetch(`${server.url}/metrics`, {
     headers: { authorization: "Bearer admin" },
   })).text();

@@ -24,11 +24,10 @@ import {
   webhookTool,
   type WebhookToolConfig,
 } from "../src/bots/agent/webhook_tool.ts";
-import { loadConfig } from "../src/config.ts";
 import type { ProviderError } from "../src/providers/provider_error.ts";
-import { type RunningServer, startServer } from "../src/server.ts";
 import { simulateCall, type SimulateCallOptions } from "../tools/simulator.ts";
-import { fixturePcm, until } from "./fakes/agent_call.ts";
+import { fixturePcm } from "./fakes/agent_call.ts";
+import { type BotServer, startBotServer } from "./fakes/bot_server.ts";
 import { type RouteServer, startRouteServer } from "./fakes/route_server.ts";
 import {
   FakeGeminiLive,
@@ -64,13 +63,10 @@ interface GeminiClientContent {
   clientContent: { turns: { parts: { text: string }[] }[] };
 }
 
-interface RealtimeServer extends AsyncDisposable {
-  url: string;
+interface RealtimeServer extends BotServer<RealtimeBot> {
   vendor: FakeOpenAiRealtime | FakeGeminiLive;
-  bots: RealtimeBot[];
   errors: ProviderError[];
   tools: ToolResult[];
-  server: RunningServer;
   outcomeOf(callId: string): string | undefined;
 }
 
@@ -112,29 +108,19 @@ async function startRealtimeServer(
       },
     },
   );
-  const bots: RealtimeBot[] = [];
-  const server = await startServer(
-    loadConfig({ HOST: "127.0.0.1", PORT: "0", KV_PATH: ":memory:" }),
-    {
-      createBot: (info, output) => {
-        const bot = factory(info, output);
-        bots.push(bot);
-        return bot;
-      },
-    },
-  );
+  const running = await startBotServer<RealtimeBot>(factory);
   return {
-    url: `ws://127.0.0.1:${server.addr.port}/voicebot/ws`,
+    ...running,
     vendor,
-    bots,
     errors,
     tools,
-    server,
     outcomeOf: (callId) => factory.outcomes.get(callId),
     async [Symbol.asyncDispose]() {
-      await until(() => server.registry.size === 0, "the calls to end");
-      await server.shutdown();
-      await vendor[Symbol.asyncDispose]();
+      try {
+        await running[Symbol.asyncDispose]();
+      } finally {
+        await vendor[Symbol.asyncDispose]();
+      }
     },
   };
 }

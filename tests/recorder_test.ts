@@ -1,6 +1,10 @@
 import { assert, assertEquals, assertExists } from "@std/assert";
 import { buildCallRecord } from "../src/records/call_record.ts";
-import { CallRecorder, wavHeader } from "../src/records/recorder.ts";
+import {
+  CallRecorder,
+  type RecordingFile,
+  wavHeader,
+} from "../src/records/recorder.ts";
 import { makeSession } from "./fakes/session.ts";
 
 /** 16-bit little-endian PCM of `values`. */
@@ -153,28 +157,69 @@ Deno.test("when the caller's audio stalls, bot audio beyond the limit is written
     ]);
   }));
 
+/** A real file that tells the test how many bytes have reached it, as they do. */
+class WatchedFile {
+  /** Bytes written so far. */
+  written = 0;
+  #waiters: { bytes: number; resolve: () => void }[] = [];
+
+  /** Opens `path` as `CallRecorderOptions.openFile` would. */
+  async open(path: string): Promise<RecordingFile> {
+    const file = await Deno.open(path, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    return {
+      write: async (bytes: Uint8Array) => {
+        const count = await file.write(bytes);
+        this.written += count;
+        this.#waiters = this.#waiters.filter((waiter) => {
+          if (this.written < waiter.bytes) return true;
+          waiter.resolve();
+          return false;
+        });
+        return count;
+      },
+      seek: (offset: number | bigint, whence: Deno.SeekMode) =>
+        file.seek(offset, whence),
+      close: () => file.close(),
+    };
+  }
+
+  /** Resolves once `bytes` have been written. */
+  reached(bytes: number): Promise<void> {
+    if (this.written >= bytes) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#waiters.push({ bytes, resolve });
+    return promise;
+  }
+}
+
 Deno.test("audio reaches the disk during the call, not only at its end", () =>
   withDir(async (dir) => {
+    const disk = new WatchedFile();
     const recorder = new CallRecorder({
       dir,
       id: "streaming",
       sampleRate: 8000,
+      openFile: (path) => disk.open(path),
     });
-    const target = 44 + 50 * 1600 * 2;
-    let size = 0;
-    for (let i = 0; i < 50; i++) {
-      recorder.caller(new Uint8Array(1600));
-      await new Promise((resolve) => setTimeout(resolve, 0));
+    const FRAME = 1600; // 100 ms of caller audio, 3200 bytes in stereo
+    for (let i = 1; i <= 50; i++) {
+      recorder.caller(new Uint8Array(FRAME));
+      // Each frame is on disk before the next one arrives.
+      await disk.reached(44 + i * FRAME * 2);
+      assertEquals(
+        (await Deno.stat(recorder.path)).size,
+        44 + i * FRAME * 2,
+        `frame ${i} on disk`,
+      );
     }
-    for (let tries = 0; tries < 500 && size < target; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      size = (await Deno.stat(recorder.path)).size;
-    }
-    assertEquals(size, target, "all audio on disk before close");
     assertEquals(recorder.droppedBytes, 0);
     const recording = await recorder.close();
     assertEquals(recording?.durationMs, 5_000);
-    assertEquals((await Deno.stat(recorder.path)).size, target);
+    assertEquals((await Deno.stat(recorder.path)).size, 44 + 50 * FRAME * 2);
   }));
 
 Deno.test("audio the disk cannot take in time is dropped and counted, memory stays bounded", () =>

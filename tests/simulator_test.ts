@@ -17,6 +17,8 @@ import {
   SimulatorOptionError,
 } from "../tools/simulator.ts";
 import { parseSimulateArgs, UsageError } from "../tools/simulate.ts";
+import { until } from "./fakes/agent_call.ts";
+import { FakeClock } from "./fakes/clock.ts";
 import { concat } from "@std/bytes";
 
 type Frame = Record<string, unknown>;
@@ -606,23 +608,55 @@ Deno.test("simulator waits for a bot that answers after the caller stops", async
   }
 });
 
-Deno.test("simulator streams at real time by default", async () => {
+Deno.test("simulator streams at real time by default: each frame goes out one frame length after the last on its clock", async () => {
+  const FRAME_MS = 100; // the default
+  const clock = new FakeClock();
+  /** The simulator's clock when each media frame reached the bot. */
+  const arrivals: number[] = [];
   const bot = startBot((call, frame) => {
+    if (frame.event === "media") arrivals.push(clock.now());
     if (!isFirstMedia(frame)) return;
     call.media(new Uint8Array(3200).fill(2));
     call.mark("rt");
   });
   try {
-    const report = await simulateCall({
+    let done = false;
+    const running = simulateCall({
       url: bot.url,
       pcm: TONE.subarray(0, 4800),
       sampleRate: 8000,
       waitForReplyMs: 100,
-    });
+      clock,
+    }).finally(() => done = true);
+    // The clock moves one frame length only once the frame due has arrived,
+    // so a frame's arrival time is the time it was sent at.
+    for (let frame = 1; frame < 50; frame++) {
+      await until(() => done || arrivals.length >= frame, `frame ${frame}`);
+      if (done) break;
+      assertEquals(arrivals.length, frame, "no frame before its time");
+      await clock.advance(FRAME_MS);
+    }
+    const report = await running;
     await bot.close();
+    // 300 ms of caller audio, then silence while the reply plays and goes quiet.
+    assert(arrivals.length > 3, `${arrivals.length} frames`);
+    assertEquals(
+      arrivals,
+      arrivals.map((_, index) => index * FRAME_MS),
+      "frame i is sent i frame lengths after the first, not earlier",
+    );
+    const timestamps = bot.calls[0].frames
+      .filter((frame) => frame.event === "media")
+      .map((frame) => Number(field(frame, "media", "timestamp")));
+    assertEquals(timestamps, arrivals);
     assertEquals(report.marksEchoed, ["rt"]);
     assertEquals(report.heardBytes, 3200);
     assertEquals(report.endReason, "completed");
+    assertEquals(
+      report.callMs,
+      arrivals.at(-1),
+      "the call's length on its clock",
+    );
   } finally {
     await bot.close();
   }
@@ -810,30 +844,31 @@ Deno.test("simulate CLI exits 1 when the bot sends a chunk that is not a multipl
   }
 });
 
-Deno.test("simulate CLI prints usage for --help and exits 2 on bad arguments", async () => {
-  const help = await runCli("--help");
-  assertEquals(help.code, 0);
-  assertStringIncludes(help.stdout, "Usage: deno task simulate");
-
-  const badFlag = await runCli(
-    "--url",
-    "ws://127.0.0.1:9/x",
-    "--wav",
-    TONE_PATH,
-    "--frame-ms",
-    "7",
-  );
-  assertEquals(badFlag.code, 2);
-  assertStringIncludes(badFlag.stderr, 'Invalid --frame-ms "7"');
-
-  const missingFile = await runCli(
-    "--url",
-    "ws://127.0.0.1:9/x",
-    "--wav",
-    "no/such.wav",
-  );
-  assertEquals(missingFile.code, 2);
-  assertStringIncludes(missingFile.stderr, 'Invalid --wav "no/such.wav"');
+Deno.test("simulate CLI prints usage for --help and exits 2 on bad arguments", async (t) => {
+  const cases: [string, string[], number, "stdout" | "stderr", string][] = [
+    ["--help", ["--help"], 0, "stdout", "Usage: deno task simulate"],
+    [
+      "a bad --frame-ms",
+      ["--url", "ws://127.0.0.1:9/x", "--wav", TONE_PATH, "--frame-ms", "7"],
+      2,
+      "stderr",
+      'Invalid --frame-ms "7"',
+    ],
+    [
+      "a missing --wav file",
+      ["--url", "ws://127.0.0.1:9/x", "--wav", "no/such.wav"],
+      2,
+      "stderr",
+      'Invalid --wav "no/such.wav"',
+    ],
+  ];
+  for (const [name, args, code, stream, text] of cases) {
+    await t.step(name, async () => {
+      const result = await runCli(...args);
+      assertEquals(result.code, code);
+      assertStringIncludes(result[stream], text);
+    });
+  }
 });
 
 Deno.test("simulator speaks μ-law: announces it in start, sends μ-law media, decodes the bot's and checks 160-byte rules", async () => {

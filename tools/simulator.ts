@@ -38,6 +38,7 @@ import {
 } from "../src/audio/pcm.ts";
 import { decodeWav } from "../src/audio/wav.ts";
 import { decodeMulaw, encodeMulaw, MULAW_SILENCE } from "../src/audio/mulaw.ts";
+import { type Clock, systemClock } from "../src/call/clock.ts";
 import { CallerAudio } from "./caller_audio.ts";
 import { concat, ExotelPlayback } from "./exotel_playback.ts";
 
@@ -101,10 +102,16 @@ export interface SimulateCallOptions {
    * Send frames at real time (default true). False runs the call on a
    * virtual clock, which playback also follows, as fast as the socket takes
    * frames while there is caller audio to send or bot audio to play; once
-   * both are done it streams silence at real time, since only the bot can
-   * end that wait. The waits below are always real time.
+   * both are done it streams silence at the pace of `clock`, since only the
+   * bot can end that wait. The waits below are always on `clock`.
    */
   realtime?: boolean;
+  /**
+   * The clock pacing and the reply waits follow: the system clock by
+   * default. A test passes a fake clock to step a call frame by frame and
+   * see exactly when each frame goes out.
+   */
+  clock?: Clock;
   /** DTMF presses to send. */
   dtmf?: DtmfPress[];
   /** More caller audio at time offsets, e.g. speech over the bot for barge-in. */
@@ -321,6 +328,7 @@ class CallSimulation {
   #mulaw: boolean;
   #frameMs: number;
   #realtime: boolean;
+  #clock: Clock;
   #waitForReplyMs: number;
   #maxWaitMs: number;
   #connectTimeoutMs: number;
@@ -382,6 +390,7 @@ class CallSimulation {
     }
     this.#frameMs = integerOption("frameMs", options.frameMs ?? 100, 10, 1000);
     this.#realtime = options.realtime ?? true;
+    this.#clock = options.clock ?? systemClock;
     this.#waitForReplyMs = integerOption(
       "waitForReplyMs",
       options.waitForReplyMs ?? 3000,
@@ -527,7 +536,7 @@ class CallSimulation {
   }
 
   async #stream(): Promise<void> {
-    this.#t0 = performance.now();
+    this.#t0 = this.#clock.now();
     this.#send('{"event":"connected"}');
     this.#send(this.#startFrame());
     let waitStartedAt: number | undefined;
@@ -554,7 +563,7 @@ class CallSimulation {
       const nextStartMs = frameStartMs + this.#frameMs;
       const scriptDone = nextStartMs >= this.#caller.endMs &&
         this.#dtmf.length === 0;
-      const now = performance.now();
+      const now = this.#clock.now();
       if (!scriptDone) {
         waitStartedAt = undefined;
         continue;
@@ -576,13 +585,14 @@ class CallSimulation {
 
   async #waitForFrame(frame: number, waiting: boolean): Promise<void> {
     if (this.#realtime) {
-      const delay = this.#t0 + frame * this.#frameMs - performance.now();
-      if (delay > 0) await sleep(delay);
+      const delay = this.#t0 + frame * this.#frameMs - this.#clock.now();
+      if (delay > 0) await this.#sleep(delay);
       return;
     }
     // Waiting for a bot that thinks in real time: racing silence at it would
     // only bury it. Otherwise one macrotask turn per frame lets its frames in.
-    await sleep(waiting && this.#playback.idle ? this.#frameMs : 0);
+    if (waiting && this.#playback.idle) await this.#sleep(this.#frameMs);
+    else await sleep(0);
     while (
       this.#ws && this.#ws.bufferedAmount > FAST_MAX_BUFFERED_BYTES &&
       !this.#socketClosed
@@ -615,7 +625,12 @@ class CallSimulation {
   }
 
   #callMs(): number {
-    return this.#realtime ? performance.now() - this.#t0 : this.#virtualMs;
+    return this.#realtime ? this.#clock.now() - this.#t0 : this.#virtualMs;
+  }
+
+  /** Waits `ms` on the call's clock. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#clock.schedule(resolve, ms));
   }
 
   #send(text: string): void {
@@ -666,7 +681,7 @@ class CallSimulation {
     );
     this.#report.sent.mediaFrames++;
     this.#report.sent.pcmBytes += pcm?.length ?? this.#silenceBytes;
-    this.#firstCallerMediaAt ??= performance.now();
+    this.#firstCallerMediaAt ??= this.#clock.now();
   }
 
   #sendDtmf(digit: string, durationMs: number): void {
@@ -787,14 +802,14 @@ class CallSimulation {
     const pcm = this.#mulaw ? decodeMulaw(wire) : wire;
     received.pcmBytes += pcm.length;
     if (this.#firstCallerMediaAt !== undefined) {
-      this.#report.timeToFirstReplyMs ??= performance.now() -
+      this.#report.timeToFirstReplyMs ??= this.#clock.now() -
         this.#firstCallerMediaAt;
     }
     if (this.#keepAudio) this.#received.push(pcm);
     this.#playback.enqueue(pcm, this.#callMs());
     // The echo bot echoes the silence sent while waiting: that is no reply.
     if (isAudible(pcm)) {
-      this.#lastBotFrameAt = performance.now();
+      this.#lastBotFrameAt = this.#clock.now();
       this.#audibleUntilMs = this.#playback.tailMs;
     }
     this.#options.onReplyAudio?.(pcm, this.#control);

@@ -68,11 +68,6 @@ export function alignUp(bytes: number): number {
   return Math.ceil(bytes / CHUNK_ALIGN_BYTES) * CHUNK_ALIGN_BYTES;
 }
 
-/** Rounds `bytes` down to a multiple of {@linkcode CHUNK_ALIGN_BYTES}. */
-export function alignDown(bytes: number): number {
-  return bytes - bytes % CHUNK_ALIGN_BYTES;
-}
-
 /** Returns true when `bytes` is a size Exotel plays without a gap. */
 export function isValidChunkSize(bytes: number): boolean {
   return bytes >= MIN_CHUNK_BYTES && bytes <= MAX_CHUNK_BYTES &&

@@ -12,6 +12,7 @@ import { durationMs } from "../../src/audio/pcm.ts";
 import { decodeWav } from "../../src/audio/wav.ts";
 import type {
   Audio,
+  Bot,
   CallInfo,
   CallOutput,
   Playback,
@@ -243,6 +244,67 @@ export function callInfo(sampleRate: SampleRate, callId = "CA-test"): CallInfo {
     to: "08047491899",
     customParameters: {},
     sampleRate,
+  };
+}
+
+/** A bot wired to a {@linkcode MemoryOutput} the way a call wires it to the player. */
+export interface MemoryCall<B extends Bot> extends AsyncDisposable {
+  /** The bot. */
+  bot: B;
+  /** Where it plays: marks echo to `bot.marked`, a hang-up stops the bot. */
+  output: MemoryOutput;
+  /** The call it was created for. */
+  info: CallInfo;
+  /** What `bot.start()` returned, settled. */
+  started: Promise<void>;
+  /** Stops the output, then the bot. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Options of {@linkcode startMemoryCall}. */
+export interface MemoryCallOptions {
+  /** The call; `callInfo(rate)` by default. */
+  info?: CallInfo;
+  /** The call's sample rate when `info` is not given; 8000 by default. */
+  rate?: SampleRate;
+  /** {@linkcode MemoryOutput}'s `auto`; true by default. */
+  auto?: boolean;
+}
+
+/**
+ * Creates a bot from `createBot` on a {@linkcode MemoryOutput} and starts
+ * it. Disposing it stops the output, then the bot.
+ *
+ * @example The echo bot plays back what it hears
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { createEchoBot } from "../../src/bots/echo.ts";
+ *
+ * await using call = startMemoryCall(createEchoBot);
+ * call.bot.audio(new Uint8Array(640).fill(7));
+ * await until(() => call.output.utterances[0]?.pcm.length === 640, "the echo");
+ * assertEquals(call.output.utterances[0].pcm, new Uint8Array(640).fill(7));
+ * ```
+ */
+export function startMemoryCall<B extends Bot>(
+  createBot: (info: CallInfo, output: CallOutput) => B,
+  options: MemoryCallOptions = {},
+): MemoryCall<B> {
+  const info = options.info ?? callInfo(options.rate ?? 8000);
+  const output = new MemoryOutput(info.sampleRate, { auto: options.auto });
+  const bot = createBot(info, output);
+  output.onMark = (name) => bot.marked?.(name);
+  output.onHangup = () => void bot.stop();
+  const started = Promise.resolve(bot.start?.());
+  return {
+    bot,
+    output,
+    info,
+    started,
+    async [Symbol.asyncDispose]() {
+      output.stop();
+      await bot.stop();
+    },
   };
 }
 

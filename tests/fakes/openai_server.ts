@@ -130,6 +130,14 @@ export type FakeOutcome =
   /** The server closed while the reply was still open (`hang`). */
   | "closed";
 
+/** A chat message in a request, as the tests read it: a role and its text. */
+export interface ChatMessage {
+  /** `system`, `user`, `assistant` or `tool`. */
+  role: string;
+  /** Its text. */
+  content: string;
+}
+
 /** A request the server received. */
 export interface RecordedRequest {
   /** E.g. `POST`. */
@@ -267,6 +275,11 @@ export class FakeOpenAiServer implements AsyncDisposable {
   /** Every request received so far, oldest first. */
   get requests(): readonly RecordedRequest[] {
     return this.#requests;
+  }
+
+  /** The chat messages of request `index` (oldest first), as sent; empty when it had none. */
+  messages(index: number): ChatMessage[] {
+    return (this.#requests[index]?.body?.messages ?? []) as ChatMessage[];
   }
 
   /** How many scripted replies are still unused. */

@@ -209,6 +209,13 @@ export class FakeTtsServer implements AsyncDisposable {
     return `http://127.0.0.1:${this.#server.addr.port}`;
   }
 
+  /** The text each request asked to be spoken, in order. */
+  texts(): string[] {
+    return this.requests.map((request) =>
+      String((request.body as { text?: unknown }).text)
+    );
+  }
+
   /** Queues how the next requests are answered, in order; then they speak. */
   script(...behaviours: FakeTtsBehaviour[]): void {
     this.#script.push(...behaviours);

@@ -152,8 +152,8 @@ export function languageName(language: string): string {
   }
 }
 
-/** Longest run of keypad digits sent as one turn. */
-const MAX_DTMF_DIGITS = 32;
+/** Keys one keypad entry gathers before it goes to the model as a turn. */
+const MAX_KEYPAD_ENTRY_DIGITS = 32;
 
 const baseLog = getLogger(["exovoice", "agent"]);
 
@@ -442,7 +442,7 @@ export class AgentBot implements Bot {
     this.#dtmfDigits += digit;
     this.#cancelDtmf?.();
     this.#cancelDtmf = undefined;
-    if (digit === "#" || this.#dtmfDigits.length >= MAX_DTMF_DIGITS) {
+    if (digit === "#" || this.#dtmfDigits.length >= MAX_KEYPAD_ENTRY_DIGITS) {
       this.#flushDtmf();
     } else {
       this.#cancelDtmf = this.#deps.clock.schedule(

@@ -45,7 +45,7 @@ export {
   loadAgents,
   type LoadAgentsOptions,
 } from "./agent_file.ts";
-export { type CallOutcome, CallOutcomes } from "./outcomes.ts";
+export { type AgentExit, CallOutcomes } from "./outcomes.ts";
 export { type AgentProviders, createProviders } from "./providers.ts";
 export {
   ProviderHealth,

@@ -9,8 +9,8 @@
  * @module
  */
 
-/** How the agent let the call go. */
-export type CallOutcome = "end_call" | "transfer";
+/** How the agent let the call go: the tool it ended with. Not the record's `CallOutcome`, which says how any call ended. */
+export type AgentExit = "end_call" | "transfer";
 
 /** Options of {@linkcode CallOutcomes}. */
 export interface CallOutcomesOptions {
@@ -37,7 +37,7 @@ export interface CallOutcomesOptions {
  * ```
  */
 export class CallOutcomes {
-  #entries = new Map<string, { outcome: CallOutcome; at: number }>();
+  #entries = new Map<string, { outcome: AgentExit; at: number }>();
   #ttlMs: number;
   #maxEntries: number;
   #now: () => number;
@@ -50,7 +50,7 @@ export class CallOutcomes {
   }
 
   /** Remembers how call `callId` ended. */
-  set(callId: string, outcome: CallOutcome): void {
+  set(callId: string, outcome: AgentExit): void {
     this.#entries.delete(callId);
     this.#entries.set(callId, { outcome, at: this.#now() });
     for (const [id, entry] of this.#entries) {
@@ -63,7 +63,7 @@ export class CallOutcomes {
   }
 
   /** How call `callId` ended, if the agent ended it within the time kept. */
-  get(callId: string): CallOutcome | undefined {
+  get(callId: string): AgentExit | undefined {
     const entry = this.#entries.get(callId);
     if (entry === undefined) return undefined;
     if (this.#now() - entry.at >= this.#ttlMs) {

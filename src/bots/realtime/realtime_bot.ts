@@ -60,8 +60,8 @@ export interface RealtimeDependencies {
   hooks: AgentHooks;
 }
 
-/** Longest run of keypad digits sent as one message. */
-const MAX_DTMF_DIGITS = 32;
+/** Keys one keypad entry gathers before it goes to the model as a message. */
+const MAX_KEYPAD_ENTRY_DIGITS = 32;
 
 /** Caller audio kept while the setup webhook is asked, in seconds. */
 const MAX_EARLY_S = 3;
@@ -280,7 +280,9 @@ export class RealtimeBot implements Bot {
     } catch (error) {
       this.#log.error("DTMF hook failed: {error}", { error });
     }
-    if (this.#dtmfDigits.length < MAX_DTMF_DIGITS) this.#dtmfDigits += digit;
+    if (this.#dtmfDigits.length < MAX_KEYPAD_ENTRY_DIGITS) {
+      this.#dtmfDigits += digit;
+    }
     this.#cancelDtmf?.();
     if (digit === "#") this.#sendDtmf();
     else {
