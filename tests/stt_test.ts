@@ -27,6 +27,7 @@ import {
   QUESTION_TRANSCRIPT,
   TWO_TURNS_SCRIPT,
 } from "./fakes/stt_servers.ts";
+import { FakeClock } from "./fakes/clock.ts";
 
 async function fixture(name: string): Promise<Uint8Array> {
   const url = new URL(`./fixtures/audio/${name}.wav`, import.meta.url);
@@ -554,19 +555,91 @@ for (const { vendor, open, language } of VENDORS) {
     assertEquals((await failure(session)).kind, "timeout");
   });
 
-  Deno.test(`${vendor} session aborts through its signal and closes the socket`, async () => {
+  Deno.test(`${vendor} cuts off a session still connecting when the call ends`, async () => {
     await using server = await FakeSttServer.start(vendor);
+    const release = server.holdHandshakes();
     const controller = new AbortController();
     const session = await open(server).open({
       sampleRate: 8000,
       language,
       signal: controller.signal,
     });
-    const connection = await server.connection();
     controller.abort();
+    release();
 
     assertEquals((await failure(session)).kind, "aborted");
-    await connection.closed;
     await session.close();
   });
 }
+
+const HANGUPS = [
+  {
+    vendor: "deepgram",
+    open: deepgram,
+    farewell: "CloseStream",
+    // Deepgram finalizes the words it holds; the turn's end was not heard.
+    owed: { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: false },
+  },
+  {
+    vendor: "sarvam",
+    open: sarvam,
+    farewell: "flush",
+    owed: { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+  },
+] as const;
+
+for (const { vendor, open, farewell, owed } of HANGUPS) {
+  Deno.test(`${vendor} says ${farewell} when the call ends and still reports the final transcript it owes`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    const controller = new AbortController();
+    const session = await open(server).open({
+      sampleRate: 8000,
+      language: "en-IN",
+      signal: controller.signal,
+    });
+    // Speech started, but the caller hung up before the turn's end.
+    pushInChunks(session, pcmMs(650), 320);
+    const events: SpeechEvent[] = [];
+    for await (const event of session.events()) {
+      events.push(event);
+      if (event.type === "speech_started") controller.abort();
+    }
+    const connection = await server.connection();
+
+    assertEquals(connection.messages.map((message) => message.type), [
+      farewell,
+    ]);
+    assertEquals(events.at(-1), owed);
+    assertEquals((await connection.closed).code, 1000);
+    await session.close();
+  });
+}
+
+Deno.test("deepgram waits hangupWaitMs on its clock for a server that never finishes after the call ends, then closes", async () => {
+  await using server = await FakeSttServer.start("deepgram");
+  server.script({ kind: "silent" });
+  const clock = new FakeClock();
+  const controller = new AbortController();
+  const session = await deepgram(server, { hangupWaitMs: 500 }).open({
+    sampleRate: 8000,
+    language: "en-IN",
+    signal: controller.signal,
+    clock,
+  });
+  const drained = drain(session);
+  session.push(pcmMs(100));
+  const connection = await server.connection();
+  // Audio arriving means the session is open, not still connecting.
+  await connection.until((c) => c.audioBytes > 0);
+  controller.abort();
+  await connection.until((c) => c.messages.length > 0);
+  await clock.advance(499);
+  assertFalse(connection.isClosed, "closed before hangupWaitMs");
+  await clock.advance(1);
+
+  assertEquals((await connection.closed).code, 1000);
+  assertEquals(await drained, { events: [] });
+  assertEquals(connection.messages.map((message) => message.type), [
+    "CloseStream",
+  ]);
+});

@@ -20,6 +20,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Cancel, Clock } from "../call/clock.ts";
 import { ProviderError } from "./provider_error.ts";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
@@ -51,8 +52,17 @@ export interface WsSessionOptions<E> {
   closeTimeoutMs: number;
   /** Bytes of frames held while connecting; the oldest are dropped past it. */
   maxPendingBytes: number;
-  /** Aborts the session. */
+  /** Aborts the session (see {@linkcode WsSessionOptions.finishOnAbort}). */
   signal?: AbortSignal;
+  /**
+   * What an abort of an open session does. Unset: the socket closes at once
+   * and the events fail with an `aborted` error. Set (speech-to-text, whose
+   * signal is the call ending): the session says its farewell (Deepgram's
+   * `CloseStream`, Sarvam's `flush`), keeps reporting what the vendor still
+   * sends for up to `waitMs` on `clock`, then closes the socket; the events
+   * end without an error. A session still connecting is cut off either way.
+   */
+  finishOnAbort?: { waitMs: number; clock?: Pick<Clock, "schedule"> };
   /** Whether binary messages carry JSON text too (Gemini Live sends it so). */
   textInBinaryFrames?: boolean;
   /** Sends `frame()` whenever nothing was sent for `intervalMs`. */
@@ -317,7 +327,10 @@ export class WsSession<E> {
     return this.#closePromise;
   }
 
-  async #runClose(): Promise<void> {
+  async #runClose(
+    flushWaitMs = this.#options.closeTimeoutMs,
+    clock: Pick<Clock, "schedule"> = systemClock,
+  ): Promise<void> {
     this.#closing = true;
     await this.#ready;
     if (this.#finished || this.#error || !this.#ws) {
@@ -331,7 +344,8 @@ export class WsSession<E> {
     const settled = this.#options.settled();
     await within(
       settled ? Promise.race([settled, this.#done]) : this.#done,
-      timeout,
+      flushWaitMs,
+      clock,
     );
     if (this.#finished) return;
     this.#ws.close(1000);
@@ -469,6 +483,12 @@ export class WsSession<E> {
   }
 
   #onAbort = (): void => {
+    const finish = this.#options.finishOnAbort;
+    if (finish && this.#opened && !this.#error) {
+      // Already closing: that close is bounded too, let it finish.
+      this.#closePromise ??= this.#runClose(finish.waitMs, finish.clock);
+      return;
+    }
     this.#terminate(this.#abortError());
   };
 
@@ -714,12 +734,27 @@ async function readBounded(
   return text + decoder.decode();
 }
 
-/** Resolves `true` when `promise` settles within `ms`, `false` otherwise. */
-function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let id: Timer | undefined;
+/** Real timers, for waits no clock was given for. */
+const systemClock: Pick<Clock, "schedule"> = {
+  schedule(callback, ms) {
+    const id = setTimeout(callback, ms);
+    return () => clearTimeout(id);
+  },
+};
+
+/**
+ * Resolves `true` when `promise` settles within `ms` on `clock`, `false`
+ * otherwise.
+ */
+function within(
+  promise: Promise<unknown>,
+  ms: number,
+  clock: Pick<Clock, "schedule"> = systemClock,
+): Promise<boolean> {
+  let cancel: Cancel | undefined;
   const timeout = new Promise<boolean>((resolve) => {
-    id = setTimeout(() => resolve(false), ms);
+    cancel = clock.schedule(() => resolve(false), ms);
   });
   const settled = promise.then(() => true, () => true);
-  return Promise.race([settled, timeout]).finally(() => clearTimeout(id));
+  return Promise.race([settled, timeout]).finally(() => cancel?.());
 }
