@@ -175,13 +175,10 @@ export class EventBoundStream extends TransformStream<Uint8Array, Uint8Array> {
  * @throws {SseError} when an event grows past `maxEventLength` bytes.
  */
 export async function* readSse(
-  source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  source: ReadableStream<Uint8Array>,
   options?: SseOptions,
 ): AsyncGenerator<SseMessage, void, undefined> {
-  const bytes = source instanceof ReadableStream
-    ? source
-    : ReadableStream.from(source);
-  const events = bytes
+  const events = source
     .pipeThrough(new EventBoundStream(options))
     .pipeThrough(new ServerSentEventParseStream({ ignoreComments: true }));
   let lastId = "";
