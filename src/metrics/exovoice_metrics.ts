@@ -24,7 +24,6 @@ import {
   type LatencyStage,
 } from "../records/call_record.ts";
 import { ConnectionMetrics } from "./connection_metrics.ts";
-import { renderPrometheus } from "./prometheus.ts";
 import {
   type Counter,
   type Histogram,
@@ -116,7 +115,7 @@ interface LiveTotals {
  * metrics.callStarted(call.session);
  * call.ended.then((reason) => metrics.callEnded(call.session, reason));
  * // at GET /metrics:
- * new Response(metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+ * new Response(await metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
  * ```
  */
 export class ExovoiceMetrics {
@@ -402,10 +401,11 @@ export class ExovoiceMetrics {
   }
 
   /** Renders every metric in the Prometheus text format 0.0.4. */
-  render(): string {
+  async render(): Promise<string> {
+    // One sum of the live calls serves every metric of this scrape.
     this.#live = this.#sumLive();
     try {
-      return renderPrometheus(this.registry.collect());
+      return await this.registry.render();
     } finally {
       this.#live = undefined;
     }
