@@ -119,8 +119,7 @@ const NO_LABELS: Labels = Object.freeze({});
  * The metrics of one server, rendered in declaration order.
  */
 export class MetricsRegistry {
-  /** The prom-client registry underneath, for metrics declared with prom-client itself. */
-  readonly prometheus: Registry = new Registry();
+  #prometheus = new Registry();
 
   /** Declares a counter. */
   counter(options: CounterOptions): Counter {
@@ -131,7 +130,7 @@ export class MetricsRegistry {
         name,
         help,
         labelNames: [...labelNames],
-        registers: [this.prometheus],
+        registers: [this.#prometheus],
       });
       return {
         inc: (labels: Labels = NO_LABELS, value = 1) => {
@@ -152,7 +151,7 @@ export class MetricsRegistry {
       name,
       help,
       labelNames: [...labelNames],
-      registers: [this.prometheus],
+      registers: [this.#prometheus],
       async collect(this: PromCounter) {
         const { values } = await own.get();
         this.reset();
@@ -179,7 +178,7 @@ export class MetricsRegistry {
       name,
       help,
       labelNames: [...labelNames],
-      registers: [this.prometheus],
+      registers: [this.#prometheus],
       ...(collect
         ? {
           collect(this: PromGauge) {
@@ -228,7 +227,7 @@ export class MetricsRegistry {
       help,
       labelNames: [...labelNames],
       buckets,
-      registers: [this.prometheus],
+      registers: [this.#prometheus],
     });
     return {
       init: (labels) => histogram.zero(ordered(name, labelNames, labels)),
@@ -241,7 +240,7 @@ export class MetricsRegistry {
 
   /** Every metric in the Prometheus text format 0.0.4, in declaration order. */
   render(): Promise<string> {
-    return this.prometheus.metrics();
+    return this.#prometheus.metrics();
   }
 
   /**
@@ -249,7 +248,7 @@ export class MetricsRegistry {
    * included; none for a name not declared.
    */
   async samples(name: string): Promise<Sample[]> {
-    const metric: PromMetric | undefined = this.prometheus.getSingleMetric(
+    const metric: PromMetric | undefined = this.#prometheus.getSingleMetric(
       name,
     );
     if (!metric) return [];
@@ -270,7 +269,7 @@ export class MetricsRegistry {
         `Invalid metric name "${name}": expected letters, digits, "_" and ":", not starting with a digit`,
       );
     }
-    if (this.prometheus.getSingleMetric(name)) {
+    if (this.#prometheus.getSingleMetric(name)) {
       throw new InvalidMetricError(
         `Duplicate metric name "${name}": each metric is declared once`,
       );
