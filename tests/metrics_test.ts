@@ -237,43 +237,21 @@ Deno.test("the parser rejects what Prometheus rejects", () => {
 });
 
 Deno.test("end reasons map to a bounded set of outcome labels", () => {
-  assertEquals(callOutcome("stop:callended"), {
-    outcome: "stop",
-    detail: "callended",
-  });
-  assertEquals(callOutcome("stop:CallEnded"), {
-    outcome: "stop",
-    detail: "callended",
-  });
-  assertEquals(callOutcome("stop:"), { outcome: "stop", detail: "none" });
-  assertEquals(callOutcome("closed:1006"), {
-    outcome: "closed",
-    detail: "1006",
-  });
-  assertEquals(callOutcome("closed:1000 bye now"), {
-    outcome: "closed",
-    detail: "1000",
-  });
-  assertEquals(callOutcome("closed:4321 custom"), {
-    outcome: "closed",
-    detail: "4xxx",
-  });
-  assertEquals(callOutcome("bot:the model said goodbye"), {
-    outcome: "hangup",
-    detail: "none",
-  });
-  assertEquals(callOutcome("bot:silence"), {
-    outcome: "hangup",
-    detail: "silence",
-  });
-  assertEquals(callOutcome("idle_timeout"), {
-    outcome: "idle_timeout",
-    detail: "none",
-  });
-  assertEquals(callOutcome("Something Else!"), {
-    outcome: "other",
-    detail: "none",
-  });
+  const cases: [string, string, string][] = [
+    ["stop:callended", "stop", "callended"],
+    ["stop:CallEnded", "stop", "callended"],
+    ["stop:", "stop", "none"],
+    ["closed:1006", "closed", "1006"],
+    ["closed:1000 bye now", "closed", "1000"],
+    ["closed:4321 custom", "closed", "4xxx"],
+    ["bot:the model said goodbye", "hangup", "none"],
+    ["bot:silence", "hangup", "silence"],
+    ["idle_timeout", "idle_timeout", "none"],
+    ["Something Else!", "other", "none"],
+  ];
+  for (const [reason, outcome, detail] of cases) {
+    assertEquals(callOutcome(reason), { outcome, detail }, reason);
+  }
   const labels = new Set<string>();
   for (let i = 0; i < 500; i++) {
     const random = crypto.randomUUID();

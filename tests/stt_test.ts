@@ -71,33 +71,30 @@ async function failure(session: SpeechToTextSession): Promise<ProviderError> {
   return error;
 }
 
-function deepgram(
-  server: FakeSttServer,
-  overrides: Partial<DeepgramSttOptions> = {},
-): DeepgramStt {
-  return new DeepgramStt({
+/** Connection settings of every adapter under test. */
+function connectionTo(server: FakeSttServer) {
+  return {
     apiKey: server.apiKey,
     baseUrl: server.baseUrl,
     connectTimeoutMs: 2000,
     closeTimeoutMs: 2000,
     // Tests push whole files before the socket opens.
     maxPendingMs: 10_000,
-    ...overrides,
-  });
+  };
+}
+
+function deepgram(
+  server: FakeSttServer,
+  overrides: Partial<DeepgramSttOptions> = {},
+): DeepgramStt {
+  return new DeepgramStt({ ...connectionTo(server), ...overrides });
 }
 
 function sarvam(
   server: FakeSttServer,
   overrides: Partial<SarvamSttOptions> = {},
 ): SarvamStt {
-  return new SarvamStt({
-    apiKey: server.apiKey,
-    baseUrl: server.baseUrl,
-    connectTimeoutMs: 2000,
-    closeTimeoutMs: 2000,
-    maxPendingMs: 10_000,
-    ...overrides,
-  });
+  return new SarvamStt({ ...connectionTo(server), ...overrides });
 }
 
 Deno.test("deepgram opens /v1/listen with the documented query and a Token header", async () => {
