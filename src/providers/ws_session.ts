@@ -20,7 +20,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Cancel, Clock } from "../call/clock.ts";
 import { ProviderError } from "./provider_error.ts";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
@@ -62,7 +61,7 @@ export interface WsSessionOptions<E> {
    * sends for up to `waitMs` on `clock`, then closes the socket; the events
    * end without an error. A session still connecting is cut off either way.
    */
-  finishOnAbort?: { waitMs: number; clock?: Pick<Clock, "schedule"> };
+  finishOnAbort?: { waitMs: number; clock?: Timers };
   /** Whether binary messages carry JSON text too (Gemini Live sends it so). */
   textInBinaryFrames?: boolean;
   /** Sends `frame()` whenever nothing was sent for `intervalMs`. */
@@ -329,7 +328,7 @@ export class WsSession<E> {
 
   async #runClose(
     flushWaitMs = this.#options.closeTimeoutMs,
-    clock: Pick<Clock, "schedule"> = systemClock,
+    clock: Timers = systemClock,
   ): Promise<void> {
     this.#closing = true;
     await this.#ready;
@@ -734,8 +733,18 @@ async function readBounded(
   return text + decoder.decode();
 }
 
+/**
+ * The timers of an injected clock: what the call's `Clock` (and the tests'
+ * `FakeClock`) offer, declared here because providers sit below the call
+ * layer and do not import it.
+ */
+export interface Timers {
+  /** Runs `callback` after `ms`; the returned function cancels it. */
+  schedule(callback: () => void, ms: number): () => void;
+}
+
 /** Real timers, for waits no clock was given for. */
-const systemClock: Pick<Clock, "schedule"> = {
+const systemClock: Timers = {
   schedule(callback, ms) {
     const id = setTimeout(callback, ms);
     return () => clearTimeout(id);
@@ -749,9 +758,9 @@ const systemClock: Pick<Clock, "schedule"> = {
 function within(
   promise: Promise<unknown>,
   ms: number,
-  clock: Pick<Clock, "schedule"> = systemClock,
+  clock: Timers = systemClock,
 ): Promise<boolean> {
-  let cancel: Cancel | undefined;
+  let cancel: (() => void) | undefined;
   const timeout = new Promise<boolean>((resolve) => {
     cancel = clock.schedule(() => resolve(false), ms);
   });

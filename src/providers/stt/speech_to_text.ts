@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Clock } from "../../call/clock.ts";
+import type { Timers } from "../ws_session.ts";
 
 /** What a streaming STT session reports. */
 export type SpeechEvent =
@@ -42,7 +42,7 @@ export interface SpeechToTextOptions {
    */
   signal?: AbortSignal;
   /** The clock that wait runs on; real time when absent. */
-  clock?: Pick<Clock, "schedule">;
+  clock?: Timers;
 }
 
 /** One live transcription stream. */
