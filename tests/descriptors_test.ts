@@ -244,7 +244,7 @@ Deno.test("a peer that vanishes is recorded as closed 1006, not as close code 0"
   );
   peer.drop();
   await eventually("the call ended", () => running.server.registry.size === 0);
-  const text = running.metrics.render();
+  const text = await running.metrics.render();
   assertEquals(
     sample(
       text,
@@ -266,7 +266,7 @@ Deno.test("a text frame that is not UTF-8 is recorded as closed 1007", async () 
   // The runtime drops the connection itself: no close frame reaches the peer.
   await peer.waitForEnd();
   await eventually("the call ended", () => running.server.registry.size === 0);
-  const text = running.metrics.render();
+  const text = await running.metrics.render();
   assertEquals(
     sample(
       text,
@@ -287,7 +287,7 @@ Deno.test("the first frame over MAX_FRAME_BYTES ends the call with 1009 and drop
   const { closeCode } = await peer.waitForEnd();
   assertEquals(closeCode, 1009);
   await eventually("the call ended", () => running.server.registry.size === 0);
-  const text = running.metrics.render();
+  const text = await running.metrics.render();
   assertEquals(
     sample(
       text,
@@ -315,7 +315,10 @@ Deno.test("MAX_CONNECTIONS_PER_IP refuses an address's extra sockets with 429 un
   assertEquals(refused.status, 429);
   assertEquals((await refused.json()).error.code, "too_many_connections");
   assertEquals(
-    sample(running.metrics.render(), "exovoice_connections_refused_total"),
+    sample(
+      await running.metrics.render(),
+      "exovoice_connections_refused_total",
+    ),
     1,
   );
   first.drop();

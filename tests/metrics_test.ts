@@ -9,12 +9,8 @@ import { Call, type CallSettings } from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
 import { createSocketPair } from "../src/call/socket.ts";
 import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
-import {
-  escapeLabelValue,
-  formatValue,
-  PROMETHEUS_CONTENT_TYPE,
-  renderPrometheus,
-} from "../src/metrics/prometheus.ts";
+import * as promClient from "prom-client";
+import { PROMETHEUS_CONTENT_TYPE } from "../src/metrics/prometheus.ts";
 import {
   InvalidMetricError,
   MetricsRegistry,
@@ -29,7 +25,7 @@ import {
 } from "./fakes/prometheus_parser.ts";
 import { makeSession } from "./fakes/session.ts";
 
-Deno.test("the registry renders counters, gauges and histograms in the 0.0.4 text format", () => {
+Deno.test("the registry renders counters, gauges and histograms in the 0.0.4 text format", async () => {
   const registry = new MetricsRegistry();
   const requests = registry.counter({
     name: "http_requests_total",
@@ -49,43 +45,50 @@ Deno.test("the registry renders counters, gauges and histograms in the 0.0.4 tex
     latency.observe({ stage: "a" }, value);
   }
   latency.observe({ stage: "b" }, 0.7);
+  latency.observe({ stage: "b" }, NaN);
   assertEquals(
-    renderPrometheus(registry.collect()),
+    await registry.render(),
     [
       "# HELP http_requests_total Requests handled.",
       "# TYPE http_requests_total counter",
       'http_requests_total{method="GET",code="200"} 3',
       'http_requests_total{method="POST",code="404"} 1',
+      "",
       "# HELP temperature Heat.",
       "# TYPE temperature gauge",
       "temperature -1.5",
+      "",
       "# HELP latency_seconds Latency.",
       "# TYPE latency_seconds histogram",
-      'latency_seconds_bucket{stage="a",le="0.1"} 2',
-      'latency_seconds_bucket{stage="a",le="0.5"} 3',
-      'latency_seconds_bucket{stage="a",le="1"} 3',
-      'latency_seconds_bucket{stage="a",le="+Inf"} 4',
+      'latency_seconds_bucket{le="0.1",stage="a"} 2',
+      'latency_seconds_bucket{le="0.5",stage="a"} 3',
+      'latency_seconds_bucket{le="1",stage="a"} 3',
+      'latency_seconds_bucket{le="+Inf",stage="a"} 4',
       'latency_seconds_sum{stage="a"} 2.45',
       'latency_seconds_count{stage="a"} 4',
-      'latency_seconds_bucket{stage="b",le="0.1"} 0',
-      'latency_seconds_bucket{stage="b",le="0.5"} 0',
-      'latency_seconds_bucket{stage="b",le="1"} 1',
-      'latency_seconds_bucket{stage="b",le="+Inf"} 1',
+      'latency_seconds_bucket{le="0.1",stage="b"} 0',
+      'latency_seconds_bucket{le="0.5",stage="b"} 0',
+      'latency_seconds_bucket{le="1",stage="b"} 1',
+      'latency_seconds_bucket{le="+Inf",stage="b"} 1',
       'latency_seconds_sum{stage="b"} 0.7',
       'latency_seconds_count{stage="b"} 1',
       "",
     ].join("\n"),
   );
+  assertEquals(
+    PROMETHEUS_CONTENT_TYPE,
+    "text/plain; version=0.0.4; charset=utf-8",
+  );
 });
 
-Deno.test("label values escape backslash, quote and newline; HELP escapes backslash and newline", () => {
+Deno.test("label values escape backslash, quote and newline; HELP escapes backslash and newline", async () => {
   const registry = new MetricsRegistry();
   registry.counter({
     name: "odd_total",
     help: 'Path C:\\temp\nsecond "line".',
     labelNames: ["value"],
   }).inc({ value: 'a\\b"c\nd' });
-  const text = renderPrometheus(registry.collect());
+  const text = await registry.render();
   assertEquals(
     text,
     [
@@ -100,14 +103,9 @@ Deno.test("label values escape backslash, quote and newline; HELP escapes backsl
   assertEquals(parsed.get("odd_total")?.samples[0].labels, {
     value: 'a\\b"c\nd',
   });
-  assertEquals(escapeLabelValue("plain"), "plain");
 });
 
-Deno.test("special values render as +Inf, -Inf and NaN", () => {
-  assertEquals(
-    [Infinity, -Infinity, NaN, 0, 1e21, 0.000001].map(formatValue),
-    ["+Inf", "-Inf", "NaN", "0", "1e+21", "0.000001"],
-  );
+Deno.test("special values render as +Inf and NaN", async () => {
   const registry = new MetricsRegistry();
   const gauge = registry.gauge({
     name: "edge",
@@ -116,9 +114,11 @@ Deno.test("special values render as +Inf, -Inf and NaN", () => {
   });
   gauge.set({ which: "up" }, Infinity);
   gauge.set({ which: "none" }, NaN);
-  const parsed = parsePrometheusText(renderPrometheus(registry.collect()));
+  gauge.set({ which: "big" }, 1e21);
+  const parsed = parsePrometheusText(await registry.render());
   assertEquals(sampleValue(parsed, "edge", { which: "up" }), Infinity);
   assert(Number.isNaN(sampleValue(parsed, "edge", { which: "none" })));
+  assertEquals(sampleValue(parsed, "edge", { which: "big" }), 1e21);
 });
 
 Deno.test("the registry refuses bad names, duplicates, wrong labels and bad buckets", () => {
@@ -142,6 +142,10 @@ Deno.test("the registry refuses bad names, duplicates, wrong labels and bad buck
       'Invalid label name "__reserved"',
     ],
     [
+      () => registry.gauge({ name: "g2", help: "", labelNames: ["a", "a"] }),
+      'Duplicate label name "a"',
+    ],
+    [
       () => registry.histogram({ name: "h", help: "", buckets: [2, 1] }),
       'Invalid buckets "2,1"',
     ],
@@ -156,7 +160,12 @@ Deno.test("the registry refuses bad names, duplicates, wrong labels and bad buck
       'Invalid label "le"',
     ],
     [() => counter.inc({ kind: "a" }, -1), 'Invalid increment "-1"'],
+    [() => counter.inc({ kind: "a" }, NaN), 'Invalid increment "NaN"'],
     [() => counter.inc({ other: "a" }), 'Invalid labels {"other":"a"}'],
+    [
+      () => counter.inc({ other: "a", kind: "b" }),
+      'Invalid labels {"other":"a","kind":"b"}',
+    ],
     [() => counter.inc({}), "Invalid labels {}"],
   ];
   for (const [act, message] of cases) {
@@ -165,7 +174,7 @@ Deno.test("the registry refuses bad names, duplicates, wrong labels and bad buck
   }
 });
 
-Deno.test("a counter adds values collected at scrape time to its own", () => {
+Deno.test("a counter adds values collected at scrape time to its own", async () => {
   const registry = new MetricsRegistry();
   let live = 5;
   const counter = registry.counter({
@@ -176,10 +185,40 @@ Deno.test("a counter adds values collected at scrape time to its own", () => {
   });
   counter.inc({ direction: "in" }, 10);
   counter.inc({ direction: "out" }, 2);
-  assertEquals(counter.value({ direction: "in" }), 15);
+  const value = async (direction: string) =>
+    (await registry.samples("frames_total")).find((sample) =>
+      sample.labels.direction === direction
+    )?.value;
+  assertEquals(await value("in"), 15);
   live = 7;
-  assertEquals(counter.value({ direction: "in" }), 17);
-  assertEquals(counter.value({ direction: "out" }), 2);
+  assertEquals(await value("in"), 17);
+  assertEquals(await value("out"), 2);
+});
+
+Deno.test("a gauge's collected values replace its set ones with the same labels", async () => {
+  const registry = new MetricsRegistry();
+  const gauge = registry.gauge({
+    name: "queue",
+    help: "Queue.",
+    labelNames: ["name"],
+    collect: () => [{ labels: { name: "a" }, value: 3 }],
+  });
+  gauge.set({ name: "a" }, 1);
+  gauge.set({ name: "b" }, 2);
+  assertEquals(await registry.samples("queue"), [
+    { labels: { name: "a" }, value: 3 },
+    { labels: { name: "b" }, value: 2 },
+  ]);
+  assertEquals(await registry.samples("not_declared"), []);
+});
+
+Deno.test("two registries count apart: none uses prom-client's global registry", async () => {
+  const [first, second] = [new MetricsRegistry(), new MetricsRegistry()];
+  for (const registry of [first, second]) {
+    registry.counter({ name: "same_total", help: "Same name." });
+  }
+  assertEquals(await promClient.register.metrics(), "\n");
+  assertStringIncludes(await first.render(), "same_total 0");
 });
 
 Deno.test("the parser rejects what Prometheus rejects", () => {
@@ -198,43 +237,21 @@ Deno.test("the parser rejects what Prometheus rejects", () => {
 });
 
 Deno.test("end reasons map to a bounded set of outcome labels", () => {
-  assertEquals(callOutcome("stop:callended"), {
-    outcome: "stop",
-    detail: "callended",
-  });
-  assertEquals(callOutcome("stop:CallEnded"), {
-    outcome: "stop",
-    detail: "callended",
-  });
-  assertEquals(callOutcome("stop:"), { outcome: "stop", detail: "none" });
-  assertEquals(callOutcome("closed:1006"), {
-    outcome: "closed",
-    detail: "1006",
-  });
-  assertEquals(callOutcome("closed:1000 bye now"), {
-    outcome: "closed",
-    detail: "1000",
-  });
-  assertEquals(callOutcome("closed:4321 custom"), {
-    outcome: "closed",
-    detail: "4xxx",
-  });
-  assertEquals(callOutcome("bot:the model said goodbye"), {
-    outcome: "hangup",
-    detail: "none",
-  });
-  assertEquals(callOutcome("bot:silence"), {
-    outcome: "hangup",
-    detail: "silence",
-  });
-  assertEquals(callOutcome("idle_timeout"), {
-    outcome: "idle_timeout",
-    detail: "none",
-  });
-  assertEquals(callOutcome("Something Else!"), {
-    outcome: "other",
-    detail: "none",
-  });
+  const cases: [string, string, string][] = [
+    ["stop:callended", "stop", "callended"],
+    ["stop:CallEnded", "stop", "callended"],
+    ["stop:", "stop", "none"],
+    ["closed:1006", "closed", "1006"],
+    ["closed:1000 bye now", "closed", "1000"],
+    ["closed:4321 custom", "closed", "4xxx"],
+    ["bot:the model said goodbye", "hangup", "none"],
+    ["bot:silence", "hangup", "silence"],
+    ["idle_timeout", "idle_timeout", "none"],
+    ["Something Else!", "other", "none"],
+  ];
+  for (const [reason, outcome, detail] of cases) {
+    assertEquals(callOutcome(reason), { outcome, detail }, reason);
+  }
   const labels = new Set<string>();
   for (let i = 0; i < 500; i++) {
     const random = crypto.randomUUID();
@@ -329,7 +346,7 @@ Deno.test("a scrape of real calls parses and counts frames, bytes, bad frames, D
   second.send(media(320));
   await clock.advance(100);
 
-  const live = parsePrometheusText(metrics.render());
+  const live = parsePrometheusText(await metrics.render());
   assertEquals(
     sampleValue(live, "exovoice_live_calls", { state: "started" }),
     2,
@@ -368,7 +385,7 @@ Deno.test("a scrape of real calls parses and counts frames, bytes, bad frames, D
   });
   second.call.end("idle_timeout");
   await clock.advance(10);
-  const ended = parsePrometheusText(metrics.render());
+  const ended = parsePrometheusText(await metrics.render());
   assertEquals(
     sampleValue(ended, "exovoice_live_calls", { state: "started" }),
     0,
@@ -400,7 +417,7 @@ Deno.test("a scrape of real calls parses and counts frames, bytes, bad frames, D
   assertEquals(ended.get("exovoice_call_duration_seconds")?.type, "histogram");
 });
 
-Deno.test("counters never go down as calls end, however late the end is folded in", () => {
+Deno.test("counters never go down as calls end, however late the end is folded in", async () => {
   const metrics = new ExovoiceMetrics();
   const sessions = [1, 2, 3].map((n) =>
     makeSession({
@@ -410,8 +427,8 @@ Deno.test("counters never go down as calls end, however late the end is folded i
     })
   );
   sessions.forEach((session) => metrics.callStarted(session));
-  const totals = () => {
-    const parsed = parsePrometheusText(metrics.render());
+  const totals = async () => {
+    const parsed = parsePrometheusText(await metrics.render());
     return [
       sampleValue(parsed, "exovoice_frames_total", { direction: "in" }),
       sampleValue(parsed, "exovoice_audio_bytes_total", { direction: "in" }),
@@ -419,26 +436,26 @@ Deno.test("counters never go down as calls end, however late the end is folded i
       sampleValue(parsed, "exovoice_calls_started_total"),
     ];
   };
-  assertEquals(totals(), [60, 6000, 6, 3]);
+  assertEquals(await totals(), [60, 6000, 6, 3]);
   // Stopped but not folded yet: still counted, once.
   sessions[0].state = "stopped";
-  assertEquals(totals(), [60, 6000, 6, 3]);
+  assertEquals(await totals(), [60, 6000, 6, 3]);
   metrics.callEnded(sessions[0], "stop:callended");
   metrics.callEnded(sessions[0], "stop:callended");
-  assertEquals(totals(), [60, 6000, 6, 3]);
+  assertEquals(await totals(), [60, 6000, 6, 3]);
   sessions[1].framesIn += 5;
-  assertEquals(totals(), [65, 6000, 6, 3]);
+  assertEquals(await totals(), [65, 6000, 6, 3]);
   metrics.callEnded(sessions[1], "closed:1006");
   metrics.callEnded(sessions[2], "server_shutdown");
-  assertEquals(totals(), [65, 6000, 6, 3]);
-  const parsed = parsePrometheusText(metrics.render());
+  assertEquals(await totals(), [65, 6000, 6, 3]);
+  const parsed = parsePrometheusText(await metrics.render());
   assertEquals(
     sampleValue(parsed, "exovoice_live_calls", { state: "started" }),
     0,
   );
 });
 
-Deno.test("player underruns, clears and marks are exported", () => {
+Deno.test("player underruns, clears and marks are exported", async () => {
   const metrics = new ExovoiceMetrics();
   const session = makeSession();
   Object.assign(session.playout, {
@@ -449,7 +466,7 @@ Deno.test("player underruns, clears and marks are exported", () => {
     framesOut: 7,
   });
   metrics.callStarted(session);
-  const parsed = parsePrometheusText(metrics.render());
+  const parsed = parsePrometheusText(await metrics.render());
   assertEquals(sampleValue(parsed, "exovoice_playout_underruns_total"), 2);
   assertEquals(sampleValue(parsed, "exovoice_playout_clears_total"), 3);
   assertEquals(
@@ -466,7 +483,7 @@ Deno.test("player underruns, clears and marks are exported", () => {
   );
 });
 
-Deno.test("turn latencies land in per-stage histograms, in seconds", () => {
+Deno.test("turn latencies land in per-stage histograms, in seconds", async () => {
   const metrics = new ExovoiceMetrics();
   metrics.turnCompleted({
     stt_final: 250,
@@ -476,7 +493,7 @@ Deno.test("turn latencies land in per-stage histograms, in seconds", () => {
     first_mark: 4000,
   });
   metrics.turnCompleted({ stt_final: 120, llm_first_token: -1 });
-  const parsed = parsePrometheusText(metrics.render());
+  const parsed = parsePrometheusText(await metrics.render());
   const bucket = (stage: string, le: string) =>
     sampleValue(parsed, "exovoice_turn_latency_seconds_bucket", { stage, le });
   assertEquals(bucket("stt_final", "0.2"), 1);
@@ -498,7 +515,7 @@ Deno.test("turn latencies land in per-stage histograms, in seconds", () => {
   assertEquals(bucket("first_mark", "+Inf"), 1);
 });
 
-Deno.test("auth failures and provider errors are counted with bounded labels", () => {
+Deno.test("auth failures and provider errors are counted with bounded labels", async () => {
   const metrics = new ExovoiceMetrics();
   metrics.authFailed("voicebot");
   metrics.authFailed("voicebot");
@@ -507,7 +524,7 @@ Deno.test("auth failures and provider errors are counted with bounded labels", (
   metrics.providerError("Deepgram", "timeout");
   metrics.providerError("a provider name with spaces", "http");
   metrics.recordWriteFailed();
-  const parsed = parsePrometheusText(metrics.render());
+  const parsed = parsePrometheusText(await metrics.render());
   assertEquals(
     sampleValue(parsed, "exovoice_auth_failures_total", {
       endpoint: "voicebot",
@@ -538,8 +555,8 @@ Deno.test("auth failures and provider errors are counted with bounded labels", (
   );
 });
 
-Deno.test("every metric has HELP and TYPE, and an idle server's scrape parses", () => {
-  const text = new ExovoiceMetrics().render();
+Deno.test("every metric has HELP and TYPE, and an idle server's scrape parses", async () => {
+  const text = await new ExovoiceMetrics().render();
   const parsed = parsePrometheusText(text);
   for (const family of parsed.values()) {
     assert(family.help && family.help.length > 0, family.name);
@@ -556,7 +573,7 @@ Deno.test("every metric has HELP and TYPE, and an idle server's scrape parses", 
 
 Deno.test("GET /metrics answers the text format with its content type", async () => {
   const metrics = new ExovoiceMetrics();
-  const response = handleMetrics(
+  const response = await handleMetrics(
     new Request("http://localhost/metrics"),
     metrics,
   );

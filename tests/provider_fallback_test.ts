@@ -436,7 +436,7 @@ Deno.test("the breaker keeps a failing voice out across calls, and lets it back 
   assertEquals(deepgram.texts().length, 3);
 
   const metrics = new ExovoiceMetrics({ providerHealth: vendors.health });
-  const text = metrics.render();
+  const text = await metrics.render();
   assertStringIncludes(
     text,
     'exovoice_provider_breaker_state{stage="tts",provider="elevenlabs",state="closed"} 1',

@@ -27,6 +27,7 @@ import {
   QUESTION_TRANSCRIPT,
   TWO_TURNS_SCRIPT,
 } from "./fakes/stt_servers.ts";
+import { FakeClock } from "./fakes/clock.ts";
 
 async function fixture(name: string): Promise<Uint8Array> {
   const url = new URL(`./fixtures/audio/${name}.wav`, import.meta.url);
@@ -70,33 +71,30 @@ async function failure(session: SpeechToTextSession): Promise<ProviderError> {
   return error;
 }
 
-function deepgram(
-  server: FakeSttServer,
-  overrides: Partial<DeepgramSttOptions> = {},
-): DeepgramStt {
-  return new DeepgramStt({
+/** Connection settings of every adapter under test. */
+function connectionTo(server: FakeSttServer) {
+  return {
     apiKey: server.apiKey,
     baseUrl: server.baseUrl,
     connectTimeoutMs: 2000,
     closeTimeoutMs: 2000,
     // Tests push whole files before the socket opens.
     maxPendingMs: 10_000,
-    ...overrides,
-  });
+  };
+}
+
+function deepgram(
+  server: FakeSttServer,
+  overrides: Partial<DeepgramSttOptions> = {},
+): DeepgramStt {
+  return new DeepgramStt({ ...connectionTo(server), ...overrides });
 }
 
 function sarvam(
   server: FakeSttServer,
   overrides: Partial<SarvamSttOptions> = {},
 ): SarvamStt {
-  return new SarvamStt({
-    apiKey: server.apiKey,
-    baseUrl: server.baseUrl,
-    connectTimeoutMs: 2000,
-    closeTimeoutMs: 2000,
-    maxPendingMs: 10_000,
-    ...overrides,
-  });
+  return new SarvamStt({ ...connectionTo(server), ...overrides });
 }
 
 Deno.test("deepgram opens /v1/listen with the documented query and a Token header", async () => {
@@ -126,23 +124,6 @@ Deno.test("deepgram opens /v1/listen with the documented query and a Token heade
     `Token ${server.apiKey}`,
   );
   assertFalse(connection.url.href.includes(server.apiKey));
-});
-
-Deno.test("deepgram delivers pushed audio to the server byte for byte", async () => {
-  await using server = await FakeSttServer.start("deepgram");
-  const session = await deepgram(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-  const drained = drain(session);
-  pushInChunks(session, HELLO_PCM, 3200);
-  await session.close();
-  const connection = await server.connection();
-  await connection.closed;
-
-  assertEquals(connection.audioBytes, HELLO_PCM.length);
-  assertEquals(connection.audio, HELLO_PCM);
-  assertEquals((await drained).error, undefined);
 });
 
 Deno.test("deepgram reports speech start, interim text and a final that ends the turn", async () => {
@@ -208,22 +189,6 @@ Deno.test("deepgram transcribes the two-turn fixture as two turns", async () => 
     { type: "partial", text: "What are your opening" },
     { type: "final", text: QUESTION_TRANSCRIPT, endOfTurn: true },
   ]);
-});
-
-Deno.test("deepgram sends audio pushed before the socket opened", async () => {
-  await using server = await FakeSttServer.start("deepgram");
-  const release = server.holdHandshakes();
-  const session = await deepgram(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-  pushInChunks(session, pcmMs(500), 320);
-  release();
-  const connection = await server.connection();
-  await session.close();
-  await connection.closed;
-
-  assertEquals(connection.audio, pcmMs(500));
 });
 
 Deno.test("deepgram holds only the newest maxPendingMs of audio while connecting", async () => {
@@ -295,25 +260,6 @@ Deno.test("deepgram close gives up waiting for a server that never finishes", as
   ]);
 });
 
-Deno.test("deepgram turns a refused handshake into an http ProviderError without the key", async () => {
-  await using server = await FakeSttServer.start("deepgram");
-  server.script({ kind: "unauthorized" });
-  const session = await deepgram(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-  const error = await failure(session);
-  await session.close();
-
-  assertEquals([error.provider, error.kind, error.status], [
-    "deepgram",
-    "http",
-    401,
-  ]);
-  assertFalse(error.message.includes(server.apiKey));
-  assertEquals(server.requests.map((request) => request.status), [401]);
-});
-
 Deno.test("deepgram open rejects an already aborted signal", async () => {
   await using server = await FakeSttServer.start("deepgram");
   const error = await assertRejects(
@@ -327,24 +273,6 @@ Deno.test("deepgram open rejects an already aborted signal", async () => {
   );
   assertEquals(error.kind, "aborted");
   assertEquals(server.requests.length, 0);
-});
-
-Deno.test("deepgram surfaces the server closing mid-stream as a network error with its code", async () => {
-  await using server = await FakeSttServer.start("deepgram");
-  server.script({ kind: "drop", afterBytes: 3200 });
-  const session = await deepgram(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-  // Exactly what the server takes before closing: Deno's server side drops
-  // the connection without a close frame when data follows its close.
-  pushInChunks(session, pcmMs(200), 320);
-  const error = await failure(session);
-  await session.close();
-
-  assertEquals(error.kind, "network");
-  assertStringIncludes(error.message, "1011");
-  assertStringIncludes(error.message, "NET-0000");
 });
 
 Deno.test("sarvam opens /speech-to-text/ws with the documented query and key header", async () => {
@@ -368,22 +296,6 @@ Deno.test("sarvam opens /speech-to-text/ws with the documented query and key hea
   });
   assertEquals(connection.headers.get("api-subscription-key"), server.apiKey);
   assertFalse(connection.url.href.includes(server.apiKey));
-});
-
-Deno.test("sarvam delivers pushed audio, cut at odd sizes, to the server byte for byte", async () => {
-  await using server = await FakeSttServer.start("sarvam");
-  const session = await sarvam(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-  const drained = drain(session);
-  pushInChunks(session, HELLO_PCM, 333);
-  await session.close();
-  const connection = await server.connection();
-  await connection.closed;
-
-  assertEquals(connection.audio, HELLO_PCM);
-  assertEquals((await drained).error, undefined);
 });
 
 Deno.test("sarvam reports speech start and a final transcript that ends the turn", async () => {
@@ -426,22 +338,6 @@ Deno.test("sarvam transcribes the hello fixture at 16 kHz", async () => {
   assertEquals((await server.connection()).audioBytes, pcm.length);
 });
 
-Deno.test("sarvam sends audio pushed before the socket opened", async () => {
-  await using server = await FakeSttServer.start("sarvam");
-  const release = server.holdHandshakes();
-  const session = await sarvam(server).open({
-    sampleRate: 8000,
-    language: "en-IN",
-  });
-  pushInChunks(session, pcmMs(500), 320);
-  release();
-  const connection = await server.connection();
-  await session.close();
-  await connection.closed;
-
-  assertEquals(connection.audio, pcmMs(500));
-});
-
 Deno.test("sarvam close flushes and waits for the transcript of speech in progress", async () => {
   await using server = await FakeSttServer.start("sarvam");
   const session = await sarvam(server).open({
@@ -479,24 +375,6 @@ Deno.test("sarvam keeps an idle stream open with silence when keepAliveMs is set
   assert(connection.audio.every((byte) => byte === 0));
 });
 
-Deno.test("sarvam turns a refused handshake into an http ProviderError without the key", async () => {
-  await using server = await FakeSttServer.start("sarvam");
-  server.script({ kind: "unauthorized" });
-  const session = await sarvam(server).open({
-    sampleRate: 8000,
-    language: "hi-IN",
-  });
-  const error = await failure(session);
-  await session.close();
-
-  assertEquals([error.provider, error.kind, error.status], [
-    "sarvam",
-    "http",
-    403,
-  ]);
-  assertFalse(error.message.includes(server.apiKey));
-});
-
 Deno.test("sarvam surfaces a vendor error message as a protocol error", async () => {
   await using server = await FakeSttServer.start("sarvam");
   server.script({ kind: "error", afterBytes: 3200 });
@@ -512,20 +390,6 @@ Deno.test("sarvam surfaces a vendor error message as a protocol error", async ()
   await (await server.connection()).closed;
 });
 
-Deno.test("sarvam surfaces the server closing mid-stream as a network error", async () => {
-  await using server = await FakeSttServer.start("sarvam");
-  server.script({ kind: "drop", afterBytes: 3200 });
-  const session = await sarvam(server).open({
-    sampleRate: 8000,
-    language: "hi-IN",
-  });
-  pushInChunks(session, pcmMs(200), 320);
-  const error = await failure(session);
-
-  assertEquals(error.kind, "network");
-  assertStringIncludes(error.message, "1011");
-});
-
 Deno.test("sarvam rejects a sample rate its streaming endpoint does not take", async () => {
   await using server = await FakeSttServer.start("sarvam");
   const error = await assertRejects(
@@ -538,11 +402,88 @@ Deno.test("sarvam rejects a sample rate its streaming endpoint does not take", a
 });
 
 const VENDORS = [
-  { vendor: "deepgram", open: deepgram, language: "en-IN" },
-  { vendor: "sarvam", open: sarvam, language: "hi-IN" },
+  {
+    vendor: "deepgram",
+    open: deepgram,
+    language: "en-IN",
+    chunkBytes: 3200,
+    refusedStatus: 401,
+    dropReason: "NET-0000",
+  },
+  {
+    vendor: "sarvam",
+    open: sarvam,
+    language: "hi-IN",
+    // Odd sizes: Sarvam's adapter holds an odd byte for the next frame.
+    chunkBytes: 333,
+    refusedStatus: 403,
+    dropReason: "Internal server error",
+  },
 ] as const;
 
-for (const { vendor, open, language } of VENDORS) {
+for (const vendorCase of VENDORS) {
+  const { vendor, open, language, chunkBytes, refusedStatus, dropReason } =
+    vendorCase;
+  Deno.test(`${vendor} delivers pushed audio, in ${chunkBytes}-byte pieces, to the server byte for byte`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    const session = await open(server).open({ sampleRate: 8000, language });
+    const drained = drain(session);
+    pushInChunks(session, HELLO_PCM, chunkBytes);
+    await session.close();
+    const connection = await server.connection();
+    await connection.closed;
+
+    assertEquals(connection.audioBytes, HELLO_PCM.length);
+    assertEquals(connection.audio, HELLO_PCM);
+    assertEquals((await drained).error, undefined);
+  });
+
+  Deno.test(`${vendor} sends audio pushed before the socket opened`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    const release = server.holdHandshakes();
+    const session = await open(server).open({ sampleRate: 8000, language });
+    pushInChunks(session, pcmMs(500), 320);
+    release();
+    const connection = await server.connection();
+    await session.close();
+    await connection.closed;
+
+    assertEquals(connection.audio, pcmMs(500));
+  });
+
+  Deno.test(`${vendor} turns a refused handshake into an http ProviderError without the key`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    server.script({ kind: "unauthorized" });
+    const session = await open(server).open({ sampleRate: 8000, language });
+    const error = await failure(session);
+    await session.close();
+
+    assertEquals([error.provider, error.kind, error.status], [
+      vendor,
+      "http",
+      refusedStatus,
+    ]);
+    assertFalse(error.message.includes(server.apiKey));
+    assertEquals(server.requests.map((request) => request.status), [
+      refusedStatus,
+    ]);
+  });
+
+  Deno.test(`${vendor} surfaces the server closing mid-stream as a network error with its code`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    server.script({ kind: "drop", afterBytes: 3200 });
+    const session = await open(server).open({ sampleRate: 8000, language });
+    // Exactly what the server takes before closing: Deno's server side drops
+    // the connection without a close frame when data follows its close.
+    pushInChunks(session, pcmMs(200), 320);
+    const error = await failure(session);
+    await session.close();
+
+    assertEquals(error.kind, "network");
+    assertStringIncludes(error.message, "1011");
+    assertStringIncludes(error.message, dropReason);
+  });
+
   Deno.test(`${vendor} fails with a timeout when the handshake is never answered`, async () => {
     await using server = await FakeSttServer.start(vendor);
     server.script({ kind: "hang" });
@@ -554,19 +495,94 @@ for (const { vendor, open, language } of VENDORS) {
     assertEquals((await failure(session)).kind, "timeout");
   });
 
-  Deno.test(`${vendor} session aborts through its signal and closes the socket`, async () => {
+  Deno.test(`${vendor} cuts off a session still connecting when the call ends`, async () => {
     await using server = await FakeSttServer.start(vendor);
+    const release = server.holdHandshakes();
     const controller = new AbortController();
     const session = await open(server).open({
       sampleRate: 8000,
       language,
       signal: controller.signal,
     });
-    const connection = await server.connection();
     controller.abort();
+    release();
 
     assertEquals((await failure(session)).kind, "aborted");
-    await connection.closed;
+    await session.close();
+  });
+}
+
+const HANGUPS = [
+  {
+    vendor: "deepgram",
+    open: deepgram,
+    farewell: "CloseStream",
+    // Deepgram finalizes the words it holds; the turn's end was not heard.
+    owed: { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: false },
+  },
+  {
+    vendor: "sarvam",
+    open: sarvam,
+    farewell: "flush",
+    owed: { type: "final", text: HELLO_TRANSCRIPT, endOfTurn: true },
+  },
+] as const;
+
+for (const { vendor, open, farewell, owed } of HANGUPS) {
+  Deno.test(`${vendor} says ${farewell} when the call ends and still reports the final transcript it owes`, async () => {
+    await using server = await FakeSttServer.start(vendor);
+    const controller = new AbortController();
+    const session = await open(server).open({
+      sampleRate: 8000,
+      language: "en-IN",
+      signal: controller.signal,
+    });
+    // Speech started, but the caller hung up before the turn's end.
+    pushInChunks(session, pcmMs(650), 320);
+    const events: SpeechEvent[] = [];
+    for await (const event of session.events()) {
+      events.push(event);
+      if (event.type === "speech_started") controller.abort();
+    }
+    const connection = await server.connection();
+
+    assertEquals(connection.messages.map((message) => message.type), [
+      farewell,
+    ]);
+    assertEquals(events.at(-1), owed);
+    assertEquals((await connection.closed).code, 1000);
+    await session.close();
+  });
+  Deno.test(`${vendor} waits hangupWaitMs on its clock for a ${farewell} never answered, then closes`, async () => {
+    await using server = await FakeSttServer.start(vendor, {
+      script: { answersFarewell: false },
+    });
+    const clock = new FakeClock();
+    const controller = new AbortController();
+    const session = await open(server, { hangupWaitMs: 500 }).open({
+      sampleRate: 8000,
+      language: "en-IN",
+      signal: controller.signal,
+      clock,
+    });
+    pushInChunks(session, pcmMs(650), 320);
+    const events: SpeechEvent[] = [];
+    const connection = await server.connection();
+    for await (const event of session.events()) {
+      events.push(event);
+      if (event.type !== "speech_started") continue;
+      controller.abort();
+      await connection.until((c) => c.messages.length > 0);
+      await clock.advance(499);
+      assertFalse(connection.isClosed, "closed before hangupWaitMs");
+      await clock.advance(1);
+    }
+
+    assertEquals((await connection.closed).code, 1000);
+    assertEquals(connection.messages.map((message) => message.type), [
+      farewell,
+    ]);
+    assertFalse(events.some((event) => event.type === "final"));
     await session.close();
   });
 }

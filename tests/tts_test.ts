@@ -53,31 +53,31 @@ interface AdapterOptions {
   mode?: "stream" | "rest";
 }
 
-function deepgram(server: FakeTtsServer, options: AdapterOptions = {}) {
-  return new DeepgramTts({
+/** What every adapter under test is created with. */
+function connectionTo(server: FakeTtsServer, options: AdapterOptions) {
+  return {
     apiKey: options.apiKey ?? server.apiKey,
-    voice: "aura-2-thalia-en",
     baseUrl: server.baseUrl,
     timeoutMs: options.timeoutMs ?? TIMEOUT_MS,
-  });
+  };
+}
+
+function deepgram(server: FakeTtsServer, options: AdapterOptions = {}) {
+  const voice = "aura-2-thalia-en";
+  return new DeepgramTts({ ...connectionTo(server, options), voice });
 }
 
 function elevenlabs(server: FakeTtsServer, options: AdapterOptions = {}) {
-  return new ElevenLabsTts({
-    apiKey: options.apiKey ?? server.apiKey,
-    voice: "JBFqnCBsd6RMkjVDRZzb",
-    baseUrl: server.baseUrl,
-    timeoutMs: options.timeoutMs ?? TIMEOUT_MS,
-  });
+  const voice = "JBFqnCBsd6RMkjVDRZzb";
+  return new ElevenLabsTts({ ...connectionTo(server, options), voice });
 }
 
 function sarvam(server: FakeTtsServer, options: AdapterOptions = {}) {
+  const { mode } = options;
   return new SarvamTts({
-    apiKey: options.apiKey ?? server.apiKey,
+    ...connectionTo(server, options),
     voice: "shubh",
-    baseUrl: server.baseUrl,
-    timeoutMs: options.timeoutMs ?? TIMEOUT_MS,
-    mode: options.mode,
+    mode,
   });
 }
 

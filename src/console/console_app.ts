@@ -207,7 +207,7 @@ export class ConsoleApp {
     }
     if (api === "/overview") {
       allow(method, ["GET"]);
-      return jsonResponse(this.#overview());
+      return jsonResponse(await this.#overview());
     }
     if (api === "/softphone") {
       allow(method, ["POST"]);
@@ -325,19 +325,18 @@ export class ConsoleApp {
     });
   }
 
-  #overview() {
-    const providerErrors = this.#options.metrics.registry.collect()
-      .find((family) => family.name === "exovoice_provider_errors_total");
+  async #overview() {
+    const providerErrors = await this.#options.metrics.registry.samples(
+      "exovoice_provider_errors_total",
+    );
     return {
       liveCalls: this.#options.registry.size,
       ...this.recent.overview(Date.now()),
-      providerErrors: providerErrors?.type === "counter"
-        ? providerErrors.samples.map(({ labels, value }) => ({
-          provider: labels.provider,
-          kind: labels.kind,
-          count: value,
-        }))
-        : [],
+      providerErrors: providerErrors.map(({ labels, value }) => ({
+        provider: labels.provider,
+        kind: labels.kind,
+        count: value,
+      })),
     };
   }
 

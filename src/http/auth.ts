@@ -13,25 +13,30 @@ export interface BasicCredentials {
   password: string;
 }
 
+import { timingSafeEqual as timingSafeEqualBytes } from "../../std/crypto.ts";
+
 const encoder = new TextEncoder();
 
 /**
- * Compares two strings in time that depends only on their lengths.
+ * Compares two strings in time that depends only on their lengths: std's
+ * byte comparison, which refuses buffers of different lengths, so unequal
+ * lengths compare the given string with itself to spend the same time.
  *
  * @example
  * ```ts
- * timingSafeEqual("secret", "secret"); // true
+ * import { assert, assertFalse } from "@std/assert";
+ * assert(timingSafeEqual("secret", "secret"));
+ * assertFalse(timingSafeEqual("secret", "secrets"));
  * ```
  */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const left = encoder.encode(a);
-  const right = encoder.encode(b);
-  const length = Math.max(left.length, right.length);
-  let difference = left.length ^ right.length;
-  for (let i = 0; i < length; i++) {
-    difference |= (left[i] ?? 0) ^ (right[i] ?? 0);
+  const given = encoder.encode(a);
+  const expected = encoder.encode(b);
+  if (given.length !== expected.length) {
+    timingSafeEqualBytes(given, given);
+    return false;
   }
-  return difference === 0;
+  return timingSafeEqualBytes(given, expected);
 }
 
 /** What a protected endpoint accepts. */

@@ -25,7 +25,6 @@ import {
 } from "../records/call_record.ts";
 import { ConnectionMetrics } from "./connection_metrics.ts";
 import { type LiveTotals, liveTotals, plainLabel } from "./live_totals.ts";
-import { renderPrometheus } from "./prometheus.ts";
 import {
   type Counter,
   type Histogram,
@@ -97,7 +96,7 @@ const PROVIDER_NAME = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
  * metrics.callStarted(call.session);
  * call.ended.then((reason) => metrics.callEnded(call.session, reason));
  * // at GET /metrics:
- * new Response(metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+ * new Response(await metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
  * ```
  */
 export class ExovoiceMetrics {
@@ -387,10 +386,11 @@ export class ExovoiceMetrics {
   }
 
   /** Renders every metric in the Prometheus text format 0.0.4. */
-  render(): string {
+  async render(): Promise<string> {
+    // One sum of the live calls serves every metric of this scrape.
     this.#live = this.#sumLive();
     try {
-      return renderPrometheus(this.registry.collect());
+      return await this.registry.render();
     } finally {
       this.#live = undefined;
     }

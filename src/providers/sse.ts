@@ -1,24 +1,36 @@
 /**
- * Server-sent events (`text/event-stream`), read the way the WHATWG HTML
- * standard's event-stream interpretation does: lines end in CRLF, LF or CR,
- * `:` starts a comment, `data` lines join with `\n`, a blank line dispatches,
- * and an event the stream ends in the middle of is dropped.
+ * Server-sent events (`text/event-stream`) from a streaming vendor API
+ * (OpenAI-compatible chat, and others), read with std's
+ * `ServerSentEventParseStream`: lines end in CRLF, LF or CR, `:` starts a
+ * comment, `data` lines join with `\n`, a blank line dispatches.
  *
- * Streaming vendor APIs (OpenAI-compatible chat, and others) speak it over a
- * plain `fetch` body, so this is the client half only: no reconnection, no
- * `retry`.
+ * Two things std's parser leaves to its caller are done here, in a byte
+ * guard in front of it ({@linkcode EventBoundStream}):
+ * - a bound: std holds an unfinished event in memory however long it grows,
+ *   so a body that is not an event stream could grow memory without bound;
+ * - the end of the stream: std dispatches an event the stream ends in the
+ *   middle of, the WHATWG standard drops it (a half-sent JSON chunk is a
+ *   cut-off answer, not a message).
+ *
+ * And two after it: events without `data` lines are not dispatched (the
+ * standard's rule; std dispatches them), and `id` is the last one the stream
+ * set, as the standard's "last event ID" is.
+ *
+ * This is the client half only: no reconnection, no `retry`.
  *
  * @example
  * ```ts
- * const response = await fetch(url, { method: "POST", body });
- * for await (const message of readSse(response.body!)) {
- *   if (message.data === "[DONE]") break;
- *   JSON.parse(message.data);
- * }
+ * import { assertEquals } from "@std/assert";
+ * const body = new Response('data: {"a":1}\n\n: ping\n\ndata: [DONE]\n\n').body!;
+ * const data = [];
+ * for await (const message of readSse(body)) data.push(message.data);
+ * assertEquals(data, ['{"a":1}', "[DONE]"]);
  * ```
  *
  * @module
  */
+
+import { ServerSentEventParseStream } from "../../std/http_sse.ts";
 
 /** One dispatched event. */
 export interface SseMessage {
@@ -30,20 +42,20 @@ export interface SseMessage {
   id?: string;
 }
 
-/** Options of {@linkcode SseDecoder} and {@linkcode readSse}. */
+/** Options of {@linkcode readSse} and {@linkcode EventBoundStream}. */
 export interface SseOptions {
   /**
-   * The longest line or event data, in characters, held before giving up:
-   * a body that is not an event stream must not grow memory without bound.
-   * Defaults to {@linkcode DEFAULT_MAX_EVENT_LENGTH}.
+   * The most bytes one event (its lines and line ends) may take before its
+   * blank line, held before giving up. Defaults to
+   * {@linkcode DEFAULT_MAX_EVENT_LENGTH}.
    */
   maxEventLength?: number;
 }
 
-/** The default of {@linkcode SseOptions.maxEventLength}: 1 Mi characters. */
+/** The default of {@linkcode SseOptions.maxEventLength}: 1 MiB. */
 export const DEFAULT_MAX_EVENT_LENGTH = 1_048_576;
 
-/** A stream that cannot be an event stream: a line or event past the length limit. */
+/** A stream that cannot be an event stream: an event past the length limit. */
 export class SseError extends Error {
   /** Machine-readable reason. */
   readonly code = "event_too_long";
@@ -55,31 +67,31 @@ export class SseError extends Error {
   }
 }
 
+const LF = 0x0a;
+const CR = 0x0d;
+
 /**
- * The event-stream parser without I/O: push bytes (or text) as they arrive,
- * get back the events they complete. Keeps the partial line, the partial
- * event and a UTF-8 sequence split between chunks for the next push.
+ * Passes an event stream's bytes on up to the end of each event (its blank
+ * line) and holds the rest, so that the parser behind it never sees more
+ * than one unfinished event of at most `maxEventLength` bytes, nor an event
+ * the stream ends in the middle of.
+ *
+ * Nothing is delayed: a parser dispatches only at a blank line, and
+ * everything up to the last blank line goes on at once.
  *
  * @example
  * ```ts
- * const decoder = new SseDecoder();
- * decoder.push("data: hel"); // []
- * decoder.push("lo\n\n"); // [{ data: "hello" }]
+ * import { assertEquals } from "@std/assert";
+ * const bytes = new TextEncoder().encode("data: a\n\ndata: cut");
+ * const passed = await new Response(
+ *   ReadableStream.from([bytes]).pipeThrough(new EventBoundStream()),
+ * ).text();
+ * assertEquals(passed, "data: a\n\n");
  * ```
  */
-export class SseDecoder {
-  #text = new TextDecoder();
-  #maxLength: number;
-  #line = "";
-  // A chunk that ended in CR may be followed by the LF of the same CRLF.
-  #skipLeadingLf = false;
-  #data: string[] = [];
-  #dataLength = 0;
-  #event = "";
-  #lastId = "";
-
+export class EventBoundStream extends TransformStream<Uint8Array, Uint8Array> {
   /**
-   * Creates a decoder at the start of a stream.
+   * Creates the guard.
    *
    * @throws {RangeError} for a `maxEventLength` that is not a positive integer.
    */
@@ -90,87 +102,58 @@ export class SseDecoder {
         `Invalid maxEventLength "${maxLength}": expected a positive integer`,
       );
     }
-    this.#maxLength = maxLength;
-  }
-
-  /**
-   * Reads the next piece of the stream and returns the events it completes,
-   * in order. Bytes are UTF-8 (a leading byte order mark is dropped).
-   *
-   * @throws {SseError} when a line or an event's data grows past `maxEventLength`.
-   */
-  push(chunk: Uint8Array | string): SseMessage[] {
-    let text = typeof chunk === "string"
-      ? chunk
-      : this.#text.decode(chunk, { stream: true });
-    if (this.#skipLeadingLf && text.length > 0) {
-      this.#skipLeadingLf = false;
-      if (text.startsWith("\n")) text = text.slice(1);
-    }
-    const input = this.#line + text;
-    const messages: SseMessage[] = [];
-    let start = 0;
-    for (const match of input.matchAll(/\r\n|\r|\n/g)) {
-      const end = match.index;
-      this.#field(input.slice(start, end), messages);
-      start = end + match[0].length;
-      if (match[0] === "\r" && start === input.length) {
-        this.#skipLeadingLf = true;
-      }
-    }
-    this.#line = input.slice(start);
-    if (this.#line.length > this.#maxLength) {
-      throw new SseError(
-        `Server-sent event line of ${this.#line.length} characters starting "${
-          this.#line.slice(0, 40)
-        }" is longer than the limit of ${this.#maxLength}`,
-      );
-    }
-    return messages;
-  }
-
-  #field(line: string, messages: SseMessage[]): void {
-    if (line === "") {
-      this.#dispatch(messages);
-      return;
-    }
-    if (line.startsWith(":")) return;
-    const colon = line.indexOf(":");
-    const name = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    switch (name) {
-      case "data":
-        this.#data.push(value);
-        this.#dataLength += value.length + 1;
-        if (this.#dataLength > this.#maxLength) {
-          throw new SseError(
-            `Server-sent event data of ${this.#dataLength} characters is longer than the limit of ${this.#maxLength}`,
-          );
+    const held: Uint8Array[] = [];
+    let heldLength = 0;
+    let lineLength = 0;
+    let eventHasLines = false;
+    let afterCr = false;
+    super({
+      transform(chunk, controller) {
+        let cut = 0;
+        for (let i = 0; i < chunk.length; i++) {
+          const byte = chunk[i];
+          if (byte === LF && afterCr) {
+            // The LF of a CRLF: the line already ended at its CR.
+            afterCr = false;
+            if (cut === i && !eventHasLines) cut = i + 1;
+            continue;
+          }
+          afterCr = byte === CR;
+          if (byte !== LF && byte !== CR) {
+            lineLength++;
+            continue;
+          }
+          if (lineLength > 0) eventHasLines = true;
+          else if (eventHasLines) {
+            eventHasLines = false;
+            cut = i + 1;
+          }
+          lineLength = 0;
         }
-        break;
-      case "event":
-        this.#event = value;
-        break;
-      case "id":
-        // The standard ignores ids with NUL so they cannot truncate headers.
-        if (!value.includes("\0")) this.#lastId = value;
-        break;
-        // `retry` only matters to a reconnecting client; other names are ignored
-        // by the standard.
-    }
-  }
-
-  #dispatch(messages: SseMessage[]): void {
-    if (this.#data.length > 0) {
-      const message: SseMessage = { data: this.#data.join("\n") };
-      if (this.#event !== "") message.event = this.#event;
-      if (this.#lastId !== "") message.id = this.#lastId;
-      messages.push(message);
-    }
-    this.#data = [];
-    this.#dataLength = 0;
-    this.#event = "";
+        if (cut > 0) {
+          for (const piece of held) controller.enqueue(piece);
+          held.length = 0;
+          heldLength = 0;
+          controller.enqueue(chunk.subarray(0, cut));
+        }
+        if (cut < chunk.length) {
+          held.push(chunk.subarray(cut));
+          heldLength += chunk.length - cut;
+          if (heldLength > maxLength) {
+            const start = new TextDecoder().decode(held[0].subarray(0, 40));
+            throw new SseError(
+              `Server-sent event starting "${start}" is longer than the limit of ${maxLength} bytes`,
+            );
+          }
+        }
+      },
+      flush(controller) {
+        // Blank lines and line ends only: nothing of an event is cut off.
+        if (!eventHasLines && lineLength === 0) {
+          for (const piece of held) controller.enqueue(piece);
+        }
+      },
+    });
   }
 }
 
@@ -181,20 +164,32 @@ export class SseDecoder {
  *
  * @example
  * ```ts
- * const body = new Response("data: a\n\ndata: b\n\n").body!;
- * for await (const { data } of readSse(body)) {
- *   data; // "a", then "b"
- * }
+ * import { assertEquals } from "@std/assert";
+ * const body = new Response("event: delta\nid: 7\ndata: a\n\ndata: b\n\n").body!;
+ * assertEquals(await Array.fromAsync(readSse(body)), [
+ *   { event: "delta", id: "7", data: "a" },
+ *   { id: "7", data: "b" },
+ * ]);
  * ```
  *
- * @throws {SseError} when a line or an event's data grows past `maxEventLength`.
+ * @throws {SseError} when an event grows past `maxEventLength` bytes.
  */
 export async function* readSse(
-  source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  source: ReadableStream<Uint8Array>,
   options?: SseOptions,
 ): AsyncGenerator<SseMessage, void, undefined> {
-  const decoder = new SseDecoder(options);
-  for await (const chunk of source) {
-    yield* decoder.push(chunk);
+  const events = source
+    .pipeThrough(new EventBoundStream(options))
+    .pipeThrough(new ServerSentEventParseStream({ ignoreComments: true }));
+  let lastId = "";
+  for await (const event of events) {
+    if (event.id !== undefined) lastId = event.id;
+    if (event.data === undefined) continue;
+    const message: SseMessage = { data: event.data };
+    if (event.event !== undefined && event.event !== "") {
+      message.event = event.event;
+    }
+    if (lastId !== "") message.id = lastId;
+    yield message;
   }
 }

@@ -51,8 +51,17 @@ export interface WsSessionOptions<E> {
   closeTimeoutMs: number;
   /** Bytes of frames held while connecting; the oldest are dropped past it. */
   maxPendingBytes: number;
-  /** Aborts the session. */
+  /** Aborts the session (see {@linkcode WsSessionOptions.finishOnAbort}). */
   signal?: AbortSignal;
+  /**
+   * What an abort of an open session does. Unset: the socket closes at once
+   * and the events fail with an `aborted` error. Set (speech-to-text, whose
+   * signal is the call ending): the session says its farewell (Deepgram's
+   * `CloseStream`, Sarvam's `flush`), keeps reporting what the vendor still
+   * sends for up to `waitMs` on `clock`, then closes the socket; the events
+   * end without an error. A session still connecting is cut off either way.
+   */
+  finishOnAbort?: { waitMs: number; clock?: Timers };
   /** Whether binary messages carry JSON text too (Gemini Live sends it so). */
   textInBinaryFrames?: boolean;
   /** Sends `frame()` whenever nothing was sent for `intervalMs`. */
@@ -346,7 +355,10 @@ export class WsSession<E> {
     return this.#closePromise;
   }
 
-  async #runClose(): Promise<void> {
+  async #runClose(
+    flushWaitMs = this.#options.closeTimeoutMs,
+    clock: Timers = systemClock,
+  ): Promise<void> {
     this.#closing = true;
     await this.#ready;
     if (this.#finished || this.#error || !this.#ws) {
@@ -360,7 +372,8 @@ export class WsSession<E> {
     const settled = this.#options.settled();
     await within(
       settled ? Promise.race([settled, this.#done]) : this.#done,
-      timeout,
+      flushWaitMs,
+      clock,
     );
     if (this.#finished) return;
     this.#ws.close(1000);
@@ -498,6 +511,12 @@ export class WsSession<E> {
   }
 
   #onAbort = (): void => {
+    const finish = this.#options.finishOnAbort;
+    if (finish && this.#opened && !this.#error) {
+      // Already closing: that close is bounded too, let it finish.
+      this.#closePromise ??= this.#runClose(finish.waitMs, finish.clock);
+      return;
+    }
     this.#terminate(this.#abortError());
   };
 
@@ -743,12 +762,37 @@ async function readBounded(
   return text + decoder.decode();
 }
 
-/** Resolves `true` when `promise` settles within `ms`, `false` otherwise. */
-function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let id: Timer | undefined;
+/**
+ * The timers of an injected clock: what the call's `Clock` (and the tests'
+ * `FakeClock`) offer, declared here because providers sit below the call
+ * layer and do not import it.
+ */
+export interface Timers {
+  /** Runs `callback` after `ms`; the returned function cancels it. */
+  schedule(callback: () => void, ms: number): () => void;
+}
+
+/** Real timers, for waits no clock was given for. */
+const systemClock: Timers = {
+  schedule(callback, ms) {
+    const id = setTimeout(callback, ms);
+    return () => clearTimeout(id);
+  },
+};
+
+/**
+ * Resolves `true` when `promise` settles within `ms` on `clock`, `false`
+ * otherwise.
+ */
+function within(
+  promise: Promise<unknown>,
+  ms: number,
+  clock: Timers = systemClock,
+): Promise<boolean> {
+  let cancel: (() => void) | undefined;
   const timeout = new Promise<boolean>((resolve) => {
-    id = setTimeout(() => resolve(false), ms);
+    cancel = clock.schedule(() => resolve(false), ms);
   });
   const settled = promise.then(() => true, () => true);
-  return Promise.race([settled, timeout]).finally(() => clearTimeout(id));
+  return Promise.race([settled, timeout]).finally(() => cancel?.());
 }

@@ -8,11 +8,11 @@ import type { ExovoiceMetrics } from "../metrics/exovoice_metrics.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/prometheus.ts";
 
 /** Answers every metric as `text/plain; version=0.0.4`. */
-export function handleMetrics(
+export async function handleMetrics(
   _request: Request,
   metrics: ExovoiceMetrics,
-): Response {
-  return new Response(metrics.render(), {
+): Promise<Response> {
+  return new Response(await metrics.render(), {
     headers: {
       "content-type": PROMETHEUS_CONTENT_TYPE,
       "cache-control": "no-store",

@@ -175,10 +175,15 @@ function parseSample(line: string, fail: (message: string) => never) {
   return { name, labels, value };
 }
 
+/**
+ * Prometheus reads values with Go's `strconv.ParseFloat`, which takes
+ * `Inf` and `NaN` in any case (prom-client writes `Nan`).
+ */
 function parseValue(text: string): number | undefined {
-  if (text === "+Inf" || text === "Inf") return Infinity;
-  if (text === "-Inf") return -Infinity;
-  if (text === "NaN") return NaN;
+  const lower = text.toLowerCase();
+  if (lower === "+inf" || lower === "inf") return Infinity;
+  if (lower === "-inf") return -Infinity;
+  if (lower === "nan") return NaN;
   return FLOAT.test(text) ? Number(text) : undefined;
 }
 

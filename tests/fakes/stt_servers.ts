@@ -116,6 +116,13 @@ export interface FakeSttScript {
    * sends the final without it, so only `UtteranceEnd` ends the turn.
    */
   deepgramEndpoint?: "speech_final" | "utterance_end";
+  /**
+   * Whether the farewell is answered (default true): Deepgram's
+   * `CloseStream` with the held final, `Metadata` and a close, Sarvam's
+   * `flush` with the final. False: both are recorded and ignored, as by a
+   * vendor too slow to answer before the client gives up.
+   */
+  answersFarewell?: boolean;
 }
 
 /** How the fake answers one connection. */
@@ -626,6 +633,7 @@ class FakeStream {
   #behaviour: FakeSttBehaviour;
   #script: TurnScript;
   #endpoint: ResolvedScript["deepgramEndpoint"];
+  #answersFarewell: boolean;
   #query: URLSearchParams;
   #sampleRate: number;
   #requestId = crypto.randomUUID();
@@ -640,6 +648,7 @@ class FakeStream {
     this.#sampleRate = Number(this.#query.get("sample_rate") ?? 16000);
     this.#script = new TurnScript(options.script, this.#sampleRate);
     this.#endpoint = options.script.deepgramEndpoint;
+    this.#answersFarewell = options.script.answersFarewell;
   }
 
   /** Handles one frame from the client. */
@@ -720,7 +729,7 @@ class FakeStream {
     if (this.#behaviour.kind !== "transcribe") return;
     if (message.type === "Finalize") {
       this.#render(this.#script.flush());
-    } else if (message.type === "CloseStream") {
+    } else if (message.type === "CloseStream" && this.#answersFarewell) {
       this.#render(this.#script.flush());
       this.#send({
         type: "Metadata",
@@ -744,7 +753,7 @@ class FakeStream {
         this.#sarvamError(`Unknown message type "${String(message.type)}"`);
       } else if (
         this.#behaviour.kind === "transcribe" &&
-        this.#query.get("flush_signal") === "true"
+        this.#query.get("flush_signal") === "true" && this.#answersFarewell
       ) {
         this.#render(this.#script.flush());
       }
@@ -931,6 +940,7 @@ const BOOLEANS = ["true", "false"];
 interface ResolvedScript {
   turns: Required<FakeSttTurn>[];
   deepgramEndpoint: "speech_final" | "utterance_end";
+  answersFarewell: boolean;
 }
 
 function withDefaults(script: FakeSttScript): ResolvedScript {
@@ -955,6 +965,7 @@ function withDefaults(script: FakeSttScript): ResolvedScript {
   return {
     turns,
     deepgramEndpoint: script.deepgramEndpoint ?? "speech_final",
+    answersFarewell: script.answersFarewell ?? true,
   };
 }
 

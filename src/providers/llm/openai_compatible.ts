@@ -498,19 +498,29 @@ class Watchdog {
 
   /**
    * Passes `body` through with a deadline of `idleMs` on every read after the
-   * first (which the request's own deadline covers). The clock stops while
-   * the consumer holds a piece: a slow reader is not a stalled server.
+   * first (which the request's own deadline covers). The clock runs only
+   * while a read waits on the server: a slow reader is not a stalled server.
+   * Cancelling the result cancels `body`, even in the middle of a read.
    */
-  async *watch(
+  watch(
     body: ReadableStream<Uint8Array>,
     idleMs: number,
-  ): AsyncGenerator<Uint8Array, void, undefined> {
-    for await (const chunk of body) {
-      clearTimeout(this.#timer);
-      this.#streaming = true;
-      yield chunk;
-      if (this.#reason === undefined) this.#arm(idleMs);
-    }
+  ): ReadableStream<Uint8Array> {
+    const reader = body.getReader();
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        if (this.#streaming && this.#reason === undefined) this.#arm(idleMs);
+        const { done, value } = await reader.read();
+        clearTimeout(this.#timer);
+        if (done) {
+          controller.close();
+          return;
+        }
+        this.#streaming = true;
+        controller.enqueue(value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
   }
 
   dispose(): void {

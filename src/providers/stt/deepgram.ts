@@ -61,6 +61,11 @@ export interface DeepgramSttOptions {
   connectTimeoutMs: number;
   /** How long closing may wait for Deepgram's last results, default 3000 ms. */
   closeTimeoutMs?: number;
+  /**
+   * How long a session whose call ended (its `signal` aborted) waits for
+   * what Deepgram still owes after the farewell, default 1000 ms.
+   */
+  hangupWaitMs?: number;
   /** Idle time before a `KeepAlive` is sent, default 4000 ms (Deepgram says every 3–5 s); 0 disables. */
   keepAliveMs?: number;
   /** Audio held while connecting, default 5000 ms; older audio is dropped. */
@@ -77,6 +82,7 @@ interface DeepgramConfig {
   smartFormat: boolean;
   connectTimeoutMs: number;
   closeTimeoutMs: number;
+  hangupWaitMs: number;
   keepAliveMs: number;
   maxPendingMs: number;
 }
@@ -124,6 +130,11 @@ export class DeepgramStt implements SpeechToText {
       closeTimeoutMs: integerOption(
         "closeTimeoutMs",
         options.closeTimeoutMs ?? 3000,
+        1,
+      ),
+      hangupWaitMs: integerOption(
+        "hangupWaitMs",
+        options.hangupWaitMs ?? 1000,
         1,
       ),
       keepAliveMs: integerOption("keepAliveMs", options.keepAliveMs ?? 4000, 0),
@@ -188,6 +199,7 @@ class DeepgramSession implements SpeechToTextSession {
       headers: { Authorization: `Token ${config.apiKey}` },
       connectTimeoutMs: config.connectTimeoutMs,
       closeTimeoutMs: config.closeTimeoutMs,
+      finishOnAbort: { waitMs: config.hangupWaitMs, clock: options.clock },
       maxPendingBytes: bytesForMs(config.maxPendingMs, options.sampleRate),
       signal: options.signal,
       keepAlive: { intervalMs: config.keepAliveMs, frame: () => KEEP_ALIVE },

@@ -81,6 +81,11 @@ export interface SarvamSttOptions {
   connectTimeoutMs: number;
   /** How long closing may wait for the last transcript, default 3000 ms. */
   closeTimeoutMs?: number;
+  /**
+   * How long a session whose call ended (its `signal` aborted) waits for
+   * what Sarvam still owes after the farewell, default 1000 ms.
+   */
+  hangupWaitMs?: number;
   /** Idle time before silence is sent to keep the stream open; default 0 (off). */
   keepAliveMs?: number;
   /** Audio held while connecting, default 5000 ms; older audio is dropped. */
@@ -103,6 +108,7 @@ interface SarvamConfig {
   chunkMs: number;
   connectTimeoutMs: number;
   closeTimeoutMs: number;
+  hangupWaitMs: number;
   keepAliveMs: number;
   maxPendingMs: number;
 }
@@ -144,6 +150,11 @@ export class SarvamStt implements SpeechToText {
       closeTimeoutMs: integerOption(
         "closeTimeoutMs",
         options.closeTimeoutMs ?? 3000,
+        1,
+      ),
+      hangupWaitMs: integerOption(
+        "hangupWaitMs",
+        options.hangupWaitMs ?? 1000,
         1,
       ),
       keepAliveMs: integerOption("keepAliveMs", options.keepAliveMs ?? 0, 0),
@@ -219,6 +230,7 @@ class SarvamSession implements SpeechToTextSession {
       headers: { "Api-Subscription-Key": config.apiKey },
       connectTimeoutMs: config.connectTimeoutMs,
       closeTimeoutMs: config.closeTimeoutMs,
+      finishOnAbort: { waitMs: config.hangupWaitMs, clock: options.clock },
       // Base64 in JSON takes about 4/3 of the PCM's bytes, plus the envelope.
       maxPendingBytes: 2 * bytesForMs(config.maxPendingMs, options.sampleRate),
       signal: options.signal,

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { Timers } from "../ws_session.ts";
+
 /** What a streaming STT session reports. */
 export type SpeechEvent =
   /** The vendor heard speech begin (its VAD). */
@@ -32,8 +34,15 @@ export interface SpeechToTextOptions {
    * Sarvam `language-code=unknown`) and finals report it.
    */
   languages?: string[];
-  /** Aborts the session. */
+  /**
+   * The call ended. A session still connecting stops at once; an open one
+   * says its farewell (Deepgram's `CloseStream`, Sarvam's `flush`), still
+   * reports the transcript the vendor owes for what the caller said last,
+   * for a bounded wait (the adapter's `hangupWaitMs`), then closes.
+   */
   signal?: AbortSignal;
+  /** The clock that wait runs on; real time when absent. */
+  clock?: Timers;
 }
 
 /** One live transcription stream. */

@@ -12,14 +12,8 @@
  * @module
  */
 
-import type {
-  Synthesis,
-  SynthesisOptions,
-  TextToSpeech,
-} from "./text_to_speech.ts";
-import { endpoint, openAudioStream } from "./http_stream.ts";
-import { evenPieces } from "./even_pieces.ts";
-import { chooseSampleRate } from "./sample_rate.ts";
+import { endpoint } from "./http_stream.ts";
+import { HttpTextToSpeech } from "./http_text_to_speech.ts";
 
 /** Rates Deepgram produces `linear16` audio at. */
 export const DEEPGRAM_SAMPLE_RATES: readonly number[] = [
@@ -48,61 +42,56 @@ export interface DeepgramTtsOptions {
 }
 
 /**
- * Deepgram Aura as a {@linkcode TextToSpeech}. The voice carries the language,
- * so {@linkcode SynthesisOptions.language} is not sent.
+ * Deepgram Aura as a `TextToSpeech`: it asks for the call's rate, or the
+ * lowest supported rate above it. The voice carries the language, so the
+ * call's language is not sent.
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * const asked: string[] = [];
  * const tts = new DeepgramTts({
- *   apiKey: Deno.env.get("DEEPGRAM_API_KEY") ?? "",
+ *   apiKey: "dg-key",
  *   voice: "aura-2-thalia-en",
  *   timeoutMs: 5000,
+ *   // A stand-in for api.deepgram.com: 20 ms of silence at 8 kHz.
+ *   fetch: (url) => {
+ *     asked.push(String(url));
+ *     return Promise.resolve(new Response(new Uint8Array(320)));
+ *   },
  * });
  * const { sampleRate, audio } = await tts.synthesize("Hello!", { sampleRate: 8000 });
+ * assertEquals(sampleRate, 8000);
+ * assertEquals((await Array.fromAsync(audio))[0].length, 320);
+ * assertEquals(
+ *   asked[0],
+ *   "https://api.deepgram.com/v1/speak?model=aura-2-thalia-en&encoding=linear16&sample_rate=8000&container=none",
+ * );
  * ```
  */
-export class DeepgramTts implements TextToSpeech {
-  /** Always `deepgram`. */
-  readonly name = "deepgram";
-  /** The Aura model. */
-  readonly voice: string;
-  readonly #options: DeepgramTtsOptions;
-
-  /** Creates the adapter; nothing is sent until {@linkcode synthesize}. */
+export class DeepgramTts extends HttpTextToSpeech {
+  /** Creates the adapter; nothing is sent until `synthesize`. */
   constructor(options: DeepgramTtsOptions) {
-    this.#options = options;
-    this.voice = options.voice;
-  }
-
-  /**
-   * Streams `text` as PCM at the call's rate, or the lowest supported rate
-   * above it. Blank text gives empty audio without a request.
-   */
-  async synthesize(
-    text: string,
-    options: SynthesisOptions,
-  ): Promise<Synthesis> {
-    const sampleRate = chooseSampleRate(
-      options.sampleRate,
-      DEEPGRAM_SAMPLE_RATES,
-    );
-    if (text.trim() === "") return { sampleRate, audio: evenPieces([]) };
-    const { apiKey, baseUrl, timeoutMs, fetch } = this.#options;
-    const url = endpoint(baseUrl ?? DEEPGRAM_BASE_URL, "v1/speak");
-    url.searchParams.set("model", this.voice);
-    url.searchParams.set("encoding", "linear16");
-    url.searchParams.set("sample_rate", String(sampleRate));
-    url.searchParams.set("container", "none");
-    const pieces = await openAudioStream(
-      { url, headers: { authorization: `Token ${apiKey}` }, body: { text } },
-      {
-        provider: this.name,
-        timeoutMs,
-        secret: apiKey,
-        signal: options.signal,
-        fetch,
+    const { apiKey, voice, baseUrl, timeoutMs, fetch } = options;
+    super({
+      name: "deepgram",
+      voice,
+      apiKey,
+      sampleRates: DEEPGRAM_SAMPLE_RATES,
+      timeoutMs,
+      fetch,
+      request(text, { sampleRate }) {
+        const url = endpoint(baseUrl ?? DEEPGRAM_BASE_URL, "v1/speak");
+        url.searchParams.set("model", voice);
+        url.searchParams.set("encoding", "linear16");
+        url.searchParams.set("sample_rate", String(sampleRate));
+        url.searchParams.set("container", "none");
+        return {
+          url,
+          headers: { authorization: `Token ${apiKey}` },
+          body: { text },
+        };
       },
-    );
-    return { sampleRate, audio: evenPieces(pieces) };
+    });
   }
 }

@@ -11,14 +11,8 @@
  * @module
  */
 
-import type {
-  Synthesis,
-  SynthesisOptions,
-  TextToSpeech,
-} from "./text_to_speech.ts";
-import { endpoint, openAudioStream } from "./http_stream.ts";
-import { evenPieces } from "./even_pieces.ts";
-import { chooseSampleRate } from "./sample_rate.ts";
+import { endpoint } from "./http_stream.ts";
+import { HttpTextToSpeech } from "./http_text_to_speech.ts";
 
 /**
  * Rates of the `pcm_<rate>` output formats of the text-to-speech endpoints.
@@ -77,85 +71,72 @@ export interface ElevenLabsTtsOptions {
 }
 
 /**
- * ElevenLabs as a {@linkcode TextToSpeech}.
+ * ElevenLabs as a `TextToSpeech`: it asks for the call's rate, or the lowest
+ * `pcm_*` format above it.
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const tts = new ElevenLabsTts({
- *   apiKey: Deno.env.get("ELEVENLABS_API_KEY") ?? "",
+ *   apiKey: "xi-key",
  *   voice: "JBFqnCBsd6RMkjVDRZzb",
  *   timeoutMs: 5000,
+ *   // A stand-in for api.elevenlabs.io: 20 ms of silence at 8 kHz.
+ *   fetch: () => Promise.resolve(new Response(new Uint8Array(320))),
  * });
- * const { sampleRate, audio } = await tts.synthesize("Hello!", { sampleRate: 8000 });
+ * // ElevenLabs has no 11025 Hz format: the next one up is used.
+ * const { sampleRate } = await tts.synthesize("Hello!", { sampleRate: 11025 });
+ * assertEquals(sampleRate, 16000);
  * ```
  */
-export class ElevenLabsTts implements TextToSpeech {
-  /** Always `elevenlabs`. */
-  readonly name = "elevenlabs";
-  /** The voice id. */
-  readonly voice: string;
-  readonly #options: ElevenLabsTtsOptions;
-
-  /** Creates the adapter; nothing is sent until {@linkcode synthesize}. */
+export class ElevenLabsTts extends HttpTextToSpeech {
+  /** Creates the adapter; nothing is sent until `synthesize`. */
   constructor(options: ElevenLabsTtsOptions) {
-    this.#options = options;
-    this.voice = options.voice;
-  }
-
-  /**
-   * Streams `text` as PCM at the call's rate, or the lowest supported rate
-   * above it. Blank text gives empty audio without a request.
-   */
-  async synthesize(
-    text: string,
-    options: SynthesisOptions,
-  ): Promise<Synthesis> {
-    const sampleRate = chooseSampleRate(
-      options.sampleRate,
-      ELEVENLABS_SAMPLE_RATES,
-    );
-    if (text.trim() === "") return { sampleRate, audio: evenPieces([]) };
-    const { apiKey, baseUrl, timeoutMs, fetch } = this.#options;
-    const url = endpoint(
-      baseUrl ?? ELEVENLABS_BASE_URL,
-      `v1/text-to-speech/${encodeURIComponent(this.voice)}/stream`,
-    );
-    url.searchParams.set("output_format", `pcm_${sampleRate}`);
-    const pieces = await openAudioStream(
-      {
-        url,
-        headers: { "xi-api-key": apiKey },
-        body: this.#body(text, options.language),
+    const { apiKey, voice, baseUrl, timeoutMs, fetch } = options;
+    super({
+      name: "elevenlabs",
+      voice,
+      apiKey,
+      sampleRates: ELEVENLABS_SAMPLE_RATES,
+      timeoutMs,
+      fetch,
+      request(text, { sampleRate, language }) {
+        const url = endpoint(
+          baseUrl ?? ELEVENLABS_BASE_URL,
+          `v1/text-to-speech/${encodeURIComponent(voice)}/stream`,
+        );
+        url.searchParams.set("output_format", `pcm_${sampleRate}`);
+        return {
+          url,
+          headers: { "xi-api-key": apiKey },
+          body: elevenLabsBody(text, language, options),
+        };
       },
-      {
-        provider: this.name,
-        timeoutMs,
-        secret: apiKey,
-        signal: options.signal,
-        fetch,
-      },
-    );
-    return { sampleRate, audio: evenPieces(pieces) };
+    });
   }
+}
 
-  #body(text: string, language: string | undefined): Record<string, unknown> {
-    const { model, voiceSettings, enforceLanguage } = this.#options;
-    const body: Record<string, unknown> = {
-      text,
-      model_id: model ?? ELEVENLABS_DEFAULT_MODEL,
+function elevenLabsBody(
+  text: string,
+  language: string | undefined,
+  options: ElevenLabsTtsOptions,
+): Record<string, unknown> {
+  const { model, voiceSettings, enforceLanguage } = options;
+  const body: Record<string, unknown> = {
+    text,
+    model_id: model ?? ELEVENLABS_DEFAULT_MODEL,
+  };
+  if (voiceSettings !== undefined) {
+    body.voice_settings = {
+      stability: voiceSettings.stability,
+      similarity_boost: voiceSettings.similarityBoost,
+      style: voiceSettings.style,
+      use_speaker_boost: voiceSettings.useSpeakerBoost,
+      speed: voiceSettings.speed,
     };
-    if (voiceSettings !== undefined) {
-      body.voice_settings = {
-        stability: voiceSettings.stability,
-        similarity_boost: voiceSettings.similarityBoost,
-        style: voiceSettings.style,
-        use_speaker_boost: voiceSettings.useSpeakerBoost,
-        speed: voiceSettings.speed,
-      };
-    }
-    if (enforceLanguage === true && language !== undefined) {
-      body.language_code = language.split("-")[0].toLowerCase();
-    }
-    return body;
   }
+  if (enforceLanguage === true && language !== undefined) {
+    body.language_code = language.split("-")[0].toLowerCase();
+  }
+  return body;
 }

@@ -20,20 +20,10 @@
 
 import { decodeWav } from "../../audio/wav.ts";
 import { ProviderError } from "../provider_error.ts";
-import type {
-  Synthesis,
-  SynthesisOptions,
-  TextToSpeech,
-} from "./text_to_speech.ts";
-import {
-  endpoint,
-  fetchJson,
-  openAudioStream,
-  type VendorCallOptions,
-  type VendorRequest,
-} from "./http_stream.ts";
+import type { Synthesis } from "./text_to_speech.ts";
+import { endpoint, fetchJson, openAudioStream } from "./http_stream.ts";
 import { evenPieces } from "./even_pieces.ts";
-import { chooseSampleRate } from "./sample_rate.ts";
+import { HttpTextToSpeech } from "./http_text_to_speech.ts";
 import { concat } from "@std/bytes";
 
 /** Rates Bulbul streams at (the REST endpoint's higher ones are not needed on a phone line). */
@@ -107,172 +97,166 @@ export function sarvamLanguage(
 }
 
 /**
- * Sarvam Bulbul as a {@linkcode TextToSpeech}.
+ * Sarvam Bulbul as a `TextToSpeech`: it asks for the call's rate, or the
+ * lowest supported rate above it (the REST answer's WAV states its own).
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * let body: Record<string, unknown> = {};
  * const tts = new SarvamTts({
- *   apiKey: Deno.env.get("SARVAM_API_KEY") ?? "",
+ *   apiKey: "sarvam-key",
  *   voice: "shubh",
  *   timeoutMs: 5000,
+ *   // A stand-in for api.sarvam.ai: 20 ms of silence at 8 kHz.
+ *   fetch: (_url, init) => {
+ *     body = JSON.parse(String(init?.body));
+ *     return Promise.resolve(new Response(new Uint8Array(320)));
+ *   },
  * });
- * const { audio } = await tts.synthesize("नमस्ते", { sampleRate: 8000, language: "hi-IN" });
+ * const { audio } = await tts.synthesize("नमस्ते", { sampleRate: 8000, language: "hi" });
+ * assertEquals((await Array.fromAsync(audio)).length, 1);
+ * assertEquals(body.target_language_code, "hi-IN");
  * ```
  */
-export class SarvamTts implements TextToSpeech {
-  /** Always `sarvam`. */
-  readonly name = "sarvam";
-  /** The speaker. */
-  readonly voice: string;
-  readonly #options: SarvamTtsOptions;
-
-  /** Creates the adapter; nothing is sent until {@linkcode synthesize}. */
+export class SarvamTts extends HttpTextToSpeech {
+  /** Creates the adapter; nothing is sent until `synthesize`. */
   constructor(options: SarvamTtsOptions) {
-    this.#options = options;
-    this.voice = options.voice;
-  }
-
-  /**
-   * Synthesises `text` at the call's rate, or the lowest supported rate above
-   * it. Blank text gives empty audio without a request.
-   */
-  async synthesize(
-    text: string,
-    options: SynthesisOptions,
-  ): Promise<Synthesis> {
-    const sampleRate = chooseSampleRate(
-      options.sampleRate,
-      SARVAM_SAMPLE_RATES,
-    );
-    if (text.trim() === "") return { sampleRate, audio: evenPieces([]) };
-    const { apiKey, baseUrl, timeoutMs, fetch, model, pace } = this.#options;
-    const rest = this.#options.mode === "rest";
-    const body: Record<string, unknown> = {
-      text,
-      target_language_code: sarvamLanguage(
-        options.language,
-        this.#options.language ?? "en-IN",
-      ),
-      speaker: this.voice,
-      model: model ?? SARVAM_DEFAULT_MODEL,
-      speech_sample_rate: sampleRate,
-      output_audio_codec: rest ? "wav" : "linear16",
-    };
-    if (pace !== undefined) body.pace = pace;
-    const request: VendorRequest = {
-      url: endpoint(
-        baseUrl ?? SARVAM_BASE_URL,
-        rest ? "text-to-speech" : "text-to-speech/stream",
-      ),
-      headers: { "api-subscription-key": apiKey },
-      body,
-    };
-    const call: VendorCallOptions = {
-      provider: this.name,
+    const { apiKey, voice, baseUrl, timeoutMs, fetch, model, pace } = options;
+    const rest = options.mode === "rest";
+    super({
+      name: "sarvam",
+      voice,
+      apiKey,
+      sampleRates: SARVAM_SAMPLE_RATES,
       timeoutMs,
-      secret: apiKey,
-      signal: options.signal,
       fetch,
-    };
-    if (rest) return this.#decode(await fetchJson(request, call));
-    const pieces = await openAudioStream(request, call);
-    return { sampleRate, audio: evenPieces(this.#withoutWavHeader(pieces)) };
+      request(text, { sampleRate, language }) {
+        const body: Record<string, unknown> = {
+          text,
+          target_language_code: sarvamLanguage(
+            language,
+            options.language ?? "en-IN",
+          ),
+          speaker: voice,
+          model: model ?? SARVAM_DEFAULT_MODEL,
+          speech_sample_rate: sampleRate,
+          output_audio_codec: rest ? "wav" : "linear16",
+        };
+        if (pace !== undefined) body.pace = pace;
+        return {
+          url: endpoint(
+            baseUrl ?? SARVAM_BASE_URL,
+            rest ? "text-to-speech" : "text-to-speech/stream",
+          ),
+          headers: { "api-subscription-key": apiKey },
+          body,
+        };
+      },
+      async answer(request, call, { sampleRate }) {
+        if (rest) return decodeRestAnswer(await fetchJson(request, call));
+        const pieces = await openAudioStream(request, call);
+        return { sampleRate, audio: evenPieces(withoutWavHeader(pieces)) };
+      },
+    });
   }
+}
 
-  /** Turns the REST answer into one piece of PCM at the rate its WAV states. */
-  #decode(answer: unknown): Synthesis {
-    const audios = (answer as { audios?: unknown } | null)?.audios;
-    if (
-      !Array.isArray(audios) || audios.length === 0 ||
-      !audios.every((audio) => typeof audio === "string")
-    ) {
-      throw this.#protocolError(
-        'answered without a list of base64 WAV files in "audios"',
+/** Turns the REST answer into one piece of PCM at the rate its WAV states. */
+function decodeRestAnswer(answer: unknown): Synthesis {
+  const audios = (answer as { audios?: unknown } | null)?.audios;
+  if (
+    !Array.isArray(audios) || audios.length === 0 ||
+    !audios.every((audio) => typeof audio === "string")
+  ) {
+    throw protocolError(
+      'answered without a list of base64 WAV files in "audios"',
+    );
+  }
+  let sampleRate = 0;
+  const parts: Uint8Array[] = [];
+  for (const audio of audios) {
+    const wav = decodeBase64Wav(audio);
+    if (sampleRate !== 0 && wav.sampleRate !== sampleRate) {
+      throw protocolError(
+        `answered WAV files at different rates "${sampleRate}" and "${wav.sampleRate}"`,
       );
     }
-    let sampleRate = 0;
-    const parts: Uint8Array[] = [];
-    for (const audio of audios) {
-      const wav = this.#wav(audio);
-      if (sampleRate !== 0 && wav.sampleRate !== sampleRate) {
-        throw this.#protocolError(
-          `answered WAV files at different rates "${sampleRate}" and "${wav.sampleRate}"`,
-        );
-      }
-      sampleRate = wav.sampleRate;
-      parts.push(wav.pcm);
-    }
-    return { sampleRate, audio: evenPieces(parts) };
+    sampleRate = wav.sampleRate;
+    parts.push(wav.pcm);
   }
+  return { sampleRate, audio: evenPieces(parts) };
+}
 
-  /**
-   * Passes raw PCM through; drops a WAV header when the stream starts with
-   * one. Streamed WAV headers declare an unknown (maximal) data length, so
-   * everything after the header is audio.
-   */
-  async *#withoutWavHeader(
-    pieces: AsyncIterable<Uint8Array>,
-  ): AsyncGenerator<Uint8Array> {
-    let head: Uint8Array | undefined = new Uint8Array(0);
-    for await (const piece of pieces) {
-      if (head === undefined) {
-        yield piece;
-        continue;
-      }
-      head = concat([head, piece]);
-      if (head.length < 4) continue;
-      if (!startsWithRiff(head)) {
-        yield head;
-        head = undefined;
-        continue;
-      }
-      const audio = this.#afterHeader(head);
-      if (audio === undefined) continue;
-      head = undefined;
-      yield audio;
+/**
+ * Passes raw PCM through; drops a WAV header when the stream starts with
+ * one. Streamed WAV headers declare an unknown (maximal) data length, so
+ * everything after the header is audio.
+ */
+async function* withoutWavHeader(
+  pieces: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  let head: Uint8Array | undefined = new Uint8Array(0);
+  for await (const piece of pieces) {
+    if (head === undefined) {
+      yield piece;
+      continue;
     }
-    if (head !== undefined && head.length > 0 && !startsWithRiff(head)) {
+    head = concat([head, piece]);
+    if (head.length < 4) continue;
+    if (!startsWithRiff(head)) {
       yield head;
+      head = undefined;
+      continue;
     }
+    const audio = afterHeader(head);
+    if (audio === undefined) continue;
+    head = undefined;
+    yield audio;
   }
+  if (head !== undefined && head.length > 0 && !startsWithRiff(head)) {
+    yield head;
+  }
+}
 
-  /** The audio after the WAV header in `head`, or undefined until the header is complete. */
-  #afterHeader(head: Uint8Array): Uint8Array | undefined {
-    let pcm: Uint8Array;
-    try {
-      pcm = decodeWav(head).pcm;
-    } catch (error) {
-      if (head.length <= MAX_WAV_HEADER_BYTES) return undefined;
-      throw this.#protocolError("streamed a broken WAV header", error);
-    }
-    // RIFF chunks are word-aligned, so the data starts at an even offset and
-    // an odd-length head ends with a byte decodeWav left out.
-    return head.subarray(head.length - pcm.length - (head.length % 2));
+/** The audio after the WAV header in `head`, or undefined until the header is complete. */
+function afterHeader(head: Uint8Array): Uint8Array | undefined {
+  let pcm: Uint8Array;
+  try {
+    pcm = decodeWav(head).pcm;
+  } catch (error) {
+    if (head.length <= MAX_WAV_HEADER_BYTES) return undefined;
+    throw protocolError("streamed a broken WAV header", error);
   }
+  // RIFF chunks are word-aligned, so the data starts at an even offset and
+  // an odd-length head ends with a byte decodeWav left out.
+  return head.subarray(head.length - pcm.length - (head.length % 2));
+}
 
-  #wav(base64: string): { sampleRate: number; pcm: Uint8Array } {
-    let bytes: Uint8Array;
-    try {
-      bytes = Uint8Array.fromBase64(base64);
-    } catch (error) {
-      throw this.#protocolError("answered audio that is not base64", error);
-    }
-    try {
-      return decodeWav(bytes);
-    } catch (error) {
-      // A truncated file fails inside DataView, not as a WavFormatError.
-      throw this.#protocolError("answered a broken WAV file", error);
-    }
+function decodeBase64Wav(
+  base64: string,
+): { sampleRate: number; pcm: Uint8Array } {
+  let bytes: Uint8Array;
+  try {
+    bytes = Uint8Array.fromBase64(base64);
+  } catch (error) {
+    throw protocolError("answered audio that is not base64", error);
   }
+  try {
+    return decodeWav(bytes);
+  } catch (error) {
+    // A truncated file fails inside DataView, not as a WavFormatError.
+    throw protocolError("answered a broken WAV file", error);
+  }
+}
 
-  #protocolError(what: string, cause?: unknown): ProviderError {
-    return new ProviderError(
-      this.name,
-      "protocol",
-      `Text-to-speech request to ${this.name} ${what}`,
-      { cause },
-    );
-  }
+function protocolError(what: string, cause?: unknown): ProviderError {
+  return new ProviderError(
+    "sarvam",
+    "protocol",
+    `Text-to-speech request to sarvam ${what}`,
+    { cause },
+  );
 }
 
 function startsWithRiff(bytes: Uint8Array): boolean {
