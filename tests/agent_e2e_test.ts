@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { padToAlignment, type SampleRate } from "../src/audio/pcm.ts";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
-import { CUT_OFF_MARK } from "../src/bots/agent/history.ts";
+import { CUT_OFF_MARK } from "../src/bots/agent/conversation.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { loadConfig } from "../src/config.ts";
 import { type RunningServer, startServer } from "../src/server.ts";

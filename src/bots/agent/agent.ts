@@ -35,8 +35,8 @@ import {
 import { EchoGuard } from "../../audio/echo_guard.ts";
 import { silenceLines, SilenceWatch } from "./silence.ts";
 import type { AgentConfig } from "./config.ts";
-import type { AudioCache, AudioCacheKey } from "./greeting_cache.ts";
-import { Conversation } from "./history.ts";
+import type { AudioCache, AudioCacheKey } from "./audio_cache.ts";
+import { Conversation } from "./conversation.ts";
 import { Listener } from "./listener.ts";
 import { CallTranscript } from "./transcript.ts";
 import type { CallOutcomes } from "./outcomes.ts";
@@ -102,7 +102,7 @@ export interface AgentDependencies {
   hooks: AgentHooks;
   /** The agent's tools besides `end_call` and `transfer`. */
   toolRunner?: ToolRunner;
-  /** Epoch milliseconds, for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  /** Epoch milliseconds, for `{{date}}` and `{{time}}`; the clock's `epochMs()` by default. */
   wallClock?: () => number;
   /** The voice a setup webhook asked for; built from the configuration by default. */
   voiceFor?(voice: string): TextToSpeech;
@@ -711,7 +711,10 @@ export class AgentBot implements Bot {
       if (heard !== undefined) this.#switchLanguage(heard);
       this.#conversation.addUser(text);
       this.#transcript.caller(text, this.#sinceStart());
-      const timeline = this.#timelines.begin(trigger, Date.now());
+      const timeline = this.#timelines.begin(
+        trigger,
+        this.#deps.clock.epochMs(),
+      );
       if (speechEnd !== undefined) timeline.record("speechEnd", speechEnd);
       timeline.record("finalTranscript", finalAt ?? now);
       const { config } = this.#deps;

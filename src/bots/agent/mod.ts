@@ -18,14 +18,13 @@
 
 import { DEFAULT_CHUNK_BYTES } from "../../audio/pcm.ts";
 import { type Clock, systemClock } from "../../call/clock.ts";
-import type { Bot, BotFactory, CallInfo, CallOutput } from "../bot.ts";
+import type { BotFactory, CallInfo, CallOutput } from "../bot.ts";
 import { AgentBot, type AgentHooks } from "./agent.ts";
 import type { AgentConfig } from "./config.ts";
-import { AudioCache } from "./greeting_cache.ts";
+import { AudioCache } from "./audio_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import { ProviderHealth } from "../../providers/fallback/provider_health.ts";
-import type { TurnSummary } from "./timeline.ts";
 import type { Agents } from "./agent_file.ts";
 import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
 import type { SpeechDetectorFactory } from "../../audio/speech_detector.ts";
@@ -37,7 +36,7 @@ export {
   loadAgentConfig,
   type LoadAgentConfigOptions,
 } from "./config.ts";
-export { AudioCache } from "./greeting_cache.ts";
+export { AudioCache } from "./audio_cache.ts";
 export {
   AgentFileError,
   type Agents,
@@ -86,7 +85,7 @@ export interface AgentFactoryOptions {
   cache?: AudioCache;
   /** Code tools, offered besides the configuration's webhook tools. */
   tools?: readonly CodeTool[];
-  /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  /** Epoch milliseconds for `{{date}}` and `{{time}}`; the clock's `epochMs()` by default. */
   wallClock?: () => number;
   /** Where `end_call` and `transfer` are remembered; a fresh store by default. */
   outcomes?: CallOutcomes;
@@ -126,8 +125,10 @@ export function createAgentBotFactory(
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
   const providers = options.providers ?? createProviders(config, { health });
+  const clock = options.clock ?? systemClock;
   const cache = options.cache ?? new AudioCache();
-  const outcomes = options.outcomes ?? new CallOutcomes();
+  const outcomes = options.outcomes ??
+    new CallOutcomes({ now: () => clock.epochMs() });
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
   for (const tool of tools) {
     const { name } = tool.definition;
@@ -147,7 +148,7 @@ export function createAgentBotFactory(
     providers,
     cache,
     outcomes,
-    clock: options.clock ?? systemClock,
+    clock,
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     hooks: options.hooks ?? {},
     detectors: options.detectors,
@@ -198,7 +199,9 @@ export function createAgentsBotFactory(
   options: AgentFactoryOptions = {},
 ): AgentBotFactory {
   const cache = options.cache ?? new AudioCache();
-  const outcomes = new CallOutcomes();
+  const outcomes = new CallOutcomes({
+    now: () => (options.clock ?? systemClock).epochMs(),
+  });
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
   const factories = new Map<string, AgentBotFactory>();
@@ -222,17 +225,4 @@ export function createAgentsBotFactory(
       : new UnknownAgentError(name, known).message;
   };
   return Object.assign(factory, { cache, outcomes, health, checkAgent });
-}
-
-/**
- * The last turns of a bot's call, if it keeps a timeline (the agent does):
- * what the session's monitoring entry shows.
- *
- * @example
- * ```ts ignore
- * session.turns = () => botTimeline(bot);
- * ```
- */
-export function botTimeline(bot: Bot): TurnSummary[] | undefined {
-  return bot instanceof AgentBot ? bot.timeline() : undefined;
 }
