@@ -118,7 +118,11 @@ Deno.test("a setup webhook that does not answer in time leaves the defaults, and
     (hooks) => ({ setup: { url: hooks.url("/setup"), timeoutMs: 200 } }),
   );
   await call.started;
-  await until(() => call.output.utterances.length >= 1, "the greeting");
+  // The greeting streams from the voice: compare it once all of it is read.
+  await until(
+    () => call.output.utterances[0]?.complete === true,
+    "the whole greeting",
+  );
   assertEquals(call.output.utterances[0].pcm, fakeSpeech(GREETING, 8000));
 });
 
@@ -135,7 +139,11 @@ Deno.test("a setup webhook answering an error, or garbage, leaves the defaults",
       (hooks) => ({ setup: { url: hooks.url("/setup"), timeoutMs: 1500 } }),
     );
     await call.started;
-    await until(() => call.output.utterances.length >= 1, "the greeting");
+    // The greeting streams from the voice: compare it once all of it is read.
+    await until(
+      () => call.output.utterances[0]?.complete === true,
+      "the whole greeting",
+    );
     assertEquals(call.output.utterances[0].pcm, fakeSpeech(GREETING, 8000));
   }
 });
@@ -162,7 +170,11 @@ Deno.test("without a setup webhook, templates use the call and the declared defa
     }),
   );
   await call.started;
-  await until(() => call.output.utterances.length >= 1, "the greeting");
+  // The greeting streams from the voice: compare it once all of it is read.
+  await until(
+    () => call.output.utterances[0]?.complete === true,
+    "the whole greeting",
+  );
   assertEquals(
     call.output.utterances[0].pcm,
     fakeSpeech("Sunrise Clinic. Dr  is in. It is 6:30 pm.", 8000),

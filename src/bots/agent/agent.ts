@@ -13,8 +13,7 @@ import {
   type SpeechDetector,
   type SpeechDetectorFactory,
 } from "../../audio/speech_detector.ts";
-import type { VadEvent } from "../../audio/vad.ts";
-import type { Cancel, Clock } from "../../call/clock.ts";
+import type { Clock } from "../../call/clock.ts";
 import type { ChatMessage } from "../../providers/llm/language_model.ts";
 import type { ProviderError } from "../../providers/provider_error.ts";
 import type { SpeechEvent } from "../../providers/stt/speech_to_text.ts";
@@ -26,14 +25,8 @@ import type {
   CallOutput,
 } from "../bot.ts";
 import { AudioTrack } from "./audio_track.ts";
-import {
-  BargeInGuard,
-  type CallerActivity,
-  isBackchannel,
-  words,
-} from "./barge_in.ts";
 import { EchoGuard } from "../../audio/echo_guard.ts";
-import { silenceLines, SilenceWatch } from "./silence.ts";
+import { silenceLines } from "./silence.ts";
 import type { AgentConfig } from "./config.ts";
 import type { AudioCache, AudioCacheKey } from "./audio_cache.ts";
 import { Conversation } from "./conversation.ts";
@@ -53,14 +46,18 @@ import {
   type TurnSummary,
   type TurnTimeline,
   turnTiming,
-  type TurnTrigger,
 } from "./timeline.ts";
 import { END_CALL_TOOL, TRANSFER_TOOL } from "./tools.ts";
 import type { ToolDefinition } from "../../providers/llm/language_model.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { ToolResult, ToolRunner } from "./tool_runner.ts";
 import { type CallContext, resolveCallContext } from "./call_context.ts";
-import { type CallerTurn, TurnDetector } from "./turns.ts";
+import {
+  type ReplyRole,
+  type TurnAction,
+  TurnTaking,
+  type TurnToAnswer,
+} from "./turn_taking.ts";
 import type { LanguageModel } from "../../providers/llm/language_model.ts";
 import type { ProviderHealth } from "../../providers/fallback/provider_health.ts";
 import type { SampleRate } from "../../audio/pcm.ts";
@@ -152,9 +149,6 @@ export function languageName(language: string): string {
   }
 }
 
-/** Longest run of keypad digits sent as one turn. */
-const MAX_DTMF_DIGITS = 32;
-
 const baseLog = getLogger(["exovoice", "agent"]);
 
 /**
@@ -176,8 +170,8 @@ export class AgentBot implements Bot {
   #deps: AgentDependencies;
   #log: Logger;
   #vad: SpeechDetector;
-  #guard: BargeInGuard;
-  #turns: TurnDetector;
+  /** Decides pauses, barge-ins, caller turns and silence lines; this bot carries them out. */
+  #turnTaking: TurnTaking;
   #listener: Listener;
   #conversation: Conversation;
   #timelines = new TimelineLog(10);
@@ -187,20 +181,7 @@ export class AgentBot implements Bot {
   #reply: Reply | undefined;
   #replyCount = 0;
   #chain: Promise<void> = Promise.resolve();
-  /** Voiced ms of the caller's current utterance that came before the reply began. */
-  #voicedBaseline = 0;
-  /** Whether the caller's current utterance began while a reply was active. */
-  #overlapped = false;
-  #lastVoicedEndMs: number | undefined;
-  #lastPushAt = 0;
-  #lastPushAudioMs = 0;
-  #dtmfDigits = "";
-  #cancelDtmf: Cancel | undefined;
-  /** The bot is paused over caller speech the guard has not judged yet. */
-  #paused = false;
   #stopped = false;
-  /** Speech-to-text failed and has not reported anything since. */
-  #sttTrouble = false;
   #warming: Promise<void> = Promise.resolve();
   /** The call's language: the agent's, or the setup webhook's. */
   #language: string;
@@ -216,8 +197,6 @@ export class AgentBot implements Bot {
   #baseTts: TextToSpeech;
   /** Voices made for switched languages, by language. */
   #voices = new Map<string, TextToSpeech>();
-  /** The language speech-to-text detected in the caller's latest final, when it detects one. */
-  #heardLanguage: string | undefined;
   /** What the model may call. */
   #tools: ToolDefinition[];
   /** Fires when the call ends: tools in flight stop. */
@@ -227,22 +206,6 @@ export class AgentBot implements Bot {
   #markClosed!: () => void;
   /** Tells the bot's own voice coming back from the caller's. */
   #echo: EchoGuard;
-  /** The caller's echo-explained audio (ms) when the current reply began. */
-  #echoAtReplyStart = 0;
-  /** The most caller voice (ms, echo excluded) since the reply began, in the current utterance. */
-  #peakVoicedMs = 0;
-  /** Words of the most recent reply: its echo may come back transcribed. */
-  #botWords = new Set<string>();
-  /** Whether the caller heard echo during the most recent reply. */
-  #echoDuringReply = false;
-  /** The greeting, while it is the reply in progress. */
-  #greeting: Reply | undefined;
-  /** Words of the caller's transcript said while the greeting could not be cut. */
-  #protectedWords = 0;
-  /** Counts the caller's silence after the bot has finished. */
-  #silence: SilenceWatch;
-  /** The re-prompt or silence goodbye in progress. */
-  #silenceLine: { reply: Reply; kind: "reprompt" | "goodbye" } | undefined;
 
   /** Creates the agent for one call; nothing starts before {@linkcode AgentBot.start}. */
   constructor(info: CallInfo, output: CallOutput, deps: AgentDependencies) {
@@ -269,27 +232,24 @@ export class AgentBot implements Bot {
     output.onSent?.((pcm, startsAt) =>
       this.#echo.sent(pcm, { sentAt: clock.now(), startsAt })
     );
-    this.#silence = new SilenceWatch({
-      clock,
-      config: config.silence,
-      ready: () => this.#quiet(),
-      onReprompt: () => this.#enqueue(() => this.#saySilenceLine("reprompt")),
-      onGiveUp: () => this.#enqueue(() => this.#saySilenceLine("goodbye")),
-    });
     this.#vad = (deps.detectors ?? energyDetector)(info.sampleRate, {
       isEcho: (atMs, durationMs) => this.#echo.isEcho(atMs, durationMs),
       onFrame: (frame) => {
         if (frame.isSpeech) {
-          this.#lastVoicedEndMs = frame.atMs + frame.durationMs;
+          this.#turnTaking.voiced(frame.atMs + frame.durationMs);
         }
       },
-      onAnalysed: (events) => this.#onVoiceActivity(events),
+      onAnalysed: (events) => this.#turnTaking.analysed(events),
     });
-    this.#guard = new BargeInGuard(config.bargeIn);
-    this.#turns = new TurnDetector({
+    this.#turnTaking = new TurnTaking({
       clock,
-      timeoutMs: config.turnTimeoutMs,
-      onTurn: (turn) => this.#onTurn(turn),
+      voice: this.#vad,
+      echo: this.#echo,
+      bargeIn: config.bargeIn,
+      silence: config.silence,
+      turnTimeoutMs: config.turnTimeoutMs,
+      dtmfTimeoutMs: config.dtmfTimeoutMs,
+      onAction: (action) => this.#act(action),
     });
     this.#listener = new Listener({
       stt: providers.stt,
@@ -328,12 +288,12 @@ export class AgentBot implements Bot {
   /** What the agent is doing now and the caller's words not answered yet, for the console. */
   live(): BotLiveState {
     const reply = this.#reply;
-    const activity = this.#paused
+    const activity = this.#turnTaking.paused
       ? "paused"
       : reply?.active && !reply.cancelled
       ? reply.speaking ? "speaking" : "thinking"
       : "listening";
-    return { activity, partial: this.#turns.text };
+    return { activity, partial: this.#turnTaking.heard };
   }
 
   /**
@@ -381,7 +341,7 @@ export class AgentBot implements Bot {
       ? this.#cacheKey(greeting)
       : undefined;
     const cached = key && cache.get(key);
-    this.#greeting = this.#startReply({
+    this.#startReply({
       kind: "say",
       text: greeting,
       cached,
@@ -389,7 +349,7 @@ export class AgentBot implements Bot {
         if (key) cache.set(key, pcm);
         this.#warmFallback();
       },
-    });
+    }, { role: "greeting" });
     if (cached) this.#warmFallback();
   }
 
@@ -401,34 +361,6 @@ export class AgentBot implements Bot {
     this.#vad.push(pcm);
   }
 
-  /** The detector analysed more caller audio (at once for the energy detector, a moment later for Silero). */
-  #onVoiceActivity(events: VadEvent[]): void {
-    if (this.#stopped) return;
-    this.#lastPushAt = this.#deps.clock.now();
-    this.#lastPushAudioMs = this.#vad.audioMs;
-    for (const event of events) {
-      if (event.type === "speech_start") {
-        this.#turns.speechStarted();
-        // A new utterance (nothing transcribed since the last turn) over
-        // silence is not an overlap, whatever an earlier one was.
-        if (this.#reply?.active) this.#overlapped = true;
-        else if (this.#turns.text === "") this.#overlapped = false;
-      } else {
-        this.#turns.speechEnded();
-        this.#voicedBaseline = 0;
-        // A voice that ends without a turn leaves the line quiet again.
-        if (!this.#silence.waiting && this.#quiet()) this.#silence.idle();
-      }
-    }
-    // Only the caller's own voice stops the silence count: not babble, a
-    // TV or music behind them, nor the bot's echo.
-    if (this.#callerSpeaking()) this.#silence.busy();
-    this.#checkBargeIn();
-    if (this.#paused && this.#quietMs() >= this.#deps.config.bargeIn.resumeMs) {
-      this.#resume("silence");
-    }
-  }
-
   /** A keypad digit: interrupts the bot, and is sent to the model after a pause or `#`. */
   dtmf(digit: string): void {
     if (this.#stopped) return;
@@ -437,19 +369,7 @@ export class AgentBot implements Bot {
     } catch (error) {
       this.#log.error("DTMF hook failed: {error}", { error });
     }
-    if (this.#deps.config.bargeIn.enabled) this.#bargeIn("dtmf");
-    this.#silence.busy();
-    this.#dtmfDigits += digit;
-    this.#cancelDtmf?.();
-    this.#cancelDtmf = undefined;
-    if (digit === "#" || this.#dtmfDigits.length >= MAX_DTMF_DIGITS) {
-      this.#flushDtmf();
-    } else {
-      this.#cancelDtmf = this.#deps.clock.schedule(
-        () => this.#flushDtmf(),
-        this.#deps.config.dtmfTimeoutMs,
-      );
-    }
+    this.#turnTaking.key(digit);
   }
 
   /** Exotel echoed a mark. */
@@ -461,11 +381,9 @@ export class AgentBot implements Bot {
   stop(): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
-      this.#silence.stop();
+      this.#turnTaking.stop();
       this.#output.onSent?.(undefined);
       this.#callEnded.abort();
-      this.#cancelDtmf?.();
-      this.#turns.reset();
       this.#reply?.stop();
       const reply = this.#reply?.done;
       Promise.all([
@@ -483,33 +401,11 @@ export class AgentBot implements Bot {
 
   #onSpeech(event: SpeechEvent): void {
     if (this.#stopped) return;
-    this.#sttTrouble = false;
-    switch (event.type) {
-      case "speech_started":
-        this.#turns.speechStarted();
-        if (this.#reply?.active) this.#overlapped = true;
-        return;
-      case "partial":
-        if (event.text !== "") this.#silence.busy();
-        this.#turns.partial(event.text);
-        this.#checkBargeIn();
-        return;
-      case "final":
-        if (event.text !== "") this.#silence.busy();
-        if (event.language) this.#heardLanguage = event.language;
-        this.#turns.partial(event.text);
-        this.#checkBargeIn();
-        this.#resumeAfterBackchannel();
-        this.#turns.final(event.text, event.endOfTurn);
-        return;
-      case "end_of_turn":
-        this.#turns.endOfTurn();
-        return;
-    }
+    this.#turnTaking.speech(event);
   }
 
   #onListenerError(error: ProviderError): void {
-    this.#sttTrouble = true;
+    this.#turnTaking.speechFailed();
     this.#deps.hooks.providerError?.(error, this.#info);
     const { provider, kind, status, message } = error;
     this.#log.warn(
@@ -518,205 +414,82 @@ export class AgentBot implements Bot {
     );
   }
 
-  /** Whether the caller's activity since the reply began interrupts it, or pauses it until that is clear. */
-  #checkBargeIn(): void {
-    const reply = this.#reply;
-    if (!reply?.active || reply.cancelled) return;
-    if (this.#greetingHolds(reply)) {
-      // Only what the caller does after the greeting's first moments counts.
-      this.#voicedBaseline = this.#vad.foregroundMs;
-      this.#protectedWords = words(this.#turns.text).length;
-      return;
-    }
-    const activity = this.#callerActivity(this.#turns.text);
-    const { voicedMs } = activity;
-    if (this.#guard.shouldInterrupt(activity)) {
-      this.#bargeIn(
-        voicedMs >= this.#guard.options.minSpeechMs ? "speech" : "words",
-      );
-    } else if (!this.#paused && this.#guard.shouldPause(voicedMs)) {
-      this.#paused = true;
-      this.#log.debug("Caller spoke over the bot: paused", { voicedMs });
-      this.#output.pause();
-    }
-  }
-
-  /**
-   * What the caller did since the reply began, as barge-in judges it:
-   * voice that stands out from the line's background (steady babble, TV or
-   * music never does) and is not the bot's own echo; words not said while
-   * the greeting could not be cut, nor, once the bot's echo has been heard,
-   * the bot's own words coming back.
-   */
-  #callerActivity(text: string): CallerActivity {
-    const voicedMs = Math.max(0, this.#vad.foregroundMs - this.#voicedBaseline);
-    this.#peakVoicedMs = Math.max(this.#peakVoicedMs, voicedMs);
-    let heard = words(text);
-    if (this.#protectedWords > 0) heard = heard.slice(this.#protectedWords);
-    const own = this.#echoedWords();
-    if (own) heard = heard.filter((word) => !own.has(word));
-    return { voicedMs, transcript: heard.join(" ") };
-  }
-
-  /**
-   * The words of the reply in progress, or else of the last one, when the
-   * caller's line carried its echo: what speech-to-text may hear of the
-   * bot itself.
-   */
-  #echoedWords(): Set<string> | undefined {
-    const reply = this.#reply;
-    if (reply?.active) {
-      return this.#echo.echoMs > this.#echoAtReplyStart
-        ? new Set(words(reply.said))
-        : undefined;
-    }
-    return this.#echoDuringReply ? this.#botWords : undefined;
-  }
-
-  /** Whether `reply` is the greeting in its first `AGENT_BARGE_IN_AFTER_MS`. */
-  #greetingHolds(reply: Reply): boolean {
-    const { afterMs } = this.#deps.config.bargeIn;
-    if (afterMs <= 0 || reply !== this.#greeting) return false;
-    const since = reply.speakingSince;
-    return since === undefined || this.#deps.clock.now() - since < afterMs;
-  }
-
-  /** Whether nothing is going on: no reply, no caller speech, no words waiting. */
-  #quiet(): boolean {
-    return !this.#stopped && !this.#reply?.active && !this.#callerSpeaking() &&
-      this.#turns.text === "" && this.#dtmfDigits === "";
-  }
-
-  /** Whether the caller's own voice is on the line now: speech that stands out from the background and is not echo. */
-  #callerSpeaking(): boolean {
-    return this.#vad.inSpeech && this.#vad.foregroundMs > 0;
-  }
-
-  /** Caller audio since their last voiced frame, in ms. */
-  #quietMs(): number {
-    return this.#vad.audioMs - (this.#lastVoicedEndMs ?? 0);
-  }
-
-  /** The caller's words so far are only acknowledgements and they are quiet: no need to wait. */
-  #resumeAfterBackchannel(): void {
-    const { backchannels } = this.#deps.config.bargeIn;
-    if (
-      this.#paused && !this.#vad.inSpeech &&
-      isBackchannel(this.#turns.text, backchannels)
-    ) this.#resume("backchannel");
-  }
-
-  /** Ends a pause: the bot goes on where the caller stopped hearing it. */
-  #resume(reason: "silence" | "backchannel" | "reply_over"): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    if (reason !== "reply_over") {
-      this.#log.debug("Not an interruption ({reason}): resumed", { reason });
-    }
-    this.#output.resume();
-  }
-
-  #bargeIn(reason: "speech" | "words" | "dtmf" | "turn"): void {
-    const reply = this.#reply;
-    if (!reply?.active || reply.cancelled) return;
-    this.#log.info("Caller interrupted the bot ({reason})", {
-      reason,
-      speaking: reply.speaking,
-    });
-    reply.interrupt();
-    // The clear ended any pause in the output.
-    this.#paused = false;
-  }
-
-  #onTurn(turn: CallerTurn): void {
-    if (this.#stopped) return;
-    const text = turn.text.trim();
-    const reply = this.#reply;
-    // The turn's words are used up: a later one starts from none held back.
-    const protectedWords = this.#protectedWords;
-    this.#protectedWords = 0;
-    if (text === "") {
-      // Speech with no transcript: noise, or speech-to-text is down. Only
-      // the second deserves an answer.
-      if (this.#sttTrouble && !reply?.active) {
+  /** Carries out what turn-taking decided. */
+  #act(action: TurnAction): void {
+    switch (action.type) {
+      case "pause":
+        this.#log.debug("Caller spoke over the bot: paused", {
+          voicedMs: action.voicedMs,
+        });
+        this.#output.pause();
+        return;
+      case "resume":
+        if (action.reason !== "reply_over") {
+          this.#log.debug("Not an interruption ({reason}): resumed", {
+            reason: action.reason,
+          });
+        }
+        this.#output.resume();
+        return;
+      case "interrupt": {
+        const reply = this.#reply;
+        if (reply === undefined) return;
+        this.#log.info("Caller interrupted the bot ({reason})", {
+          reason: action.reason,
+          speaking: reply.speaking,
+        });
+        reply.interrupt();
+        return;
+      }
+      case "answer":
+        this.#respond(action.turn);
+        return;
+      case "not_a_turn":
+        if (action.reason === "backchannel") {
+          this.#log.debug("Backchannel while the bot spoke: not a turn");
+        } else {
+          this.#log.info("The bot's own echo was transcribed: not a turn");
+        }
+        return;
+      case "fallback":
         this.#log.warn("Caller spoke while speech-to-text was down");
         this.#enqueue(() => this.#sayFallback());
+        return;
+      case "silence_line": {
+        const { kind } = action;
+        this.#enqueue(() => this.#saySilenceLine(kind));
+        return;
       }
-      return;
+      case "hang_up":
+        this.#hangUpOnSilence(action.reprompts);
+        return;
     }
-    // An acknowledgement said over the bot is not a turn, even when its
-    // transcript arrives after the bot has finished. (An empty turn above
-    // leaves the flag alone: a slow transcript may still be coming.)
-    const overlapped = this.#overlapped;
-    this.#overlapped = false;
-    const peakVoicedMs = this.#peakVoicedMs;
-    this.#peakVoicedMs = 0;
-    const backchannels = this.#deps.config.bargeIn.backchannels;
-    if (overlapped && isBackchannel(text, backchannels)) {
-      this.#log.debug("Backchannel while the bot spoke: not a turn");
-      if (this.#quiet()) this.#silence.idle();
-      return;
-    }
-    // The bot's own words transcribed from its echo, with no voice of the
-    // caller's own in them, are not the caller speaking.
-    const own = this.#echoedWords();
-    if (
-      overlapped && own !== undefined &&
-      peakVoicedMs < this.#guard.options.minSpeechMs &&
-      words(text).every((word) => own.has(word))
-    ) {
-      this.#log.info("The bot's own echo was transcribed: not a turn");
-      if (this.#quiet()) this.#silence.idle();
-      return;
-    }
-    this.#protectedWords = protectedWords;
-    this.#respond(text, turn.trigger, turn.finalAt);
-  }
-
-  #flushDtmf(): void {
-    this.#cancelDtmf?.();
-    this.#cancelDtmf = undefined;
-    if (this.#stopped || this.#dtmfDigits === "") return;
-    const digits = this.#dtmfDigits;
-    this.#dtmfDigits = "";
-    this.#respond(`Keypad input: ${digits}`, "dtmf", this.#deps.clock.now());
   }
 
   /**
    * Answers a caller turn. A reply still thinking has said nothing, so the
-   * caller's newer words replace it; one speaking is cut when the guard
-   * says the words interrupt, and otherwise finishes first.
+   * caller's newer words replace it; one speaking was cut when turn-taking
+   * said the words interrupt, and otherwise finishes first.
    */
-  #respond(text: string, trigger: TurnTrigger, finalAt?: number): void {
-    const now = this.#deps.clock.now();
-    const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
-    const heard = trigger === "dtmf" ? undefined : this.#heardLanguage;
-    this.#heardLanguage = undefined;
-    this.#silence.answered();
-    const holding = this.#reply !== undefined &&
-      this.#greetingHolds(this.#reply);
-    const cut = !holding &&
-      (trigger === "dtmf"
-        ? this.#guard.shouldInterrupt({ voicedMs: 0, transcript: text })
-        : this.#guard.shouldInterrupt(this.#callerActivity(text)));
-    this.#protectedWords = 0;
-    if (cut) this.#bargeIn("turn");
+  #respond(turn: TurnToAnswer): void {
     this.#enqueue(async () => {
       const current = this.#reply;
       if (current?.active) {
-        if (cut || !current.speaking) current.interrupt();
+        if (turn.cut || !current.speaking) current.interrupt();
         await current.done;
       }
       if (this.#stopped) return;
-      if (heard !== undefined) this.#switchLanguage(heard);
-      this.#conversation.addUser(text);
-      this.#transcript.caller(text, this.#sinceStart());
+      if (turn.language !== undefined) this.#switchLanguage(turn.language);
+      this.#conversation.addUser(turn.text);
+      this.#transcript.caller(turn.text, this.#sinceStart());
       const timeline = this.#timelines.begin(
-        trigger,
+        turn.trigger,
         this.#deps.clock.epochMs(),
       );
-      if (speechEnd !== undefined) timeline.record("speechEnd", speechEnd);
-      timeline.record("finalTranscript", finalAt ?? now);
+      if (turn.speechEndAt !== undefined) {
+        timeline.record("speechEnd", turn.speechEndAt);
+      }
+      timeline.record("finalTranscript", turn.finalAt);
       const { config } = this.#deps;
       this.#startReply({
         kind: "model",
@@ -733,7 +506,7 @@ export class AgentBot implements Bot {
           customParameters: this.#info.customParameters,
         },
         toolSignal: this.#callEnded.signal,
-      }, timeline);
+      }, { role: "answer", timeline });
     });
   }
 
@@ -798,10 +571,14 @@ export class AgentBot implements Bot {
       kind: "say",
       text: fallback.text,
       cached: fallback.pcm,
-    });
+    }, { role: "fallback" });
   }
 
-  #startReply(plan: ReplyPlan, timeline?: TurnTimeline): Reply {
+  #startReply(
+    plan: ReplyPlan,
+    options: { role: ReplyRole; timeline?: TurnTimeline },
+  ): Reply {
+    const { role, timeline } = options;
     const { clock, chunkBytes } = this.#deps;
     const id = ++this.#replyCount;
     const reply = new Reply(plan, {
@@ -821,12 +598,7 @@ export class AgentBot implements Bot {
       onToolResult: (result) => this.#deps.hooks.toolCall?.(result, this.#info),
     });
     this.#reply = reply;
-    this.#silence.busy();
-    // Only speech after this moment can interrupt the reply.
-    this.#voicedBaseline = this.#vad.foregroundMs;
-    this.#overlapped = false;
-    this.#echoAtReplyStart = this.#echo.echoMs;
-    this.#peakVoicedMs = 0;
+    this.#turnTaking.replyStarted(reply, role);
     const startedAt = this.#sinceStart();
     reply.done.then((result) =>
       this.#replyDone(reply, result, startedAt, timeline)
@@ -870,14 +642,8 @@ export class AgentBot implements Bot {
     result: ReplyResult,
     timeline: TurnTimeline | undefined,
   ): void {
-    if (this.#reply === reply) {
-      this.#reply = undefined;
-      // Nothing may stay paused behind a reply that is over.
-      this.#resume("reply_over");
-    }
-    if (this.#greeting === reply) this.#greeting = undefined;
-    this.#botWords = new Set(words(result.said));
-    this.#echoDuringReply = this.#echo.echoMs > this.#echoAtReplyStart;
+    if (this.#reply === reply) this.#reply = undefined;
+    this.#turnTaking.replyFinished(reply, result.said);
     for (const message of result.toolMessages) {
       if (message.role === "assistant") {
         this.#conversation.addAssistant(message.content, message.toolCalls);
@@ -913,43 +679,34 @@ export class AgentBot implements Bot {
       });
       this.#output.hangup(kind);
     }
-    const line = this.#silenceLine;
-    if (line?.reply === reply) {
-      this.#silenceLine = undefined;
-      const heard = result.status === "done" || result.status === "failed";
-      if (line.kind === "goodbye" && heard && !this.#stopped) {
-        this.#hangUpOnSilence();
-        return;
-      }
-    }
-    if (!result.action && result.status !== "stopped" && this.#quiet()) {
-      this.#silence.idle();
-    }
+    this.#turnTaking.replySettled(reply, {
+      status: result.status,
+      action: result.action !== undefined,
+    });
   }
 
   /** Says the re-prompt or the silence goodbye: fixed lines, their audio cached for every call. */
   #saySilenceLine(kind: "reprompt" | "goodbye"): void {
-    if (!this.#quiet()) return;
+    if (!this.#turnTaking.quiet) return;
     const { config, cache } = this.#deps;
     const lines = silenceLines(config.silence, this.#language);
     const text = kind === "reprompt" ? lines.reprompt : lines.goodbye;
     this.#log.info("Caller silent for {seconds} s: {kind} ({count})", {
       seconds: config.silence.repromptS,
       kind,
-      count: this.#silence.reprompts,
+      count: this.#turnTaking.reprompts,
     });
     const key = this.#cacheKey(text);
-    const reply = this.#startReply({
+    this.#startReply({
       kind: "say",
       text,
       cached: cache.get(key),
       onSynthesized: (pcm) => cache.set(key, pcm),
-    });
-    this.#silenceLine = { reply, kind };
+    }, { role: kind });
   }
 
   /** The silence goodbye was heard: the call ends, as an `end_call` would end it. */
-  #hangUpOnSilence(): void {
+  #hangUpOnSilence(reprompts: number): void {
     this.#deps.outcomes?.set(this.#info.callId, "end_call");
     try {
       this.#deps.hooks.endCall?.(this.#info, { reason: "silence" });
@@ -958,9 +715,7 @@ export class AgentBot implements Bot {
     }
     this.#log.info(
       "Caller silent after {count} re-prompt(s): closing the stream",
-      {
-        count: this.#silence.reprompts,
-      },
+      { count: reprompts },
     );
     this.#output.hangup("silence");
   }
@@ -968,12 +723,6 @@ export class AgentBot implements Bot {
   /** Milliseconds since the call started. */
   #sinceStart(): number {
     return this.#deps.clock.now() - this.#startedAt;
-  }
-
-  /** When the caller stopped speaking, on the clock: the end of the last voiced frame. */
-  #speechEndAt(): number | undefined {
-    if (this.#lastVoicedEndMs === undefined) return undefined;
-    return this.#lastPushAt - (this.#lastPushAudioMs - this.#lastVoicedEndMs);
   }
 
   #cacheKey(text: string): AudioCacheKey {
