@@ -475,7 +475,7 @@ export class AgentBot implements Bot {
     this.#enqueue(async () => {
       const current = this.#reply;
       if (current?.active) {
-        if (turn.cut || !current.speaking) current.interrupt();
+        if (turn.interrupts || !current.speaking) current.interrupt();
         await current.done;
       }
       if (this.#stopped) return;

@@ -105,8 +105,13 @@ export interface TurnToAnswer {
   speechEndAt?: number;
   /** The language speech-to-text heard in the turn, when it reports one. */
   language?: string;
-  /** Whether the turn cut the reply in progress off (an `interrupt` came just before). */
-  cut: boolean;
+  /**
+   * The guard's verdict on the turn's words: they interrupt (an `interrupt`
+   * came just before when a reply was in progress, and a reply still
+   * speaking when the turn is answered is cut off too), or they wait for
+   * the reply to finish.
+   */
+  interrupts: boolean;
 }
 
 /** What to do, decided by {@linkcode TurnTaking}. */
@@ -117,7 +122,7 @@ export type TurnAction =
   | { type: "resume"; reason: ResumeReason }
   /** Cut the reply in progress off (clear its audio, abort its model and voice). */
   | { type: "interrupt"; reason: InterruptReason }
-  /** Answer a caller turn: after the reply in progress (cut, or replaced when it has said nothing yet). */
+  /** Answer a caller turn: after the reply in progress (cut off, or replaced when it has said nothing yet). */
   | { type: "answer"; turn: TurnToAnswer }
   /** The caller's words were not a turn: an acknowledgement said over the bot, or the bot's own echo. */
   | { type: "not_a_turn"; reason: "backchannel" | "echo" }
@@ -620,17 +625,17 @@ export class TurnTaking {
     this.#silence.answered();
     const reply = this.#reply;
     const holding = reply !== undefined && this.#greetingHolds(reply);
-    const cut = !holding &&
+    const interrupts = !holding &&
       this.#guard.shouldInterrupt(
         keys ? { voicedMs: 0, transcript: text } : this.#callerActivity(text),
       );
     this.#protectedWords = 0;
-    if (cut) this.#interrupt("turn");
+    if (interrupts) this.#interrupt("turn");
     const answer: TurnToAnswer = {
       text,
       trigger,
       finalAt: finalAt ?? now,
-      cut,
+      interrupts,
     };
     if (speechEndAt !== undefined) answer.speechEndAt = speechEndAt;
     if (language !== undefined) answer.language = language;
