@@ -13,9 +13,11 @@ import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
 import type {
   Bot,
   BotFactory,
+  BotPreparation,
   BotReport,
   CallInfo,
   CallOutput,
+  PreparingBotFactory,
 } from "../bots/bot.ts";
 import { MAX_DTMF_DIGITS, type RecordingInfo } from "../records/call_record.ts";
 import type { CallRecorder } from "../records/recorder.ts";
@@ -71,7 +73,7 @@ export interface CallOptions {
   settings: CallSettings;
   /** The bot's name, for monitoring. */
   botName: string;
-  /** Creates the bot once `start` arrives. */
+  /** Creates the bot once `start` arrives; one that prepares bots is asked to at `connected`. */
   createBot: BotFactory;
   /** What the upgrade request said. */
   request: CallRequest;
@@ -103,6 +105,8 @@ export class Call {
   #log: Logger;
   #player?: Player;
   #bot?: Bot;
+  /** What the bot factory readied at `connected`, until `start` hands it to the bot. */
+  #preparation?: BotPreparation;
   #preStart: Uint8Array[] = [];
   #preStartBytes = 0;
   #recorder?: CallRecorder;
@@ -175,6 +179,7 @@ export class Call {
     this.#callBot("report", (bot) => void (this.report = bot.report?.()));
     this.#callBot("stop", (bot) => bot.stop());
     this.#bot = undefined;
+    this.#cancelPreparation();
     this.#resolveEnded(reason);
   }
 
@@ -263,7 +268,43 @@ export class Call {
         this.#log.debug("Inbound clear ignored");
         return;
       case "connected":
-        return;
+        return this.#prepareBot();
+    }
+  }
+
+  /**
+   * Exotel said `connected`: a factory that prepares bots readies this
+   * call's now (the agent opens speech-to-text at the URL's rate), so it is
+   * ready when `start` and the first audio come.
+   */
+  #prepareBot(): void {
+    const factory = this.#options.createBot as
+      & BotFactory
+      & Partial<Pick<PreparingBotFactory, "connected">>;
+    if (
+      typeof factory.connected !== "function" || this.#preparation ||
+      this.session.state !== "connected"
+    ) return;
+    const { sampleRate, agent } = this.#options.request;
+    try {
+      this.#preparation = factory.connected(
+        agent === undefined ? { sampleRate } : { sampleRate, agent },
+      );
+    } catch (error) {
+      // The bot is still created at `start`, unprepared.
+      this.#log.warn("Bot could not get ready at connected: {error}", {
+        error,
+      });
+    }
+  }
+
+  #cancelPreparation(): void {
+    const preparation = this.#preparation;
+    this.#preparation = undefined;
+    try {
+      preparation?.cancel();
+    } catch (error) {
+      this.#log.error("Bot preparation failed to cancel: {error}", { error });
     }
   }
 
@@ -356,8 +397,12 @@ export class Call {
     };
     const agent = this.#options.request.agent ?? session.customParameters.agent;
     if (agent) info.agent = agent;
+    const preparation = this.#preparation;
+    this.#preparation = undefined;
     try {
-      this.#bot = this.#options.createBot(info, output);
+      this.#bot = preparation
+        ? preparation.create(info, output)
+        : this.#options.createBot(info, output);
     } catch (error) {
       this.#log.error("Bot could not be created: {error}", { error });
       return this.end("bot_error", 1011);

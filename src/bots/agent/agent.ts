@@ -31,6 +31,7 @@ import type { AgentConfig } from "./config.ts";
 import type { AudioCache, AudioCacheKey } from "./audio_cache.ts";
 import { Conversation } from "./conversation.ts";
 import { Listener } from "./listener.ts";
+import type { ListenerHandlers, PreparedCall } from "./prepared_call.ts";
 import { CallTranscript } from "./transcript.ts";
 import type { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
@@ -107,6 +108,8 @@ export interface AgentDependencies {
   detectors?: SpeechDetectorFactory;
   /** The providers' circuit breakers, shared by every call (a voice the setup webhook asked for uses them too). */
   health?: ProviderHealth;
+  /** What was readied for this call at `connected`: its providers' view and an open speech-to-text session. */
+  prepared?: PreparedCall;
 }
 
 /** Appended to the system prompt: what the model must know about the phone line. */
@@ -173,6 +176,10 @@ export class AgentBot implements Bot {
   /** Decides pauses, barge-ins, caller turns and silence lines; this bot carries them out. */
   #turnTaking: TurnTaking;
   #listener: Listener;
+  /** The call's view of the providers. */
+  #providers: AgentProviders;
+  /** Speech-to-text sessions let go of (a readied one the call could not use): closed by {@linkcode AgentBot.closed}. */
+  #retired: Promise<void> = Promise.resolve();
   #conversation: Conversation;
   #timelines = new TimelineLog(10);
   #transcript = new CallTranscript();
@@ -217,7 +224,9 @@ export class AgentBot implements Bot {
     const { config, clock } = deps;
     // With provider lists, the call gets its own view: a provider that
     // fails is skipped for the rest of this call.
-    const providers = deps.providers.forCall?.() ?? deps.providers;
+    const providers = deps.prepared?.providers ?? deps.providers.forCall?.() ??
+      deps.providers;
+    this.#providers = providers;
     this.#startedAt = clock.now();
     this.#language = config.language;
     this.#tts = providers.tts;
@@ -251,20 +260,36 @@ export class AgentBot implements Bot {
       dtmfTimeoutMs: config.dtmfTimeoutMs,
       onAction: (action) => this.#act(action),
     });
-    this.#listener = new Listener({
-      stt: providers.stt,
-      callRate: info.sampleRate,
-      sttRate: providers.sttSampleRate(info.sampleRate),
-      language: config.language,
-      languages: config.languages,
-      clock,
-      onEvent: (event) => this.#onSpeech(event),
-      onError: (error) => this.#onListenerError(error),
-    });
+    // Speech-to-text opened at `connected` serves when it speaks the
+    // call's rate; otherwise it closes and the call opens its own.
+    const prepared = deps.prepared;
+    const listener = prepared?.take(info.sampleRate, this.#listenerHandlers());
+    if (prepared && !listener) this.#retired = prepared.cancel();
+    this.#listener = listener ?? this.#newListener(config.language);
     this.#conversation = new Conversation(
       `${config.prompt}\n\n${voiceInstructions(config.builtinTools)}`,
       { maxMessages: config.maxHistory },
     );
+  }
+
+  #listenerHandlers(): ListenerHandlers {
+    return {
+      onEvent: (event) => this.#onSpeech(event),
+      onError: (error) => this.#onListenerError(error),
+    };
+  }
+
+  #newListener(language: string): Listener {
+    const providers = this.#providers;
+    return new Listener({
+      stt: providers.stt,
+      callRate: this.#info.sampleRate,
+      sttRate: providers.sttSampleRate(this.#info.sampleRate),
+      language,
+      languages: this.#deps.config.languages,
+      clock: this.#deps.clock,
+      ...this.#listenerHandlers(),
+    });
   }
 
   /** The last turns' latency timelines, oldest first, for monitoring. */
@@ -320,7 +345,16 @@ export class AgentBot implements Bot {
     const { config, cache } = this.#deps;
     if (context.language) {
       this.#language = context.language;
-      this.#listener.language = context.language;
+      if (
+        this.#listener.started && this.#listener.language !== context.language
+      ) {
+        // The session opened at `connected` listens for the agent's
+        // language; the setup webhook chose another.
+        const readied = this.#listener;
+        this.#retired = Promise.all([this.#retired, readied.close()])
+          .then(() => {});
+        this.#listener = this.#newListener(context.language);
+      } else this.#listener.language = context.language;
     }
     if (context.voice && context.voice !== this.#tts.voice) {
       this.#tts = this.#voice(context.voice) ?? this.#tts;
@@ -389,6 +423,7 @@ export class AgentBot implements Bot {
       Promise.all([
         this.#starting,
         this.#listener.close(),
+        this.#retired,
         this.#vad.close(),
         this.#warming,
         reply,

@@ -18,11 +18,18 @@
 
 import { DEFAULT_CHUNK_BYTES } from "../../audio/pcm.ts";
 import { type Clock, systemClock } from "../../call/clock.ts";
-import type { BotFactory, CallInfo, CallOutput } from "../bot.ts";
+import type {
+  BotFactory,
+  BotPreparation,
+  CallInfo,
+  CallOutput,
+  ConnectedCall,
+} from "../bot.ts";
 import { AgentBot, type AgentHooks } from "./agent.ts";
 import type { AgentConfig } from "./config.ts";
 import { AudioCache } from "./audio_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
+import { PreparedCall } from "./prepared_call.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import { ProviderHealth } from "../../providers/fallback/provider_health.ts";
 import type { Agents } from "./agent_file.ts";
@@ -106,6 +113,8 @@ export interface AgentBotFactory extends BotFactory {
   checkAgent(name: string | undefined): string | undefined;
   /** The providers' circuit breakers and fallback counts, for `/metrics`. */
   readonly health: ProviderHealth;
+  /** Readies a call at Exotel's `connected`: speech-to-text opens then, at the socket URL's rate. */
+  connected(call: ConnectedCall): BotPreparation;
 }
 
 /**
@@ -156,11 +165,32 @@ export function createAgentBotFactory(
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
+  const connected = (call: ConnectedCall): BotPreparation => {
+    const prepared = new PreparedCall({
+      providers,
+      sampleRate: call.sampleRate,
+      language: config.language,
+      languages: config.languages,
+      clock,
+    });
+    return {
+      create(info, output) {
+        try {
+          return new AgentBot(info, output, { ...deps, prepared });
+        } catch (error) {
+          void prepared.cancel();
+          throw error;
+        }
+      },
+      cancel: () => void prepared.cancel(),
+    };
+  };
   // One agent answers every call, whatever agent= says.
   return Object.assign(factory, {
     cache,
     outcomes,
     health,
+    connected,
     checkAgent: () => undefined,
   });
 }
@@ -224,5 +254,29 @@ export function createAgentsBotFactory(
       ? undefined
       : new UnknownAgentError(name, known).message;
   };
-  return Object.assign(factory, { cache, outcomes, health, checkAgent });
+  // The URL's agent= is known at `connected`; a custom parameter naming
+  // another agent at `start` wins, and what was readied is let go.
+  const connected = (call: ConnectedCall): BotPreparation => {
+    const expected = call.agent ?? agents.defaultAgent;
+    const chosen = expected === undefined ? undefined : factories.get(expected);
+    const preparation = chosen?.connected(call);
+    return {
+      create(info, output) {
+        const name = info.agent ?? agents.defaultAgent;
+        if (preparation && name === expected) {
+          return preparation.create(info, output);
+        }
+        preparation?.cancel();
+        return factory(info, output);
+      },
+      cancel: () => preparation?.cancel(),
+    };
+  };
+  return Object.assign(factory, {
+    cache,
+    outcomes,
+    health,
+    checkAgent,
+    connected,
+  });
 }
