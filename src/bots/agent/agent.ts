@@ -24,13 +24,13 @@ import type {
   CallInfo,
   CallOutput,
 } from "../bot.ts";
-import { AudioTrack } from "./audio_track.ts";
 import { EchoGuard } from "../../audio/echo_guard.ts";
 import { silenceLines } from "./silence.ts";
 import type { AgentConfig } from "./config.ts";
-import type { AudioCache, AudioCacheKey } from "./audio_cache.ts";
+import type { AudioCache } from "./audio_cache.ts";
 import { Conversation } from "./conversation.ts";
 import { Listener } from "./listener.ts";
+import { LineAudio } from "./line_audio.ts";
 import type { ListenerHandlers, PreparedCall } from "./prepared_call.ts";
 import { CallTranscript } from "./transcript.ts";
 import type { CallOutcomes } from "./outcomes.ts";
@@ -41,7 +41,6 @@ import {
   type ReplyPlan,
   type ReplyResult,
 } from "./reply.ts";
-import { fallbackTone, synthesizeInto } from "./speech.ts";
 import {
   TimelineLog,
   type TurnSummary,
@@ -61,9 +60,6 @@ import {
 } from "./turn_taking.ts";
 import type { LanguageModel } from "../../providers/llm/language_model.ts";
 import type { ProviderHealth } from "../../providers/fallback/provider_health.ts";
-import type { SampleRate } from "../../audio/pcm.ts";
-import { RECORDED_LINES, type RecordedLine } from "./recorded_lines.ts";
-import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
 
 /** Ways to follow and steer a call from application code. */
 export interface AgentHooks {
@@ -213,6 +209,8 @@ export class AgentBot implements Bot {
   #markClosed!: () => void;
   /** Tells the bot's own voice coming back from the caller's. */
   #echo: EchoGuard;
+  /** The fallback, closing and transfer lines' audio. */
+  #lines: LineAudio;
 
   /** Creates the agent for one call; nothing starts before {@linkcode AgentBot.start}. */
   constructor(info: CallInfo, output: CallOutput, deps: AgentDependencies) {
@@ -238,6 +236,13 @@ export class AgentBot implements Bot {
       ...(deps.toolRunner?.definitions ?? []),
     ];
     this.#echo = new EchoGuard(info.sampleRate);
+    this.#lines = new LineAudio({
+      cache: deps.cache,
+      sampleRate: info.sampleRate,
+      texts: config,
+      log: this.#log,
+      voice: () => ({ tts: this.#tts, language: this.#language }),
+    });
     output.onSent?.((pcm, startsAt) =>
       this.#echo.sent(pcm, { sentAt: clock.now(), startsAt })
     );
@@ -372,7 +377,7 @@ export class AgentBot implements Bot {
     const { greeting } = context;
     // A greeting made for one caller is not worth a place in the cache.
     const key = greeting === config.greeting
-      ? this.#cacheKey(greeting)
+      ? this.#lines.key(greeting)
       : undefined;
     const cached = key && cache.get(key);
     this.#startReply({
@@ -731,7 +736,7 @@ export class AgentBot implements Bot {
       kind,
       count: this.#turnTaking.reprompts,
     });
-    const key = this.#cacheKey(text);
+    const key = this.#lines.key(text);
     this.#startReply({
       kind: "say",
       text,
@@ -760,23 +765,12 @@ export class AgentBot implements Bot {
     return this.#deps.clock.now() - this.#startedAt;
   }
 
-  #cacheKey(text: string): AudioCacheKey {
-    const tts = this.#tts;
-    return {
-      provider: tts.name,
-      voice: tts.voice,
-      language: this.#language,
-      sampleRate: this.#info.sampleRate,
-      text,
-    };
-  }
-
   /** Synthesises the fallback line in the background, so a later failure has it ready. */
   #warmFallback(): void {
     if (this.#stopped) return;
-    const key = this.#cacheKey(this.#deps.config.fallbackText);
+    const key = this.#lines.key(this.#deps.config.fallbackText);
     if (this.#deps.cache.get(key)) return;
-    this.#warming = this.#warming.then(() => this.#fallbackAudio()).then(
+    this.#warming = this.#warming.then(() => this.#lines.fallback()).then(
       () => {},
     );
   }
@@ -813,79 +807,8 @@ export class AgentBot implements Bot {
     );
   }
 
-  /**
-   * The line for a failed turn: the fallback line, or, when this failure is
-   * the last one `AGENT_MAX_FAILED_TURNS` allows, the closing line (the
-   * transfer line for `AGENT_ON_FAILURE=transfer`).
-   */
+  /** The line for a failed turn: the fallback line, or the closing (or transfer) line for the last one allowed. */
   #failedTurnAudio(): Promise<FallbackAudio> {
-    const { maxFailedTurns, onFailure, transferText } = this.#deps.config;
-    if (maxFailedTurns === 0 || this.#failedTurns + 1 < maxFailedTurns) {
-      return this.#fallbackAudio();
-    }
-    return onFailure === "transfer"
-      ? this.#lineAudio(transferText, RECORDED_LINES.transfer)
-      : this.#recorded(RECORDED_LINES.closing);
-  }
-
-  /** The fallback line (`AGENT_FALLBACK_TEXT`). */
-  #fallbackAudio(): Promise<FallbackAudio> {
-    return this.#lineAudio(
-      this.#deps.config.fallbackText,
-      RECORDED_LINES.fallback,
-    );
-  }
-
-  /**
-   * `text` from the cache, else synthesised now (once for all calls asking
-   * at the same time), else the bundled `recording` (its own words when
-   * `text` is not the default), else a tone. Not aborted when the call
-   * ends: the audio is for every call.
-   */
-  async #lineAudio(
-    text: string,
-    recording: RecordedLine,
-  ): Promise<FallbackAudio> {
-    const { config, cache } = this.#deps;
-    const pcm = await cache.getOrCreate(this.#cacheKey(text), async () => {
-      const track = new AudioTrack();
-      try {
-        await synthesizeInto(track, text, {
-          tts: this.#tts,
-          sampleRate: this.#info.sampleRate,
-          language: this.#language,
-          spokenForms: config.spokenForms,
-        });
-        return track.pcm();
-      } catch (error) {
-        this.#log.warn("Line could not be synthesised: {error}", {
-          error: error instanceof Error ? error.message : String(error),
-        });
-        return undefined;
-      }
-    });
-    if (pcm && pcm.length > 0) return { text, pcm };
-    // Every voice is down: the line one of the others said earlier, else
-    // the recording; never chimes alone.
-    const voices = this.#tts instanceof FallbackTts ? this.#tts.providers : [];
-    for (const voice of voices) {
-      const earlier = cache.get({
-        ...this.#cacheKey(text),
-        provider: voice.name,
-        voice: voice.voice,
-      });
-      if (earlier) return { text, pcm: earlier };
-    }
-    return this.#recorded(recording);
-  }
-
-  async #recorded(recording: RecordedLine): Promise<FallbackAudio> {
-    const rate = this.#info.sampleRate as SampleRate;
-    try {
-      return { text: recording.text, pcm: await recording.audio.pcm(rate) };
-    } catch (error) {
-      this.#log.error("Bundled recording unreadable: {error}", { error });
-      return { text: "", pcm: fallbackTone(this.#info.sampleRate) };
-    }
+    return this.#lines.forFailedTurn(this.#failedTurns);
   }
 }
