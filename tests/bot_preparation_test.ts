@@ -15,7 +15,10 @@ import type {
 import { Call, type CallSettings } from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
 import { createSocketPair } from "../src/call/socket.ts";
-import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
+import {
+  createAgentBotFactory,
+  createAgentsBotFactory,
+} from "../src/bots/agent/mod.ts";
 import { FakeClock, settle } from "./fakes/clock.ts";
 import {
   callInfo,
@@ -230,4 +233,46 @@ Deno.test("agent at connected: a setup webhook choosing another language closes 
   output.stop();
   await bot.stop();
   await own.closed;
+});
+
+Deno.test("several agents at connected: the URL's agent= is readied; a start naming another agent lets it go", async () => {
+  await using vendors = await startAgentFakes();
+  const factory = createAgentsBotFactory({
+    agents: new Map([
+      ["sales", { ...vendors.config, name: "sales" }],
+      ["support", { ...vendors.config, name: "support" }],
+    ]),
+    defaultAgent: "sales",
+  }, { providers: vendors.providers });
+  for (const startAgent of ["sales", "support"]) {
+    const before = vendors.stt.connections.length;
+    const preparation = factory.connected({ sampleRate: 8000, agent: "sales" });
+    await until(
+      () => vendors.stt.connections.length === before + 1,
+      "the readied session",
+    );
+    const output = new MemoryOutput(8000);
+    const bot = preparation.create(
+      { ...callInfo(8000), agent: startAgent },
+      output,
+    );
+    output.onMark = (name) => bot.marked?.(name);
+    await bot.start?.();
+    const readied = vendors.stt.connections[before];
+    if (startAgent === "sales") {
+      // The readied session serves the call: no other is opened.
+      assertEquals(vendors.stt.connections.length, before + 1);
+    } else {
+      await readied.closed;
+      await until(
+        () => vendors.stt.connections.length === before + 2,
+        "the other agent's session",
+      );
+    }
+    output.stop();
+    await bot.stop();
+    await Promise.all(
+      vendors.stt.connections.slice(before).map((session) => session.closed),
+    );
+  }
 });
