@@ -8,7 +8,6 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
 import type { SampleRate } from "../../audio/pcm.ts";
 import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
@@ -41,6 +40,14 @@ export interface LineTexts {
   spokenForms?: SpokenFormsMode;
 }
 
+/** Where a {@linkcode LineAudio} reports a line it could not make (a logtape `Logger` is one). */
+export interface LineLog {
+  /** A line could not be synthesised: the next source serves. */
+  warn(message: string, properties: Record<string, unknown>): void;
+  /** A bundled recording could not be read: a tone serves. */
+  error(message: string, properties: Record<string, unknown>): void;
+}
+
 /** Options of a {@linkcode LineAudio}. */
 export interface LineAudioOptions {
   /** Synthesised lines, shared by every call. */
@@ -50,7 +57,7 @@ export interface LineAudioOptions {
   /** The lines' texts and the failed-turn limit. */
   texts: LineTexts;
   /** The call's logger. */
-  log: Logger;
+  log: LineLog;
   /** The call's voice and language now. */
   voice(): LineVoice;
 }
