@@ -30,6 +30,7 @@ import type { AgentConfig } from "./config.ts";
 import type { AudioCache } from "./audio_cache.ts";
 import { Conversation } from "./conversation.ts";
 import { Listener } from "./listener.ts";
+import { CallVoice } from "./call_voice.ts";
 import { LineAudio } from "./line_audio.ts";
 import type { ListenerHandlers, PreparedCall } from "./prepared_call.ts";
 import { CallTranscript } from "./transcript.ts";
@@ -186,20 +187,14 @@ export class AgentBot implements Bot {
   #chain: Promise<void> = Promise.resolve();
   #stopped = false;
   #warming: Promise<void> = Promise.resolve();
-  /** The call's language: the agent's, or the setup webhook's. */
-  #language: string;
-  /** The call's voice: the agent's, or the one the setup webhook asked for. */
-  #tts: TextToSpeech;
+  /** The call's language and voice: the agent's, the setup webhook's, or the caller's. */
+  #voice: CallVoice;
   /** The call's model (over the endpoint list, when there is one). */
   #llm: LanguageModel;
   /** Turns in a row answered with the fallback line. */
   #failedTurns = 0;
   /** The fallback line said when speech-to-text was down: a failed turn too. */
   #fallbackReply: Reply | undefined;
-  /** The voice for languages without one of their own in `TTS_VOICES`. */
-  #baseTts: TextToSpeech;
-  /** Voices made for switched languages, by language. */
-  #voices = new Map<string, TextToSpeech>();
   /** What the model may call. */
   #tools: ToolDefinition[];
   /** Fires when the call ends: tools in flight stop. */
@@ -226,10 +221,15 @@ export class AgentBot implements Bot {
       deps.providers;
     this.#providers = providers;
     this.#startedAt = clock.now();
-    this.#language = config.language;
-    this.#tts = providers.tts;
+    this.#voice = new CallVoice({
+      tts: providers.tts,
+      language: config.language,
+      languages: config.languages,
+      voices: config.voices,
+      make: (voice) => this.#makeVoice(voice),
+      log: this.#log,
+    });
     this.#llm = providers.llm;
-    this.#baseTts = providers.tts;
     this.#tools = [
       ...(config.builtinTools.endCall ? [END_CALL_TOOL] : []),
       ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
@@ -241,7 +241,7 @@ export class AgentBot implements Bot {
       sampleRate: info.sampleRate,
       texts: config,
       log: this.#log,
-      voice: () => ({ tts: this.#tts, language: this.#language }),
+      voice: () => this.#voice,
     });
     output.onSent?.((pcm, startsAt) =>
       this.#echo.sent(pcm, { sentAt: clock.now(), startsAt })
@@ -348,8 +348,8 @@ export class AgentBot implements Bot {
 
   #begin(context: CallContext): void {
     const { config, cache } = this.#deps;
+    this.#voice.begin(context);
     if (context.language) {
-      this.#language = context.language;
       if (
         this.#listener.started && this.#listener.language !== context.language
       ) {
@@ -360,15 +360,6 @@ export class AgentBot implements Bot {
           .then(() => {});
         this.#listener = this.#newListener(context.language);
       } else this.#listener.language = context.language;
-    }
-    if (context.voice && context.voice !== this.#tts.voice) {
-      this.#tts = this.#voice(context.voice) ?? this.#tts;
-      this.#baseTts = this.#tts;
-    } else {
-      const own = config.voices?.[this.#language];
-      if (own && own !== this.#tts.voice) {
-        this.#tts = this.#voice(own) ?? this.#tts;
-      }
     }
     this.#listener.start();
     this.#conversation.systemPrompt = `${context.prompt}\n\n${
@@ -555,44 +546,19 @@ export class AgentBot implements Bot {
    * and replies are spoken in that language, with its voice.
    */
   #switchLanguage(language: string): void {
-    const { config } = this.#deps;
-    if (language === this.#language) return;
-    if (!(config.languages ?? []).includes(language)) return;
-    const from = this.#language;
-    this.#language = language;
-    const voice = config.voices?.[language];
-    this.#tts = voice === undefined
-      ? this.#baseTts
-      : this.#voices.get(language) ?? this.#voice(voice) ?? this.#baseTts;
-    this.#voices.set(language, this.#tts);
+    if (!this.#voice.switchTo(language)) return;
     const name = languageName(language);
     this.#conversation.note =
       `The caller is now speaking ${name} (${language}); answer in ${name}.`;
-    this.#log.info("Caller switched from {from} to {language}", {
-      from,
-      language,
-      voice: this.#tts.voice,
-    });
   }
 
-  /** A text-to-speech with `voice`, or undefined (logged) when the vendor cannot make one. */
-  #voice(voice: string): TextToSpeech | undefined {
+  /** A text-to-speech with `voice`: the application's, else made from the configuration; throws when the vendor cannot. */
+  #makeVoice(voice: string): TextToSpeech {
     const { config } = this.#deps;
-    try {
-      return this.#deps.voiceFor?.(voice) ??
-        createProviders({ ...config, tts: { ...config.tts, voice } }, {
-          health: this.#deps.health,
-        }).tts;
-    } catch (error) {
-      this.#log.warn(
-        "Voice {voice} unusable, keeping the current one: {error}",
-        {
-          voice,
-          error,
-        },
-      );
-      return undefined;
-    }
+    return this.#deps.voiceFor?.(voice) ??
+      createProviders({ ...config, tts: { ...config.tts, voice } }, {
+        health: this.#deps.health,
+      }).tts;
   }
 
   /** Runs `task` after the tasks before it, so turns start their replies in order. */
@@ -624,9 +590,9 @@ export class AgentBot implements Bot {
     const reply = new Reply(plan, {
       output: this.#output,
       llm: this.#llm,
-      tts: this.#tts,
+      tts: this.#voice.tts,
       sampleRate: this.#info.sampleRate,
-      language: this.#language,
+      language: this.#voice.language,
       spokenForms: this.#deps.config.spokenForms,
       chunkBytes,
       markPrefix: `agent-${id}`,
@@ -729,7 +695,7 @@ export class AgentBot implements Bot {
   #saySilenceLine(kind: "reprompt" | "goodbye"): void {
     if (!this.#turnTaking.quiet) return;
     const { config, cache } = this.#deps;
-    const lines = silenceLines(config.silence, this.#language);
+    const lines = silenceLines(config.silence, this.#voice.language);
     const text = kind === "reprompt" ? lines.reprompt : lines.goodbye;
     this.#log.info("Caller silent for {seconds} s: {kind} ({count})", {
       seconds: config.silence.repromptS,
