@@ -16,7 +16,7 @@ import {
   type AgentFactoryOptions,
   createAgentBotFactory,
 } from "../src/bots/agent/mod.ts";
-import { CUT_OFF_MARK } from "../src/bots/agent/history.ts";
+import { CUT_OFF_MARK } from "../src/bots/agent/conversation.ts";
 import { RECORDED_LINES } from "../src/bots/agent/recorded_lines.ts";
 import { fallbackTone } from "../src/bots/agent/speech.ts";
 import {

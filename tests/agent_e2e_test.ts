@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { padToAlignment, type SampleRate } from "../src/audio/pcm.ts";
-import { CUT_OFF_MARK } from "../src/bots/agent/history.ts";
+import { CUT_OFF_MARK } from "../src/bots/agent/conversation.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { fixturePcm, until } from "./fakes/agent_call.ts";
 import { startAgentServer } from "./fakes/bot_server.ts";

@@ -5,12 +5,12 @@ import {
   assertStrictEquals,
 } from "@std/assert";
 import { AudioTrack } from "../src/bots/agent/audio_track.ts";
-import { AudioCache } from "../src/bots/agent/greeting_cache.ts";
+import { AudioCache } from "../src/bots/agent/audio_cache.ts";
 import {
   Conversation,
   CUT_OFF_MARK,
   heardText,
-} from "../src/bots/agent/history.ts";
+} from "../src/bots/agent/conversation.ts";
 import { CallOutcomes } from "../src/bots/agent/outcomes.ts";
 import { TimelineLog, TurnTimeline } from "../src/bots/agent/timeline.ts";
 import { type CallerTurn, TurnDetector } from "../src/bots/agent/turns.ts";

@@ -15,8 +15,11 @@
 export type {
   Bot,
   BotFactory,
+  BotPreparation,
   CallInfo,
   CallOutput,
+  ConnectedCall,
+  PreparingBotFactory,
 } from "../call/bot_contract.ts";
 export type { Audio, Playback, PlayOptions } from "../call/playback.ts";
 export {

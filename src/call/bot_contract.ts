@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { SampleRate } from "../audio/pcm.ts";
 import type { CallSnapshot } from "./call_snapshot.ts";
 import type { Audio, Playback, PlayOptions } from "./playback.ts";
 import type { BotLiveState, BotReport } from "./bot_report.ts";
@@ -180,3 +181,49 @@ export interface Bot {
  * one to `serve({ bot })` (see `mod.ts`) to answer calls with it.
  */
 export type BotFactory = (info: CallInfo, output: CallOutput) => Bot;
+
+/** What is known of a call at Exotel's `connected` event, before `start`: what the socket URL said. */
+export interface ConnectedCall {
+  /** The rate the socket URL asked for (`sample-rate`); `start` may still say otherwise. */
+  sampleRate: SampleRate;
+  /** The agent the socket URL named (`agent=`), if it named one. */
+  agent?: string;
+}
+
+/** What a {@linkcode PreparingBotFactory} readied for one call at `connected`. */
+export interface BotPreparation {
+  /** Creates the call's bot at `start`, with what was readied. */
+  create(info: CallInfo, output: CallOutput): Bot;
+  /** The call ended before `start`: releases what was readied. */
+  cancel(): void;
+}
+
+/**
+ * A {@linkcode BotFactory} that gets ready for a call as soon as Exotel
+ * says `connected`, before `start` (the agent opens speech-to-text then, so
+ * it is ready when the caller's audio arrives).
+ *
+ * @example
+ * ```ts
+ * const silent: BotFactory = () => ({ audio() {}, stop() {} });
+ * let readied = 0;
+ * const factory: PreparingBotFactory = Object.assign(
+ *   (info: CallInfo, output: CallOutput) => silent(info, output),
+ *   {
+ *     connected: (_call: ConnectedCall): BotPreparation => {
+ *       readied++;
+ *       return { create: silent, cancel() {} };
+ *     },
+ *   },
+ * );
+ * factory.connected({ sampleRate: 8000 }).create(
+ *   { callId: "CA1", streamSid: "ST1", accountSid: "a", from: "1", to: "2", customParameters: {}, sampleRate: 8000 },
+ *   { play: () => Promise.resolve({ status: "played", mark: "m", sentBytes: 0, heardMs: 0 }), clear() {}, pause() {}, resume() {}, hangup() {}, dropped() {} },
+ * );
+ * if (readied !== 1) throw new Error("unexpected");
+ * ```
+ */
+export type PreparingBotFactory = BotFactory & {
+  /** Readies what the call's bot will need; the call hands it to the bot at `start`, or cancels it. */
+  connected(call: ConnectedCall): BotPreparation;
+};

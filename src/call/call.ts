@@ -10,7 +10,14 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { maskPhoneNumber } from "../log.ts";
 import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
-import type { Bot, BotFactory, CallInfo, CallOutput } from "./bot_contract.ts";
+import type {
+  Bot,
+  BotFactory,
+  BotPreparation,
+  CallInfo,
+  CallOutput,
+  PreparingBotFactory,
+} from "./bot_contract.ts";
 import type { BotReport } from "./bot_report.ts";
 import { type CallSnapshot, MAX_KEPT_DTMF_DIGITS } from "./call_snapshot.ts";
 import type { CallAudioRecorder, RecordingInfo } from "./recording.ts";
@@ -66,7 +73,7 @@ export interface CallOptions {
   settings: CallSettings;
   /** The bot's name, for monitoring. */
   botName: string;
-  /** Creates the bot once `start` arrives. */
+  /** Creates the bot once `start` arrives; one that prepares bots is asked to at `connected`. */
   createBot: BotFactory;
   /** What the upgrade request said. */
   request: CallRequest;
@@ -98,6 +105,8 @@ export class Call {
   #log: Logger;
   #player?: Player;
   #bot?: Bot;
+  /** What the bot factory readied at `connected`, until `start` hands it to the bot. */
+  #preparation?: BotPreparation;
   #preStart: Uint8Array[] = [];
   #preStartBytes = 0;
   #recorder?: CallAudioRecorder;
@@ -174,6 +183,7 @@ export class Call {
     this.#callBot("report", (bot) => void (this.report = bot.report?.()));
     this.#callBot("stop", (bot) => bot.stop());
     this.#bot = undefined;
+    this.#cancelPreparation();
     this.#resolveEnded(reason);
   }
 
@@ -262,7 +272,43 @@ export class Call {
         this.#log.debug("Inbound clear ignored");
         return;
       case "connected":
-        return;
+        return this.#prepareBot();
+    }
+  }
+
+  /**
+   * Exotel said `connected`: a factory that prepares bots readies this
+   * call's now (the agent opens speech-to-text at the URL's rate), so it is
+   * ready when `start` and the first audio come.
+   */
+  #prepareBot(): void {
+    const factory = this.#options.createBot as
+      & BotFactory
+      & Partial<Pick<PreparingBotFactory, "connected">>;
+    if (
+      typeof factory.connected !== "function" || this.#preparation ||
+      this.session.state !== "connected"
+    ) return;
+    const { sampleRate, agent } = this.#options.request;
+    try {
+      this.#preparation = factory.connected(
+        agent === undefined ? { sampleRate } : { sampleRate, agent },
+      );
+    } catch (error) {
+      // The bot is still created at `start`, unprepared.
+      this.#log.warn("Bot could not get ready at connected: {error}", {
+        error,
+      });
+    }
+  }
+
+  #cancelPreparation(): void {
+    const preparation = this.#preparation;
+    this.#preparation = undefined;
+    try {
+      preparation?.cancel();
+    } catch (error) {
+      this.#log.error("Bot preparation failed to cancel: {error}", { error });
     }
   }
 
@@ -347,8 +393,12 @@ export class Call {
     };
     // The URL's `agent=` wins; else a custom parameter of that name.
     session.agent ||= session.customParameters.agent || undefined;
+    const preparation = this.#preparation;
+    this.#preparation = undefined;
     try {
-      this.#bot = this.#options.createBot(callInfo(session), output);
+      this.#bot = preparation
+        ? preparation.create(callInfo(session), output)
+        : this.#options.createBot(callInfo(session), output);
     } catch (error) {
       this.#log.error("Bot could not be created: {error}", { error });
       return this.end("bot_error", 1011);

@@ -13,8 +13,7 @@ import {
   type SpeechDetector,
   type SpeechDetectorFactory,
 } from "../../audio/speech_detector.ts";
-import type { VadEvent } from "../../audio/vad.ts";
-import type { Cancel, Clock } from "../../call/clock.ts";
+import type { Clock } from "../../call/clock.ts";
 import type { ChatMessage } from "../../providers/llm/language_model.ts";
 import type { ProviderError } from "../../providers/provider_error.ts";
 import type { SpeechEvent } from "../../providers/stt/speech_to_text.ts";
@@ -25,19 +24,15 @@ import type {
   CallInfo,
   CallOutput,
 } from "../bot.ts";
-import { AudioTrack } from "./audio_track.ts";
-import {
-  BargeInGuard,
-  type CallerActivity,
-  isBackchannel,
-  words,
-} from "./barge_in.ts";
 import { EchoGuard } from "../../audio/echo_guard.ts";
-import { silenceLines, SilenceWatch } from "./silence.ts";
+import { silenceLines } from "./silence.ts";
 import type { AgentConfig } from "./config.ts";
-import type { AudioCache, AudioCacheKey } from "./greeting_cache.ts";
-import { Conversation } from "./history.ts";
+import type { AudioCache } from "./audio_cache.ts";
+import { Conversation } from "./conversation.ts";
 import { Listener } from "./listener.ts";
+import { CallVoice } from "./call_voice.ts";
+import { LineAudio } from "./line_audio.ts";
+import type { ListenerHandlers, PreparedCall } from "./prepared_call.ts";
 import { CallTranscript } from "./transcript.ts";
 import type { CallOutcomes } from "./outcomes.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
@@ -47,25 +42,25 @@ import {
   type ReplyPlan,
   type ReplyResult,
 } from "./reply.ts";
-import { fallbackTone, synthesizeInto } from "./speech.ts";
 import {
   TimelineLog,
   type TurnSummary,
   type TurnTimeline,
   turnTiming,
-  type TurnTrigger,
 } from "./timeline.ts";
 import { END_CALL_TOOL, TRANSFER_TOOL } from "./tools.ts";
 import type { ToolDefinition } from "../../providers/llm/language_model.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { ToolResult, ToolRunner } from "./tool_runner.ts";
 import { type CallContext, resolveCallContext } from "./call_context.ts";
-import { type CallerTurn, TurnDetector } from "./turns.ts";
+import {
+  type ReplyRole,
+  type TurnAction,
+  TurnTaking,
+  type TurnToAnswer,
+} from "./turn_taking.ts";
 import type { LanguageModel } from "../../providers/llm/language_model.ts";
 import type { ProviderHealth } from "../../providers/fallback/provider_health.ts";
-import type { SampleRate } from "../../audio/pcm.ts";
-import { RECORDED_LINES, type RecordedLine } from "./recorded_lines.ts";
-import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
 
 /** Ways to follow and steer a call from application code. */
 export interface AgentHooks {
@@ -102,7 +97,7 @@ export interface AgentDependencies {
   hooks: AgentHooks;
   /** The agent's tools besides `end_call` and `transfer`. */
   toolRunner?: ToolRunner;
-  /** Epoch milliseconds, for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  /** Epoch milliseconds, for `{{date}}` and `{{time}}`; the clock's `epochMs()` by default. */
   wallClock?: () => number;
   /** The voice a setup webhook asked for; built from the configuration by default. */
   voiceFor?(voice: string): TextToSpeech;
@@ -110,6 +105,8 @@ export interface AgentDependencies {
   detectors?: SpeechDetectorFactory;
   /** The providers' circuit breakers, shared by every call (a voice the setup webhook asked for uses them too). */
   health?: ProviderHealth;
+  /** What was readied for this call at `connected`: its providers' view and an open speech-to-text session. */
+  prepared?: PreparedCall;
 }
 
 /** Appended to the system prompt: what the model must know about the phone line. */
@@ -152,9 +149,6 @@ export function languageName(language: string): string {
   }
 }
 
-/** Keys one keypad entry gathers before it goes to the model as a turn. */
-const MAX_KEYPAD_ENTRY_DIGITS = 32;
-
 const baseLog = getLogger(["exovoice", "agent"]);
 
 /**
@@ -176,9 +170,13 @@ export class AgentBot implements Bot {
   #deps: AgentDependencies;
   #log: Logger;
   #vad: SpeechDetector;
-  #guard: BargeInGuard;
-  #turns: TurnDetector;
+  /** Decides pauses, barge-ins, caller turns and silence lines; this bot carries them out. */
+  #turnTaking: TurnTaking;
   #listener: Listener;
+  /** The call's view of the providers. */
+  #providers: AgentProviders;
+  /** Speech-to-text sessions let go of (a readied one the call could not use): closed by {@linkcode AgentBot.closed}. */
+  #retired: Promise<void> = Promise.resolve();
   #conversation: Conversation;
   #timelines = new TimelineLog(10);
   #transcript = new CallTranscript();
@@ -187,37 +185,16 @@ export class AgentBot implements Bot {
   #reply: Reply | undefined;
   #replyCount = 0;
   #chain: Promise<void> = Promise.resolve();
-  /** Voiced ms of the caller's current utterance that came before the reply began. */
-  #voicedBaseline = 0;
-  /** Whether the caller's current utterance began while a reply was active. */
-  #overlapped = false;
-  #lastVoicedEndMs: number | undefined;
-  #lastPushAt = 0;
-  #lastPushAudioMs = 0;
-  #dtmfDigits = "";
-  #cancelDtmf: Cancel | undefined;
-  /** The bot is paused over caller speech the guard has not judged yet. */
-  #paused = false;
   #stopped = false;
-  /** Speech-to-text failed and has not reported anything since. */
-  #sttTrouble = false;
   #warming: Promise<void> = Promise.resolve();
-  /** The call's language: the agent's, or the setup webhook's. */
-  #language: string;
-  /** The call's voice: the agent's, or the one the setup webhook asked for. */
-  #tts: TextToSpeech;
+  /** The call's language and voice: the agent's, the setup webhook's, or the caller's. */
+  #voice: CallVoice;
   /** The call's model (over the endpoint list, when there is one). */
   #llm: LanguageModel;
   /** Turns in a row answered with the fallback line. */
   #failedTurns = 0;
   /** The fallback line said when speech-to-text was down: a failed turn too. */
   #fallbackReply: Reply | undefined;
-  /** The voice for languages without one of their own in `TTS_VOICES`. */
-  #baseTts: TextToSpeech;
-  /** Voices made for switched languages, by language. */
-  #voices = new Map<string, TextToSpeech>();
-  /** The language speech-to-text detected in the caller's latest final, when it detects one. */
-  #heardLanguage: string | undefined;
   /** What the model may call. */
   #tools: ToolDefinition[];
   /** Fires when the call ends: tools in flight stop. */
@@ -227,22 +204,8 @@ export class AgentBot implements Bot {
   #markClosed!: () => void;
   /** Tells the bot's own voice coming back from the caller's. */
   #echo: EchoGuard;
-  /** The caller's echo-explained audio (ms) when the current reply began. */
-  #echoAtReplyStart = 0;
-  /** The most caller voice (ms, echo excluded) since the reply began, in the current utterance. */
-  #peakVoicedMs = 0;
-  /** Words of the most recent reply: its echo may come back transcribed. */
-  #botWords = new Set<string>();
-  /** Whether the caller heard echo during the most recent reply. */
-  #echoDuringReply = false;
-  /** The greeting, while it is the reply in progress. */
-  #greeting: Reply | undefined;
-  /** Words of the caller's transcript said while the greeting could not be cut. */
-  #protectedWords = 0;
-  /** Counts the caller's silence after the bot has finished. */
-  #silence: SilenceWatch;
-  /** The re-prompt or silence goodbye in progress. */
-  #silenceLine: { reply: Reply; kind: "reprompt" | "goodbye" } | undefined;
+  /** The fallback, closing and transfer lines' audio. */
+  #lines: LineAudio;
 
   /** Creates the agent for one call; nothing starts before {@linkcode AgentBot.start}. */
   constructor(info: CallInfo, output: CallOutput, deps: AgentDependencies) {
@@ -254,57 +217,84 @@ export class AgentBot implements Bot {
     const { config, clock } = deps;
     // With provider lists, the call gets its own view: a provider that
     // fails is skipped for the rest of this call.
-    const providers = deps.providers.forCall?.() ?? deps.providers;
+    const providers = deps.prepared?.providers ?? deps.providers.forCall?.() ??
+      deps.providers;
+    this.#providers = providers;
     this.#startedAt = clock.now();
-    this.#language = config.language;
-    this.#tts = providers.tts;
+    this.#voice = new CallVoice({
+      tts: providers.tts,
+      language: config.language,
+      languages: config.languages,
+      voices: config.voices,
+      make: (voice) => this.#makeVoice(voice),
+      log: this.#log,
+    });
     this.#llm = providers.llm;
-    this.#baseTts = providers.tts;
     this.#tools = [
       ...(config.builtinTools.endCall ? [END_CALL_TOOL] : []),
       ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
       ...(deps.toolRunner?.definitions ?? []),
     ];
     this.#echo = new EchoGuard(info.sampleRate);
+    this.#lines = new LineAudio({
+      cache: deps.cache,
+      sampleRate: info.sampleRate,
+      texts: config,
+      log: this.#log,
+      voice: () => this.#voice,
+    });
     output.onSent?.((pcm, startsAt) =>
       this.#echo.sent(pcm, { sentAt: clock.now(), startsAt })
     );
-    this.#silence = new SilenceWatch({
-      clock,
-      config: config.silence,
-      ready: () => this.#quiet(),
-      onReprompt: () => this.#enqueue(() => this.#saySilenceLine("reprompt")),
-      onGiveUp: () => this.#enqueue(() => this.#saySilenceLine("goodbye")),
-    });
     this.#vad = (deps.detectors ?? energyDetector)(info.sampleRate, {
       isEcho: (atMs, durationMs) => this.#echo.isEcho(atMs, durationMs),
       onFrame: (frame) => {
         if (frame.isSpeech) {
-          this.#lastVoicedEndMs = frame.atMs + frame.durationMs;
+          this.#turnTaking.voiced(frame.atMs + frame.durationMs);
         }
       },
-      onAnalysed: (events) => this.#onVoiceActivity(events),
+      onAnalysed: (events) => this.#turnTaking.analysed(events),
     });
-    this.#guard = new BargeInGuard(config.bargeIn);
-    this.#turns = new TurnDetector({
+    this.#turnTaking = new TurnTaking({
       clock,
-      timeoutMs: config.turnTimeoutMs,
-      onTurn: (turn) => this.#onTurn(turn),
+      voice: this.#vad,
+      echo: this.#echo,
+      bargeIn: config.bargeIn,
+      silence: config.silence,
+      turnTimeoutMs: config.turnTimeoutMs,
+      dtmfTimeoutMs: config.dtmfTimeoutMs,
+      onAction: (action) => this.#act(action),
     });
-    this.#listener = new Listener({
-      stt: providers.stt,
-      callRate: info.sampleRate,
-      sttRate: providers.sttSampleRate(info.sampleRate),
-      language: config.language,
-      languages: config.languages,
-      clock,
-      onEvent: (event) => this.#onSpeech(event),
-      onError: (error) => this.#onListenerError(error),
-    });
+    // Speech-to-text opened at `connected` serves when it speaks the
+    // call's rate; otherwise it closes and the call opens its own.
+    const prepared = deps.prepared;
+    const listener = prepared?.take(info.sampleRate, this.#listenerHandlers());
+    if (prepared && !listener) this.#retired = prepared.cancel();
+    this.#listener = listener ?? this.#newListener(config.language);
     this.#conversation = new Conversation(
       `${config.prompt}\n\n${voiceInstructions(config.builtinTools)}`,
       { maxMessages: config.maxHistory },
     );
+  }
+
+  #listenerHandlers(): ListenerHandlers {
+    return {
+      onEvent: (event) => this.#onSpeech(event),
+      onError: (error) => this.#onListenerError(error),
+    };
+  }
+
+  #newListener(language: string): Listener {
+    const providers = this.#providers;
+    return new Listener({
+      stt: providers.stt,
+      callRate: this.#info.sampleRate,
+      sttRate: providers.sttSampleRate(this.#info.sampleRate),
+      language,
+      languages: this.#deps.config.languages,
+      clock: this.#deps.clock,
+      ...this.#listenerHandlers(),
+    });
   }
 
   /** The last turns' latency timelines, oldest first, for monitoring. */
@@ -328,12 +318,12 @@ export class AgentBot implements Bot {
   /** What the agent is doing now and the caller's words not answered yet, for the console. */
   live(): BotLiveState {
     const reply = this.#reply;
-    const activity = this.#paused
+    const activity = this.#turnTaking.paused
       ? "paused"
       : reply?.active && !reply.cancelled
       ? reply.speaking ? "speaking" : "thinking"
       : "listening";
-    return { activity, partial: this.#turns.text };
+    return { activity, partial: this.#turnTaking.heard };
   }
 
   /**
@@ -358,18 +348,18 @@ export class AgentBot implements Bot {
 
   #begin(context: CallContext): void {
     const { config, cache } = this.#deps;
+    this.#voice.begin(context);
     if (context.language) {
-      this.#language = context.language;
-      this.#listener.language = context.language;
-    }
-    if (context.voice && context.voice !== this.#tts.voice) {
-      this.#tts = this.#voice(context.voice) ?? this.#tts;
-      this.#baseTts = this.#tts;
-    } else {
-      const own = config.voices?.[this.#language];
-      if (own && own !== this.#tts.voice) {
-        this.#tts = this.#voice(own) ?? this.#tts;
-      }
+      if (
+        this.#listener.started && this.#listener.language !== context.language
+      ) {
+        // The session opened at `connected` listens for the agent's
+        // language; the setup webhook chose another.
+        const readied = this.#listener;
+        this.#retired = Promise.all([this.#retired, readied.close()])
+          .then(() => {});
+        this.#listener = this.#newListener(context.language);
+      } else this.#listener.language = context.language;
     }
     this.#listener.start();
     this.#conversation.systemPrompt = `${context.prompt}\n\n${
@@ -378,10 +368,10 @@ export class AgentBot implements Bot {
     const { greeting } = context;
     // A greeting made for one caller is not worth a place in the cache.
     const key = greeting === config.greeting
-      ? this.#cacheKey(greeting)
+      ? this.#lines.key(greeting)
       : undefined;
     const cached = key && cache.get(key);
-    this.#greeting = this.#startReply({
+    this.#startReply({
       kind: "say",
       text: greeting,
       cached,
@@ -389,7 +379,7 @@ export class AgentBot implements Bot {
         if (key) cache.set(key, pcm);
         this.#warmFallback();
       },
-    });
+    }, { role: "greeting" });
     if (cached) this.#warmFallback();
   }
 
@@ -401,34 +391,6 @@ export class AgentBot implements Bot {
     this.#vad.push(pcm);
   }
 
-  /** The detector analysed more caller audio (at once for the energy detector, a moment later for Silero). */
-  #onVoiceActivity(events: VadEvent[]): void {
-    if (this.#stopped) return;
-    this.#lastPushAt = this.#deps.clock.now();
-    this.#lastPushAudioMs = this.#vad.audioMs;
-    for (const event of events) {
-      if (event.type === "speech_start") {
-        this.#turns.speechStarted();
-        // A new utterance (nothing transcribed since the last turn) over
-        // silence is not an overlap, whatever an earlier one was.
-        if (this.#reply?.active) this.#overlapped = true;
-        else if (this.#turns.text === "") this.#overlapped = false;
-      } else {
-        this.#turns.speechEnded();
-        this.#voicedBaseline = 0;
-        // A voice that ends without a turn leaves the line quiet again.
-        if (!this.#silence.waiting && this.#quiet()) this.#silence.idle();
-      }
-    }
-    // Only the caller's own voice stops the silence count: not babble, a
-    // TV or music behind them, nor the bot's echo.
-    if (this.#callerSpeaking()) this.#silence.busy();
-    this.#checkBargeIn();
-    if (this.#paused && this.#quietMs() >= this.#deps.config.bargeIn.resumeMs) {
-      this.#resume("silence");
-    }
-  }
-
   /** A keypad digit: interrupts the bot, and is sent to the model after a pause or `#`. */
   dtmf(digit: string): void {
     if (this.#stopped) return;
@@ -437,19 +399,7 @@ export class AgentBot implements Bot {
     } catch (error) {
       this.#log.error("DTMF hook failed: {error}", { error });
     }
-    if (this.#deps.config.bargeIn.enabled) this.#bargeIn("dtmf");
-    this.#silence.busy();
-    this.#dtmfDigits += digit;
-    this.#cancelDtmf?.();
-    this.#cancelDtmf = undefined;
-    if (digit === "#" || this.#dtmfDigits.length >= MAX_KEYPAD_ENTRY_DIGITS) {
-      this.#flushDtmf();
-    } else {
-      this.#cancelDtmf = this.#deps.clock.schedule(
-        () => this.#flushDtmf(),
-        this.#deps.config.dtmfTimeoutMs,
-      );
-    }
+    this.#turnTaking.key(digit);
   }
 
   /** Exotel echoed a mark. */
@@ -461,16 +411,15 @@ export class AgentBot implements Bot {
   stop(): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
-      this.#silence.stop();
+      this.#turnTaking.stop();
       this.#output.onSent?.(undefined);
       this.#callEnded.abort();
-      this.#cancelDtmf?.();
-      this.#turns.reset();
       this.#reply?.stop();
       const reply = this.#reply?.done;
       Promise.all([
         this.#starting,
         this.#listener.close(),
+        this.#retired,
         this.#vad.close(),
         this.#warming,
         reply,
@@ -483,33 +432,11 @@ export class AgentBot implements Bot {
 
   #onSpeech(event: SpeechEvent): void {
     if (this.#stopped) return;
-    this.#sttTrouble = false;
-    switch (event.type) {
-      case "speech_started":
-        this.#turns.speechStarted();
-        if (this.#reply?.active) this.#overlapped = true;
-        return;
-      case "partial":
-        if (event.text !== "") this.#silence.busy();
-        this.#turns.partial(event.text);
-        this.#checkBargeIn();
-        return;
-      case "final":
-        if (event.text !== "") this.#silence.busy();
-        if (event.language) this.#heardLanguage = event.language;
-        this.#turns.partial(event.text);
-        this.#checkBargeIn();
-        this.#resumeAfterBackchannel();
-        this.#turns.final(event.text, event.endOfTurn);
-        return;
-      case "end_of_turn":
-        this.#turns.endOfTurn();
-        return;
-    }
+    this.#turnTaking.speech(event);
   }
 
   #onListenerError(error: ProviderError): void {
-    this.#sttTrouble = true;
+    this.#turnTaking.speechFailed();
     this.#deps.hooks.providerError?.(error, this.#info);
     const { provider, kind, status, message } = error;
     this.#log.warn(
@@ -518,202 +445,82 @@ export class AgentBot implements Bot {
     );
   }
 
-  /** Whether the caller's activity since the reply began interrupts it, or pauses it until that is clear. */
-  #checkBargeIn(): void {
-    const reply = this.#reply;
-    if (!reply?.active || reply.cancelled) return;
-    if (this.#greetingHolds(reply)) {
-      // Only what the caller does after the greeting's first moments counts.
-      this.#voicedBaseline = this.#vad.foregroundMs;
-      this.#protectedWords = words(this.#turns.text).length;
-      return;
-    }
-    const activity = this.#callerActivity(this.#turns.text);
-    const { voicedMs } = activity;
-    if (this.#guard.shouldInterrupt(activity)) {
-      this.#bargeIn(
-        voicedMs >= this.#guard.options.minSpeechMs ? "speech" : "words",
-      );
-    } else if (!this.#paused && this.#guard.shouldPause(voicedMs)) {
-      this.#paused = true;
-      this.#log.debug("Caller spoke over the bot: paused", { voicedMs });
-      this.#output.pause();
-    }
-  }
-
-  /**
-   * What the caller did since the reply began, as barge-in judges it:
-   * voice that stands out from the line's background (steady babble, TV or
-   * music never does) and is not the bot's own echo; words not said while
-   * the greeting could not be cut, nor, once the bot's echo has been heard,
-   * the bot's own words coming back.
-   */
-  #callerActivity(text: string): CallerActivity {
-    const voicedMs = Math.max(0, this.#vad.foregroundMs - this.#voicedBaseline);
-    this.#peakVoicedMs = Math.max(this.#peakVoicedMs, voicedMs);
-    let heard = words(text);
-    if (this.#protectedWords > 0) heard = heard.slice(this.#protectedWords);
-    const own = this.#echoedWords();
-    if (own) heard = heard.filter((word) => !own.has(word));
-    return { voicedMs, transcript: heard.join(" ") };
-  }
-
-  /**
-   * The words of the reply in progress, or else of the last one, when the
-   * caller's line carried its echo: what speech-to-text may hear of the
-   * bot itself.
-   */
-  #echoedWords(): Set<string> | undefined {
-    const reply = this.#reply;
-    if (reply?.active) {
-      return this.#echo.echoMs > this.#echoAtReplyStart
-        ? new Set(words(reply.said))
-        : undefined;
-    }
-    return this.#echoDuringReply ? this.#botWords : undefined;
-  }
-
-  /** Whether `reply` is the greeting in its first `AGENT_BARGE_IN_AFTER_MS`. */
-  #greetingHolds(reply: Reply): boolean {
-    const { afterMs } = this.#deps.config.bargeIn;
-    if (afterMs <= 0 || reply !== this.#greeting) return false;
-    const since = reply.speakingSince;
-    return since === undefined || this.#deps.clock.now() - since < afterMs;
-  }
-
-  /** Whether nothing is going on: no reply, no caller speech, no words waiting. */
-  #quiet(): boolean {
-    return !this.#stopped && !this.#reply?.active && !this.#callerSpeaking() &&
-      this.#turns.text === "" && this.#dtmfDigits === "";
-  }
-
-  /** Whether the caller's own voice is on the line now: speech that stands out from the background and is not echo. */
-  #callerSpeaking(): boolean {
-    return this.#vad.inSpeech && this.#vad.foregroundMs > 0;
-  }
-
-  /** Caller audio since their last voiced frame, in ms. */
-  #quietMs(): number {
-    return this.#vad.audioMs - (this.#lastVoicedEndMs ?? 0);
-  }
-
-  /** The caller's words so far are only acknowledgements and they are quiet: no need to wait. */
-  #resumeAfterBackchannel(): void {
-    const { backchannels } = this.#deps.config.bargeIn;
-    if (
-      this.#paused && !this.#vad.inSpeech &&
-      isBackchannel(this.#turns.text, backchannels)
-    ) this.#resume("backchannel");
-  }
-
-  /** Ends a pause: the bot goes on where the caller stopped hearing it. */
-  #resume(reason: "silence" | "backchannel" | "reply_over"): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    if (reason !== "reply_over") {
-      this.#log.debug("Not an interruption ({reason}): resumed", { reason });
-    }
-    this.#output.resume();
-  }
-
-  #bargeIn(reason: "speech" | "words" | "dtmf" | "turn"): void {
-    const reply = this.#reply;
-    if (!reply?.active || reply.cancelled) return;
-    this.#log.info("Caller interrupted the bot ({reason})", {
-      reason,
-      speaking: reply.speaking,
-    });
-    reply.interrupt();
-    // The clear ended any pause in the output.
-    this.#paused = false;
-  }
-
-  #onTurn(turn: CallerTurn): void {
-    if (this.#stopped) return;
-    const text = turn.text.trim();
-    const reply = this.#reply;
-    // The turn's words are used up: a later one starts from none held back.
-    const protectedWords = this.#protectedWords;
-    this.#protectedWords = 0;
-    if (text === "") {
-      // Speech with no transcript: noise, or speech-to-text is down. Only
-      // the second deserves an answer.
-      if (this.#sttTrouble && !reply?.active) {
+  /** Carries out what turn-taking decided. */
+  #act(action: TurnAction): void {
+    switch (action.type) {
+      case "pause":
+        this.#log.debug("Caller spoke over the bot: paused", {
+          voicedMs: action.voicedMs,
+        });
+        this.#output.pause();
+        return;
+      case "resume":
+        if (action.reason !== "reply_over") {
+          this.#log.debug("Not an interruption ({reason}): resumed", {
+            reason: action.reason,
+          });
+        }
+        this.#output.resume();
+        return;
+      case "interrupt": {
+        const reply = this.#reply;
+        if (reply === undefined) return;
+        this.#log.info("Caller interrupted the bot ({reason})", {
+          reason: action.reason,
+          speaking: reply.speaking,
+        });
+        reply.interrupt();
+        return;
+      }
+      case "answer":
+        this.#respond(action.turn);
+        return;
+      case "not_a_turn":
+        if (action.reason === "backchannel") {
+          this.#log.debug("Backchannel while the bot spoke: not a turn");
+        } else {
+          this.#log.info("The bot's own echo was transcribed: not a turn");
+        }
+        return;
+      case "fallback":
         this.#log.warn("Caller spoke while speech-to-text was down");
         this.#enqueue(() => this.#sayFallback());
+        return;
+      case "silence_line": {
+        const { kind } = action;
+        this.#enqueue(() => this.#saySilenceLine(kind));
+        return;
       }
-      return;
+      case "hang_up":
+        this.#hangUpOnSilence(action.reprompts);
+        return;
     }
-    // An acknowledgement said over the bot is not a turn, even when its
-    // transcript arrives after the bot has finished. (An empty turn above
-    // leaves the flag alone: a slow transcript may still be coming.)
-    const overlapped = this.#overlapped;
-    this.#overlapped = false;
-    const peakVoicedMs = this.#peakVoicedMs;
-    this.#peakVoicedMs = 0;
-    const backchannels = this.#deps.config.bargeIn.backchannels;
-    if (overlapped && isBackchannel(text, backchannels)) {
-      this.#log.debug("Backchannel while the bot spoke: not a turn");
-      if (this.#quiet()) this.#silence.idle();
-      return;
-    }
-    // The bot's own words transcribed from its echo, with no voice of the
-    // caller's own in them, are not the caller speaking.
-    const own = this.#echoedWords();
-    if (
-      overlapped && own !== undefined &&
-      peakVoicedMs < this.#guard.options.minSpeechMs &&
-      words(text).every((word) => own.has(word))
-    ) {
-      this.#log.info("The bot's own echo was transcribed: not a turn");
-      if (this.#quiet()) this.#silence.idle();
-      return;
-    }
-    this.#protectedWords = protectedWords;
-    this.#respond(text, turn.trigger, turn.finalAt);
-  }
-
-  #flushDtmf(): void {
-    this.#cancelDtmf?.();
-    this.#cancelDtmf = undefined;
-    if (this.#stopped || this.#dtmfDigits === "") return;
-    const digits = this.#dtmfDigits;
-    this.#dtmfDigits = "";
-    this.#respond(`Keypad input: ${digits}`, "dtmf", this.#deps.clock.now());
   }
 
   /**
    * Answers a caller turn. A reply still thinking has said nothing, so the
-   * caller's newer words replace it; one speaking is cut when the guard
-   * says the words interrupt, and otherwise finishes first.
+   * caller's newer words replace it; one speaking was cut when turn-taking
+   * said the words interrupt, and otherwise finishes first.
    */
-  #respond(text: string, trigger: TurnTrigger, finalAt?: number): void {
-    const now = this.#deps.clock.now();
-    const speechEnd = trigger === "dtmf" ? undefined : this.#speechEndAt();
-    const heard = trigger === "dtmf" ? undefined : this.#heardLanguage;
-    this.#heardLanguage = undefined;
-    this.#silence.answered();
-    const holding = this.#reply !== undefined &&
-      this.#greetingHolds(this.#reply);
-    const cut = !holding &&
-      (trigger === "dtmf"
-        ? this.#guard.shouldInterrupt({ voicedMs: 0, transcript: text })
-        : this.#guard.shouldInterrupt(this.#callerActivity(text)));
-    this.#protectedWords = 0;
-    if (cut) this.#bargeIn("turn");
+  #respond(turn: TurnToAnswer): void {
     this.#enqueue(async () => {
       const current = this.#reply;
       if (current?.active) {
-        if (cut || !current.speaking) current.interrupt();
+        if (turn.interrupts || !current.speaking) current.interrupt();
         await current.done;
       }
       if (this.#stopped) return;
-      if (heard !== undefined) this.#switchLanguage(heard);
-      this.#conversation.addUser(text);
-      this.#transcript.caller(text, this.#sinceStart());
-      const timeline = this.#timelines.begin(trigger, Date.now());
-      if (speechEnd !== undefined) timeline.record("speechEnd", speechEnd);
-      timeline.record("finalTranscript", finalAt ?? now);
+      if (turn.language !== undefined) this.#switchLanguage(turn.language);
+      this.#conversation.addUser(turn.text);
+      this.#transcript.caller(turn.text, this.#sinceStart());
+      const timeline = this.#timelines.begin(
+        turn.trigger,
+        this.#deps.clock.epochMs(),
+      );
+      if (turn.speechEndAt !== undefined) {
+        timeline.record("speechEnd", turn.speechEndAt);
+      }
+      timeline.record("finalTranscript", turn.finalAt);
       const { config } = this.#deps;
       this.#startReply({
         kind: "model",
@@ -730,7 +537,7 @@ export class AgentBot implements Bot {
           customParameters: this.#info.customParameters,
         },
         toolSignal: this.#callEnded.signal,
-      }, timeline);
+      }, { role: "answer", timeline });
     });
   }
 
@@ -739,44 +546,19 @@ export class AgentBot implements Bot {
    * and replies are spoken in that language, with its voice.
    */
   #switchLanguage(language: string): void {
-    const { config } = this.#deps;
-    if (language === this.#language) return;
-    if (!(config.languages ?? []).includes(language)) return;
-    const from = this.#language;
-    this.#language = language;
-    const voice = config.voices?.[language];
-    this.#tts = voice === undefined
-      ? this.#baseTts
-      : this.#voices.get(language) ?? this.#voice(voice) ?? this.#baseTts;
-    this.#voices.set(language, this.#tts);
+    if (!this.#voice.switchTo(language)) return;
     const name = languageName(language);
     this.#conversation.note =
       `The caller is now speaking ${name} (${language}); answer in ${name}.`;
-    this.#log.info("Caller switched from {from} to {language}", {
-      from,
-      language,
-      voice: this.#tts.voice,
-    });
   }
 
-  /** A text-to-speech with `voice`, or undefined (logged) when the vendor cannot make one. */
-  #voice(voice: string): TextToSpeech | undefined {
+  /** A text-to-speech with `voice`: the application's, else made from the configuration; throws when the vendor cannot. */
+  #makeVoice(voice: string): TextToSpeech {
     const { config } = this.#deps;
-    try {
-      return this.#deps.voiceFor?.(voice) ??
-        createProviders({ ...config, tts: { ...config.tts, voice } }, {
-          health: this.#deps.health,
-        }).tts;
-    } catch (error) {
-      this.#log.warn(
-        "Voice {voice} unusable, keeping the current one: {error}",
-        {
-          voice,
-          error,
-        },
-      );
-      return undefined;
-    }
+    return this.#deps.voiceFor?.(voice) ??
+      createProviders({ ...config, tts: { ...config.tts, voice } }, {
+        health: this.#deps.health,
+      }).tts;
   }
 
   /** Runs `task` after the tasks before it, so turns start their replies in order. */
@@ -795,18 +577,22 @@ export class AgentBot implements Bot {
       kind: "say",
       text: fallback.text,
       cached: fallback.pcm,
-    });
+    }, { role: "fallback" });
   }
 
-  #startReply(plan: ReplyPlan, timeline?: TurnTimeline): Reply {
+  #startReply(
+    plan: ReplyPlan,
+    options: { role: ReplyRole; timeline?: TurnTimeline },
+  ): Reply {
+    const { role, timeline } = options;
     const { clock, chunkBytes } = this.#deps;
     const id = ++this.#replyCount;
     const reply = new Reply(plan, {
       output: this.#output,
       llm: this.#llm,
-      tts: this.#tts,
+      tts: this.#voice.tts,
       sampleRate: this.#info.sampleRate,
-      language: this.#language,
+      language: this.#voice.language,
       spokenForms: this.#deps.config.spokenForms,
       chunkBytes,
       markPrefix: `agent-${id}`,
@@ -818,12 +604,7 @@ export class AgentBot implements Bot {
       onToolResult: (result) => this.#deps.hooks.toolCall?.(result, this.#info),
     });
     this.#reply = reply;
-    this.#silence.busy();
-    // Only speech after this moment can interrupt the reply.
-    this.#voicedBaseline = this.#vad.foregroundMs;
-    this.#overlapped = false;
-    this.#echoAtReplyStart = this.#echo.echoMs;
-    this.#peakVoicedMs = 0;
+    this.#turnTaking.replyStarted(reply, role);
     const startedAt = this.#sinceStart();
     reply.done.then((result) =>
       this.#replyDone(reply, result, startedAt, timeline)
@@ -867,14 +648,8 @@ export class AgentBot implements Bot {
     result: ReplyResult,
     timeline: TurnTimeline | undefined,
   ): void {
-    if (this.#reply === reply) {
-      this.#reply = undefined;
-      // Nothing may stay paused behind a reply that is over.
-      this.#resume("reply_over");
-    }
-    if (this.#greeting === reply) this.#greeting = undefined;
-    this.#botWords = new Set(words(result.said));
-    this.#echoDuringReply = this.#echo.echoMs > this.#echoAtReplyStart;
+    if (this.#reply === reply) this.#reply = undefined;
+    this.#turnTaking.replyFinished(reply, result.said);
     for (const message of result.toolMessages) {
       if (message.role === "assistant") {
         this.#conversation.addAssistant(message.content, message.toolCalls);
@@ -910,43 +685,34 @@ export class AgentBot implements Bot {
       });
       this.#output.hangup(kind);
     }
-    const line = this.#silenceLine;
-    if (line?.reply === reply) {
-      this.#silenceLine = undefined;
-      const heard = result.status === "done" || result.status === "failed";
-      if (line.kind === "goodbye" && heard && !this.#stopped) {
-        this.#hangUpOnSilence();
-        return;
-      }
-    }
-    if (!result.action && result.status !== "stopped" && this.#quiet()) {
-      this.#silence.idle();
-    }
+    this.#turnTaking.replySettled(reply, {
+      status: result.status,
+      action: result.action !== undefined,
+    });
   }
 
   /** Says the re-prompt or the silence goodbye: fixed lines, their audio cached for every call. */
   #saySilenceLine(kind: "reprompt" | "goodbye"): void {
-    if (!this.#quiet()) return;
+    if (!this.#turnTaking.quiet) return;
     const { config, cache } = this.#deps;
-    const lines = silenceLines(config.silence, this.#language);
+    const lines = silenceLines(config.silence, this.#voice.language);
     const text = kind === "reprompt" ? lines.reprompt : lines.goodbye;
     this.#log.info("Caller silent for {seconds} s: {kind} ({count})", {
       seconds: config.silence.repromptS,
       kind,
-      count: this.#silence.reprompts,
+      count: this.#turnTaking.reprompts,
     });
-    const key = this.#cacheKey(text);
-    const reply = this.#startReply({
+    const key = this.#lines.key(text);
+    this.#startReply({
       kind: "say",
       text,
       cached: cache.get(key),
       onSynthesized: (pcm) => cache.set(key, pcm),
-    });
-    this.#silenceLine = { reply, kind };
+    }, { role: kind });
   }
 
   /** The silence goodbye was heard: the call ends, as an `end_call` would end it. */
-  #hangUpOnSilence(): void {
+  #hangUpOnSilence(reprompts: number): void {
     this.#deps.outcomes?.set(this.#info.callId, "end_call");
     try {
       this.#deps.hooks.endCall?.(this.#info, { reason: "silence" });
@@ -955,9 +721,7 @@ export class AgentBot implements Bot {
     }
     this.#log.info(
       "Caller silent after {count} re-prompt(s): closing the stream",
-      {
-        count: this.#silence.reprompts,
-      },
+      { count: reprompts },
     );
     this.#output.hangup("silence");
   }
@@ -967,29 +731,12 @@ export class AgentBot implements Bot {
     return this.#deps.clock.now() - this.#startedAt;
   }
 
-  /** When the caller stopped speaking, on the clock: the end of the last voiced frame. */
-  #speechEndAt(): number | undefined {
-    if (this.#lastVoicedEndMs === undefined) return undefined;
-    return this.#lastPushAt - (this.#lastPushAudioMs - this.#lastVoicedEndMs);
-  }
-
-  #cacheKey(text: string): AudioCacheKey {
-    const tts = this.#tts;
-    return {
-      provider: tts.name,
-      voice: tts.voice,
-      language: this.#language,
-      sampleRate: this.#info.sampleRate,
-      text,
-    };
-  }
-
   /** Synthesises the fallback line in the background, so a later failure has it ready. */
   #warmFallback(): void {
     if (this.#stopped) return;
-    const key = this.#cacheKey(this.#deps.config.fallbackText);
+    const key = this.#lines.key(this.#deps.config.fallbackText);
     if (this.#deps.cache.get(key)) return;
-    this.#warming = this.#warming.then(() => this.#fallbackAudio()).then(
+    this.#warming = this.#warming.then(() => this.#lines.fallback()).then(
       () => {},
     );
   }
@@ -1026,79 +773,8 @@ export class AgentBot implements Bot {
     );
   }
 
-  /**
-   * The line for a failed turn: the fallback line, or, when this failure is
-   * the last one `AGENT_MAX_FAILED_TURNS` allows, the closing line (the
-   * transfer line for `AGENT_ON_FAILURE=transfer`).
-   */
+  /** The line for a failed turn: the fallback line, or the closing (or transfer) line for the last one allowed. */
   #failedTurnAudio(): Promise<FallbackAudio> {
-    const { maxFailedTurns, onFailure, transferText } = this.#deps.config;
-    if (maxFailedTurns === 0 || this.#failedTurns + 1 < maxFailedTurns) {
-      return this.#fallbackAudio();
-    }
-    return onFailure === "transfer"
-      ? this.#lineAudio(transferText, RECORDED_LINES.transfer)
-      : this.#recorded(RECORDED_LINES.closing);
-  }
-
-  /** The fallback line (`AGENT_FALLBACK_TEXT`). */
-  #fallbackAudio(): Promise<FallbackAudio> {
-    return this.#lineAudio(
-      this.#deps.config.fallbackText,
-      RECORDED_LINES.fallback,
-    );
-  }
-
-  /**
-   * `text` from the cache, else synthesised now (once for all calls asking
-   * at the same time), else the bundled `recording` (its own words when
-   * `text` is not the default), else a tone. Not aborted when the call
-   * ends: the audio is for every call.
-   */
-  async #lineAudio(
-    text: string,
-    recording: RecordedLine,
-  ): Promise<FallbackAudio> {
-    const { config, cache } = this.#deps;
-    const pcm = await cache.getOrCreate(this.#cacheKey(text), async () => {
-      const track = new AudioTrack();
-      try {
-        await synthesizeInto(track, text, {
-          tts: this.#tts,
-          sampleRate: this.#info.sampleRate,
-          language: this.#language,
-          spokenForms: config.spokenForms,
-        });
-        return track.pcm();
-      } catch (error) {
-        this.#log.warn("Line could not be synthesised: {error}", {
-          error: error instanceof Error ? error.message : String(error),
-        });
-        return undefined;
-      }
-    });
-    if (pcm && pcm.length > 0) return { text, pcm };
-    // Every voice is down: the line one of the others said earlier, else
-    // the recording; never chimes alone.
-    const voices = this.#tts instanceof FallbackTts ? this.#tts.providers : [];
-    for (const voice of voices) {
-      const earlier = cache.get({
-        ...this.#cacheKey(text),
-        provider: voice.name,
-        voice: voice.voice,
-      });
-      if (earlier) return { text, pcm: earlier };
-    }
-    return this.#recorded(recording);
-  }
-
-  async #recorded(recording: RecordedLine): Promise<FallbackAudio> {
-    const rate = this.#info.sampleRate as SampleRate;
-    try {
-      return { text: recording.text, pcm: await recording.audio.pcm(rate) };
-    } catch (error) {
-      this.#log.error("Bundled recording unreadable: {error}", { error });
-      return { text: "", pcm: fallbackTone(this.#info.sampleRate) };
-    }
+    return this.#lines.forFailedTurn(this.#failedTurns);
   }
 }

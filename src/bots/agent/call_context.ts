@@ -30,7 +30,7 @@ export interface CallContext {
 export interface CallContextOptions {
   /** Times the setup webhook. */
   clock: Clock;
-  /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  /** Epoch milliseconds for `{{date}}` and `{{time}}`; the clock's `epochMs()` by default. */
   wallClock?: () => number;
   /** Where the setup webhook's answer, failure, and empty placeholders are logged. */
   log: Logger;
@@ -105,7 +105,7 @@ export async function resolveCallContext(
     return "rejected";
   }
   const { date, time } = dateAndTime(
-    (options.wallClock ?? Date.now)(),
+    options.wallClock?.() ?? options.clock.epochMs(),
     config.timezone,
   );
   const values = {

@@ -108,6 +108,7 @@ export class Listener {
   #failures = 0;
   #cancelRetry: (() => void) | undefined;
   #loop: Promise<void> = Promise.resolve();
+  #started = false;
 
   /** Creates the listener; {@linkcode Listener.start} opens the session. */
   constructor(options: ListenerOptions) {
@@ -123,12 +124,28 @@ export class Listener {
   }
 
   /** The language sessions open with; a change applies from the next session. */
+  get language(): string {
+    return this.#options.language;
+  }
+
   set language(language: string) {
     this.#options = { ...this.#options, language };
   }
 
-  /** Opens the first session. */
+  /** The rate of the caller's audio it takes. */
+  get callRate(): number {
+    return this.#options.callRate;
+  }
+
+  /** Whether {@linkcode Listener.start} has opened (or is opening) a session. */
+  get started(): boolean {
+    return this.#started;
+  }
+
+  /** Opens the first session; once only. */
   start(): void {
+    if (this.#started || this.#closed) return;
+    this.#started = true;
     this.#loop = this.#run();
   }
 

@@ -18,14 +18,20 @@
 
 import { DEFAULT_CHUNK_BYTES } from "../../audio/pcm.ts";
 import { type Clock, systemClock } from "../../call/clock.ts";
-import type { Bot, BotFactory, CallInfo, CallOutput } from "../bot.ts";
+import type {
+  BotFactory,
+  BotPreparation,
+  CallInfo,
+  CallOutput,
+  ConnectedCall,
+} from "../bot.ts";
 import { AgentBot, type AgentHooks } from "./agent.ts";
 import type { AgentConfig } from "./config.ts";
-import { AudioCache } from "./greeting_cache.ts";
+import { AudioCache } from "./audio_cache.ts";
 import { CallOutcomes } from "./outcomes.ts";
+import { PreparedCall } from "./prepared_call.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import { ProviderHealth } from "../../providers/fallback/provider_health.ts";
-import type { TurnSummary } from "./timeline.ts";
 import type { Agents } from "./agent_file.ts";
 import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
 import type { SpeechDetectorFactory } from "../../audio/speech_detector.ts";
@@ -37,7 +43,7 @@ export {
   loadAgentConfig,
   type LoadAgentConfigOptions,
 } from "./config.ts";
-export { AudioCache } from "./greeting_cache.ts";
+export { AudioCache } from "./audio_cache.ts";
 export {
   AgentFileError,
   type Agents,
@@ -86,7 +92,7 @@ export interface AgentFactoryOptions {
   cache?: AudioCache;
   /** Code tools, offered besides the configuration's webhook tools. */
   tools?: readonly CodeTool[];
-  /** Epoch milliseconds for `{{date}}` and `{{time}}`; `Date.now` by default. */
+  /** Epoch milliseconds for `{{date}}` and `{{time}}`; the clock's `epochMs()` by default. */
   wallClock?: () => number;
   /** Where `end_call` and `transfer` are remembered; a fresh store by default. */
   outcomes?: CallOutcomes;
@@ -107,6 +113,8 @@ export interface AgentBotFactory extends BotFactory {
   checkAgent(name: string | undefined): string | undefined;
   /** The providers' circuit breakers and fallback counts, for `/metrics`. */
   readonly health: ProviderHealth;
+  /** Readies a call at Exotel's `connected`: speech-to-text opens then, at the socket URL's rate. */
+  connected(call: ConnectedCall): BotPreparation;
 }
 
 /**
@@ -126,8 +134,10 @@ export function createAgentBotFactory(
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
   const providers = options.providers ?? createProviders(config, { health });
+  const clock = options.clock ?? systemClock;
   const cache = options.cache ?? new AudioCache();
-  const outcomes = options.outcomes ?? new CallOutcomes();
+  const outcomes = options.outcomes ??
+    new CallOutcomes({ now: () => clock.epochMs() });
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
   for (const tool of tools) {
     const { name } = tool.definition;
@@ -147,7 +157,7 @@ export function createAgentBotFactory(
     providers,
     cache,
     outcomes,
-    clock: options.clock ?? systemClock,
+    clock,
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     hooks: options.hooks ?? {},
     detectors: options.detectors,
@@ -155,11 +165,32 @@ export function createAgentBotFactory(
   };
   const factory = (info: CallInfo, output: CallOutput) =>
     new AgentBot(info, output, deps);
+  const connected = (call: ConnectedCall): BotPreparation => {
+    const prepared = new PreparedCall({
+      providers,
+      sampleRate: call.sampleRate,
+      language: config.language,
+      languages: config.languages,
+      clock,
+    });
+    return {
+      create(info, output) {
+        try {
+          return new AgentBot(info, output, { ...deps, prepared });
+        } catch (error) {
+          void prepared.cancel();
+          throw error;
+        }
+      },
+      cancel: () => void prepared.cancel(),
+    };
+  };
   // One agent answers every call, whatever agent= says.
   return Object.assign(factory, {
     cache,
     outcomes,
     health,
+    connected,
     checkAgent: () => undefined,
   });
 }
@@ -198,7 +229,9 @@ export function createAgentsBotFactory(
   options: AgentFactoryOptions = {},
 ): AgentBotFactory {
   const cache = options.cache ?? new AudioCache();
-  const outcomes = new CallOutcomes();
+  const outcomes = new CallOutcomes({
+    now: () => (options.clock ?? systemClock).epochMs(),
+  });
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
   const factories = new Map<string, AgentBotFactory>();
@@ -221,18 +254,29 @@ export function createAgentsBotFactory(
       ? undefined
       : new UnknownAgentError(name, known).message;
   };
-  return Object.assign(factory, { cache, outcomes, health, checkAgent });
-}
-
-/**
- * The last turns of a bot's call, if it keeps a timeline (the agent does):
- * what the session's monitoring entry shows.
- *
- * @example
- * ```ts ignore
- * session.turns = () => botTimeline(bot);
- * ```
- */
-export function botTimeline(bot: Bot): TurnSummary[] | undefined {
-  return bot instanceof AgentBot ? bot.timeline() : undefined;
+  // The URL's agent= is known at `connected`; a custom parameter naming
+  // another agent at `start` wins, and what was readied is let go.
+  const connected = (call: ConnectedCall): BotPreparation => {
+    const expected = call.agent ?? agents.defaultAgent;
+    const chosen = expected === undefined ? undefined : factories.get(expected);
+    const preparation = chosen?.connected(call);
+    return {
+      create(info, output) {
+        const name = info.agent ?? agents.defaultAgent;
+        if (preparation && name === expected) {
+          return preparation.create(info, output);
+        }
+        preparation?.cancel();
+        return factory(info, output);
+      },
+      cancel: () => preparation?.cancel(),
+    };
+  };
+  return Object.assign(factory, {
+    cache,
+    outcomes,
+    health,
+    checkAgent,
+    connected,
+  });
 }

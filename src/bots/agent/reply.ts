@@ -20,7 +20,7 @@ import type {
 import { ProviderError } from "../../providers/provider_error.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import { AudioTrack } from "./audio_track.ts";
-import { heardText } from "./history.ts";
+import { heardText } from "./conversation.ts";
 import { SentenceSplitter } from "./sentences.ts";
 import { synthesizeInto } from "./speech.ts";
 import type { SpokenFormsMode } from "./spoken_forms.ts";

@@ -65,10 +65,14 @@ function round(ms: number): number {
  *
  * @example
  * ```ts
- * const timeline = new TurnTimeline({ turn: 1, trigger: "stt", startedAt: Date.now() });
+ * import { assertEquals } from "@std/assert";
+ * import { systemClock } from "../../call/clock.ts";
+ *
+ * const clock = systemClock; // a call's injected clock
+ * const timeline = new TurnTimeline({ turn: 1, trigger: "stt", startedAt: clock.epochMs() });
  * timeline.record("speechEnd", 1000);
  * timeline.record("finalTranscript", 1250);
- * timeline.summary().speechEndToFinalMs; // 250
+ * assertEquals(timeline.summary().speechEndToFinalMs, 250);
  * ```
  */
 export class TurnTimeline {
@@ -145,9 +149,12 @@ export class TurnTimeline {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { systemClock } from "../../call/clock.ts";
+ *
  * const log = new TimelineLog(10);
- * const timeline = log.begin("stt", Date.now());
- * log.recent().length; // 1
+ * log.begin("stt", systemClock.epochMs()).finish("answered");
+ * assertEquals(log.recent().map((turn) => turn.outcome), ["answered"]);
  * ```
  */
 export class TimelineLog {

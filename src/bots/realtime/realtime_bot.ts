@@ -29,7 +29,7 @@ import { type AgentHooks, voiceInstructions } from "../agent/agent.ts";
 import { AudioTrack } from "../agent/audio_track.ts";
 import { resolveCallContext } from "../agent/call_context.ts";
 import type { AgentConfig } from "../agent/config.ts";
-import { heardText } from "../agent/history.ts";
+import { heardText } from "../agent/conversation.ts";
 import type { CallOutcomes } from "../agent/outcomes.ts";
 import { SAY_AFTER_MS, type ToolRunner } from "../agent/tool_runner.ts";
 import { END_CALL_TOOL, parseToolCall, TRANSFER_TOOL } from "../agent/tools.ts";
