@@ -166,6 +166,47 @@ Deno.test("Silero keeps each call's state apart: interleaved calls see what they
   assertEquals(events, alone.events);
 });
 
+Deno.test("calls that speak at once share model runs, and each gets every window's score it gets alone", async () => {
+  const names = [
+    "short_answers",
+    "quiet_speech",
+    "speech_in_babble_snr5",
+    "speech_in_music_snr10",
+    "babble_only_3s",
+    "cough_then_speech",
+  ];
+  const pcms = await Promise.all(
+    names.map((name) => fixturePcm(`noise/${name}_8000.wav`)),
+  );
+  const alone: Run[] = [];
+  for (const pcm of pcms) alone.push(await run(sileroOn(native), pcm, 8000));
+  const model = await loadSileroModel({ runtime: "native" });
+  const together = pcms.map(() => [] as number[]);
+  const calls = pcms.map((_, i) =>
+    new SileroVad(model, 8000, {
+      onFrame: (frame) => together[i].push(frame.probability),
+    })
+  );
+  const longest = Math.max(...pcms.map((pcm) => pcm.length));
+  for (let at = 0; at < longest + 16000; at += 320) {
+    calls.forEach((call, i) => {
+      const frame = pcms[i].subarray(at, at + 320);
+      call.push(frame.length > 0 ? frame : new Uint8Array(320));
+    });
+    // Calls' frames arrive in turns of the event loop, as from sockets.
+    if (at % 3200 === 0) await new Promise((resolve) => setTimeout(resolve));
+  }
+  await Promise.all(calls.map((call) => call.close()));
+  names.forEach((name, i) =>
+    alone[i].probabilities.forEach((p, w) =>
+      assertClose(together[i][w], p, `${name} window ${w}`)
+    )
+  );
+  const { runs, windows, largestBatch } = model.stats;
+  assertGreater(largestBatch, 1, "calls shared runs");
+  assertLess(runs, windows, "fewer runs than windows");
+});
+
 Deno.test("calls share one model on either runtime: five at once each find the three answers", async () => {
   const speech = await fixturePcm("noise/short_answers_8000.wav");
   for (const model of [native, wasm]) {
