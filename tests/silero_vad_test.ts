@@ -256,6 +256,25 @@ Deno.test("the background level is the recent median: a steady noise is not prom
   assertEquals(quiet.prominence(66), 36);
 });
 
+Deno.test("the background level keeps the median of exactly the last 2 s, through many wraps of its history", () => {
+  // 100 ms windows: a history of 20.
+  const background = new BackgroundLevel(100);
+  const history: number[] = [];
+  let seed = 7;
+  for (let i = 0; i < 500; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    // Few distinct values, so ties are common too.
+    const level = 20 + (seed % 13) * 5;
+    const sorted = [...history].sort((a, b) => a - b);
+    const expected = sorted.length === 0
+      ? 0
+      : Math.max(0, level - sorted[sorted.length >> 1]);
+    assertEquals(background.prominence(level), expected, `window ${i}`);
+    history.push(level);
+    if (history.length > 20) history.shift();
+  }
+});
+
 Deno.test("the energy detector behind the common interface reports synchronously, with foreground voice over silence", async () => {
   const pcm = await fixturePcm("noise/quiet_speech_8000.wav");
   const events: VadEvent[] = [];
