@@ -82,7 +82,7 @@ export interface AgentsRow {
   rssKbPerCall: number;
   /** Pipeline overhead per turn, ms. */
   overhead: Percentiles;
-  /** Turns whose answer never came before the row ended. */
+  /** Turns whose answer never came before the caller's next turn ended (or the row did). */
   unanswered: number;
   /** This process (callers and fakes) over the window, % of one core: near 100 it, not the server, is the limit. */
   benchCpuPercent: number;
@@ -100,6 +100,8 @@ interface CallState {
   turnEnds: number[];
   /** Turns answered so far. */
   answered: number;
+  /** The last turn answered, -1 before the first. */
+  lastAnswered: number;
   /** The tick the call starts talking at: calls are spread over a turn, as real calls are. */
   startTick: number;
 }
@@ -167,16 +169,22 @@ async function runRow(
         sent: 0,
         turnEnds: [],
         answered: 0,
+        lastAnswered: -1,
         startTick: Math.floor(states.length * TURN_MS / FRAME_MS / calls),
       };
       caller.onMedia = () => {
-        const turn = state.answered;
-        const endedAt = state.turnEnds[turn];
-        // Media before the turn has ended is the greeting, or the rest of
-        // the last answer.
-        if (endedAt === undefined) return;
+        // The first media after a turn's end answers it. Media before any
+        // turn ended is the greeting; media of a turn already answered is
+        // the rest of its answer. A turn still unanswered when the next one
+        // ends stays unanswered: the answer that comes belongs to the
+        // latest turn (pairing answers with turns in order would charge
+        // every later answer of the call a whole turn, 5.6 s, for one
+        // that was lost).
+        const turn = state.turnEnds.length - 1;
+        if (turn < 0 || turn === state.lastAnswered) return;
+        state.lastAnswered = turn;
         state.answered++;
-        overheads.push(performance.now() - endedAt - VENDOR_MS);
+        overheads.push(performance.now() - state.turnEnds[turn] - VENDOR_MS);
       };
       states.push(state);
     }
