@@ -188,6 +188,26 @@ export async function concurrentCost(
   return { msPerCallSecond: elapsed / audioS };
 }
 
+/** How long one model run of `rows` 8 kHz windows takes, over 200 runs. */
+export async function runTimes(
+  model: SileroModel,
+  rows: number,
+): Promise<{ p50: number; max: number }> {
+  const input = new Float32Array(rows * 288).map((_, i) =>
+    0.2 * Math.sin(i / 7)
+  );
+  const state = new Float32Array(2 * rows * 128);
+  const times: number[] = [];
+  for (let i = 0; i < 220; i++) {
+    const started = performance.now();
+    await model.runBatch({ rate: 8000, rows, input, state });
+    // The first runs warm the caches.
+    if (i >= 20) times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: times[times.length >> 1], max: times[times.length - 1] };
+}
+
 function mean(values: number[]): string {
   if (values.length === 0) return "–";
   const m = values.reduce((a, b) => a + b, 0) / values.length;
@@ -208,6 +228,7 @@ async function main(): Promise<void> {
     Deno.exit(2);
   }
   const detectors: [string, SpeechDetectorFactory][] = [];
+  const models: SileroModel[] = [];
   if (only === undefined || only === "energy") {
     detectors.push(["energy", energyDetector]);
   }
@@ -227,6 +248,7 @@ async function main(): Promise<void> {
       continue;
     }
     detectors.push([`silero (${runtime})`, sileroDetector(model)]);
+    models.push(model);
   }
   const rows: string[] = [];
   const totals = new Map<string, { cpuMs: number; audioMs: number }>();
@@ -288,6 +310,22 @@ async function main(): Promise<void> {
       cells.push(`${msPerCallSecond.toFixed(2)} ms`);
     }
     out.push(`| ${rate / 1000} kHz | ${cells.join(" | ")} |`);
+  }
+  if (models.length > 0) {
+    out.push(
+      "",
+      "| one model run (8 kHz), p50 / max: how long it holds the event loop | rows | " +
+        models.map((model) => model.runtime).join(" | ") + " |",
+      `| --- | --- | ${models.map(() => "---").join(" | ")} |`,
+    );
+    for (const rows of [1, 8, 32]) {
+      const cells: string[] = [];
+      for (const model of models) {
+        const { p50, max } = await runTimes(model, rows);
+        cells.push(`${p50.toFixed(2)} / ${max.toFixed(2)} ms`);
+      }
+      out.push(`| | ${rows} | ${cells.join(" | ")} |`);
+    }
   }
   writeOut(out.join("\n"));
 }

@@ -225,6 +225,28 @@ Deno.test("calls share one model on either runtime: five at once each find the t
   }
 });
 
+Deno.test("a model run holds at most 32 calls natively, 8 on WebAssembly, or the maxBatch asked for", async () => {
+  const speech = await fixturePcm("noise/quiet_speech_8000.wav");
+  const cases: [Promise<SileroModel>, number][] = [
+    [loadSileroModel({ runtime: "native" }), 32],
+    [loadSileroModel({ runtime: "wasm" }), 8],
+    [loadSileroModel({ runtime: "native", maxBatch: 3 }), 3],
+  ];
+  for (const [loading, cap] of cases) {
+    const model = await loading;
+    const calls = Array.from(
+      { length: 40 },
+      () => new SileroVad(model, 8000),
+    );
+    for (let at = 0; at < speech.length; at += 320) {
+      for (const call of calls) call.push(speech.subarray(at, at + 320));
+    }
+    await Promise.all(calls.map((call) => call.close()));
+    assertEquals(model.stats.largestBatch, cap, model.runtime);
+    assertEquals(model.stats.failures, 0);
+  }
+});
+
 Deno.test("Silero ignores audio pushed after close, and rejects rates and thresholds it cannot use", async () => {
   const vad = new SileroVad(native, 16000);
   await vad.close();
