@@ -183,3 +183,30 @@ Deno.test("the batcher rejects a batch size it cannot use, quoting it", () => {
     );
   }
 });
+
+Deno.test("a call whose handlers throw is reported and stalls neither itself nor the other calls of its batch", async () => {
+  const runs: BatchInput[] = [];
+  const errors: string[] = [];
+  const batcher = new SileroBatcher(fakeModel(runs), {
+    onError: (error) => errors.push((error as Error).message),
+  });
+  const calm = new FakeRow(batcher, [0.5, 0.25]);
+  const throwsOnAnswer = new FakeRow(batcher, [0.75]);
+  throwsOnAnswer.answer = () => {
+    throw new Error("answer handler broke");
+  };
+  let takes = 0;
+  const throwsOnTake = new FakeRow(batcher, [0.125]);
+  const take = throwsOnTake.take.bind(throwsOnTake);
+  throwsOnTake.take = (into, offset) => {
+    if (takes++ === 0) throw new Error("take handler broke");
+    return take(into, offset);
+  };
+  for (const row of [throwsOnAnswer, throwsOnTake, calm]) {
+    batcher.request(row);
+  }
+  await Promise.all([calm.done, throwsOnTake.done]);
+  assertEquals(calm.answers, [0.5, 0.25]);
+  assertEquals(throwsOnTake.answers, [0.125]);
+  assertEquals(errors, ["take handler broke", "answer handler broke"]);
+});

@@ -247,6 +247,32 @@ Deno.test("a model run holds at most 32 calls natively, 8 on WebAssembly, or the
   }
 });
 
+Deno.test("a detector whose handler throws still analyses every window and closes", async () => {
+  const errors: unknown[] = [];
+  const model = await loadSileroModel({
+    runtime: "native",
+    onError: (error) => errors.push(error),
+  });
+  let frames = 0;
+  const vad = new SileroVad(model, 8000, {
+    onFrame: () => frames++,
+    onAnalysed: (events) => {
+      if (events.length > 0) throw new Error("handler broke");
+    },
+  });
+  const speech = await fixturePcm("noise/short_answers_8000.wav");
+  for (let at = 0; at < speech.length; at += 320) {
+    try {
+      vad.push(speech.subarray(at, at + 320));
+    } catch {
+      // Windows the gate answers at once report to the caller of push.
+    }
+  }
+  await vad.close();
+  assertEquals(frames * 256 * 2, speech.length - (speech.length % 512));
+  assertGreater(errors.length, 0);
+});
+
 Deno.test("Silero ignores audio pushed after close, and rejects rates and thresholds it cannot use", async () => {
   const vad = new SileroVad(native, 16000);
   await vad.close();

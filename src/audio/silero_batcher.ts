@@ -80,7 +80,10 @@ export interface BatchRow {
 export interface SileroBatcherOptions {
   /** Most rows per run (default {@linkcode DEFAULT_MAX_BATCH}). */
   maxBatch?: number;
-  /** Called when a run fails; its windows are answered with probability 0. */
+  /**
+   * Called when a run fails (its windows are answered with probability 0)
+   * or a row's `take` or `answer` throws (that row's window is dropped).
+   */
   onError?(error: unknown): void;
 }
 
@@ -187,7 +190,10 @@ export class SileroBatcher {
   async #flush(): Promise<void> {
     const rows = this.#collect();
     const n = rows.length;
-    if (n === 0) return;
+    if (n === 0) {
+      this.#schedule();
+      return;
+    }
     const { rate, length } = rows[0];
     const buffers = this.#buffersFor(length);
     const input = buffers.input.subarray(0, n * length);
@@ -221,8 +227,13 @@ export class SileroBatcher {
           STATE_WIDTH,
         );
       }
-      // A row with more windows asks again from inside `answer`.
-      row.answer(output ? output.probabilities[i] : 0);
+      try {
+        // A row with more windows asks again from inside `answer`.
+        row.answer(output ? output.probabilities[i] : 0);
+      } catch (error) {
+        // One call's handlers must not stall the other calls of the batch.
+        this.#onError?.(error);
+      }
     }
     this.#schedule();
   }
@@ -245,7 +256,17 @@ export class SileroBatcher {
         continue;
       }
       input ??= this.#buffersFor(row.length).input;
-      if (!row.take(input, taken.length * row.length)) {
+      let due: boolean;
+      try {
+        due = row.take(input, taken.length * row.length);
+      } catch (error) {
+        // The row's own handlers threw while it answered windows without
+        // the model; each call consumes a window, so retrying ends.
+        this.#onError?.(error);
+        this.#due.push(row);
+        continue;
+      }
+      if (!due) {
         this.#queued.delete(row);
         continue;
       }

@@ -468,9 +468,13 @@ export class SileroVad implements SpeechDetector {
     this.#inferences++;
     const events: VadEvent[] = [];
     this.#judge(probability, levelDb, events);
-    this.#onAnalysed?.(events);
-    if (this.#queue.length > 0) this.#batcher.request(this.#row);
-    else this.#settle();
+    try {
+      this.#onAnalysed?.(events);
+    } finally {
+      // The next window goes on even when a handler threw.
+      if (this.#queue.length > 0) this.#batcher.request(this.#row);
+      else this.#settle();
+    }
   }
 
   /** Resolves a pending `close` once nothing is waiting. */
