@@ -273,6 +273,14 @@ Deno.test("a detector whose handler throws still analyses every window and close
   assertGreater(errors.length, 0);
 });
 
+Deno.test("closing twice while windows wait resolves both closes once all is analysed", async () => {
+  const vad = new SileroVad(native, 8000);
+  vad.push(await fixturePcm("noise/quiet_speech_8000.wav"));
+  await Promise.all([vad.close(), vad.close()]);
+  assertGreater(vad.stats.inferences, 0);
+  assertEquals(vad.audioMs, vad.stats.inferences * 32 + vad.stats.gated * 32);
+});
+
 Deno.test("Silero ignores audio pushed after close, and rejects rates and thresholds it cannot use", async () => {
   const vad = new SileroVad(native, 16000);
   await vad.close();

@@ -259,6 +259,8 @@ const HYSTERESIS = 0.15;
 /** Windows this far above the noise floor (dB) reach the model even when no speech is in progress. */
 const GATE_SNR_DB = 2;
 const INITIAL_FLOOR_DB = 45;
+/** Queued window arrays a detector keeps for reuse. */
+const MAX_SPARE_WINDOWS = 4;
 const MIN_FLOOR_DB = 20;
 
 /**
@@ -295,6 +297,7 @@ export class SileroVad implements SpeechDetector {
   #inFlightDb: number | undefined;
   #closed = false;
   #idle: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
   #windowsDone = 0;
   #floorDb = INITIAL_FLOOR_DB;
   /** Windows the model was asked about, and skipped by the gate. */
@@ -428,7 +431,8 @@ export class SileroVad implements SpeechDetector {
   close(): Promise<void> {
     this.#closed = true;
     if (!this.#busy) return Promise.resolve();
-    return new Promise((resolve) => this.#idle = resolve);
+    this.#closing ??= new Promise((resolve) => this.#idle = resolve);
+    return this.#closing;
   }
 
   /** Whether windows are waiting for the model or on it. */
@@ -444,7 +448,9 @@ export class SileroVad implements SpeechDetector {
     while (this.#queue.length > 0) {
       const window = this.#queue.shift()!;
       const levelDb = this.#levels.shift()!;
-      this.#spare.push(window);
+      // A few spares cover a call fed 20 ms at a time; a long push's
+      // backlog is not kept.
+      if (this.#spare.length < MAX_SPARE_WINDOWS) this.#spare.push(window);
       if (this.#gate(levelDb)) {
         this.#gated++;
         const events: VadEvent[] = [];
