@@ -20,13 +20,18 @@
  *
  * Server CPU per call-second comes from `/proc/<pid>/stat` over the steady
  * window (every call connected), RSS per call from `/proc/<pid>/status`
- * against the idle server.
+ * against the idle server. The server is pinned to one core (`taskset`), as
+ * the target is calls per core; "wait %" is how much of the window its
+ * threads were ready to run but waited for that core
+ * (`/proc/<pid>/task/<tid>/schedstat`), and "others %" how busy the rest of
+ * the machine was: on a shared machine a high wait means the overhead
+ * figures measure the neighbours as much as the server.
  *
  * Flags: `--calls 50,100,200` (one row each), `--duration-s 30` (steady
- * window per row), `--vad silero|energy`, `--cpu 0` (pin the server with
- * taskset; default unpinned), `--cpu-prof DIR` (write the server's CPU
- * profile there). With `BENCH_DUMP=1` each row's per-turn overheads are
- * printed to stderr too.
+ * window per row), `--vad silero|energy`, `--cpu 0` (the core to pin the
+ * server to; default 0, `-1` leaves it unpinned), `--cpu-prof DIR` (write
+ * the server's CPU profile there). With `BENCH_DUMP=1` each row's per-turn
+ * overheads are printed to stderr too.
  *
  * @module
  */
@@ -36,7 +41,7 @@ import type { FakesReady, FakesRequest } from "./agents_fakes_worker.ts";
 import { BenchCaller, type Percentiles, percentiles } from "./agent_bench.ts";
 import { parseFlags } from "./load/flags.ts";
 import { writeErr, writeOut } from "./load/format.ts";
-import { cpuPercent, readProc } from "./load/proc.ts";
+import { cpuPercent, readProc, tryReadMachine } from "./load/proc.ts";
 import { startServerProcess } from "./load/server.ts";
 
 /** The fake model's wait before its first token, in ms. */
@@ -77,10 +82,14 @@ export interface AgentsRow {
   rssKbPerCall: number;
   /** Pipeline overhead per turn, ms. */
   overhead: Percentiles;
-  /** Turns whose answer never came before the row ended. */
+  /** Turns whose answer never came before the caller's next turn ended (or the row did). */
   unanswered: number;
   /** This process (callers and fakes) over the window, % of one core: near 100 it, not the server, is the limit. */
   benchCpuPercent: number;
+  /** Time the server's threads were ready to run but waited for a CPU, % of the window. */
+  waitPercent: number;
+  /** CPU used by everything but the server and this process, % of one core. */
+  othersPercent: number;
 }
 
 interface CallState {
@@ -91,6 +100,8 @@ interface CallState {
   turnEnds: number[];
   /** Turns answered so far. */
   answered: number;
+  /** The last turn answered, -1 before the first. */
+  lastAnswered: number;
   /** The tick the call starts talking at: calls are spread over a turn, as real calls are. */
   startTick: number;
 }
@@ -158,16 +169,22 @@ async function runRow(
         sent: 0,
         turnEnds: [],
         answered: 0,
+        lastAnswered: -1,
         startTick: Math.floor(states.length * TURN_MS / FRAME_MS / calls),
       };
       caller.onMedia = () => {
-        const turn = state.answered;
-        const endedAt = state.turnEnds[turn];
-        // Media before the turn has ended is the greeting, or the rest of
-        // the last answer.
-        if (endedAt === undefined) return;
+        // The first media after a turn's end answers it. Media before any
+        // turn ended is the greeting; media of a turn already answered is
+        // the rest of its answer. A turn still unanswered when the next one
+        // ends stays unanswered: the answer that comes belongs to the
+        // latest turn (pairing answers with turns in order would charge
+        // every later answer of the call a whole turn, 5.6 s, for one
+        // that was lost).
+        const turn = state.turnEnds.length - 1;
+        if (turn < 0 || turn === state.lastAnswered) return;
+        state.lastAnswered = turn;
         state.answered++;
-        overheads.push(performance.now() - endedAt - VENDOR_MS);
+        overheads.push(performance.now() - state.turnEnds[turn] - VENDOR_MS);
       };
       states.push(state);
     }
@@ -199,9 +216,13 @@ async function runRow(
   const firstTurn = overheads.length;
   const steadyFrom = await readProc(server.pid);
   const benchFrom = await readProc(Deno.pid);
+  const waitFrom = await runQueueWaitMs(server.pid);
+  const machineFrom = await tryReadMachine();
   await sleep(options.durationS * 1000);
   const steadyTo = await readProc(server.pid);
   const benchTo = await readProc(Deno.pid);
+  const waitTo = await runQueueWaitMs(server.pid);
+  const machineTo = await tryReadMachine();
   const measured = overheads.slice(firstTurn);
   if (Deno.env.get("BENCH_DUMP")) {
     writeErr(`${JSON.stringify(measured.map((v) => Math.round(v)))}\n`);
@@ -218,6 +239,10 @@ async function runRow(
   await Promise.all(states.map((state) => state.caller.hangUp()));
   const windowS = (steadyTo.at - steadyFrom.at) / 1000;
   const cpuMs = steadyTo.cpuMs - steadyFrom.cpuMs;
+  const benchCpuMs = benchTo.cpuMs - benchFrom.cpuMs;
+  const othersMs = machineFrom && machineTo
+    ? machineTo.busyMs - machineFrom.busyMs - cpuMs - benchCpuMs
+    : NaN;
   return {
     calls,
     cpuMsPerCallSecond: cpuMs / (calls * windowS),
@@ -226,7 +251,51 @@ async function runRow(
     overhead: percentiles(measured),
     unanswered: expected - answered,
     benchCpuPercent: cpuPercent(benchFrom, benchTo),
+    waitPercent: (waitTo - waitFrom) / (windowS * 10),
+    othersPercent: Math.max(0, othersMs) / (windowS * 10),
   };
+}
+
+/**
+ * Keeps the callers and fakes (this process, every thread) off the
+ * server's core, so that the server shares it only with the machine's
+ * other work. Without `taskset`, or on one core, nothing changes.
+ */
+async function pinElsewhere(serverCpu: number): Promise<void> {
+  const cores = navigator.hardwareConcurrency;
+  const others = Array.from({ length: cores }, (_, i) => i).filter((i) =>
+    i !== serverCpu
+  );
+  if (others.length === 0) return;
+  try {
+    await new Deno.Command("taskset", {
+      args: ["-a", "-p", "-c", others.join(","), String(Deno.pid)],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/**
+ * Time the threads of process `pid` have spent ready to run but waiting
+ * for a CPU, in ms (the second field of each thread's `schedstat`).
+ */
+async function runQueueWaitMs(pid: number): Promise<number> {
+  let waitNs = 0;
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    try {
+      const text = await Deno.readTextFile(
+        `/proc/${pid}/task/${task.name}/schedstat`,
+      );
+      waitNs += Number(text.split(" ")[1]);
+    } catch (error) {
+      // A thread that ended between the listing and the read.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return waitNs / 1e6;
 }
 
 /** The fake vendors, in a worker thread so that they do not slow the callers. */
@@ -273,6 +342,9 @@ export function formatRow(row: AgentsRow): string {
     overhead.max.toFixed(1).padStart(8),
     String(row.unanswered).padStart(10),
     row.benchCpuPercent.toFixed(0).padStart(8),
+    row.waitPercent.toFixed(0).padStart(7),
+    (Number.isNaN(row.othersPercent) ? "–" : row.othersPercent.toFixed(0))
+      .padStart(9),
   ].join(" ");
 }
 
@@ -287,9 +359,10 @@ const HEADER = [
   "max ms",
   "unanswered",
   "bench %",
-].map((title, i) => title.padStart([5, 14, 8, 12, 6, 8, 8, 8, 10, 8][i])).join(
-  " ",
-);
+  "wait %",
+  "others %",
+].map((title, i) => title.padStart([5, 14, 8, 12, 6, 8, 8, 8, 10, 8, 7, 9][i]))
+  .join(" ");
 
 if (import.meta.main) {
   const flags = parseFlags(Deno.args, {
@@ -308,6 +381,8 @@ if (import.meta.main) {
       return count;
     },
   );
+  const cpu = (flags.numbers.cpu ?? 0) < 0 ? undefined : flags.numbers.cpu ?? 0;
+  if (cpu !== undefined) await pinElsewhere(cpu);
   const vad = flags.strings.vad ?? "silero";
   if (vad !== "silero" && vad !== "energy") {
     writeErr(`Invalid --vad "${vad}": expected silero or energy\n`);
@@ -327,7 +402,7 @@ if (import.meta.main) {
     const row = await runRow(calls, {
       durationS: flags.numbers["duration-s"] ?? 30,
       vad,
-      cpu: flags.numbers.cpu,
+      cpu,
       cpuProf: flags.strings["cpu-prof"],
       fixture,
     });

@@ -3,11 +3,13 @@
  * (`tests/fixtures/audio/noise/`, described in its README), at 8 and 16
  * kHz: false detections on files with no caller speech, missed speech,
  * onset and end error against the fixtures' timings, and CPU per second of
- * call audio. Prints a Markdown table.
+ * call audio, for one call alone and for many calls at once (where Silero's
+ * calls share model runs). Prints Markdown tables.
  *
  * ```sh
  * deno task bench:vad            # energy, Silero native and Silero WASM
  * deno task bench:vad --runtime wasm
+ * deno task bench:vad --calls 100  # many calls at once: 100 (default 50)
  * ```
  *
  * @module
@@ -22,6 +24,7 @@ import {
 import { sileroDetector } from "../src/audio/silero_vad.ts";
 import type { VadEvent } from "../src/audio/vad.ts";
 import { decodeWav } from "../src/audio/wav.ts";
+import { setImmediate } from "node:timers";
 import { writeErr, writeOut } from "./load/format.ts";
 
 /** A fixture and its caller speech, [start, end] in seconds (from the README; 16 kHz ends where they differ). */
@@ -153,6 +156,58 @@ export async function scoreFixture(
   return result;
 }
 
+/**
+ * Wall time per call-second of `calls` detectors fed at once, 20 ms per call
+ * per turn of the event loop, as a server's sockets feed them: call `i`
+ * plays fixture `i` (mod the fixtures), each fixture once.
+ */
+export async function concurrentCost(
+  create: SpeechDetectorFactory,
+  options: { rate: 8000 | 16000; calls: number },
+): Promise<{ msPerCallSecond: number }> {
+  const { rate, calls } = options;
+  const pcms = await Promise.all(
+    NOISE_FIXTURES.map((fixture) => fixturePcm(fixture.name, rate)),
+  );
+  const feeds = Array.from({ length: calls }, (_, i) => pcms[i % pcms.length]);
+  const detectors = feeds.map(() => create(rate));
+  const step = rate / 50 * 2;
+  const longest = Math.max(...feeds.map((pcm) => pcm.length));
+  const started = performance.now();
+  for (let at = 0; at < longest; at += step) {
+    detectors.forEach((detector, i) => {
+      if (at < feeds[i].length) {
+        detector.push(feeds[i].subarray(at, at + step));
+      }
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(detectors.map((detector) => detector.close()));
+  const elapsed = performance.now() - started;
+  const audioS = feeds.reduce((sum, pcm) => sum + pcm.length / 2 / rate, 0);
+  return { msPerCallSecond: elapsed / audioS };
+}
+
+/** How long one model run of `rows` 8 kHz windows takes, over 200 runs. */
+export async function runTimes(
+  model: SileroModel,
+  rows: number,
+): Promise<{ p50: number; max: number }> {
+  const input = new Float32Array(rows * 288).map((_, i) =>
+    0.2 * Math.sin(i / 7)
+  );
+  const state = new Float32Array(2 * rows * 128);
+  const times: number[] = [];
+  for (let i = 0; i < 220; i++) {
+    const started = performance.now();
+    await model.runBatch({ rate: 8000, rows, input, state });
+    // The first runs warm the caches.
+    if (i >= 20) times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: times[times.length >> 1], max: times[times.length - 1] };
+}
+
 function mean(values: number[]): string {
   if (values.length === 0) return "–";
   const m = values.reduce((a, b) => a + b, 0) / values.length;
@@ -162,7 +217,18 @@ function mean(values: number[]): string {
 async function main(): Promise<void> {
   const runtimeFlag = Deno.args.indexOf("--runtime");
   const only = runtimeFlag >= 0 ? Deno.args[runtimeFlag + 1] : undefined;
+  const callsFlag = Deno.args.indexOf("--calls");
+  const calls = callsFlag >= 0 ? Number(Deno.args[callsFlag + 1]) : 50;
+  if (!Number.isInteger(calls) || calls < 1) {
+    writeErr(
+      `Invalid --calls "${
+        Deno.args[callsFlag + 1]
+      }": expected a whole number, e.g. 50`,
+    );
+    Deno.exit(2);
+  }
   const detectors: [string, SpeechDetectorFactory][] = [];
+  const models: SileroModel[] = [];
   if (only === undefined || only === "energy") {
     detectors.push(["energy", energyDetector]);
   }
@@ -182,6 +248,7 @@ async function main(): Promise<void> {
       continue;
     }
     detectors.push([`silero (${runtime})`, sileroDetector(model)]);
+    models.push(model);
   }
   const rows: string[] = [];
   const totals = new Map<string, { cpuMs: number; audioMs: number }>();
@@ -230,6 +297,36 @@ async function main(): Promise<void> {
       } |`
     ),
   ];
+  out.push(
+    "",
+    `| CPU per call-second, ${calls} calls at once | ${names.join(" | ")} |`,
+    `| --- | ${names.map(() => "---").join(" | ")} |`,
+  );
+  for (const rate of [8000, 16000] as const) {
+    const cells: string[] = [];
+    for (const [, create] of detectors) {
+      await concurrentCost(create, { rate, calls: Math.min(calls, 10) });
+      const { msPerCallSecond } = await concurrentCost(create, { rate, calls });
+      cells.push(`${msPerCallSecond.toFixed(2)} ms`);
+    }
+    out.push(`| ${rate / 1000} kHz | ${cells.join(" | ")} |`);
+  }
+  if (models.length > 0) {
+    out.push(
+      "",
+      "| one model run (8 kHz), p50 / max: how long it holds the event loop | rows | " +
+        models.map((model) => model.runtime).join(" | ") + " |",
+      `| --- | --- | ${models.map(() => "---").join(" | ")} |`,
+    );
+    for (const rows of [1, 8, 32]) {
+      const cells: string[] = [];
+      for (const model of models) {
+        const { p50, max } = await runTimes(model, rows);
+        cells.push(`${p50.toFixed(2)} / ${max.toFixed(2)} ms`);
+      }
+      out.push(`| | ${rows} | ${cells.join(" | ")} |`);
+    }
+  }
   writeOut(out.join("\n"));
 }
 

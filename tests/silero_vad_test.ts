@@ -166,6 +166,47 @@ Deno.test("Silero keeps each call's state apart: interleaved calls see what they
   assertEquals(events, alone.events);
 });
 
+Deno.test("calls that speak at once share model runs, and each gets every window's score it gets alone", async () => {
+  const names = [
+    "short_answers",
+    "quiet_speech",
+    "speech_in_babble_snr5",
+    "speech_in_music_snr10",
+    "babble_only_3s",
+    "cough_then_speech",
+  ];
+  const pcms = await Promise.all(
+    names.map((name) => fixturePcm(`noise/${name}_8000.wav`)),
+  );
+  const alone: Run[] = [];
+  for (const pcm of pcms) alone.push(await run(sileroOn(native), pcm, 8000));
+  const model = await loadSileroModel({ runtime: "native" });
+  const together = pcms.map(() => [] as number[]);
+  const calls = pcms.map((_, i) =>
+    new SileroVad(model, 8000, {
+      onFrame: (frame) => together[i].push(frame.probability),
+    })
+  );
+  const longest = Math.max(...pcms.map((pcm) => pcm.length));
+  for (let at = 0; at < longest + 16000; at += 320) {
+    calls.forEach((call, i) => {
+      const frame = pcms[i].subarray(at, at + 320);
+      call.push(frame.length > 0 ? frame : new Uint8Array(320));
+    });
+    // Calls' frames arrive in turns of the event loop, as from sockets.
+    if (at % 3200 === 0) await new Promise((resolve) => setTimeout(resolve));
+  }
+  await Promise.all(calls.map((call) => call.close()));
+  names.forEach((name, i) =>
+    alone[i].probabilities.forEach((p, w) =>
+      assertClose(together[i][w], p, `${name} window ${w}`)
+    )
+  );
+  const { runs, windows, largestBatch } = model.stats;
+  assertGreater(largestBatch, 1, "calls shared runs");
+  assertLess(runs, windows, "fewer runs than windows");
+});
+
 Deno.test("calls share one model on either runtime: five at once each find the three answers", async () => {
   const speech = await fixturePcm("noise/short_answers_8000.wav");
   for (const model of [native, wasm]) {
@@ -182,6 +223,62 @@ Deno.test("calls share one model on either runtime: five at once each find the t
     await Promise.all(calls.map((call) => call.close()));
     assertEquals(found, [3, 3, 3, 3, 3], model.runtime);
   }
+});
+
+Deno.test("a model run holds at most 32 calls natively, 8 on WebAssembly, or the maxBatch asked for", async () => {
+  const speech = await fixturePcm("noise/quiet_speech_8000.wav");
+  const cases: [Promise<SileroModel>, number][] = [
+    [loadSileroModel({ runtime: "native" }), 32],
+    [loadSileroModel({ runtime: "wasm" }), 8],
+    [loadSileroModel({ runtime: "native", maxBatch: 3 }), 3],
+  ];
+  for (const [loading, cap] of cases) {
+    const model = await loading;
+    const calls = Array.from(
+      { length: 40 },
+      () => new SileroVad(model, 8000),
+    );
+    for (let at = 0; at < speech.length; at += 320) {
+      for (const call of calls) call.push(speech.subarray(at, at + 320));
+    }
+    await Promise.all(calls.map((call) => call.close()));
+    assertEquals(model.stats.largestBatch, cap, model.runtime);
+    assertEquals(model.stats.failures, 0);
+  }
+});
+
+Deno.test("a detector whose handler throws still analyses every window and closes", async () => {
+  const errors: unknown[] = [];
+  const model = await loadSileroModel({
+    runtime: "native",
+    onError: (error) => errors.push(error),
+  });
+  let frames = 0;
+  const vad = new SileroVad(model, 8000, {
+    onFrame: () => frames++,
+    onAnalysed: (events) => {
+      if (events.length > 0) throw new Error("handler broke");
+    },
+  });
+  const speech = await fixturePcm("noise/short_answers_8000.wav");
+  for (let at = 0; at < speech.length; at += 320) {
+    try {
+      vad.push(speech.subarray(at, at + 320));
+    } catch {
+      // Windows the gate answers at once report to the caller of push.
+    }
+  }
+  await vad.close();
+  assertEquals(frames * 256 * 2, speech.length - (speech.length % 512));
+  assertGreater(errors.length, 0);
+});
+
+Deno.test("closing twice while windows wait resolves both closes once all is analysed", async () => {
+  const vad = new SileroVad(native, 8000);
+  vad.push(await fixturePcm("noise/quiet_speech_8000.wav"));
+  await Promise.all([vad.close(), vad.close()]);
+  assertGreater(vad.stats.inferences, 0);
+  assertEquals(vad.audioMs, vad.stats.inferences * 32 + vad.stats.gated * 32);
 });
 
 Deno.test("Silero ignores audio pushed after close, and rejects rates and thresholds it cannot use", async () => {
@@ -213,6 +310,25 @@ Deno.test("the background level is the recent median: a steady noise is not prom
   const quiet = new BackgroundLevel(20);
   for (let i = 0; i < 50; i++) quiet.prominence(30);
   assertEquals(quiet.prominence(66), 36);
+});
+
+Deno.test("the background level keeps the median of exactly the last 2 s, through many wraps of its history", () => {
+  // 100 ms windows: a history of 20.
+  const background = new BackgroundLevel(100);
+  const history: number[] = [];
+  let seed = 7;
+  for (let i = 0; i < 500; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    // Few distinct values, so ties are common too.
+    const level = 20 + (seed % 13) * 5;
+    const sorted = [...history].sort((a, b) => a - b);
+    const expected = sorted.length === 0
+      ? 0
+      : Math.max(0, level - sorted[sorted.length >> 1]);
+    assertEquals(background.prominence(level), expected, `window ${i}`);
+    history.push(level);
+    if (history.length > 20) history.shift();
+  }
 });
 
 Deno.test("the energy detector behind the common interface reports synchronously, with foreground voice over silence", async () => {

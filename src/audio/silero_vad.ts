@@ -9,13 +9,25 @@
  * detector holding the model's recurrent state. Silero takes 32 ms windows
  * (512 samples at 16 kHz, 256 at 8 kHz; 24 kHz calls are resampled to 16
  * kHz). A cheap energy gate skips inference on windows that are clearly
- * silent, so a quiet line costs next to nothing.
+ * silent, so a quiet line costs next to nothing. The windows of all calls
+ * that come due together run through the model in one batch
+ * (`silero_batcher.ts`), each call's state in its own row.
  *
  * @module
  */
 
 import { createRequire } from "node:module";
 import { Resampler } from "./resample.ts";
+import {
+  type BatchInput,
+  type BatchOutput,
+  type BatchRow,
+  DEFAULT_MAX_BATCH,
+  SileroBatcher,
+  type SileroBatcherStats,
+  type SileroRate,
+  STATE_WIDTH,
+} from "./silero_batcher.ts";
 import {
   BackgroundLevel,
   FOREGROUND_DB,
@@ -38,6 +50,9 @@ export const SILERO_RUNTIMES: readonly SileroRuntimeChoice[] = [
   "native",
   "wasm",
 ];
+
+/** Rows per model run on WebAssembly, where a run of 32 costs more per row than a run of 8. */
+export const WASM_MAX_BATCH = 8;
 
 /** Length of one Silero window, in ms of audio. */
 export const SILERO_WINDOW_MS = 32;
@@ -65,20 +80,37 @@ type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
 export interface LoadSileroOptions {
   /** Which runtime; `auto` by default. */
   runtime?: SileroRuntimeChoice;
+  /**
+   * Most calls' windows per model run: bigger batches cost less per window
+   * but hold the event loop longer per run. Default 32 natively (about 1
+   * ms a run), 8 on WebAssembly, where bigger batches save nothing more.
+   */
+  maxBatch?: number;
+  /** Called when a model run fails (its windows count as silence). */
+  onError?(error: unknown): void;
 }
 
 /**
- * The loaded Silero model, shared by every call. Each run takes the call's
- * own recurrent state, so calls never see each other's audio.
+ * The loaded Silero model, shared by every call. Each row of a run carries
+ * its call's own recurrent state, so calls never see each other's audio;
+ * the calls' due windows are run together in batches (see
+ * `silero_batcher.ts`).
  */
 export class SileroModel {
   /** The runtime it runs on. */
   readonly runtime: SileroRuntime;
+  /** Batches the calls' windows into shared runs. */
+  readonly batcher: SileroBatcher;
   #ort: Ort;
   #session: Session;
   #rates: Map<number, unknown>;
 
-  private constructor(runtime: SileroRuntime, ort: Ort, session: Session) {
+  private constructor(
+    runtime: SileroRuntime,
+    ort: Ort,
+    session: Session,
+    options: LoadSileroOptions,
+  ) {
     this.runtime = runtime;
     this.#ort = ort;
     this.#session = session;
@@ -88,10 +120,23 @@ export class SileroModel {
         new ort.Tensor("int64", BigInt64Array.from([BigInt(rate)]), []),
       ]),
     );
+    this.batcher = new SileroBatcher((batch) => this.runBatch(batch), {
+      maxBatch: options.maxBatch ??
+        (runtime === "wasm" ? WASM_MAX_BATCH : DEFAULT_MAX_BATCH),
+      onError: options.onError,
+    });
+  }
+
+  /** Model runs, windows run and the largest batch so far, over every call. */
+  get stats(): SileroBatcherStats {
+    return this.batcher.stats;
   }
 
   /** @internal Use {@linkcode loadSileroModel}. */
-  static async create(runtime: SileroRuntime): Promise<SileroModel> {
+  static async create(
+    runtime: SileroRuntime,
+    options: LoadSileroOptions = {},
+  ): Promise<SileroModel> {
     let ort: Ort;
     try {
       ort = runtime === "native"
@@ -125,7 +170,7 @@ export class SileroModel {
         interOpNumThreads: 1,
         executionProviders: [runtime === "native" ? "cpu" : "wasm"],
       });
-      return new SileroModel(runtime, ort, session);
+      return new SileroModel(runtime, ort, session, options);
     } catch (error) {
       throw new SileroLoadError(
         runtime,
@@ -138,23 +183,21 @@ export class SileroModel {
   }
 
   /**
-   * Speech probability of one window (`input`: the previous window's
-   * context samples, then the window, as floats in -1..1). `state` is read
-   * and replaced with the model's next state.
+   * Runs `rows` windows of one rate at once (`input`: the windows one after
+   * another, each with its context; `state`: `[2, rows, 128]`).
    */
-  async run(
-    input: Float32Array,
-    state: Float32Array,
-    sampleRate: 8000 | 16000,
-  ): Promise<number> {
+  async runBatch(batch: BatchInput): Promise<BatchOutput> {
     const ort = this.#ort;
+    const { rows, input, state } = batch;
     const output = await this.#session.run({
-      input: new ort.Tensor("float32", input, [1, input.length]),
-      state: new ort.Tensor("float32", state, [2, 1, 128]),
-      sr: this.#rates.get(sampleRate) as InstanceType<Ort["Tensor"]>,
+      input: new ort.Tensor("float32", input, [rows, input.length / rows]),
+      state: new ort.Tensor("float32", state, [2, rows, 128]),
+      sr: this.#rates.get(batch.rate) as InstanceType<Ort["Tensor"]>,
     });
-    state.set(output.stateN.data as Float32Array);
-    return (output.output.data as Float32Array)[0];
+    return {
+      probabilities: output.output.data as Float32Array,
+      state: output.stateN.data as Float32Array,
+    };
   }
 }
 
@@ -177,7 +220,7 @@ export function loadSileroModel(
   const runtime = choice === "auto"
     ? (ffiAllowed() ? "native" : "wasm")
     : choice;
-  return SileroModel.create(runtime);
+  return SileroModel.create(runtime, options);
 }
 
 function ffiAllowed(): boolean {
@@ -216,6 +259,8 @@ const HYSTERESIS = 0.15;
 /** Windows this far above the noise floor (dB) reach the model even when no speech is in progress. */
 const GATE_SNR_DB = 2;
 const INITIAL_FLOOR_DB = 45;
+/** Queued window arrays a detector keeps for reuse. */
+const MAX_SPARE_WINDOWS = 4;
 const MIN_FLOOR_DB = 20;
 
 /**
@@ -225,9 +270,10 @@ const MIN_FLOOR_DB = 20;
 export class SileroVad implements SpeechDetector {
   /** Which kind it is. */
   readonly kind = "silero";
-  #model: SileroModel;
+  #batcher: SileroBatcher;
+  /** This call as the batcher sees it: its rate, window, state. */
+  #row: BatchRow;
   #sampleRate: number;
-  #modelRate: 8000 | 16000;
   #resampler: Resampler | undefined;
   #window: number;
   #context: number;
@@ -242,11 +288,16 @@ export class SileroVad implements SpeechDetector {
   #input: Float32Array;
   #filled = 0;
   #squares = 0;
-  #state = new Float32Array(2 * 128);
-  /** Windows waiting for the model, in order, with their level. */
-  #queue: { input: Float32Array; levelDb: number }[] = [];
-  #draining: Promise<void> | undefined;
+  /** Windows waiting for the model, in order, and their levels. */
+  #queue: Float32Array[] = [];
+  #levels: number[] = [];
+  /** Queued windows' arrays, reused once the model has their copy. */
+  #spare: Float32Array[] = [];
+  /** The level of the window the model is running on, while it runs. */
+  #inFlightDb: number | undefined;
   #closed = false;
+  #idle: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
   #windowsDone = 0;
   #floorDb = INITIAL_FLOOR_DB;
   /** Windows the model was asked about, and skipped by the gate. */
@@ -284,13 +335,20 @@ export class SileroVad implements SpeechDetector {
         `Invalid threshold "${threshold}": expected 0.2 to 0.95`,
       );
     }
-    this.#model = model;
+    this.#batcher = model.batcher;
     this.#sampleRate = sampleRate;
-    this.#modelRate = sampleRate === 8000 ? 8000 : 16000;
+    const rate: SileroRate = sampleRate === 8000 ? 8000 : 16000;
     if (sampleRate === 24000) this.#resampler = new Resampler(24000, 16000);
-    this.#window = this.#modelRate * SILERO_WINDOW_MS / 1000;
-    this.#context = this.#modelRate === 16000 ? 64 : 32;
+    this.#window = rate * SILERO_WINDOW_MS / 1000;
+    this.#context = rate === 16000 ? 64 : 32;
     this.#input = new Float32Array(this.#context + this.#window);
+    this.#row = {
+      rate,
+      length: this.#input.length,
+      state: new Float32Array(2 * STATE_WIDTH),
+      take: (into, offset) => this.#take(into, offset),
+      answer: (probability) => this.#answer(probability),
+    };
     this.#minSpeechMs = options.minSpeechMs ?? 100;
     this.#minSilenceMs = options.minSilenceMs ?? 300;
     this.#threshold = threshold;
@@ -341,39 +399,95 @@ export class SileroVad implements SpeechDetector {
     );
     const input = this.#input;
     const start = this.#context;
-    const events: VadEvent[] = [];
-    let analysed = false;
-    for (const sample of samples) {
+    const window = this.#window;
+    let events: VadEvent[] | undefined;
+    for (let i = 0; i < samples.length; i++) {
+      const sample = samples[i];
       input[start + this.#filled++] = sample / 32768;
       this.#squares += sample * sample;
-      if (this.#filled < this.#window) continue;
-      const levelDb = 10 * Math.log10(this.#squares / this.#window + 1);
-      const window = input.slice();
-      // The next window's context is this window's end.
-      input.copyWithin(0, input.length - start);
+      if (this.#filled < window) continue;
+      const levelDb = 10 * Math.log10(this.#squares / window + 1);
       this.#filled = 0;
       this.#squares = 0;
-      if (this.#queue.length === 0 && this.#draining === undefined) {
-        const gated = this.#gate(levelDb);
-        if (gated) {
-          this.#gated++;
-          this.#judge(0, levelDb, events);
-          analysed = true;
-          continue;
-        }
+      if (!this.#busy && this.#gate(levelDb)) {
+        this.#gated++;
+        this.#judge(0, levelDb, events ??= []);
+      } else {
+        // Windows behind one the model is on must wait their turn: each
+        // needs the state the one before it leaves.
+        const queued = this.#spare.pop() ?? new Float32Array(input.length);
+        queued.set(input);
+        this.#queue.push(queued);
+        this.#levels.push(levelDb);
       }
-      this.#queue.push({ input: window, levelDb });
+      // The next window's context is this window's end.
+      input.copyWithin(0, input.length - start);
     }
-    if (analysed) this.#onAnalysed?.(events);
-    if (this.#queue.length > 0 && this.#draining === undefined) {
-      this.#draining = this.#drain();
-    }
+    if (events) this.#onAnalysed?.(events);
+    if (this.#queue.length > 0) this.#batcher.request(this.#row);
   }
 
   /** Resolves once every window pushed so far is analysed; later pushes are ignored. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
-    await this.#draining;
+    if (!this.#busy) return Promise.resolve();
+    this.#closing ??= new Promise((resolve) => this.#idle = resolve);
+    return this.#closing;
+  }
+
+  /** Whether windows are waiting for the model or on it. */
+  get #busy(): boolean {
+    return this.#queue.length > 0 || this.#inFlightDb !== undefined;
+  }
+
+  /**
+   * For the batcher: answers the waiting windows the gate can answer, and
+   * copies the first that needs the model into `into` at `offset`.
+   */
+  #take(into: Float32Array, offset: number): boolean {
+    while (this.#queue.length > 0) {
+      const window = this.#queue.shift()!;
+      const levelDb = this.#levels.shift()!;
+      // A few spares cover a call fed 20 ms at a time; a long push's
+      // backlog is not kept.
+      if (this.#spare.length < MAX_SPARE_WINDOWS) this.#spare.push(window);
+      if (this.#gate(levelDb)) {
+        this.#gated++;
+        const events: VadEvent[] = [];
+        this.#judge(0, levelDb, events);
+        this.#onAnalysed?.(events);
+        continue;
+      }
+      into.set(window, offset);
+      this.#inFlightDb = levelDb;
+      return true;
+    }
+    this.#settle();
+    return false;
+  }
+
+  /** For the batcher: the model's answer for the window `#take` gave. */
+  #answer(probability: number): void {
+    const levelDb = this.#inFlightDb;
+    if (levelDb === undefined) return;
+    this.#inFlightDb = undefined;
+    this.#inferences++;
+    const events: VadEvent[] = [];
+    this.#judge(probability, levelDb, events);
+    try {
+      this.#onAnalysed?.(events);
+    } finally {
+      // The next window goes on even when a handler threw.
+      if (this.#queue.length > 0) this.#batcher.request(this.#row);
+      else this.#settle();
+    }
+  }
+
+  /** Resolves a pending `close` once nothing is waiting. */
+  #settle(): void {
+    if (this.#busy || !this.#idle) return;
+    this.#idle();
+    this.#idle = undefined;
   }
 
   /** Whether the energy gate answers for this window without the model. */
@@ -381,29 +495,6 @@ export class SileroVad implements SpeechDetector {
     if (levelDb < this.#gateDb) return true;
     if (this.#inSpeech || this.#voicedMs > 0) return false;
     return levelDb < this.#floorDb + GATE_SNR_DB;
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      while (this.#queue.length > 0) {
-        const { input, levelDb } = this.#queue.shift()!;
-        let probability = 0;
-        if (this.#gate(levelDb)) this.#gated++;
-        else {
-          this.#inferences++;
-          probability = await this.#model.run(
-            input,
-            this.#state,
-            this.#modelRate,
-          );
-        }
-        const events: VadEvent[] = [];
-        this.#judge(probability, levelDb, events);
-        this.#onAnalysed?.(events);
-      }
-    } finally {
-      this.#draining = undefined;
-    }
   }
 
   #judge(probability: number, levelDb: number, events: VadEvent[]): void {

@@ -81,7 +81,9 @@ export const BACKGROUND_MS = 2000;
  * ```
  */
 export class BackgroundLevel {
+  /** The levels in the order they came, a ring. */
   #levels: Float64Array;
+  /** The same levels, kept sorted as they come and go. */
   #sorted: Float64Array;
   #count = 0;
   #next = 0;
@@ -95,18 +97,40 @@ export class BackgroundLevel {
 
   /** How far `levelDb` stands above the background (dB, 0 or more); then adds it to the history. */
   prominence(levelDb: number): number {
-    let above = 0;
-    if (this.#count > 0) {
-      const sorted = this.#sorted.subarray(0, this.#count);
-      sorted.set(this.#levels.subarray(0, this.#count));
-      sorted.sort();
-      above = Math.max(0, levelDb - sorted[this.#count >> 1]);
+    const sorted = this.#sorted;
+    let count = this.#count;
+    const above = count > 0 ? Math.max(0, levelDb - sorted[count >> 1]) : 0;
+    // Once full, the oldest level leaves the sorted copy before the new one
+    // goes in: two shifts of a short array instead of a sort per window.
+    if (count === this.#levels.length) {
+      const at = firstAtLeast(sorted, count, this.#levels[this.#next]);
+      sorted.copyWithin(at, at + 1, count);
+      count--;
     }
+    const at = firstAtLeast(sorted, count, levelDb);
+    sorted.copyWithin(at + 1, at, count);
+    sorted[at] = levelDb;
+    this.#count = count + 1;
     this.#levels[this.#next] = levelDb;
     this.#next = (this.#next + 1) % this.#levels.length;
-    if (this.#count < this.#levels.length) this.#count++;
     return above;
   }
+}
+
+/** The first index of `sorted[0..count)` whose value is `value` or more. */
+function firstAtLeast(
+  sorted: Float64Array,
+  count: number,
+  value: number,
+): number {
+  let low = 0;
+  let high = count;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (sorted[middle] < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** A streaming voice-activity detector for one call. */
@@ -152,10 +176,12 @@ export type SpeechDetectorFactory = (
  * detector.push(new Uint8Array(320)); // logs [] : 20 ms of silence
  * ```
  */
-export const energyDetector: SpeechDetectorFactory = (
-  sampleRate,
-  options = {},
-) => new EnergySpeechDetector(sampleRate, options);
+export function energyDetector(
+  sampleRate: number,
+  options: SpeechDetectorOptions = {},
+): SpeechDetector {
+  return new EnergySpeechDetector(sampleRate, options);
+}
 
 class EnergySpeechDetector implements SpeechDetector {
   readonly kind = "energy";

@@ -66,7 +66,16 @@ export async function loadSpeechDetectors(
     : [options.vadRuntime];
   for (const runtime of tries) {
     try {
-      const model = await load({ runtime });
+      const model = await load({
+        runtime,
+        onError: (error) =>
+          log.error(
+            "Silero VAD run failed; its windows count as silence: {error}",
+            {
+              error,
+            },
+          ),
+      });
       log.info("Voice activity: Silero VAD on ONNX Runtime ({runtime})", {
         runtime: model.runtime,
       });
