@@ -40,10 +40,43 @@ export const MAX_FUNCTION_LINES = 60;
  * added here would conflict with that work. The integrator empties this list
  * once those branches are merged and their long functions are split.
  */
-export const REPORT_ONLY: Readonly<Record<string, readonly string[]>> = {};
+export const REPORT_ONLY: Readonly<Record<string, readonly string[]>> = {
+  // player, turns (src/bots/agent/ agent, reply, …)
+  "src/bots/agent/agent.ts": ["AgentBot.constructor"],
+  "src/bots/agent/reply.ts": ["Reply.#modelPlan"],
+  // libs (src/metrics/, src/providers/)
+  "src/metrics/exovoice_metrics.ts": ["ExovoiceMetrics.constructor"],
+  "src/providers/fallback/provider_chain.ts": ["CallChain.attempts"],
+  // clock (records, console, status callbacks, serve)
+  "src/records/call_store.ts": ["CallStore.#write"],
+  "src/routes/status_callback.ts": ["handleStatusCallback"],
+  "src/serve.ts": ["serve"],
+  "src/console/console_app.ts": ["ConsoleApp.handle"],
+  "src/console/static/app.js": [
+    "overview",
+    "draw",
+    "history",
+    "load",
+    "callPage",
+  ],
+  "src/console/static/softphone.js": ["renderSoftphone", "startCall"],
+};
+
+/**
+ * The folder the rule holds in, as a path segment: the issue asks it of
+ * `src/`. Tests keep their long `Deno.test` bodies, and tools and benchmarks
+ * are scripts.
+ */
+export const CHECKED_FOLDER = "src/";
+
+/** Whether the rule checks a file: one under {@linkcode CHECKED_FOLDER}. */
+export function isChecked(filename: string): boolean {
+  const path = filename.replaceAll("\\", "/");
+  return path.startsWith(CHECKED_FOLDER) || path.includes(`/${CHECKED_FOLDER}`);
+}
 
 /** The one fact the rule reports: a function and how long its body is. */
-export interface LongFunction {
+interface LongFunction {
   /** The function's name as the rule reports it (see {@linkcode functionName}). */
   name: string;
   /** Lines its body spans. */
@@ -54,6 +87,11 @@ type FunctionNode =
   | Deno.lint.FunctionDeclaration
   | Deno.lint.FunctionExpression
   | Deno.lint.ArrowFunctionExpression;
+
+/** A function with a body (an overload signature has none). */
+type FunctionWithBody = FunctionNode & {
+  body: Deno.lint.BlockStatement | Deno.lint.Expression;
+};
 
 /**
  * Lines the text between two offsets spans: 1 plus the line breaks in it.
@@ -96,7 +134,7 @@ function isLiteralTable(node: Deno.lint.Node | null): boolean {
  * Whether a function is a data table: its whole body is one object or array
  * literal, returned.
  */
-export function isDataTable(fn: FunctionNode): boolean {
+function isDataTable(fn: FunctionWithBody): boolean {
   if (fn.body.type !== "BlockStatement") return isLiteralTable(fn.body);
   const statements = fn.body.body;
   if (statements.length !== 1) return false;
@@ -111,7 +149,7 @@ function keyName(key: Deno.lint.Node): string {
   return "[computed]";
 }
 
-function className(classBody: Deno.lint.Node): string {
+function className(classBody: Deno.lint.ClassBody): string {
   const owner = classBody.parent;
   if (
     owner !== undefined &&
@@ -149,7 +187,7 @@ function ownName(fn: FunctionNode): string | undefined {
  * variable or property it is assigned to; or, for an anonymous callback,
  * `(callback in outer)` after the nearest named function that holds it.
  */
-export function functionName(
+function functionName(
   fn: FunctionNode,
   sourceCode: Deno.lint.SourceCode,
 ): string {
@@ -173,7 +211,7 @@ export function functionName(
  * The {@linkcode REPORT_ONLY} entry for a linted file, matched on the end of
  * its path so that it holds from any working directory.
  */
-export function reportOnlyFor(
+function reportOnlyFor(
   filename: string,
   reportOnly: Readonly<Record<string, readonly string[]>> = REPORT_ONLY,
 ): readonly string[] {
@@ -185,7 +223,7 @@ export function reportOnlyFor(
 }
 
 function measure(
-  fn: FunctionNode,
+  fn: FunctionWithBody,
   context: Deno.lint.RuleContext,
 ): LongFunction | undefined {
   const lines = linesSpanned(context.sourceCode.text, fn.body.range);
@@ -198,12 +236,14 @@ function check(
   context: Deno.lint.RuleContext,
   reportOnly: Readonly<Record<string, readonly string[]>>,
 ): void {
-  const long = measure(fn, context);
+  if (fn.body === null) return;
+  const withBody = fn as FunctionWithBody;
+  const long = measure(withBody, context);
   if (long === undefined) return;
   if (reportOnlyFor(context.filename, reportOnly).includes(long.name)) return;
   // Point at the head of the function (up to its body's opening brace), not
   // the whole body, so the diagnostic stays readable.
-  const head: Deno.lint.Range = [fn.range[0], fn.body.range[0] + 1];
+  const head: Deno.lint.Range = [fn.range[0], withBody.body.range[0] + 1];
   context.report({
     range: head,
     message:
@@ -242,6 +282,7 @@ export function createPlugin(options: PluginOptions = {}): Deno.lint.Plugin {
     rules: {
       "max-function-lines": {
         create(context) {
+          if (!isChecked(context.filename)) return {};
           return {
             FunctionDeclaration: (fn) => check(fn, context, reportOnly),
             FunctionExpression: (fn) => check(fn, context, reportOnly),
