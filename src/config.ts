@@ -164,47 +164,15 @@ export { ConfigError, type Env } from "./env_values.ts";
  */
 export function loadConfig(env: Env): Config {
   const read = reader(env);
-  const certFile = read("TLS_CERT_FILE");
-  const keyFile = read("TLS_KEY_FILE");
-  if ((certFile === undefined) !== (keyFile === undefined)) {
-    const missing = certFile === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE";
-    throw new ConfigError(
-      missing,
-      `Missing ${missing}: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE`,
-    );
-  }
-  const chunkBytes = integer(read, "CHUNK_BYTES", DEFAULT_CHUNK_BYTES, [
-    MIN_CHUNK_BYTES,
-    MAX_CHUNK_BYTES,
-  ]);
-  if (!isValidChunkSize(chunkBytes)) {
-    throw new ConfigError(
-      "CHUNK_BYTES",
-      `Invalid CHUNK_BYTES "${chunkBytes}": expected a multiple of 320 from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}`,
-    );
-  }
-  const defaultSampleRate = integer(read, "DEFAULT_SAMPLE_RATE", 8000, [
-    8000,
-    24000,
-  ]);
-  if (!isSampleRate(defaultSampleRate)) {
-    throw new ConfigError(
-      "DEFAULT_SAMPLE_RATE",
-      `Invalid DEFAULT_SAMPLE_RATE "${defaultSampleRate}": expected 8000, 16000 or 24000`,
-    );
-  }
-  const wsPath = read("WS_PATH") ?? "/voicebot/ws";
-  if (!wsPath.startsWith("/")) {
-    throw new ConfigError(
-      "WS_PATH",
-      `Invalid WS_PATH "${wsPath}": expected a path starting with "/"`,
-    );
-  }
+  const tls = tlsFiles(read);
+  const chunkBytes = chunkSize(read);
+  const defaultSampleRate = defaultRate(read);
+  const wsPath = socketPath(read);
   const trustedProxyHops = proxyHops(read);
   return {
     host: read("HOST") ?? "0.0.0.0",
     port: integer(read, "PORT", 3000, [0, 65535]),
-    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    tls,
     wsPath,
     wsToken: read("EXOTEL_WS_TOKEN"),
     wsBasicAuth: basicCredentials(read("EXOTEL_WS_BASIC_AUTH")),
@@ -221,23 +189,7 @@ export function loadConfig(env: Env): Config {
     publicBaseUrl: baseUrl(read, "WEBHOOK_BASE_URL") ??
       baseUrl(read, "RENDER_EXTERNAL_URL"),
     exotelApi: exotelApi(read),
-    maxSessions: integer(read, "MAX_SESSIONS", 3000, [1, 1_000_000]),
-    maxCallS: integer(read, "MAX_CALL_S", 3600, [1, 24 * 3600]),
-    handshakeTimeoutS: integer(read, "HANDSHAKE_TIMEOUT_S", 10, [1, 3600]),
-    drainTimeoutS: integer(read, "DRAIN_TIMEOUT_S", 30, [0, 24 * 3600]),
-    closeTimeoutS: integer(read, "WS_CLOSE_TIMEOUT_S", 5, [1, 60]),
-    maxConnectionsPerIp: integer(read, "MAX_CONNECTIONS_PER_IP", 0, [
-      0,
-      1_000_000,
-    ]),
-    callRateLimitPerMin: integer(read, "CALL_RATE_LIMIT_PER_MIN", 30, [
-      1,
-      1_000_000,
-    ]),
-    authFailureLimitPerMin: integer(read, "AUTH_FAILURE_LIMIT_PER_MIN", 20, [
-      1,
-      1_000_000,
-    ]),
+    ...callLimits(read),
     ipAllowList: ipRanges(read("EXOTEL_IP_ALLOWLIST")),
     trustProxy: trustedProxyHops > 0,
     trustedProxyHops,
@@ -260,6 +212,95 @@ export function loadConfig(env: Env): Config {
     logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
     callWebhook: loadCallWebhookConfig(read),
+  };
+}
+
+/** `TLS_CERT_FILE` and `TLS_KEY_FILE`: both or neither. */
+function tlsFiles(read: Read): Config["tls"] {
+  const certFile = read("TLS_CERT_FILE");
+  const keyFile = read("TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE";
+    throw new ConfigError(
+      missing,
+      `Missing ${missing}: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE`,
+    );
+  }
+  return certFile && keyFile ? { certFile, keyFile } : undefined;
+}
+
+/** `CHUNK_BYTES`: a multiple of 320 within the accepted range. */
+function chunkSize(read: Read): number {
+  const chunkBytes = integer(read, "CHUNK_BYTES", DEFAULT_CHUNK_BYTES, [
+    MIN_CHUNK_BYTES,
+    MAX_CHUNK_BYTES,
+  ]);
+  if (!isValidChunkSize(chunkBytes)) {
+    throw new ConfigError(
+      "CHUNK_BYTES",
+      `Invalid CHUNK_BYTES "${chunkBytes}": expected a multiple of 320 from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}`,
+    );
+  }
+  return chunkBytes;
+}
+
+/** `DEFAULT_SAMPLE_RATE`: one of the rates Exotel streams. */
+function defaultRate(read: Read): Config["defaultSampleRate"] {
+  const defaultSampleRate = integer(read, "DEFAULT_SAMPLE_RATE", 8000, [
+    8000,
+    24000,
+  ]);
+  if (!isSampleRate(defaultSampleRate)) {
+    throw new ConfigError(
+      "DEFAULT_SAMPLE_RATE",
+      `Invalid DEFAULT_SAMPLE_RATE "${defaultSampleRate}": expected 8000, 16000 or 24000`,
+    );
+  }
+  return defaultSampleRate;
+}
+
+/** `WS_PATH`: where Exotel opens the voicebot socket. */
+function socketPath(read: Read): string {
+  const wsPath = read("WS_PATH") ?? "/voicebot/ws";
+  if (!wsPath.startsWith("/")) {
+    throw new ConfigError(
+      "WS_PATH",
+      `Invalid WS_PATH "${wsPath}": expected a path starting with "/"`,
+    );
+  }
+  return wsPath;
+}
+
+/** Capacity, deadlines and rate limits. */
+function callLimits(read: Read): Pick<
+  Config,
+  | "maxSessions"
+  | "maxCallS"
+  | "handshakeTimeoutS"
+  | "drainTimeoutS"
+  | "closeTimeoutS"
+  | "maxConnectionsPerIp"
+  | "callRateLimitPerMin"
+  | "authFailureLimitPerMin"
+> {
+  return {
+    maxSessions: integer(read, "MAX_SESSIONS", 3000, [1, 1_000_000]),
+    maxCallS: integer(read, "MAX_CALL_S", 3600, [1, 24 * 3600]),
+    handshakeTimeoutS: integer(read, "HANDSHAKE_TIMEOUT_S", 10, [1, 3600]),
+    drainTimeoutS: integer(read, "DRAIN_TIMEOUT_S", 30, [0, 24 * 3600]),
+    closeTimeoutS: integer(read, "WS_CLOSE_TIMEOUT_S", 5, [1, 60]),
+    maxConnectionsPerIp: integer(read, "MAX_CONNECTIONS_PER_IP", 0, [
+      0,
+      1_000_000,
+    ]),
+    callRateLimitPerMin: integer(read, "CALL_RATE_LIMIT_PER_MIN", 30, [
+      1,
+      1_000_000,
+    ]),
+    authFailureLimitPerMin: integer(read, "AUTH_FAILURE_LIMIT_PER_MIN", 20, [
+      1,
+      1_000_000,
+    ]),
   };
 }
 

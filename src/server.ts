@@ -287,26 +287,29 @@ function voicebotSocketDeps(
   };
 }
 
+/** What the route table's handlers are built from. */
+interface RouteParts {
+  options: AppOptions;
+  registry: SessionRegistry;
+  services: Services;
+  upgrade: VoicebotUpgrade;
+  clock: Clock;
+}
+
 /** The route table: paths, methods and who may call them, as data. */
-function routeTable(
-  config: Config,
-  parts: {
-    options: AppOptions;
-    registry: SessionRegistry;
-    services: Services;
-    upgrade: VoicebotUpgrade;
-    clock: Clock;
-  },
-): Route[] {
+function routeTable(config: Config, parts: RouteParts): Route[] {
+  return [
+    ...serviceRoutes(config, parts),
+    ...callRecordRoutes(parts.services),
+    ...exotelRoutes(config, parts),
+    ...outboundCallRoutes(config, parts.clock),
+  ];
+}
+
+/** Health, the voicebot socket, live sessions and metrics. */
+function serviceRoutes(config: Config, parts: RouteParts): Route[] {
   const { options, registry, services, upgrade, clock } = parts;
-  const { metrics, store, live } = services;
   const startedAt = clock.now();
-  const outbound = outboundCallDeps(config);
-  const callRateLimit = new CallRateLimit({
-    limitPerMin: config.callRateLimitPerMin,
-    clock,
-  });
-  const status = statusCallbacks(config, store);
   return [
     {
       path: "/health",
@@ -336,14 +339,22 @@ function routeTable(
       path: "/voicebot/sessions",
       access: "admin",
       methods: {
-        GET: (request) => handleSessions(request, { registry, live }),
+        GET: (request) =>
+          handleSessions(request, { registry, live: services.live }),
       },
     },
     {
       path: "/metrics",
       access: "admin",
-      methods: { GET: (request) => handleMetrics(request, metrics) },
+      methods: { GET: (request) => handleMetrics(request, services.metrics) },
     },
+  ];
+}
+
+/** The stored call records and their webhook redelivery. */
+function callRecordRoutes(services: Services): Route[] {
+  const { store } = services;
+  return [
     {
       path: "/calls",
       access: "admin",
@@ -368,6 +379,14 @@ function routeTable(
           }),
       },
     },
+  ];
+}
+
+/** What Exotel calls: the passthru applet, status callbacks, the connect applet. */
+function exotelRoutes(config: Config, parts: RouteParts): Route[] {
+  const { options, services: { store } } = parts;
+  const status = statusCallbacks(config, store);
+  return [
     {
       path: "/api/v1/exotel/passthru",
       access: "public",
@@ -400,6 +419,17 @@ function routeTable(
         POST: (request) => handleVoiceConnect(request, config),
       },
     },
+  ];
+}
+
+/** Placing outbound calls (rate limited per address) and reading their status. */
+function outboundCallRoutes(config: Config, clock: Clock): Route[] {
+  const outbound = outboundCallDeps(config);
+  const callRateLimit = new CallRateLimit({
+    limitPerMin: config.callRateLimitPerMin,
+    clock,
+  });
+  return [
     {
       path: "/call",
       access: "admin",

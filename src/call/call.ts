@@ -323,10 +323,28 @@ export class Call {
   }
 
   #start(start: StartInfo, streamSid: string | undefined): void {
-    const { session } = this;
-    if (session.state !== "connected") {
+    if (this.session.state !== "connected") {
       return this.#skip("duplicate_start", "Duplicate start ignored");
     }
+    const declared = this.#adoptStart(start, streamSid);
+    const mulaw = declared.encoding === "mulaw";
+    if (mulaw) this.#hearPayload = (bytes) => this.#hear(decodeMulaw(bytes));
+    this.#recorder = this.#options.createRecorder?.(this.session);
+    const player = this.#startPlayer(mulaw);
+    this.#player = player;
+    if (!this.#startBot(this.#outputOf(player))) return;
+    const held = this.#preStart;
+    this.#preStart = [];
+    this.session.audioChunksBuffered = 0;
+    for (const payload of held) this.#hearPayload(payload);
+  }
+
+  /** Takes the call's identity and audio format from its `start` event, and logs it. */
+  #adoptStart(
+    start: StartInfo,
+    streamSid: string | undefined,
+  ): ReturnType<typeof parseAudioEncoding> {
+    const { session } = this;
     session.state = "started";
     session.streamSid = start.streamSid || streamSid || session.streamSid ||
       session.callId;
@@ -337,15 +355,23 @@ export class Call {
     session.customParameters = start.customParameters;
     const declared = parseAudioEncoding(start.encoding);
     session.encoding = declared.encoding;
-    const mulaw = declared.encoding === "mulaw";
     const declaredRate = start.sampleRate ?? declared.sampleRate;
     if (declaredRate !== undefined && isSampleRate(declaredRate)) {
       session.sampleRate = declaredRate;
-    } else if (mulaw) {
+    } else if (declared.encoding === "mulaw") {
       // μ-law is telephone audio: 8 kHz unless the stream says otherwise.
       session.sampleRate = 8000;
     }
     this.#log = log.with({ sessionId: session.id, callId: session.callId });
+    this.#logStart(start, declared);
+    return declared;
+  }
+
+  /** Logs the start, and an encoding exovoice does not know. */
+  #logStart(
+    start: StartInfo,
+    declared: ReturnType<typeof parseAudioEncoding>,
+  ): void {
     if (!declared.recognised) {
       this.#log.warn(
         "Unknown media encoding {encoding}: treated as 16-bit PCM",
@@ -355,17 +381,19 @@ export class Call {
     this.#log.info(
       "Call started at {sampleRate} Hz ({encoding}) from {from} to {to}",
       {
-        from: maskPhoneNumber(session.from),
-        to: maskPhoneNumber(session.to),
-        sampleRate: session.sampleRate,
+        from: maskPhoneNumber(this.session.from),
+        to: maskPhoneNumber(this.session.to),
+        sampleRate: this.session.sampleRate,
         encoding: declared.encoding,
       },
     );
-    if (mulaw) this.#hearPayload = (bytes) => this.#hear(decodeMulaw(bytes));
+  }
 
+  /** The player that paces the bot's audio out on this call's socket. */
+  #startPlayer(mulaw: boolean): Player {
+    const { session } = this;
     const { socket, settings, clock } = this.#options;
-    this.#recorder = this.#options.createRecorder?.(session);
-    const player = new Player({
+    return new Player({
       streamSid: session.streamSid,
       sampleRate: session.sampleRate,
       chunkBytes: settings.chunkBytes,
@@ -381,8 +409,11 @@ export class Call {
       },
       encode: mulaw ? encodeMulaw : undefined,
     });
-    this.#player = player;
-    const output: CallOutput = {
+  }
+
+  /** What the bot speaks through. */
+  #outputOf(player: Player): CallOutput {
+    return {
       play: (audio, options) => player.play(audio, options),
       clear: () => player.clear(),
       pause: () => player.pause(),
@@ -391,6 +422,11 @@ export class Call {
       dropped: (bytes) => this.#dropped(bytes),
       onSent: (listener) => void (this.#sentListener = listener),
     };
+  }
+
+  /** Creates and starts the bot; false (and the call ended) when it cannot be created. */
+  #startBot(output: CallOutput): boolean {
+    const { session } = this;
     // The URL's `agent=` wins; else a custom parameter of that name.
     session.agent ||= session.customParameters.agent || undefined;
     const preparation = this.#preparation;
@@ -401,15 +437,13 @@ export class Call {
         : this.#options.createBot(callInfo(session), output);
     } catch (error) {
       this.#log.error("Bot could not be created: {error}", { error });
-      return this.end("bot_error", 1011);
+      this.end("bot_error", 1011);
+      return false;
     }
-    this.session.report = () => this.#bot?.report?.();
-    this.session.live = () => this.#bot?.live?.();
+    session.report = () => this.#bot?.report?.();
+    session.live = () => this.#bot?.live?.();
     this.#callBot("start", (bot) => bot.start?.());
-    const held = this.#preStart;
-    this.#preStart = [];
-    this.session.audioChunksBuffered = 0;
-    for (const payload of held) this.#hearPayload(payload);
+    return true;
   }
 
   /** Counts bot audio dropped unplayed; logs the first drop of the call only. */

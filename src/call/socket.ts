@@ -91,11 +91,7 @@ export function fromWebSocket(
   ws.onclose = (event: CloseEvent) => {
     clearTimeout(deadline);
     options.onGone?.();
-    closed = event.code !== 0
-      ? { code: event.code, reason: event.reason }
-      : error === "Invalid UTF-8"
-      ? { code: CLOSE_INVALID_PAYLOAD, reason: "invalid UTF-8" }
-      : { code: CLOSE_ABNORMAL, reason: "" };
+    closed = closeOf(event, error);
     handlers?.close(closed.code, closed.reason);
   };
   const isOpen = () =>
@@ -130,6 +126,22 @@ export function fromWebSocket(
       if (closed) installed.close(closed.code, closed.reason);
     },
   };
+}
+
+/**
+ * The close code and reason a Deno WebSocket's close event stands for: code 0
+ * (no close frame) is 1006, or 1007 when the runtime dropped the connection
+ * over a text frame that is not UTF-8 (`error` is the last error event's
+ * message).
+ */
+function closeOf(
+  event: CloseEvent,
+  error: string | undefined,
+): { code: number; reason: string } {
+  if (event.code !== 0) return { code: event.code, reason: event.reason };
+  return error === "Invalid UTF-8"
+    ? { code: CLOSE_INVALID_PAYLOAD, reason: "invalid UTF-8" }
+    : { code: CLOSE_ABNORMAL, reason: "" };
 }
 
 /** One end of an in-memory socket pair, with a settable `bufferedAmount` for tests. */

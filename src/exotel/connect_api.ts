@@ -536,17 +536,7 @@ export class ConnectApi {
         : normalizePhoneNumber(request.callerId, { field: "callerId" }),
     );
     form.set("CallType", "trans");
-    const target = request.target;
-    if (target.mode === "flow") {
-      form.set("Url", this.#flowUrl(target.appId));
-    } else {
-      form.set("StreamUrl", checkStreamUrl(target.streamUrl));
-      form.set("StreamType", "bidirectional");
-      if (target.streamName !== undefined) {
-        checkLength("streamName", target.streamName, MAX_STREAM_NAME_LENGTH);
-        form.set("StreamName", target.streamName);
-      }
-    }
+    this.#setTarget(form, request.target);
     if (request.record !== undefined) {
       form.set("Record", String(request.record));
     }
@@ -569,27 +559,22 @@ export class ConnectApi {
       checkLength("customField", request.customField, MAX_CUSTOM_FIELD_LENGTH);
       form.set("CustomField", request.customField);
     }
-    if (request.statusCallback !== undefined) {
-      form.set("StatusCallback", checkHttpUrl(request.statusCallback));
-    }
-    request.statusCallbackEvents?.forEach((event, index) => {
-      checkOneOf("statusCallbackEvents", event, [
-        "terminal",
-        "answered",
-        "ringing",
-      ]);
-      // Exotel reads the array from indexed form keys.
-      form.set(`StatusCallbackEvents[${index}]`, event);
-    });
-    if (request.statusCallbackContentType !== undefined) {
-      checkOneOf(
-        "statusCallbackContentType",
-        request.statusCallbackContentType,
-        ["multipart/form-data", "application/json"],
-      );
-      form.set("StatusCallbackContentType", request.statusCallbackContentType);
-    }
+    setStatusCallback(form, request);
     return form;
+  }
+
+  /** Where the call goes: an app flow (`Url`) or straight to a stream. */
+  #setTarget(form: URLSearchParams, target: PlaceCallRequest["target"]): void {
+    if (target.mode === "flow") {
+      form.set("Url", this.#flowUrl(target.appId));
+      return;
+    }
+    form.set("StreamUrl", checkStreamUrl(target.streamUrl));
+    form.set("StreamType", "bidirectional");
+    if (target.streamName !== undefined) {
+      checkLength("streamName", target.streamName, MAX_STREAM_NAME_LENGTH);
+      form.set("StreamName", target.streamName);
+    }
   }
 
   #flowUrl(requested: string | undefined): string {
@@ -750,6 +735,33 @@ function resolveBaseUrl(config: ExotelApiConfig): string {
     );
   }
   return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+}
+
+/** The status callback fields of the Connect form. */
+function setStatusCallback(
+  form: URLSearchParams,
+  request: PlaceCallRequest,
+): void {
+  if (request.statusCallback !== undefined) {
+    form.set("StatusCallback", checkHttpUrl(request.statusCallback));
+  }
+  request.statusCallbackEvents?.forEach((event, index) => {
+    checkOneOf("statusCallbackEvents", event, [
+      "terminal",
+      "answered",
+      "ringing",
+    ]);
+    // Exotel reads the array from indexed form keys.
+    form.set(`StatusCallbackEvents[${index}]`, event);
+  });
+  if (request.statusCallbackContentType !== undefined) {
+    checkOneOf(
+      "statusCallbackContentType",
+      request.statusCallbackContentType,
+      ["multipart/form-data", "application/json"],
+    );
+    form.set("StatusCallbackContentType", request.statusCallbackContentType);
+  }
 }
 
 function checkStreamUrl(value: string): string {

@@ -372,66 +372,17 @@ export function loadAgentValue(
     env,
     report: (path, message) => problems.push(`${where(path)}: ${message}`),
   });
-  const fileEnv: Record<string, string> = {};
-  const fileKeyOf = new Map<string, string>();
-  const problem = (path: string, expected: string, got: unknown) =>
+  const problem: Problem = (path, expected, got) =>
     problems.push(`${where(path)}: expected ${expected}, got ${show(got)}`);
   if (!isRecord(expanded)) {
     problem("", "a mapping of settings (prompt, greeting, tools, …)", expanded);
     throw new AgentFileError(problems);
   }
   checkKeys(expanded, problem);
-  for (const [path, rule] of Object.entries(SETTINGS)) {
-    const value = at(expanded, path);
-    if (value === undefined || value === null) continue;
-    const envText = setting(rule, value);
-    if (envText === undefined) problem(path, describe(rule), value);
-    else {
-      fileEnv[rule.env] = envText;
-      fileKeyOf.set(rule.env, path);
-    }
-  }
-  if (expanded.promptFile !== undefined) {
-    if (typeof expanded.promptFile !== "string") {
-      problem("promptFile", "a file path", expanded.promptFile);
-    } else if (expanded.prompt !== undefined) {
-      problem(
-        "promptFile",
-        "either prompt or promptFile, not both",
-        expanded.promptFile,
-      );
-    } else {
-      const promptPath = relativeTo(file, expanded.promptFile);
-      try {
-        fileEnv.AGENT_PROMPT = read(promptPath);
-        fileKeyOf.set("AGENT_PROMPT", "promptFile");
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        problem(
-          "promptFile",
-          `a readable file (${reason})`,
-          expanded.promptFile,
-        );
-      }
-    }
-  }
+  const fileSettings = readSettings(expanded, problem);
+  readPromptFile(expanded, { file, read, problem, into: fileSettings });
   const variables = readVariables(expanded.variables, problem);
-  const builtinTools = { endCall: true, transfer: true };
-  if (isRecord(expanded.builtinTools)) {
-    for (const key of ["endCall", "transfer"] as const) {
-      const value = expanded.builtinTools[key];
-      if (value === undefined) continue;
-      if (typeof value !== "boolean") {
-        problem(`builtinTools.${key}`, "true or false", value);
-      } else builtinTools[key] = value;
-    }
-  } else if (expanded.builtinTools !== undefined) {
-    problem(
-      "builtinTools",
-      "a mapping such as { endCall: true, transfer: false }",
-      expanded.builtinTools,
-    );
-  }
+  const builtinTools = readBuiltinTools(expanded.builtinTools, problem);
   const codeNames = (options.codeTools ?? []).map((tool) => tool.name);
   const tools = readTools(expanded.tools, {
     problem,
@@ -445,13 +396,7 @@ export function loadAgentValue(
     }
   }
   if (problems.length > 0) throw new AgentFileError(problems);
-  // The environment wins where both set a value.
-  // A variable left blank (as .env.example leaves them) does not count as set.
-  const merged: Record<string, string | undefined> = { ...fileEnv };
-  for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && value.trim() !== "") merged[name] = value;
-  }
-  if (env.AGENT_PROMPT_FILE?.trim()) delete merged.AGENT_PROMPT;
+  const merged = mergedEnv(fileSettings.env, env);
   let config: AgentConfig;
   try {
     config = loadAgentConfig(merged, {
@@ -461,7 +406,7 @@ export function loadAgentValue(
     });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    const fileKey = fileKeyOf.get(error.variable);
+    const fileKey = fileSettings.keyOf.get(error.variable);
     const fromFile = fileKey !== undefined && !env[error.variable]?.trim();
     if (!fromFile) throw error;
     throw new AgentFileError([`${where(fileKey)}: ${error.message}`]);
@@ -475,6 +420,107 @@ export function loadAgentValue(
       ...(options.codeTools ?? []).map(codeTool),
     ],
   };
+}
+
+/** `path: expected …, got value`. */
+type Problem = (path: string, expected: string, got: unknown) => void;
+
+/** The settings a file sets, as the environment variables they stand for. */
+interface FileSettings {
+  /** Variable → value. */
+  env: Record<string, string>;
+  /** Variable → the file's key that set it, to name it in errors. */
+  keyOf: Map<string, string>;
+}
+
+function readSettings(
+  expanded: Record<string, unknown>,
+  problem: Problem,
+): FileSettings {
+  const settings: FileSettings = { env: {}, keyOf: new Map() };
+  for (const [path, rule] of Object.entries(SETTINGS)) {
+    const value = at(expanded, path);
+    if (value === undefined || value === null) continue;
+    const envText = setting(rule, value);
+    if (envText === undefined) problem(path, describe(rule), value);
+    else {
+      settings.env[rule.env] = envText;
+      settings.keyOf.set(rule.env, path);
+    }
+  }
+  return settings;
+}
+
+/** Reads `promptFile` (relative to the agent file) into `AGENT_PROMPT`. */
+function readPromptFile(
+  expanded: Record<string, unknown>,
+  context: {
+    file: string;
+    read: (path: string) => string;
+    problem: Problem;
+    into: FileSettings;
+  },
+): void {
+  const { promptFile } = expanded;
+  const { problem, into } = context;
+  if (promptFile === undefined) return;
+  if (typeof promptFile !== "string") {
+    return problem("promptFile", "a file path", promptFile);
+  }
+  if (expanded.prompt !== undefined) {
+    return problem(
+      "promptFile",
+      "either prompt or promptFile, not both",
+      promptFile,
+    );
+  }
+  try {
+    into.env.AGENT_PROMPT = context.read(relativeTo(context.file, promptFile));
+    into.keyOf.set("AGENT_PROMPT", "promptFile");
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    problem("promptFile", `a readable file (${reason})`, promptFile);
+  }
+}
+
+function readBuiltinTools(
+  value: unknown,
+  problem: Problem,
+): { endCall: boolean; transfer: boolean } {
+  const builtinTools = { endCall: true, transfer: true };
+  if (isRecord(value)) {
+    for (const key of ["endCall", "transfer"] as const) {
+      const enabled = value[key];
+      if (enabled === undefined) continue;
+      if (typeof enabled !== "boolean") {
+        problem(`builtinTools.${key}`, "true or false", enabled);
+      } else builtinTools[key] = enabled;
+    }
+  } else if (value !== undefined) {
+    problem(
+      "builtinTools",
+      "a mapping such as { endCall: true, transfer: false }",
+      value,
+    );
+  }
+  return builtinTools;
+}
+
+/**
+ * The file's settings under the environment's: the environment wins where
+ * both set a value. A variable left blank (as .env.example leaves them) does
+ * not count as set.
+ */
+function mergedEnv(
+  fileEnv: Record<string, string>,
+  env: Env,
+): Record<string, string | undefined> {
+  const merged: Record<string, string | undefined> = { ...fileEnv };
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== "") merged[name] = value;
+  }
+  if (env.AGENT_PROMPT_FILE?.trim()) delete merged.AGENT_PROMPT;
+  return merged;
 }
 
 function parse(file: string, source: string): unknown {
@@ -695,114 +741,153 @@ interface Reporters {
   raw: (path: string, message: string) => void;
 }
 
+type Fail = (key: string, expected: string, got: unknown) => void;
+
 function readTools(
   value: unknown,
-  { problem, raw }: Reporters,
+  reporters: Reporters,
   builtins: { endCall: boolean; transfer: boolean },
 ): FileTool[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
-    problem("tools", "a list of tools", value);
+    reporters.problem("tools", "a list of tools", value);
     return [];
   }
   const tools: FileTool[] = [];
   const seen = new Set<string>();
   value.forEach((item, index) => {
-    const path = `tools[${index}]`;
-    if (!isRecord(item)) {
-      problem(
-        path,
-        "a tool with name, description, parameters and webhook",
-        item,
-      );
-      return;
-    }
-    let ok = true;
-    const fail = (key: string, expected: string, got: unknown) => {
-      ok = false;
-      problem(`${path}.${key}`, expected, got);
-    };
-    for (const key of Object.keys(item)) {
-      if (!TOOL_KEYS.includes(key)) {
-        fail(key, `one of the keys ${TOOL_KEYS.join(", ")}`, key);
-      }
-    }
-    const name = item.name;
-    if (typeof name !== "string" || !TOOL_NAME.test(name)) {
-      fail("name", "1 to 64 letters, digits, _ or -", name);
-    } else if (
-      (name === "end_call" && builtins.endCall) ||
-      (name === "transfer" && builtins.transfer)
-    ) {
-      fail(
-        "name",
-        `a name other than the built-in ${BUILT_IN_NAMES.join(" and ")}`,
-        name,
-      );
-    } else if (seen.has(name)) {
-      fail("name", "a name no other tool has", name);
-    } else seen.add(name);
-    if (
-      typeof item.description !== "string" || item.description.trim() === ""
-    ) {
-      fail(
-        "description",
-        "text telling the model what the tool does",
-        item.description,
-      );
-    }
-    const parameters = item.parameters ?? { type: "object", properties: {} };
-    if (!isRecord(parameters) || parameters.type !== "object") {
-      fail("parameters", 'a JSON Schema with type "object"', parameters);
-    } else {
-      for (const message of schemaProblems(parameters)) {
-        ok = false;
-        // schemaProblems words "sub.path: expected …": re-root it under the tool.
-        const split = /^(.*?): (expected .*)$/.exec(message);
-        raw(
-          `${path}.parameters${split ? `.${split[1]}` : ""}`,
-          split ? split[2] : message,
-        );
-      }
-    }
-    if (
-      item.say !== undefined &&
-      (typeof item.say !== "string" || item.say.trim() === "")
-    ) {
-      fail("say", "a line to speak", item.say);
-    }
-    if (
-      item.redact !== undefined &&
-      !(Array.isArray(item.redact) &&
-        item.redact.every((field) => typeof field === "string"))
-    ) fail("redact", "a list of argument names", item.redact);
-    const webhook = readWebhook(
-      item.webhook,
-      (key, expected, got) => fail(key, expected, got),
-    );
-    if (!ok || webhook === undefined) return;
-    tools.push({
-      name: name as string,
-      description: item.description as string,
-      parameters: parameters as Record<string, unknown>,
-      say: item.say as string | undefined,
-      redact: item.redact as string[] | undefined,
-      webhook,
+    const tool = readTool(item, {
+      path: `tools[${index}]`,
+      reporters,
+      seen,
+      builtins,
     });
+    if (tool !== undefined) tools.push(tool);
   });
   return tools;
 }
 
+/** Where a tool sits in the file and what it is checked against. */
+interface ToolContext {
+  path: string;
+  reporters: Reporters;
+  /** Names of the tools before it. */
+  seen: Set<string>;
+  builtins: { endCall: boolean; transfer: boolean };
+}
+
+/** One webhook tool, or undefined (with its problems reported) when it has any. */
+function readTool(item: unknown, context: ToolContext): FileTool | undefined {
+  const { path, reporters: { problem, raw } } = context;
+  if (!isRecord(item)) {
+    problem(
+      path,
+      "a tool with name, description, parameters and webhook",
+      item,
+    );
+    return undefined;
+  }
+  let ok = true;
+  const fail: Fail = (key, expected, got) => {
+    ok = false;
+    problem(`${path}.${key}`, expected, got);
+  };
+  for (const key of Object.keys(item)) {
+    if (!TOOL_KEYS.includes(key)) {
+      fail(key, `one of the keys ${TOOL_KEYS.join(", ")}`, key);
+    }
+  }
+  checkToolName(item.name, {
+    fail,
+    seen: context.seen,
+    builtins: context.builtins,
+  });
+  if (typeof item.description !== "string" || item.description.trim() === "") {
+    fail(
+      "description",
+      "text telling the model what the tool does",
+      item.description,
+    );
+  }
+  const parameters = item.parameters ?? { type: "object", properties: {} };
+  if (!isRecord(parameters) || parameters.type !== "object") {
+    fail("parameters", 'a JSON Schema with type "object"', parameters);
+  } else if (!checkToolParameters(parameters, { path, raw })) ok = false;
+  checkSayAndRedact(item, fail);
+  const webhook = readWebhook(item.webhook, fail);
+  if (!ok || webhook === undefined) return undefined;
+  return {
+    name: item.name as string,
+    description: item.description as string,
+    parameters: parameters as Record<string, unknown>,
+    say: item.say as string | undefined,
+    redact: item.redact as string[] | undefined,
+    webhook,
+  };
+}
+
+function checkToolName(
+  name: unknown,
+  context: Pick<ToolContext, "seen" | "builtins"> & { fail: Fail },
+): void {
+  const { fail, seen, builtins } = context;
+  if (typeof name !== "string" || !TOOL_NAME.test(name)) {
+    fail("name", "1 to 64 letters, digits, _ or -", name);
+  } else if (
+    (name === "end_call" && builtins.endCall) ||
+    (name === "transfer" && builtins.transfer)
+  ) {
+    fail(
+      "name",
+      `a name other than the built-in ${BUILT_IN_NAMES.join(" and ")}`,
+      name,
+    );
+  } else if (seen.has(name)) {
+    fail("name", "a name no other tool has", name);
+  } else seen.add(name);
+}
+
+/** Reports each problem of a tool's parameter schema; true when it has none. */
+function checkToolParameters(
+  parameters: Record<string, unknown>,
+  context: { path: string; raw: Reporters["raw"] },
+): boolean {
+  const problems = schemaProblems(parameters);
+  for (const message of problems) {
+    // schemaProblems words "sub.path: expected …": re-root it under the tool.
+    const split = /^(.*?): (expected .*)$/.exec(message);
+    context.raw(
+      `${context.path}.parameters${split ? `.${split[1]}` : ""}`,
+      split ? split[2] : message,
+    );
+  }
+  return problems.length === 0;
+}
+
+function checkSayAndRedact(item: Record<string, unknown>, fail: Fail): void {
+  if (
+    item.say !== undefined &&
+    (typeof item.say !== "string" || item.say.trim() === "")
+  ) {
+    fail("say", "a line to speak", item.say);
+  }
+  if (
+    item.redact !== undefined &&
+    !(Array.isArray(item.redact) &&
+      item.redact.every((field) => typeof field === "string"))
+  ) fail("redact", "a list of argument names", item.redact);
+}
+
 function readWebhook(
   value: unknown,
-  fail: (key: string, expected: string, got: unknown) => void,
+  fail: Fail,
 ): FileTool["webhook"] | undefined {
   if (!isRecord(value)) {
     fail("webhook", "a mapping with the webhook's url", value);
     return undefined;
   }
   let ok = true;
-  const bad = (key: string, expected: string, got: unknown) => {
+  const bad: Fail = (key, expected, got) => {
     ok = false;
     fail(`webhook.${key}`, expected, got);
   };
@@ -823,44 +908,17 @@ function readWebhook(
   if (method !== "GET" && method !== "POST") {
     bad("method", "GET or POST", value.method);
   }
-  const headers: Record<string, string> = {};
-  if (value.headers !== undefined) {
-    if (!isRecord(value.headers)) {
-      bad("headers", "a mapping of header names to values", value.headers);
-    } else {
-      for (const [name, header] of Object.entries(value.headers)) {
-        if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
-          bad(`headers.${name}`, "a valid header name", name);
-        } else if (typeof header !== "string" && typeof header !== "number") {
-          bad(`headers.${name}`, "a header value", header);
-        } else headers[name] = String(header);
-      }
-    }
-  }
-  const number = (key: string, fallback: number, min: number, max: number) => {
-    const item = value[key];
-    if (item === undefined) return fallback;
-    if (
-      !Number.isInteger(item) || (item as number) < min ||
-      (item as number) > max
-    ) {
-      bad(key, `a whole number from ${min} to ${max}`, item);
-      return fallback;
-    }
-    return item as number;
-  };
-  const timeoutMs = number(
-    "timeoutMs",
-    DEFAULT_WEBHOOK_TIMEOUT_MS,
-    100,
-    60_000,
-  );
-  const maxResponseBytes = number(
-    "maxResponseBytes",
-    DEFAULT_MAX_RESPONSE_BYTES,
-    256,
-    1_048_576,
-  );
+  const headers = readHeaders(value.headers, bad);
+  const timeoutMs = wholeNumber(value, "timeoutMs", {
+    fallback: DEFAULT_WEBHOOK_TIMEOUT_MS,
+    range: [100, 60_000],
+    bad,
+  });
+  const maxResponseBytes = wholeNumber(value, "maxResponseBytes", {
+    fallback: DEFAULT_MAX_RESPONSE_BYTES,
+    range: [256, 1_048_576],
+    bad,
+  });
   if (!ok) return undefined;
   return {
     url: value.url as string,
@@ -869,6 +927,41 @@ function readWebhook(
     timeoutMs,
     maxResponseBytes,
   };
+}
+
+function readHeaders(value: unknown, bad: Fail): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (value === undefined) return headers;
+  if (!isRecord(value)) {
+    bad("headers", "a mapping of header names to values", value);
+    return headers;
+  }
+  for (const [name, header] of Object.entries(value)) {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+      bad(`headers.${name}`, "a valid header name", name);
+    } else if (typeof header !== "string" && typeof header !== "number") {
+      bad(`headers.${name}`, "a header value", header);
+    } else headers[name] = String(header);
+  }
+  return headers;
+}
+
+/** `value[key]` as a whole number in `range`, else `fallback` (reported when set). */
+function wholeNumber(
+  value: Record<string, unknown>,
+  key: string,
+  options: { fallback: number; range: [number, number]; bad: Fail },
+): number {
+  const item = value[key];
+  const [min, max] = options.range;
+  if (item === undefined) return options.fallback;
+  if (
+    !Number.isInteger(item) || (item as number) < min || (item as number) > max
+  ) {
+    options.bad(key, `a whole number from ${min} to ${max}`, item);
+    return options.fallback;
+  }
+  return item as number;
 }
 
 function at(root: Record<string, unknown>, path: string): unknown {

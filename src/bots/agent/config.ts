@@ -296,25 +296,8 @@ export function loadAgentConfig(
     turnTimeoutMs: integer(read, "AGENT_TURN_TIMEOUT_MS", 1000, [100, 10_000]),
     dtmfTimeoutMs: integer(read, "AGENT_DTMF_TIMEOUT_MS", 1500, [100, 30_000]),
     maxHistory: integer(read, "AGENT_MAX_HISTORY", 40, [2, 1000]),
-    bargeIn: {
-      enabled: oneOf(read, "AGENT_BARGE_IN", ["on", "off"], "on") === "on",
-      minSpeechMs: integer(read, "AGENT_BARGE_IN_MIN_SPEECH_MS", 400, [
-        20,
-        10_000,
-      ]),
-      pauseMs: integer(read, "AGENT_BARGE_IN_PAUSE_MS", 100, [0, 10_000]),
-      resumeMs: integer(read, "AGENT_BARGE_IN_RESUME_MS", 600, [0, 10_000]),
-      minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
-      backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
-        [...DEFAULT_BACKCHANNELS],
-      afterMs: integer(read, "AGENT_BARGE_IN_AFTER_MS", 600, [0, 60_000]),
-    },
-    silence: {
-      repromptS: integer(read, "AGENT_SILENCE_REPROMPT_S", 8, [0, 3600]),
-      reprompts: integer(read, "AGENT_SILENCE_REPROMPTS", 2, [0, 10]),
-      repromptText: read("AGENT_REPROMPT_TEXT"),
-      goodbyeText: read("AGENT_SILENCE_GOODBYE_TEXT"),
-    },
+    bargeIn: bargeInSettings(read),
+    silence: silenceSettings(read),
     stt: sttList[0],
     llm: llmList[0],
     tts: ttsList[0],
@@ -323,13 +306,7 @@ export function loadAgentConfig(
       llm: llmList.slice(1),
       tts: ttsList.slice(1),
     },
-    breaker: {
-      failures: integer(read, "PROVIDER_BREAKER_FAILURES", 3, [1, 1000]),
-      cooldownMs: integer(read, "PROVIDER_BREAKER_COOLDOWN_MS", 30_000, [
-        100,
-        3_600_000,
-      ]),
-    },
+    breaker: breakerSettings(read),
     maxFailedTurns: integer(read, "AGENT_MAX_FAILED_TURNS", 3, [0, 100]),
     onFailure: oneOf(
       read,
@@ -337,6 +314,44 @@ export function loadAgentConfig(
       ["hangup", "transfer"],
       "hangup",
     ),
+  };
+}
+
+/** When and how the caller may talk over the agent. */
+function bargeInSettings(read: Read): AgentConfig["bargeIn"] {
+  return {
+    enabled: oneOf(read, "AGENT_BARGE_IN", ["on", "off"], "on") === "on",
+    minSpeechMs: integer(read, "AGENT_BARGE_IN_MIN_SPEECH_MS", 400, [
+      20,
+      10_000,
+    ]),
+    pauseMs: integer(read, "AGENT_BARGE_IN_PAUSE_MS", 100, [0, 10_000]),
+    resumeMs: integer(read, "AGENT_BARGE_IN_RESUME_MS", 600, [0, 10_000]),
+    minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
+    backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
+      [...DEFAULT_BACKCHANNELS],
+    afterMs: integer(read, "AGENT_BARGE_IN_AFTER_MS", 600, [0, 60_000]),
+  };
+}
+
+/** What the agent does when the caller says nothing. */
+function silenceSettings(read: Read): AgentConfig["silence"] {
+  return {
+    repromptS: integer(read, "AGENT_SILENCE_REPROMPT_S", 8, [0, 3600]),
+    reprompts: integer(read, "AGENT_SILENCE_REPROMPTS", 2, [0, 10]),
+    repromptText: read("AGENT_REPROMPT_TEXT"),
+    goodbyeText: read("AGENT_SILENCE_GOODBYE_TEXT"),
+  };
+}
+
+/** When a failing provider is set aside, and for how long. */
+function breakerSettings(read: Read): AgentConfig["breaker"] {
+  return {
+    failures: integer(read, "PROVIDER_BREAKER_FAILURES", 3, [1, 1000]),
+    cooldownMs: integer(read, "PROVIDER_BREAKER_COOLDOWN_MS", 30_000, [
+      100,
+      3_600_000,
+    ]),
   };
 }
 

@@ -129,22 +129,8 @@ async function callWebhook(
   }, webhook.timeoutMs);
   const onCallEnd = () => abort.abort();
   call.signal.addEventListener("abort", onCallEnd, { once: true });
-  const failed = (error: unknown): ToolExecution => {
-    if (timedOut) {
-      return {
-        outcome: "timeout",
-        content: toolFailure(`timeout after ${webhook.timeoutMs} ms`),
-      };
-    }
-    if (call.signal.aborted) {
-      return { outcome: "aborted", content: toolFailure("the call ended") };
-    }
-    const reason = error instanceof Error ? error.message : String(error);
-    return {
-      outcome: "error",
-      content: toolFailure(`request failed: ${reason}`),
-    };
-  };
+  const failed = (error: unknown): ToolExecution =>
+    failure(error, { timedOut, callEnded: call.signal.aborted, webhook });
   try {
     let response: Response;
     try {
@@ -152,17 +138,7 @@ async function callWebhook(
         method: webhook.method,
         headers: requestHeaders(webhook),
         body: webhook.method === "POST"
-          ? JSON.stringify({
-            tool: config.name,
-            arguments: args,
-            call: {
-              callId: call.callId,
-              streamSid: call.streamSid,
-              from: call.from,
-              to: call.to,
-              customParameters: call.customParameters,
-            },
-          })
+          ? requestBody(config, { args, call })
           : undefined,
         signal: abort.signal,
       });
@@ -175,35 +151,89 @@ async function callWebhook(
     } catch (error) {
       return failed(error);
     }
-    if (!response.ok) {
-      return {
-        outcome: "http_error",
-        content: toolFailure(
-          `HTTP ${response.status}`,
-          firstBytes(body.bytes, FAILURE_BODY_BYTES),
-        ),
-      };
-    }
-    if (body.truncated) {
-      return {
-        outcome: "too_large",
-        content: toolFailure(
-          `answer larger than ${webhook.maxResponseBytes} bytes`,
-          firstBytes(body.bytes, FAILURE_BODY_BYTES),
-        ),
-      };
-    }
-    const text = new TextDecoder().decode(body.bytes).trim();
-    return {
-      outcome: "ok",
-      content: text === ""
-        ? JSON.stringify({ ok: true, status: response.status })
-        : text,
-    };
+    return execution(response, { body, webhook });
   } finally {
     cancelTimer();
     call.signal.removeEventListener("abort", onCallEnd);
   }
+}
+
+/** The JSON a POST webhook receives: the tool, its arguments and the call. */
+function requestBody(
+  config: WebhookToolConfig,
+  { args, call }: Pick<WebhookCall, "args" | "call">,
+): string {
+  return JSON.stringify({
+    tool: config.name,
+    arguments: args,
+    call: {
+      callId: call.callId,
+      streamSid: call.streamSid,
+      from: call.from,
+      to: call.to,
+      customParameters: call.customParameters,
+    },
+  });
+}
+
+/** Why a request got no answer: its timeout, the call ending, or the error. */
+function failure(
+  error: unknown,
+  why: {
+    timedOut: boolean;
+    callEnded: boolean;
+    webhook: WebhookToolConfig["webhook"];
+  },
+): ToolExecution {
+  if (why.timedOut) {
+    return {
+      outcome: "timeout",
+      content: toolFailure(`timeout after ${why.webhook.timeoutMs} ms`),
+    };
+  }
+  if (why.callEnded) {
+    return { outcome: "aborted", content: toolFailure("the call ended") };
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return {
+    outcome: "error",
+    content: toolFailure(`request failed: ${reason}`),
+  };
+}
+
+/** What the model is told of an answer: its body, or why it is unusable. */
+function execution(
+  response: Response,
+  { body, webhook }: {
+    body: CappedBody;
+    webhook: WebhookToolConfig["webhook"];
+  },
+): ToolExecution {
+  if (!response.ok) {
+    return {
+      outcome: "http_error",
+      content: toolFailure(
+        `HTTP ${response.status}`,
+        firstBytes(body.bytes, FAILURE_BODY_BYTES),
+      ),
+    };
+  }
+  if (body.truncated) {
+    return {
+      outcome: "too_large",
+      content: toolFailure(
+        `answer larger than ${webhook.maxResponseBytes} bytes`,
+        firstBytes(body.bytes, FAILURE_BODY_BYTES),
+      ),
+    };
+  }
+  const text = new TextDecoder().decode(body.bytes).trim();
+  return {
+    outcome: "ok",
+    content: text === ""
+      ? JSON.stringify({ ok: true, status: response.status })
+      : text,
+  };
 }
 
 function requestUrl(
