@@ -33,7 +33,12 @@ import { PreparedCall } from "./prepared_call.ts";
 import { type AgentProviders, createProviders } from "./providers.ts";
 import { ProviderHealth } from "../../providers/fallback/provider_health.ts";
 import type { Agents } from "./agent_file.ts";
-import { type CodeTool, codeTool, ToolRunner } from "./tool_runner.ts";
+import {
+  type CodeTool,
+  codeTool,
+  type RunnableTool,
+  ToolRunner,
+} from "./tool_runner.ts";
 import type { SpeechDetectorFactory } from "../../audio/speech_detector.ts";
 
 export { AgentBot, type AgentHooks, VOICE_INSTRUCTIONS } from "./agent.ts";
@@ -139,17 +144,7 @@ export function createAgentBotFactory(
   const outcomes = options.outcomes ??
     new CallOutcomes({ now: () => clock.epochMs() });
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
-  for (const tool of tools) {
-    const { name } = tool.definition;
-    if (
-      (name === "end_call" && config.builtinTools.endCall) ||
-      (name === "transfer" && config.builtinTools.transfer)
-    ) {
-      throw new TypeError(
-        `Invalid tool name "${name}": it is built in; turn the built-in off (builtinTools) to replace it`,
-      );
-    }
-  }
+  refuseBuiltinNames(tools, config.builtinTools);
   const deps = {
     toolRunner: tools.length > 0 ? new ToolRunner(tools) : undefined,
     wallClock: options.wallClock,
@@ -193,6 +188,24 @@ export function createAgentBotFactory(
     connected,
     checkAgent: () => undefined,
   });
+}
+
+/** Throws when a tool takes the name of a built-in that is on: the model would see two. */
+function refuseBuiltinNames(
+  tools: readonly RunnableTool[],
+  builtins: AgentConfig["builtinTools"],
+): void {
+  for (const tool of tools) {
+    const { name } = tool.definition;
+    if (
+      (name === "end_call" && builtins.endCall) ||
+      (name === "transfer" && builtins.transfer)
+    ) {
+      throw new TypeError(
+        `Invalid tool name "${name}": it is built in; turn the built-in off (builtinTools) to replace it`,
+      );
+    }
+  }
 }
 
 /** A call asked for an agent this server does not have. */
