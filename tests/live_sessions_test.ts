@@ -6,7 +6,7 @@ import {
   LiveSessions,
 } from "../src/instances/live_sessions.ts";
 import { openKv } from "../src/records/call_store.ts";
-import { until } from "./fakes/agent_call.ts";
+import { FakeClock } from "./fakes/clock.ts";
 import { makeSession } from "./fakes/session.ts";
 
 /** Two KV handles on one file, as two instances on one machine would have. */
@@ -30,12 +30,12 @@ function instance(
   kv: Deno.Kv,
   instanceId: string,
   sessions: Session[],
-  now?: () => number,
+  clock?: FakeClock,
 ): LiveSessions {
   return new LiveSessions(kv, {
     instanceId,
     sessions: () => sessions,
-    now,
+    clock,
   });
 }
 
@@ -152,8 +152,7 @@ Deno.test("stop writes what is still queued before it removes the instance's ent
 
 Deno.test("an instance that stopped heartbeating drops out once its entries are stale", () =>
   withSharedKv(async (kvA, kvB) => {
-    let now = Date.parse("2025-03-01T10:00:00Z");
-    const clock = () => now;
+    const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
     const crashed = instance(kvA, "vm-crashed", [
       makeSession({ callId: "CA-ghost" }),
     ], clock);
@@ -161,17 +160,17 @@ Deno.test("an instance that stopped heartbeating drops out once its entries are 
       instanceId: "vm-alive",
       sessions: () => [],
       heartbeatMs: 10_000,
-      now: clock,
+      clock,
     });
     await crashed.publish();
     assertEquals(callIds(await alive.listAll()), ["vm-crashed:CA-ghost"]);
-    now += 29_000;
+    await clock.advance(29_000);
     assertEquals(
       (await alive.listAll()).total,
       1,
       "still within three heartbeats",
     );
-    now += 2_000;
+    await clock.advance(2_000);
     const later = await alive.listAll();
     assertEquals(later.total, 0);
     assertEquals(later.instances, ["vm-alive"]);
@@ -193,48 +192,45 @@ Deno.test("stop removes the instance's own entries", () =>
     await b.stop();
   }));
 
-Deno.test("the heartbeat publishes on start and keeps going until stop", () =>
+Deno.test("the heartbeat publishes on start and every interval on the clock, and not after stop", () =>
   withSharedKv(async (kvA, kvB) => {
-    // Each heartbeat reads the time once: the readings number the heartbeats.
-    const heartbeats: number[] = [];
+    const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
     const session = makeSession({ callId: "CA-beat" });
     const a = new LiveSessions(kvA, {
       instanceId: "vm-a",
       sessions: () => [session],
-      heartbeatMs: 10,
-      now: () => {
-        const now = Date.now();
-        heartbeats.push(now);
-        return now;
-      },
+      heartbeatMs: 10_000,
+      clock,
     });
-    heartbeats.length = 0; // the constructor's reading is not a heartbeat
-    const b = instance(kvB, "vm-b", []);
+    const b = instance(kvB, "vm-b", [], clock);
     const heartbeatAt = async () =>
       (await kvB.get<InstanceInfo>(["instances", "vm-a"])).value?.heartbeatAt;
+    /** Waits (on real time, the KV write's) until the entry says `at`. */
+    const written = async (at: string) => {
+      for (let reads = 0; reads < 1000; reads++) {
+        if (await heartbeatAt() === at) return;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      assertEquals(await heartbeatAt(), at);
+    };
 
     a.start();
-    // Four heartbeats, each written where the other instance reads it.
-    for (let beat = 1; beat <= 4; beat++) {
-      await until(() => heartbeats.length >= beat, `heartbeat ${beat}`);
-      // The time is read before the write: wait for the write to land.
-      const written = new Date(heartbeats[beat - 1]).toISOString();
-      let seen = await heartbeatAt();
-      for (let reads = 0; reads < 1000 && !(seen && seen >= written); reads++) {
-        await new Promise((resolve) => setTimeout(resolve, 1));
-        seen = await heartbeatAt();
-      }
-      assert(seen !== undefined && seen >= written, `heartbeat ${beat} read`);
-    }
+    await written("2025-03-01T10:00:00.000Z");
+    await clock.advance(9_999);
+    assertEquals(await heartbeatAt(), "2025-03-01T10:00:00.000Z");
+    await clock.advance(1);
+    await written("2025-03-01T10:00:10.000Z");
+    await clock.advance(10_000);
+    await written("2025-03-01T10:00:20.000Z");
+    await clock.advance(10_000);
+    await written("2025-03-01T10:00:30.000Z");
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-beat"]);
 
     await a.stop();
-    const atStop = heartbeats.length;
+    assertEquals(clock.pending, 0, "no heartbeat is left scheduled");
     assertEquals(await heartbeatAt(), undefined, "stop removes the entry");
-    // Five heartbeat periods later nothing has been published again.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assertEquals(heartbeats.length, atStop);
-    assertEquals(await heartbeatAt(), undefined);
+    await clock.advance(50_000);
+    assertEquals(await heartbeatAt(), undefined, "nothing published again");
     assertEquals((await b.listAll()).total, 0);
     await b.stop();
   }));
@@ -326,8 +322,7 @@ Deno.test("two instance processes sharing one KV file list each other's calls", 
 
 Deno.test("a restarted instance's calls from before its crash vanish from other instances' lists at its first heartbeat, and are removed once the old run is known dead", () =>
   withSharedKv(async (kvA, kvB) => {
-    let now = Date.parse("2025-03-01T10:00:00Z");
-    const clock = () => now;
+    const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
     const crashed = instance(kvA, "vm-1", [
       makeSession({ callId: "CA-before-crash" }),
     ], clock);
@@ -335,7 +330,7 @@ Deno.test("a restarted instance's calls from before its crash vanish from other 
     await crashed.publish();
     assertEquals(callIds(await observer.listAll()), ["vm-1:CA-before-crash"]);
     // SIGKILL: no stop. The next run starts two seconds later.
-    now += 2_000;
+    await clock.advance(2_000);
     const restarted = instance(kvA, "vm-1", [
       makeSession({ callId: "CA-after-restart" }),
     ], clock);
@@ -344,9 +339,9 @@ Deno.test("a restarted instance's calls from before its crash vanish from other 
     await restarted.publish();
     assertEquals(callIds(await observer.listAll()), ["vm-1:CA-after-restart"]);
     assertEquals(settled, undefined, "the old run's heartbeat is still fresh");
-    now += 10_000;
+    await clock.advance(10_000);
     await restarted.publish();
-    now += 10_000;
+    await clock.advance(10_000);
     await restarted.publish();
     assertEquals(settled, true);
     const left = [];
