@@ -494,7 +494,12 @@ function recorderFactory(
 ): VoicebotSocketDeps["createRecorder"] {
   if (dir === undefined) return undefined;
   return (session) =>
-    new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+    new CallRecorder({
+      dir,
+      id: session.id,
+      sampleRate: session.sampleRate,
+      startedAt: session.connectedAt,
+    });
 }
 
 /** The bots the softphone offers: the configured one first (its default), and the echo. */
