@@ -306,7 +306,7 @@ function routeTable(
     limitPerMin: config.callRateLimitPerMin,
     clock,
   });
-  const status = statusCallbacks(config, store);
+  const status = statusCallbacks(config, { store, clock });
   return [
     {
       path: "/health",
@@ -422,7 +422,11 @@ function routeTable(
 }
 
 /** Handles Exotel's status callbacks, limited per address (`STATUS_CALLBACK_RATE_LIMIT_PER_MIN`). */
-function statusCallbacks(config: Config, store: CallStore | undefined) {
+function statusCallbacks(
+  config: Config,
+  options: { store: CallStore | undefined; clock: Clock },
+) {
+  const { store, clock } = options;
   const limiter = new RateLimiter({
     limit: config.statusCallbackRateLimitPerMin,
     windowMs: 60_000,
@@ -433,6 +437,7 @@ function statusCallbacks(config: Config, store: CallStore | undefined) {
       pathToken,
       limiter,
       clientIp,
+      now: clock.epochMs(),
     });
 }
 
