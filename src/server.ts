@@ -15,7 +15,7 @@ import { getLogger } from "@logtape/logtape";
 import { createEchoBot } from "./bots/echo.ts";
 import type { BotFactory } from "./bots/bot.ts";
 import type { Call, CallSettings } from "./call/call.ts";
-import { type Clock, systemClock } from "./call/clock.ts";
+import { type Clock, repeat, systemClock } from "./call/clock.ts";
 import { type CallDeadlines, DeadlineSweep } from "./call/deadline_sweep.ts";
 import { SessionRegistry } from "./call/registry.ts";
 import type { BotName, Config } from "./config.ts";
@@ -147,7 +147,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics: options.services?.metrics ?? metricsFor(config),
   };
   const createBot = botFactory(config.bot, options.createBot);
-  const webConsole = consoleApp(config, { registry, services, createBot });
+  const webConsole = consoleApp(config, {
+    registry,
+    services,
+    createBot,
+    clock,
+  });
   const authFailures = new AuthFailures({
     limitPerMin: config.authFailureLimitPerMin,
     clock,
@@ -205,6 +210,7 @@ function consoleApp(
     registry: SessionRegistry;
     services: Services;
     createBot: BotFactory;
+    clock: Clock;
   },
 ): ConsoleApp {
   return new ConsoleApp({
@@ -217,6 +223,7 @@ function consoleApp(
     bots: softphoneBots(config.bot, parts.createBot),
     secure: config.tls !== undefined,
     trustProxy: config.trustProxy,
+    clock: parts.clock,
   });
 }
 
@@ -572,21 +579,23 @@ interface Storage {
 /** Opens the call store, the live-session list and the call webhook on `config`'s KV. */
 async function openStorage(
   config: Config,
-  parts: { registry: SessionRegistry; metrics: ExovoiceMetrics },
+  parts: { registry: SessionRegistry; metrics: ExovoiceMetrics; clock: Clock },
 ): Promise<Storage> {
-  const { registry, metrics } = parts;
+  const { registry, metrics, clock } = parts;
   const kv = await openNamedKv(config.kvPath, openKv);
   const heartbeatMs = config.heartbeatS * 1000;
   const live = new LiveSessions(kv, {
     instanceId: config.instanceId,
     sessions: () => registry.values(),
     heartbeatMs,
+    clock,
   });
   const store = new CallStore(kv, {
     retentionMs: config.callRetentionDays * 86_400_000,
     onSaveFailed: () => metrics.recordWriteFailed(),
     instanceId: config.instanceId,
     runId: live.runId,
+    clock,
   });
   const kvFile = await KvFileWatch.start(config.kvPath);
   let kvFileProblem: string | undefined;
@@ -597,6 +606,7 @@ async function openStorage(
       loadRecord: (id) => store.get(id),
       metrics: metrics.registry,
       userAgent: `exovoice/${VERSION}`,
+      clock,
     });
   const problems = () => [
     ...(kvFileProblem ? [kvFileProblem] : []),
@@ -606,7 +616,7 @@ async function openStorage(
     // Counters of live calls, for the records a crash would leave; and the
     // KV file, which SQLite keeps writing after it is deleted.
     let watching: Promise<void> = Promise.resolve();
-    const checkpoints = setInterval(() => {
+    const stopCheckpoints = repeat(clock, () => {
       void store.checkpoint(registry.values());
       watching = watching.then(async () => {
         const problem = await kvFile?.check();
@@ -615,9 +625,9 @@ async function openStorage(
         }
         kvFileProblem = problem;
       });
-    }, heartbeatMs);
+    }, { everyMs: heartbeatMs });
     return async () => {
-      clearInterval(checkpoints);
+      stopCheckpoints();
       await watching;
     };
   };
@@ -656,7 +666,7 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const registry = new SessionRegistry();
   const metrics = options.services?.metrics ?? metricsFor(config);
-  const storage = await openStorage(config, { registry, metrics });
+  const storage = await openStorage(config, { registry, metrics, clock });
   const { live, store, callWebhook, problems } = storage;
   const app = createApp(config, {
     ...options,

@@ -180,7 +180,9 @@ export class CallWebhook {
    * Call {@linkcode CallWebhook.committed} once it has committed.
    */
   add(operation: Deno.AtomicOperation, recordId: string): void {
-    this.#options.queue.add(operation, recordId, { now: this.#clock.epochMs() });
+    this.#options.queue.add(operation, recordId, {
+      now: this.#clock.epochMs(),
+    });
   }
 
   /**
@@ -257,7 +259,9 @@ export class CallWebhook {
         if (due.length === 0) break;
         const leaseMs = this.#options.config.timeoutMs + LEASE_MARGIN_MS;
         const taken = await Promise.all(
-          due.map((entry) => queue.take(entry, { now: this.#clock.epochMs(), leaseMs })),
+          due.map((entry) =>
+            queue.take(entry, { now: this.#clock.epochMs(), leaseMs })
+          ),
         );
         await Promise.all(
           taken.map((delivery) => delivery && this.#attempt(delivery)),
