@@ -25,6 +25,8 @@ import {
   RangeNotSatisfiableError,
 } from "../src/console/file_response.ts";
 import { LiveFeed, type LiveFeedEvent } from "../src/console/live_feed.ts";
+import { ConsoleApp } from "../src/console/console_app.ts";
+import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
 import { percentile, RecentCalls } from "../src/console/recent_calls.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { makeSession } from "./fakes/session.ts";
@@ -167,6 +169,43 @@ Deno.test("the live feed sends a snapshot, then changes and ends, masking number
   assertEquals(clock.pending, 0, "close stops looking");
   assert(seen[0].type === "snapshot");
   assertEquals(seen[0].calls[0].from, "browser", "a name is not a number");
+});
+
+Deno.test("an idle live event stream sends a comment every 15 s on the clock, and stops its timers when the browser goes", async () => {
+  const clock = new FakeClock();
+  const webConsole = new ConsoleApp({
+    registry: new SessionRegistry(),
+    metrics: new ExovoiceMetrics(),
+    wsPath: "/voicebot/ws",
+    bots: {},
+    secure: false,
+    trustProxy: false,
+    clock,
+  });
+  const response = await webConsole.handle(
+    new Request("http://127.0.0.1/console/api/live"),
+  );
+  let received = "";
+  const browser = new AbortController();
+  const reading = response.body!.pipeThrough(new TextDecoderStream())
+    .pipeTo(
+      new WritableStream({ write: (text) => void (received += text) }),
+      { signal: browser.signal },
+    )
+    .catch(() => {});
+  await clock.advance(0);
+  assertMatch(received, /^event: snapshot\n/);
+  const pings = () => received.split(": ping\n\n").length - 1;
+  await clock.advance(14_999);
+  assertEquals(pings(), 0);
+  await clock.advance(1);
+  assertEquals(pings(), 1);
+  await clock.advance(30_000);
+  assertEquals(pings(), 3);
+  browser.abort();
+  await reading;
+  assertEquals(clock.pending, 0, "no heartbeat or feed timer left");
+  webConsole.close();
 });
 
 interface TestServer extends AsyncDisposable {
