@@ -582,7 +582,10 @@ async function openStorage(
   parts: { registry: SessionRegistry; metrics: ExovoiceMetrics; clock: Clock },
 ): Promise<Storage> {
   const { registry, metrics, clock } = parts;
-  const kv = await openNamedKv(config.kvPath, openKv);
+  const kv = await openNamedKv(
+    config.kvPath,
+    (path) => openKv(path, { clock }),
+  );
   const heartbeatMs = config.heartbeatS * 1000;
   const live = new LiveSessions(kv, {
     instanceId: config.instanceId,

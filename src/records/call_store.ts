@@ -166,8 +166,14 @@ const log = getLogger(["exovoice", "records"]);
 /**
  * Opens Deno KV: the file at `path` (creating its folder), `:memory:`, or
  * with `path` undefined the runtime's default (Deno Deploy's managed KV).
+ * Retries a few times, waiting on `options.clock`, while SQLite answers
+ * "database is locked" to instances racing to create one new file.
  */
-export async function openKv(path?: string): Promise<Deno.Kv> {
+export async function openKv(
+  path?: string,
+  options: { clock?: Clock } = {},
+): Promise<Deno.Kv> {
+  const clock = options.clock ?? systemClock;
   if (path !== undefined && path !== ":memory:") {
     const folder = path.replace(/[^/\\]*$/, "");
     if (folder !== "") await Deno.mkdir(folder, { recursive: true });
@@ -180,7 +186,9 @@ export async function openKv(path?: string): Promise<Deno.Kv> {
     } catch (error) {
       if (attempt >= OPEN_ATTEMPTS) throw error;
       log.warn("Opening KV failed, retrying: {error}", { error });
-      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      await new Promise<void>((resolve) =>
+        clock.schedule(resolve, 100 * attempt)
+      );
     }
   }
 }
