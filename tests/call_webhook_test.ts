@@ -620,7 +620,10 @@ Deno.test("call webhook gives up when the next retry would come after CALL_WEBHO
     "failed",
   ]);
   const failed = await hook.queue.failed("rec-clock");
-  assertEquals([failed?.attempts, failed?.lastError], [4, "HTTP 500: failure 500"]);
+  assertEquals([failed?.attempts, failed?.lastError], [
+    4,
+    "HTTP 500: failure 500",
+  ]);
   assertEquals(failed?.failedAt, Date.UTC(2026, 11, 3) + 7000);
   await hook.clock.advance(60_000);
   assertEquals(receiver.requests.length, 4, "nothing tried after giving up");
