@@ -6,6 +6,8 @@ import {
   LiveSessions,
 } from "../src/instances/live_sessions.ts";
 import { openKv } from "../src/records/call_store.ts";
+import { loadConfig } from "../src/config.ts";
+import { startServer } from "../src/server.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import { makeSession } from "./fakes/session.ts";
 
@@ -381,3 +383,39 @@ Deno.test("two live processes with the same INSTANCE_ID notice each other and ne
     );
     await two.stop();
   }));
+
+Deno.test("the server publishes its heartbeat on its injected clock, every INSTANCE_HEARTBEAT_S", async () => {
+  const dir = await Deno.makeTempDir();
+  const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
+  const server = await startServer(
+    loadConfig({
+      HOST: "127.0.0.1",
+      PORT: "0",
+      KV_PATH: `${dir}/calls.kv`,
+      INSTANCE_ID: "vm-clock",
+      INSTANCE_HEARTBEAT_S: "10",
+    }),
+    { clock },
+  );
+  const reader = await openKv(`${dir}/calls.kv`);
+  const heartbeatAt = async () =>
+    (await reader.get<InstanceInfo>(["instances", "vm-clock"])).value
+      ?.heartbeatAt;
+  /** Waits (on real time, the KV write's) until the entry says `at`. */
+  const written = async (at: string) => {
+    for (let reads = 0; reads < 1000; reads++) {
+      if (await heartbeatAt() === at) return;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assertEquals(await heartbeatAt(), at);
+  };
+  try {
+    await written("2025-03-01T10:00:00.000Z");
+    await clock.advance(10_000);
+    await written("2025-03-01T10:00:10.000Z");
+  } finally {
+    await server.shutdown();
+    reader.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
