@@ -69,31 +69,44 @@ Deno.test("two instances sharing a KV file list each other's calls, each with it
     await b.stop();
   }));
 
-Deno.test("an ended call disappears from every instance's list at once", () =>
+Deno.test("an ended call disappears from every instance's list flushMs later, not at the next heartbeat", () =>
   withSharedKv(async (kvA, kvB) => {
+    const clock = new FakeClock();
     const session = makeSession({ callId: "CA-ending" });
     const sessionsA = [session];
-    const a = instance(kvA, "vm-a", sessionsA);
-    const b = instance(kvB, "vm-b", []);
+    const a = instance(kvA, "vm-a", sessionsA, clock);
+    const b = instance(kvB, "vm-b", [], clock);
     await a.publish();
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-ending"]);
     session.state = "stopped";
     sessionsA.pop();
-    await a.withdraw(session.id);
+    const withdrawn = a.withdraw(session.id);
+    await clock.advance(500); // the default flushMs
+    assert(await withdrawn);
     assertEquals(callIds(await b.listAll()), []);
     await a.stop();
     await b.stop();
   }));
 
-Deno.test("a call announced at start shows before the next heartbeat", () =>
+Deno.test("a call announced at start shows flushMs later on the clock, before the next heartbeat", () =>
   withSharedKv(async (kvA, kvB) => {
+    const clock = new FakeClock();
     const sessionsA: Session[] = [];
-    const a = instance(kvA, "vm-a", sessionsA);
-    const b = instance(kvB, "vm-b", []);
+    const a = new LiveSessions(kvA, {
+      instanceId: "vm-a",
+      sessions: () => sessionsA,
+      flushMs: 500,
+      clock,
+    });
+    const b = instance(kvB, "vm-b", [], clock);
     await a.publish();
     const session = makeSession({ callId: "CA-new" });
     sessionsA.push(session);
-    assert(await a.announce(session));
+    const announced = a.announce(session);
+    await clock.advance(499);
+    assertEquals(callIds(await b.listAll()), [], "still queued");
+    await clock.advance(1);
+    assert(await announced);
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-new"]);
     await a.stop();
     await b.stop();
