@@ -29,9 +29,9 @@ export const systemClock: Clock = {
 };
 
 /**
- * Runs `callback` every `ms` milliseconds on `clock` until the returned
- * {@linkcode Cancel} is called: `setInterval`, but on the injected clock so
- * tests drive it with a fake one.
+ * Runs `callback` every `options.everyMs` milliseconds on `clock` until the
+ * returned {@linkcode Cancel} is called: `setInterval`, but on the injected
+ * clock so tests drive it with a fake one.
  *
  * @example
  * ```ts
