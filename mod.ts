@@ -72,6 +72,12 @@ export type {
   PlayOptions,
 } from "./src/bots/bot.ts";
 export type { SampleRate } from "./src/audio/pcm.ts";
+export {
+  type Cancel,
+  type Clock,
+  repeat,
+  systemClock,
+} from "./src/call/clock.ts";
 export type { TranscriptEntry, TurnTiming } from "./src/records/call_record.ts";
 export { type Config, ConfigError, type Env } from "./src/config.ts";
 export {

@@ -34,7 +34,7 @@ import { configureLogging } from "./log.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
 import { type RunningServer, startServer, VERSION } from "./server.ts";
 import { ProviderHealth } from "./providers/fallback/provider_health.ts";
-import { systemClock } from "./call/clock.ts";
+import { type Clock, systemClock } from "./call/clock.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -87,6 +87,12 @@ export interface ServeOptions {
   agents?: AgentDefinition[];
   /** Code tools offered to every agent, whichever way it was defined. */
   tools?: CodeTool[];
+  /**
+   * Time and timers for the whole server (calls, deadlines, records,
+   * heartbeats, provider breakers); the system clock by default. Tests pass
+   * a fake one to drive them without waiting.
+   */
+  clock?: Clock;
 }
 
 /** A server {@linkcode serve} started. */
@@ -168,7 +174,8 @@ export async function serve(
     });
   }
   // The agents' provider breakers, shared by every call and shown by /metrics.
-  const providerHealth = new ProviderHealth(systemClock);
+  const clock = options.clock ?? systemClock;
+  const providerHealth = new ProviderHealth(clock);
   const metrics = new ExovoiceMetrics({
     version: VERSION,
     instanceId: config.instanceId,
@@ -203,6 +210,7 @@ export async function serve(
     createBot = agentFactory;
   }
   const running = await startServer(config, {
+    clock,
     services: { metrics },
     createBot,
     botName: custom

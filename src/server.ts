@@ -15,7 +15,7 @@ import { getLogger } from "@logtape/logtape";
 import { createEchoBot } from "./bots/echo.ts";
 import type { BotFactory } from "./bots/bot.ts";
 import type { Call, CallSettings } from "./call/call.ts";
-import { type Clock, systemClock } from "./call/clock.ts";
+import { type Clock, repeat, systemClock } from "./call/clock.ts";
 import { type CallDeadlines, DeadlineSweep } from "./call/deadline_sweep.ts";
 import { SessionRegistry } from "./call/registry.ts";
 import type { BotName, Config } from "./config.ts";
@@ -147,30 +147,24 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics: options.services?.metrics ?? metricsFor(config),
   };
   const createBot = botFactory(config.bot, options.createBot);
-  const webConsole = consoleApp(config, { registry, services, createBot });
+  const webConsole = consoleApp(config, {
+    registry,
+    services,
+    createBot,
+    clock,
+  });
   const authFailures = new AuthFailures({
     limitPerMin: config.authFailureLimitPerMin,
     clock,
   });
-  const upgrade = new VoicebotUpgrade({
-    socket: voicebotSocketDeps(config, {
-      registry,
-      clock,
-      createBot,
-      options,
-      metrics: services.metrics,
-      onCall: (call) => {
-        followCall(call, { services, instanceId: config.instanceId, clock });
-        webConsole.follow(call);
-      },
-    }),
+  const upgrade = voicebotUpgrade(config, {
     registry,
-    maxSessions: config.maxSessions,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    ipAllowList: config.ipAllowList,
+    services,
+    createBot,
+    options,
     authFailures,
-    metrics: services.metrics,
-    softphone: (url, deps) => webConsole.softphoneDeps(url, deps),
+    webConsole,
+    clock,
   });
   const router = new Router(
     routeTable(config, { options, registry, services, upgrade, clock }),
@@ -198,6 +192,42 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   };
 }
 
+/** The one guard in front of the voicebot socket, and the calls it lets through. */
+function voicebotUpgrade(
+  config: Config,
+  parts: {
+    registry: SessionRegistry;
+    services: Services;
+    createBot: BotFactory;
+    options: AppOptions;
+    authFailures: AuthFailures;
+    webConsole: ConsoleApp;
+    clock: Clock;
+  },
+): VoicebotUpgrade {
+  const { registry, services, createBot, options, webConsole, clock } = parts;
+  return new VoicebotUpgrade({
+    socket: voicebotSocketDeps(config, {
+      registry,
+      clock,
+      createBot,
+      options,
+      metrics: services.metrics,
+      onCall: (call) => {
+        followCall(call, { services, instanceId: config.instanceId, clock });
+        webConsole.follow(call);
+      },
+    }),
+    registry,
+    maxSessions: config.maxSessions,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    ipAllowList: config.ipAllowList,
+    authFailures: parts.authFailures,
+    metrics: services.metrics,
+    softphone: (url, deps) => webConsole.softphoneDeps(url, deps),
+  });
+}
+
 /** The web console over the registry and the services. */
 function consoleApp(
   config: Config,
@@ -205,6 +235,7 @@ function consoleApp(
     registry: SessionRegistry;
     services: Services;
     createBot: BotFactory;
+    clock: Clock;
   },
 ): ConsoleApp {
   return new ConsoleApp({
@@ -217,6 +248,7 @@ function consoleApp(
     bots: softphoneBots(config.bot, parts.createBot),
     secure: config.tls !== undefined,
     trustProxy: config.trustProxy,
+    clock: parts.clock,
   });
 }
 
@@ -384,8 +416,8 @@ function callRecordRoutes(services: Services): Route[] {
 
 /** What Exotel calls: the passthru applet, status callbacks, the connect applet. */
 function exotelRoutes(config: Config, parts: RouteParts): Route[] {
-  const { options, services: { store } } = parts;
-  const status = statusCallbacks(config, store);
+  const { options, services: { store }, clock } = parts;
+  const status = statusCallbacks(config, { store, clock });
   return [
     {
       path: "/api/v1/exotel/passthru",
@@ -452,7 +484,11 @@ function outboundCallRoutes(config: Config, clock: Clock): Route[] {
 }
 
 /** Handles Exotel's status callbacks, limited per address (`STATUS_CALLBACK_RATE_LIMIT_PER_MIN`). */
-function statusCallbacks(config: Config, store: CallStore | undefined) {
+function statusCallbacks(
+  config: Config,
+  options: { store: CallStore | undefined; clock: Clock },
+) {
+  const { store, clock } = options;
   const limiter = new RateLimiter({
     limit: config.statusCallbackRateLimitPerMin,
     windowMs: 60_000,
@@ -463,6 +499,7 @@ function statusCallbacks(config: Config, store: CallStore | undefined) {
       pathToken,
       limiter,
       clientIp,
+      now: clock.epochMs(),
     });
 }
 
@@ -524,7 +561,12 @@ function recorderFactory(
 ): VoicebotSocketDeps["createRecorder"] {
   if (dir === undefined) return undefined;
   return (session) =>
-    new CallRecorder({ dir, id: session.id, sampleRate: session.sampleRate });
+    new CallRecorder({
+      dir,
+      id: session.id,
+      sampleRate: session.sampleRate,
+      startedAt: session.connectedAt,
+    });
 }
 
 /** The bots the softphone offers: the configured one first (its default), and the echo. */
@@ -589,35 +631,55 @@ interface Storage {
   close(): Promise<void>;
 }
 
+/** The call webhook `CALL_WEBHOOK_URL` asks for, queued in `kv`; none when unset. */
+function callWebhookFor(
+  config: Config,
+  parts: {
+    kv: Deno.Kv;
+    store: CallStore;
+    metrics: ExovoiceMetrics;
+    clock: Clock;
+  },
+): CallWebhook | undefined {
+  if (!config.callWebhook) return undefined;
+  const { kv, store, metrics, clock } = parts;
+  return new CallWebhook({
+    config: config.callWebhook,
+    queue: new DeliveryQueue(kv),
+    loadRecord: (id) => store.get(id),
+    metrics: metrics.registry,
+    userAgent: `exovoice/${VERSION}`,
+    clock,
+  });
+}
+
 /** Opens the call store, the live-session list and the call webhook on `config`'s KV. */
 async function openStorage(
   config: Config,
-  parts: { registry: SessionRegistry; metrics: ExovoiceMetrics },
+  parts: { registry: SessionRegistry; metrics: ExovoiceMetrics; clock: Clock },
 ): Promise<Storage> {
-  const { registry, metrics } = parts;
-  const kv = await openNamedKv(config.kvPath, openKv);
+  const { registry, metrics, clock } = parts;
+  const kv = await openNamedKv(
+    config.kvPath,
+    (path) => openKv(path, { clock }),
+  );
   const heartbeatMs = config.heartbeatS * 1000;
   const live = new LiveSessions(kv, {
     instanceId: config.instanceId,
     sessions: () => registry.values(),
     heartbeatMs,
+    clock,
   });
   const store = new CallStore(kv, {
     retentionMs: config.callRetentionDays * 86_400_000,
     onSaveFailed: () => metrics.recordWriteFailed(),
     instanceId: config.instanceId,
     runId: live.runId,
+    clock,
   });
   const kvFile = await KvFileWatch.start(config.kvPath);
   let kvFileProblem: string | undefined;
-  const callWebhook = config.callWebhook &&
-    new CallWebhook({
-      config: config.callWebhook,
-      queue: new DeliveryQueue(kv),
-      loadRecord: (id) => store.get(id),
-      metrics: metrics.registry,
-      userAgent: `exovoice/${VERSION}`,
-    });
+  const callWebhook = callWebhookFor(config, { kv, store, metrics, clock });
   const problems = () => [
     ...(kvFileProblem ? [kvFileProblem] : []),
     ...liveProblems(live, config.instanceId),
@@ -626,7 +688,7 @@ async function openStorage(
     // Counters of live calls, for the records a crash would leave; and the
     // KV file, which SQLite keeps writing after it is deleted.
     let watching: Promise<void> = Promise.resolve();
-    const checkpoints = setInterval(() => {
+    const stopCheckpoints = repeat(clock, () => {
       void store.checkpoint(registry.values());
       watching = watching.then(async () => {
         const problem = await kvFile?.check();
@@ -635,9 +697,9 @@ async function openStorage(
         }
         kvFileProblem = problem;
       });
-    }, heartbeatMs);
+    }, { everyMs: heartbeatMs });
     return async () => {
-      clearInterval(checkpoints);
+      stopCheckpoints();
       await watching;
     };
   };
@@ -676,7 +738,7 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const registry = new SessionRegistry();
   const metrics = options.services?.metrics ?? metricsFor(config);
-  const storage = await openStorage(config, { registry, metrics });
+  const storage = await openStorage(config, { registry, metrics, clock });
   const { live, store, callWebhook, problems } = storage;
   const app = createApp(config, {
     ...options,

@@ -22,6 +22,7 @@ import { Call } from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
 import { createSocketPair } from "../src/call/socket.ts";
 import { FakeClock, settle } from "./fakes/clock.ts";
+import { until } from "./fakes/agent_call.ts";
 import { makeSession } from "./fakes/session.ts";
 
 const T0 = Date.parse("2025-03-01T10:00:00Z");
@@ -592,4 +593,75 @@ Deno.test("the next run closes the records a crashed run left in progress, with 
   await other.close();
   await crashed.close();
   kv.close();
+});
+
+Deno.test("a record is hidden once the clock passes its end plus the retention period, not before", async () => {
+  const retentionMs = 24 * 3600_000;
+  const saved = record(1);
+  const endedAt = Date.parse(saved.endedAt);
+  const clock = new FakeClock(endedAt + retentionMs - 1);
+  await withStore(async (store) => {
+    const saving = store.save(saved);
+    await clock.advance(0); // the batch timer, due at once
+    assert(await saving);
+    assertEquals((await store.get(saved.id))?.id, saved.id);
+    assertEquals((await store.list()).calls.length, 1);
+    await clock.advance(2);
+    assertEquals(await store.get(saved.id), undefined);
+    assertEquals((await store.list()).calls, []);
+  }, { retentionMs, clock, batchMs: 0 });
+});
+
+Deno.test("a record waits batchMs on the clock before its write", async () => {
+  const clock = new FakeClock();
+  await withStore(async (store) => {
+    const saved = record(1);
+    const saving = store.save(saved);
+    await clock.advance(499);
+    assertEquals(await store.get(saved.id), undefined, "still batching");
+    await clock.advance(1);
+    assert(await saving);
+    assertEquals((await store.get(saved.id))?.id, saved.id);
+  }, { clock, batchMs: 500 });
+});
+
+Deno.test("a failed write is retried after retryDelayMs on the clock, doubled each try", async () => {
+  const kv = await openKv(":memory:");
+  const flaky = flakyKv(kv, 3);
+  const clock = new FakeClock();
+  const store = new CallStore(flaky, { clock, batchMs: 0, retryDelayMs: 200 });
+  const saved = record(1);
+  const saving = store.save(saved);
+  await clock.advance(0);
+  await until(() => flaky.failed === 1 && clock.pending === 1, "try 1");
+  for (const [tryNumber, waitMs] of [[2, 200], [3, 400]]) {
+    await clock.advance(waitMs - 1);
+    assertEquals(flaky.failed, tryNumber - 1, `try ${tryNumber} early`);
+    await clock.advance(1);
+    await until(
+      () => flaky.failed === tryNumber && clock.pending === 1,
+      `try ${tryNumber}`,
+    );
+  }
+  await clock.advance(799);
+  assertEquals(await store.get(saved.id), undefined, "try 4 early");
+  await clock.advance(1);
+  assert(await saving, "the fourth try lands");
+  assertEquals(flaky.failed, 3);
+  assertEquals((await store.get(saved.id))?.id, saved.id);
+  await store.close();
+  kv.close();
+});
+
+Deno.test("an in-progress record's end and duration are the clock's time at the batch", async () => {
+  const clock = new FakeClock(T0 + 90_000);
+  await withStore(async (store) => {
+    const session = makeSession({ connectedAt: T0, callId: "CA-running" });
+    const opened = store.open(session);
+    await clock.advance(500);
+    assert(await opened);
+    const stored = await store.get("CA-running");
+    assertEquals(stored?.state, "in_progress");
+    assertEquals(stored?.endedAt, new Date(T0 + 90_500).toISOString());
+  }, { clock, batchMs: 500 });
 });

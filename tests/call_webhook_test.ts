@@ -3,12 +3,18 @@ import { type ExovoiceServer, serve } from "../mod.ts";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { buildCallRecord } from "../src/records/call_record.ts";
 import { CallStore } from "../src/records/call_store.ts";
+import {
+  type AttemptReport,
+  CallWebhook,
+} from "../src/webhooks/call_webhook.ts";
 import { DeliveryQueue } from "../src/webhooks/delivery_queue.ts";
 import {
   signWebhookBody,
   verifyWebhookSignature,
 } from "../src/webhooks/signature.ts";
 import { simulateCall } from "../tools/simulator.ts";
+import { until } from "./fakes/agent_call.ts";
+import { FakeClock } from "./fakes/clock.ts";
 import { parsePrometheusText, sampleValue } from "./fakes/prometheus_parser.ts";
 import { startServerProcess } from "./fakes/server_process.ts";
 import { makeSession } from "./fakes/session.ts";
@@ -488,4 +494,137 @@ Deno.test("CALL_WEBHOOK_* mistakes stop startup naming the variable", async (t) 
       }),
     ConfigError,
   );
+});
+
+/**
+ * A CallWebhook on a FakeClock posting to `receiver`, with one delivery
+ * queued and started; `attempts` lists each attempt's report as it ends.
+ */
+async function webhookOnClock(
+  receiver: FakeWebhookServer,
+  config: { maxAttempts: number; maxAgeS: number },
+) {
+  const clock = new FakeClock();
+  const kv = await Deno.openKv(":memory:");
+  const queue = new DeliveryQueue(kv);
+  const attempts: AttemptReport[] = [];
+  const webhook = new CallWebhook({
+    config: {
+      url: receiver.url,
+      secret: SECRET,
+      timeoutMs: 5000,
+      retryMs: 1000,
+      ...config,
+    },
+    queue,
+    loadRecord: (id) => Promise.resolve({ id }),
+    // Only the retry schedule wakes it: no look at the queue in between.
+    pollMs: 86_400_000,
+    clock,
+    onAttempt: (attempt) => attempts.push(attempt),
+  });
+  const operation = kv.atomic();
+  webhook.add(operation, "rec-clock");
+  await operation.commit();
+  webhook.start();
+  /** Waits (on real time: the POST and KV writes) for attempt `n` to end and the next wake to be set. */
+  const attempted = async (n: number) => {
+    await until(() => attempts.length >= n, `attempt ${n}`);
+    await until(() => clock.pending === 1, `the wake after attempt ${n}`);
+  };
+  return {
+    clock,
+    attempts,
+    attempted,
+    queue,
+    async [Symbol.asyncDispose]() {
+      await webhook.close();
+      kv.close();
+    },
+  };
+}
+
+/** Makes `Math.random` answer `value` until disposed: the retry jitter, fixed. */
+function fixRandom(value: number): Disposable {
+  const random = Math.random;
+  Math.random = () => value;
+  return { [Symbol.dispose]: () => Math.random = random };
+}
+
+Deno.test("call webhook retries on the clock, each wait 0.8-1.2 × CALL_WEBHOOK_RETRY_MS doubled per attempt, never early", async (t) => {
+  // The jitter draw, and the waits before attempts 2, 3 and 4 it gives.
+  const table: Array<[number, number[]]> = [
+    [0, [800, 1600, 3200]],
+    [0.5, [1000, 2000, 4000]],
+    [0.999, [1200, 2399, 4798]],
+  ];
+  for (const [draw, waits] of table) {
+    await t.step(
+      `jitter draw ${draw}: waits ${waits.join(", ")} ms`,
+      async () => {
+        using _fixed = fixRandom(draw);
+        await using receiver = await FakeWebhookServer.start({
+          answers: [500, 500, 500],
+          otherwise: 204,
+        });
+        await using hook = await webhookOnClock(receiver, {
+          maxAttempts: 10,
+          maxAgeS: 86_400,
+        });
+        await hook.attempted(1);
+        for (const [index, waitMs] of waits.entries()) {
+          const attempt = index + 2;
+          await hook.clock.advance(waitMs - 1);
+          assertEquals(
+            receiver.requests.length,
+            attempt - 1,
+            `attempt ${attempt} early`,
+          );
+          // The wake fires exactly at the due time, where advance stops.
+          await hook.clock.advance(1);
+          await receiver.waitForRequests(attempt);
+          if (attempt < 4) await hook.attempted(attempt);
+        }
+        await until(() => hook.attempts.length === 4, "the delivery");
+        assertEquals(hook.attempts.map((attempt) => attempt.result), [
+          "retried",
+          "retried",
+          "retried",
+          "delivered",
+        ]);
+      },
+    );
+  }
+});
+
+Deno.test("call webhook gives up when the next retry would come after CALL_WEBHOOK_MAX_AGE_S on the clock", async () => {
+  using _fixed = fixRandom(0.5);
+  await using receiver = await FakeWebhookServer.start({ otherwise: 500 });
+  // Attempts at 0, 1 s, 3 s and 7 s after queueing; the next would be at
+  // 15 s, past the 10 s maximum age, so the fourth failure gives up.
+  await using hook = await webhookOnClock(receiver, {
+    maxAttempts: 100,
+    maxAgeS: 10,
+  });
+  await hook.attempted(1);
+  await hook.clock.advance(1000);
+  await hook.attempted(2);
+  await hook.clock.advance(2000);
+  await hook.attempted(3);
+  await hook.clock.advance(4000);
+  await until(() => hook.attempts.length === 4, "the fourth attempt");
+  assertEquals(hook.attempts.map((attempt) => attempt.result), [
+    "retried",
+    "retried",
+    "retried",
+    "failed",
+  ]);
+  const failed = await hook.queue.failed("rec-clock");
+  assertEquals([failed?.attempts, failed?.lastError], [
+    4,
+    "HTTP 500: failure 500",
+  ]);
+  assertEquals(failed?.failedAt, Date.UTC(2026, 11, 3) + 7000);
+  await hook.clock.advance(60_000);
+  assertEquals(receiver.requests.length, 4, "nothing tried after giving up");
 });

@@ -25,30 +25,33 @@ import {
   RangeNotSatisfiableError,
 } from "../src/console/file_response.ts";
 import { LiveFeed, type LiveFeedEvent } from "../src/console/live_feed.ts";
+import { ConsoleApp } from "../src/console/console_app.ts";
+import { ExovoiceMetrics } from "../src/metrics/exovoice_metrics.ts";
 import { percentile, RecentCalls } from "../src/console/recent_calls.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import { makeSession } from "./fakes/session.ts";
 import { fixturePcm, until } from "./fakes/agent_call.ts";
+import { FakeClock } from "./fakes/clock.ts";
 
 const ADMIN_TOKEN = "console-admin-token";
 
-Deno.test("console logins expire when idle and at their maximum age, and end at logout", () => {
-  let now = 0;
-  const sessions = new ConsoleSessions({ now: () => now });
+Deno.test("console logins expire when idle and at their maximum age, and end at logout", async () => {
+  const clock = new FakeClock();
+  const sessions = new ConsoleSessions({ clock });
   const id = sessions.login();
-  now += SESSION_IDLE_MS - 1;
+  await clock.advance(SESSION_IDLE_MS - 1);
   assert(sessions.isValid(id));
-  now += SESSION_IDLE_MS - 1;
+  await clock.advance(SESSION_IDLE_MS - 1);
   assert(sessions.isValid(id), "use keeps a login alive");
-  now += SESSION_IDLE_MS + 1;
+  await clock.advance(SESSION_IDLE_MS + 1);
   assert(!sessions.isValid(id));
 
   const busy = sessions.login();
   for (let t = 0; t < SESSION_MAX_MS; t += SESSION_IDLE_MS / 2) {
-    now += SESSION_IDLE_MS / 2;
+    await clock.advance(SESSION_IDLE_MS / 2);
     sessions.isValid(busy);
   }
-  now += SESSION_IDLE_MS / 2;
+  await clock.advance(SESSION_IDLE_MS / 2);
   assert(!sessions.isValid(busy), "a login used all day still ends");
 
   const other = sessions.login();
@@ -58,15 +61,15 @@ Deno.test("console logins expire when idle and at their maximum age, and end at 
   assert(!sessions.isValid("made-up"));
 });
 
-Deno.test("softphone tokens work once and only while fresh", () => {
-  let now = 0;
-  const sessions = new ConsoleSessions({ now: () => now });
+Deno.test("softphone tokens work once and only while fresh", async () => {
+  const clock = new FakeClock();
+  const sessions = new ConsoleSessions({ clock });
   const grant = { bot: "echo", sampleRate: 16000, callId: "softphone-1" };
   const token = sessions.mintSoftphoneToken(grant);
   assertEquals(sessions.redeemSoftphoneToken(token), grant);
   assertEquals(sessions.redeemSoftphoneToken(token), undefined);
   const late = sessions.mintSoftphoneToken(grant);
-  now += SOFTPHONE_TOKEN_MS + 1;
+  await clock.advance(SOFTPHONE_TOKEN_MS + 1);
   assertEquals(sessions.redeemSoftphoneToken(late), undefined);
 });
 
@@ -117,7 +120,8 @@ Deno.test("the overview counts calls per minute and latency percentiles over the
 
 Deno.test("the live feed sends a snapshot, then changes and ends, masking numbers, and stops looking when nobody listens", async () => {
   const registry = new SessionRegistry();
-  const feed = new LiveFeed(registry, { intervalMs: 5 });
+  const clock = new FakeClock();
+  const feed = new LiveFeed(registry, { intervalMs: 250, clock });
   const events: LiveFeedEvent[] = [];
   const session = makeSession({
     state: "started",
@@ -138,27 +142,70 @@ Deno.test("the live feed sends a snapshot, then changes and ends, masking number
   const unsubscribe = feed.subscribe((event) => events.push(event));
   assertEquals(events, [{ type: "snapshot", calls: [] }]);
   registry.add(session);
-  await until(() => events.length >= 2, "the call event");
+  await clock.advance(249);
+  assertEquals(events.length, 1, "looked at every 250 ms, not sooner");
+  await clock.advance(1);
+  assertEquals(events.length, 2, "the call event");
   const added = events[1];
   assert(added.type === "call");
   assertEquals(added.call.from, "*********3210");
   assertEquals(added.call.activity, "thinking");
   assertEquals(added.call.partial, "I need");
   assertEquals(added.call.bargeIns, 1);
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  await clock.advance(1000);
   assertEquals(events.length, 2, "an unchanged call is not sent again");
   registry.remove(session.id);
-  await until(() => events.length >= 3, "the ended event");
+  await clock.advance(250);
+  assertEquals(events.length, 3, "the ended event");
   assertEquals(events[2], { type: "ended", id: session.id });
   unsubscribe();
   assertEquals(feed.size, 0);
-  const browser = new LiveFeed(registry);
+  assertEquals(clock.pending, 0, "nobody listens: nothing scheduled");
+  const browser = new LiveFeed(registry, { clock });
   registry.add(makeSession({ from: "browser", to: "console" }));
   const seen: LiveFeedEvent[] = [];
   browser.subscribe((event) => seen.push(event));
   browser.close();
+  assertEquals(clock.pending, 0, "close stops looking");
   assert(seen[0].type === "snapshot");
   assertEquals(seen[0].calls[0].from, "browser", "a name is not a number");
+});
+
+Deno.test("an idle live event stream sends a comment every 15 s on the clock, and stops its timers when the browser goes", async () => {
+  const clock = new FakeClock();
+  const webConsole = new ConsoleApp({
+    registry: new SessionRegistry(),
+    metrics: new ExovoiceMetrics(),
+    wsPath: "/voicebot/ws",
+    bots: {},
+    secure: false,
+    trustProxy: false,
+    clock,
+  });
+  const response = await webConsole.handle(
+    new Request("http://127.0.0.1/console/api/live"),
+  );
+  let received = "";
+  const browser = new AbortController();
+  const reading = response.body!.pipeThrough(new TextDecoderStream())
+    .pipeTo(
+      new WritableStream({ write: (text) => void (received += text) }),
+      { signal: browser.signal },
+    )
+    .catch(() => {});
+  await clock.advance(0);
+  assertMatch(received, /^event: snapshot\n/);
+  const pings = () => received.split(": ping\n\n").length - 1;
+  await clock.advance(14_999);
+  assertEquals(pings(), 0);
+  await clock.advance(1);
+  assertEquals(pings(), 1);
+  await clock.advance(30_000);
+  assertEquals(pings(), 3);
+  browser.abort();
+  await reading;
+  assertEquals(clock.pending, 0, "no heartbeat or feed timer left");
+  webConsole.close();
 });
 
 interface TestServer extends AsyncDisposable {

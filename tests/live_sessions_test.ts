@@ -6,7 +6,9 @@ import {
   LiveSessions,
 } from "../src/instances/live_sessions.ts";
 import { openKv } from "../src/records/call_store.ts";
-import { until } from "./fakes/agent_call.ts";
+import { loadConfig } from "../src/config.ts";
+import { startServer } from "../src/server.ts";
+import { FakeClock } from "./fakes/clock.ts";
 import { makeSession } from "./fakes/session.ts";
 
 /** Two KV handles on one file, as two instances on one machine would have. */
@@ -30,12 +32,12 @@ function instance(
   kv: Deno.Kv,
   instanceId: string,
   sessions: Session[],
-  now?: () => number,
+  clock?: FakeClock,
 ): LiveSessions {
   return new LiveSessions(kv, {
     instanceId,
     sessions: () => sessions,
-    now,
+    clock,
   });
 }
 
@@ -67,31 +69,44 @@ Deno.test("two instances sharing a KV file list each other's calls, each with it
     await b.stop();
   }));
 
-Deno.test("an ended call disappears from every instance's list at once", () =>
+Deno.test("an ended call disappears from every instance's list flushMs later, not at the next heartbeat", () =>
   withSharedKv(async (kvA, kvB) => {
+    const clock = new FakeClock();
     const session = makeSession({ callId: "CA-ending" });
     const sessionsA = [session];
-    const a = instance(kvA, "vm-a", sessionsA);
-    const b = instance(kvB, "vm-b", []);
+    const a = instance(kvA, "vm-a", sessionsA, clock);
+    const b = instance(kvB, "vm-b", [], clock);
     await a.publish();
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-ending"]);
     session.state = "stopped";
     sessionsA.pop();
-    await a.withdraw(session.id);
+    const withdrawn = a.withdraw(session.id);
+    await clock.advance(500); // the default flushMs
+    assert(await withdrawn);
     assertEquals(callIds(await b.listAll()), []);
     await a.stop();
     await b.stop();
   }));
 
-Deno.test("a call announced at start shows before the next heartbeat", () =>
+Deno.test("a call announced at start shows flushMs later on the clock, before the next heartbeat", () =>
   withSharedKv(async (kvA, kvB) => {
+    const clock = new FakeClock();
     const sessionsA: Session[] = [];
-    const a = instance(kvA, "vm-a", sessionsA);
-    const b = instance(kvB, "vm-b", []);
+    const a = new LiveSessions(kvA, {
+      instanceId: "vm-a",
+      sessions: () => sessionsA,
+      flushMs: 500,
+      clock,
+    });
+    const b = instance(kvB, "vm-b", [], clock);
     await a.publish();
     const session = makeSession({ callId: "CA-new" });
     sessionsA.push(session);
-    assert(await a.announce(session));
+    const announced = a.announce(session);
+    await clock.advance(499);
+    assertEquals(callIds(await b.listAll()), [], "still queued");
+    await clock.advance(1);
+    assert(await announced);
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-new"]);
     await a.stop();
     await b.stop();
@@ -152,8 +167,7 @@ Deno.test("stop writes what is still queued before it removes the instance's ent
 
 Deno.test("an instance that stopped heartbeating drops out once its entries are stale", () =>
   withSharedKv(async (kvA, kvB) => {
-    let now = Date.parse("2025-03-01T10:00:00Z");
-    const clock = () => now;
+    const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
     const crashed = instance(kvA, "vm-crashed", [
       makeSession({ callId: "CA-ghost" }),
     ], clock);
@@ -161,17 +175,17 @@ Deno.test("an instance that stopped heartbeating drops out once its entries are 
       instanceId: "vm-alive",
       sessions: () => [],
       heartbeatMs: 10_000,
-      now: clock,
+      clock,
     });
     await crashed.publish();
     assertEquals(callIds(await alive.listAll()), ["vm-crashed:CA-ghost"]);
-    now += 29_000;
+    await clock.advance(29_000);
     assertEquals(
       (await alive.listAll()).total,
       1,
       "still within three heartbeats",
     );
-    now += 2_000;
+    await clock.advance(2_000);
     const later = await alive.listAll();
     assertEquals(later.total, 0);
     assertEquals(later.instances, ["vm-alive"]);
@@ -193,48 +207,45 @@ Deno.test("stop removes the instance's own entries", () =>
     await b.stop();
   }));
 
-Deno.test("the heartbeat publishes on start and keeps going until stop", () =>
+Deno.test("the heartbeat publishes on start and every interval on the clock, and not after stop", () =>
   withSharedKv(async (kvA, kvB) => {
-    // Each heartbeat reads the time once: the readings number the heartbeats.
-    const heartbeats: number[] = [];
+    const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
     const session = makeSession({ callId: "CA-beat" });
     const a = new LiveSessions(kvA, {
       instanceId: "vm-a",
       sessions: () => [session],
-      heartbeatMs: 10,
-      now: () => {
-        const now = Date.now();
-        heartbeats.push(now);
-        return now;
-      },
+      heartbeatMs: 10_000,
+      clock,
     });
-    heartbeats.length = 0; // the constructor's reading is not a heartbeat
-    const b = instance(kvB, "vm-b", []);
+    const b = instance(kvB, "vm-b", [], clock);
     const heartbeatAt = async () =>
       (await kvB.get<InstanceInfo>(["instances", "vm-a"])).value?.heartbeatAt;
+    /** Waits (on real time, the KV write's) until the entry says `at`. */
+    const written = async (at: string) => {
+      for (let reads = 0; reads < 1000; reads++) {
+        if (await heartbeatAt() === at) return;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      assertEquals(await heartbeatAt(), at);
+    };
 
     a.start();
-    // Four heartbeats, each written where the other instance reads it.
-    for (let beat = 1; beat <= 4; beat++) {
-      await until(() => heartbeats.length >= beat, `heartbeat ${beat}`);
-      // The time is read before the write: wait for the write to land.
-      const written = new Date(heartbeats[beat - 1]).toISOString();
-      let seen = await heartbeatAt();
-      for (let reads = 0; reads < 1000 && !(seen && seen >= written); reads++) {
-        await new Promise((resolve) => setTimeout(resolve, 1));
-        seen = await heartbeatAt();
-      }
-      assert(seen !== undefined && seen >= written, `heartbeat ${beat} read`);
-    }
+    await written("2025-03-01T10:00:00.000Z");
+    await clock.advance(9_999);
+    assertEquals(await heartbeatAt(), "2025-03-01T10:00:00.000Z");
+    await clock.advance(1);
+    await written("2025-03-01T10:00:10.000Z");
+    await clock.advance(10_000);
+    await written("2025-03-01T10:00:20.000Z");
+    await clock.advance(10_000);
+    await written("2025-03-01T10:00:30.000Z");
     assertEquals(callIds(await b.listAll()), ["vm-a:CA-beat"]);
 
     await a.stop();
-    const atStop = heartbeats.length;
+    assertEquals(clock.pending, 0, "no heartbeat is left scheduled");
     assertEquals(await heartbeatAt(), undefined, "stop removes the entry");
-    // Five heartbeat periods later nothing has been published again.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assertEquals(heartbeats.length, atStop);
-    assertEquals(await heartbeatAt(), undefined);
+    await clock.advance(50_000);
+    assertEquals(await heartbeatAt(), undefined, "nothing published again");
     assertEquals((await b.listAll()).total, 0);
     await b.stop();
   }));
@@ -326,8 +337,7 @@ Deno.test("two instance processes sharing one KV file list each other's calls", 
 
 Deno.test("a restarted instance's calls from before its crash vanish from other instances' lists at its first heartbeat, and are removed once the old run is known dead", () =>
   withSharedKv(async (kvA, kvB) => {
-    let now = Date.parse("2025-03-01T10:00:00Z");
-    const clock = () => now;
+    const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
     const crashed = instance(kvA, "vm-1", [
       makeSession({ callId: "CA-before-crash" }),
     ], clock);
@@ -335,7 +345,7 @@ Deno.test("a restarted instance's calls from before its crash vanish from other 
     await crashed.publish();
     assertEquals(callIds(await observer.listAll()), ["vm-1:CA-before-crash"]);
     // SIGKILL: no stop. The next run starts two seconds later.
-    now += 2_000;
+    await clock.advance(2_000);
     const restarted = instance(kvA, "vm-1", [
       makeSession({ callId: "CA-after-restart" }),
     ], clock);
@@ -344,9 +354,9 @@ Deno.test("a restarted instance's calls from before its crash vanish from other 
     await restarted.publish();
     assertEquals(callIds(await observer.listAll()), ["vm-1:CA-after-restart"]);
     assertEquals(settled, undefined, "the old run's heartbeat is still fresh");
-    now += 10_000;
+    await clock.advance(10_000);
     await restarted.publish();
-    now += 10_000;
+    await clock.advance(10_000);
     await restarted.publish();
     assertEquals(settled, true);
     const left = [];
@@ -386,3 +396,39 @@ Deno.test("two live processes with the same INSTANCE_ID notice each other and ne
     );
     await two.stop();
   }));
+
+Deno.test("the server publishes its heartbeat on its injected clock, every INSTANCE_HEARTBEAT_S", async () => {
+  const dir = await Deno.makeTempDir();
+  const clock = new FakeClock(Date.parse("2025-03-01T10:00:00Z"));
+  const server = await startServer(
+    loadConfig({
+      HOST: "127.0.0.1",
+      PORT: "0",
+      KV_PATH: `${dir}/calls.kv`,
+      INSTANCE_ID: "vm-clock",
+      INSTANCE_HEARTBEAT_S: "10",
+    }),
+    { clock },
+  );
+  const reader = await openKv(`${dir}/calls.kv`);
+  const heartbeatAt = async () =>
+    (await reader.get<InstanceInfo>(["instances", "vm-clock"])).value
+      ?.heartbeatAt;
+  /** Waits (on real time, the KV write's) until the entry says `at`. */
+  const written = async (at: string) => {
+    for (let reads = 0; reads < 1000; reads++) {
+      if (await heartbeatAt() === at) return;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assertEquals(await heartbeatAt(), at);
+  };
+  try {
+    await written("2025-03-01T10:00:00.000Z");
+    await clock.advance(10_000);
+    await written("2025-03-01T10:00:10.000Z");
+  } finally {
+    await server.shutdown();
+    reader.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,6 +7,9 @@ import {
 } from "../src/records/recorder.ts";
 import { makeSession } from "./fakes/session.ts";
 
+/** When the recorded calls started: only the day folder depends on it. */
+const STARTED_AT = Date.UTC(2026, 11, 3, 10);
+
 /** 16-bit little-endian PCM of `values`. */
 function pcm(values: number[]): Uint8Array {
   const bytes = new Uint8Array(values.length * 2);
@@ -106,7 +109,12 @@ Deno.test("a recording is a 2-channel WAV: caller left, bot right, aligned on th
 
 Deno.test("bot audio sent ahead of playback waits for the caller's audio, and the rest is kept at the end", () =>
   withDir(async (dir) => {
-    const recorder = new CallRecorder({ dir, id: "ahead", sampleRate: 16000 });
+    const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
+      dir,
+      id: "ahead",
+      sampleRate: 16000,
+    });
     recorder.bot(pcm(range(500, 6)));
     recorder.caller(pcm(range(1, 4)));
     const recording = await recorder.close();
@@ -118,7 +126,12 @@ Deno.test("bot audio sent ahead of playback waits for the caller's audio, and th
 
 Deno.test("odd-length pieces are joined across calls, not dropped", () =>
   withDir(async (dir) => {
-    const recorder = new CallRecorder({ dir, id: "odd", sampleRate: 8000 });
+    const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
+      dir,
+      id: "odd",
+      sampleRate: 8000,
+    });
     const caller = pcm([1000, -2000, 3000]);
     recorder.caller(caller.subarray(0, 3));
     recorder.caller(caller.subarray(3));
@@ -135,6 +148,7 @@ Deno.test("when the caller's audio stalls, bot audio beyond the limit is written
   withDir(async (dir) => {
     // 1 ms at 8 kHz: 8 samples may wait for the caller.
     const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
       dir,
       id: "stall",
       sampleRate: 8000,
@@ -200,6 +214,7 @@ Deno.test("audio reaches the disk during the call, not only at its end", () =>
   withDir(async (dir) => {
     const disk = new WatchedFile();
     const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
       dir,
       id: "streaming",
       sampleRate: 8000,
@@ -225,6 +240,7 @@ Deno.test("audio reaches the disk during the call, not only at its end", () =>
 Deno.test("audio the disk cannot take in time is dropped and counted, memory stays bounded", () =>
   withDir(async (dir) => {
     const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
       dir,
       id: "bounded",
       sampleRate: 8000,
@@ -241,7 +257,12 @@ Deno.test("audio the disk cannot take in time is dropped and counted, memory sta
 
 Deno.test("a call with no audio still leaves a valid, empty WAV", () =>
   withDir(async (dir) => {
-    const recorder = new CallRecorder({ dir, id: "silent", sampleRate: 24000 });
+    const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
+      dir,
+      id: "silent",
+      sampleRate: 24000,
+    });
     const recording = await recorder.close();
     assertExists(recording);
     const wav = await readStereoWav(recording.path);
@@ -259,6 +280,7 @@ Deno.test("a recording that cannot be written is logged and given up, never thro
     const blocked = `${dir}/blocked`;
     await Deno.writeTextFile(blocked, "not a folder");
     const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
       dir: blocked,
       id: "fails",
       sampleRate: 8000,
@@ -305,6 +327,7 @@ Deno.test("when the disk fills mid-call, the real loss is counted from then to t
   withDir(async (dir) => {
     let room = 44 + 8000 * 4; // the header and 1 s of stereo audio
     const recorder = new CallRecorder({
+      startedAt: STARTED_AT,
       dir,
       id: "disk-full",
       sampleRate: 8000,

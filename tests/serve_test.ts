@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { type Bot, type BotFactory, ConfigError, serve } from "../mod.ts";
 import { simulateCall } from "../tools/simulator.ts";
+import { FakeClock } from "./fakes/clock.ts";
 
 const QUIET = { KV_PATH: ":memory:", LOG_LEVEL: "error" };
 
@@ -117,4 +118,21 @@ Deno.test("aborting serve's signal drains and stops the server", async () => {
   await assertRejects(() => fetch(`${server.url}/health`), TypeError);
   // Shutting down again is harmless.
   await server.shutdown();
+});
+
+Deno.test("serve runs the whole server on the clock it is given", async () => {
+  const clock = new FakeClock();
+  await using server = await serve({
+    readEnv: false,
+    env: QUIET,
+    hostname: "127.0.0.1",
+    port: 0,
+    logging: false,
+    clock,
+  });
+  const uptime = async () =>
+    (await (await fetch(`${server.url}/health`)).json()).uptimeS;
+  assertEquals(await uptime(), 0);
+  await clock.advance(90_000);
+  assertEquals(await uptime(), 90);
 });

@@ -24,7 +24,7 @@ async function withServer(
     store: CallStore,
   ) => Promise<void>,
   options: {
-    guard?: StatusCallbackGuard;
+    guard?: Partial<StatusCallbackGuard>;
     store?: ConstructorParameters<typeof CallStore>[1];
   } = {},
 ): Promise<void> {
@@ -214,6 +214,7 @@ Deno.test("a callback that cannot be stored gets 503 so that Exotel retries", as
         body: JSON.stringify({ CallSid: "CA-down", Status: "completed" }),
       }),
       store,
+      { now: CALLBACKS_SENT_AT },
     );
   } catch (error) {
     const response = errorResponse(error);

@@ -27,3 +27,53 @@ export const systemClock: Clock = {
     return () => clearTimeout(id);
   },
 };
+
+/**
+ * Runs `callback` every `options.everyMs` milliseconds on `clock` until the
+ * returned {@linkcode Cancel} is called: `setInterval`, but on the injected
+ * clock so tests drive it with a fake one.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { type Clock, repeat } from "./clock.ts";
+ *
+ * // A clock whose one pending timer the example fires by hand.
+ * let next: (() => void) | undefined;
+ * const manual: Clock = {
+ *   now: () => 0,
+ *   epochMs: () => 0,
+ *   schedule(callback) {
+ *     next = callback;
+ *     return () => (next = undefined);
+ *   },
+ * };
+ * let ticks = 0;
+ * const stop = repeat(manual, () => ticks++, { everyMs: 1000 });
+ * next?.();
+ * next?.();
+ * next?.();
+ * stop();
+ * assertEquals(ticks, 3);
+ * assertEquals(next, undefined);
+ * ```
+ */
+export function repeat(
+  clock: Clock,
+  callback: () => void,
+  options: { everyMs: number },
+): Cancel {
+  let stopped = false;
+  let cancel: Cancel = () => {};
+  const tick = () => {
+    if (stopped) return;
+    // Reschedule first: a callback that throws must not end the repetition.
+    cancel = clock.schedule(tick, options.everyMs);
+    callback();
+  };
+  cancel = clock.schedule(tick, options.everyMs);
+  return () => {
+    stopped = true;
+    cancel();
+  };
+}

@@ -9,6 +9,7 @@
 
 import type { BotFactory } from "../bots/bot.ts";
 import type { Call } from "../call/call.ts";
+import { type Clock, repeat, systemClock } from "../call/clock.ts";
 import type { SessionRegistry } from "../call/registry.ts";
 import { timingSafeEqual } from "../http/auth.ts";
 import { HttpError, jsonResponse } from "../http/json.ts";
@@ -65,6 +66,8 @@ export interface ConsoleOptions {
   secure: boolean;
   /** Whether to believe `X-Forwarded-Proto` (`TRUST_PROXY`). */
   trustProxy: boolean;
+  /** Time for logins, the overview and the feeds' timers; the system clock by default. */
+  clock?: Clock;
 }
 
 /**
@@ -74,19 +77,22 @@ export interface ConsoleOptions {
  */
 export class ConsoleApp {
   /** Logins and softphone tokens. */
-  readonly sessions: ConsoleSessions = new ConsoleSessions();
+  readonly sessions: ConsoleSessions;
   /** The live-call feed. */
   readonly feed: LiveFeed;
   /** Calls ended in the last hour. */
   readonly recent: RecentCalls = new RecentCalls();
   #options: ConsoleOptions;
+  #clock: Clock;
   #streams = new Map<ReadableStreamDefaultController, () => void>();
   #staticCache = new Map<string, Uint8Array<ArrayBuffer>>();
 
   /** Creates the console over `options`. */
   constructor(options: ConsoleOptions) {
     this.#options = options;
-    this.feed = new LiveFeed(options.registry);
+    this.#clock = options.clock ?? systemClock;
+    this.sessions = new ConsoleSessions({ clock: this.#clock });
+    this.feed = new LiveFeed(options.registry, { clock: this.#clock });
   }
 
   /** Whether `pathname` is the console's. */
@@ -98,7 +104,7 @@ export class ConsoleApp {
   follow(call: Call): void {
     call.ended.then((reason) =>
       this.recent.add({
-        endedAt: Date.now(),
+        endedAt: this.#clock.epochMs(),
         outcome: callOutcome(reason).outcome,
         turns: call.report?.turns ?? [],
       })
@@ -306,10 +312,12 @@ export class ConsoleApp {
         const unsubscribe = this.feed.subscribe((event: LiveFeedEvent) =>
           send(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
         );
-        const heartbeat = setInterval(() => send(": ping\n\n"), HEARTBEAT_MS);
+        const stopHeartbeat = repeat(this.#clock, () => send(": ping\n\n"), {
+          everyMs: HEARTBEAT_MS,
+        });
         cleanup = () => {
           unsubscribe();
-          clearInterval(heartbeat);
+          stopHeartbeat();
           this.#streams.delete(controller);
         };
         this.#streams.set(controller, cleanup);
@@ -331,7 +339,7 @@ export class ConsoleApp {
     );
     return {
       liveCalls: this.#options.registry.size,
-      ...this.recent.overview(Date.now()),
+      ...this.recent.overview(this.#clock.epochMs()),
       providerErrors: providerErrors.map(({ labels, value }) => ({
         provider: labels.provider,
         kind: labels.kind,

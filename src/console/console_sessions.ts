@@ -7,6 +7,8 @@
  * @module
  */
 
+import { type Clock, systemClock } from "../call/clock.ts";
+
 /** How long a console login lasts without use. */
 export const SESSION_IDLE_MS = 30 * 60_000;
 /** How long a console login lasts at most, used or not. */
@@ -33,8 +35,8 @@ interface Login {
 
 /** Options of {@linkcode ConsoleSessions}. */
 export interface ConsoleSessionsOptions {
-  /** Epoch ms now; `Date.now` by default. */
-  now?: () => number;
+  /** The clock logins and tokens expire on; the system clock by default. */
+  clock?: Clock;
 }
 
 /**
@@ -54,17 +56,17 @@ export interface ConsoleSessionsOptions {
 export class ConsoleSessions {
   #logins = new Map<string, Login>();
   #tokens = new Map<string, SoftphoneGrant & { expiresAt: number }>();
-  #now: () => number;
+  #clock: Clock;
 
   /** Creates an empty store. */
   constructor(options: ConsoleSessionsOptions = {}) {
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Starts a login and returns its id, for the session cookie. */
   login(): string {
     const id = randomId();
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     this.#prune(now);
     this.#logins.set(id, { createdAt: now, lastUsedAt: now });
     return id;
@@ -75,7 +77,7 @@ export class ConsoleSessions {
     if (id === undefined) return false;
     const login = this.#logins.get(id);
     if (login === undefined) return false;
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     if (
       now - login.lastUsedAt > SESSION_IDLE_MS ||
       now - login.createdAt > SESSION_MAX_MS
@@ -95,7 +97,7 @@ export class ConsoleSessions {
   /** Mints a single-use softphone token for `grant`, valid {@linkcode SOFTPHONE_TOKEN_MS}. */
   mintSoftphoneToken(grant: SoftphoneGrant): string {
     const token = randomId();
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     this.#prune(now);
     this.#tokens.set(token, { ...grant, expiresAt: now + SOFTPHONE_TOKEN_MS });
     return token;
@@ -106,7 +108,7 @@ export class ConsoleSessions {
     const entry = this.#tokens.get(token);
     if (entry === undefined) return undefined;
     this.#tokens.delete(token);
-    if (entry.expiresAt < this.#now()) return undefined;
+    if (entry.expiresAt < this.#clock.epochMs()) return undefined;
     const { bot, sampleRate, callId } = entry;
     return { bot, sampleRate, callId };
   }

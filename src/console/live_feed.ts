@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type Cancel, type Clock, repeat, systemClock } from "../call/clock.ts";
 import type { Session, SessionRegistry } from "../call/registry.ts";
 import type { BotLiveState } from "../bots/bot.ts";
 import { maskPhoneNumber } from "../log.ts";
@@ -58,6 +59,8 @@ const LIVE_TURNS = 8;
 export interface LiveFeedOptions {
   /** How often sessions are looked at while someone watches (default 250 ms). */
   intervalMs?: number;
+  /** The clock the looks are timed on; the system clock by default. */
+  clock?: Clock;
 }
 
 /** Returns the console's view of `session`. */
@@ -111,7 +114,8 @@ export class LiveFeed {
   #registry: SessionRegistry;
   #intervalMs: number;
   #listeners = new Set<(event: LiveFeedEvent) => void>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #clock: Clock;
+  #stopLooking: Cancel | undefined;
   /** The last view sent of each call, as JSON. */
   #sent = new Map<string, string>();
 
@@ -119,6 +123,7 @@ export class LiveFeed {
   constructor(registry: SessionRegistry, options: LiveFeedOptions = {}) {
     this.#registry = registry;
     this.#intervalMs = options.intervalMs ?? 250;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Subscribers now. */
@@ -130,7 +135,9 @@ export class LiveFeed {
   subscribe(listener: (event: LiveFeedEvent) => void): () => void {
     if (this.#listeners.size === 0) {
       this.#sent.clear();
-      this.#timer = setInterval(() => this.#tick(), this.#intervalMs);
+      this.#stopLooking = repeat(this.#clock, () => this.#tick(), {
+        everyMs: this.#intervalMs,
+      });
     }
     this.#listeners.add(listener);
     const calls = [...this.#registry.values()].map(viewSession);
@@ -148,8 +155,8 @@ export class LiveFeed {
   }
 
   #stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopLooking?.();
+    this.#stopLooking = undefined;
     this.#sent.clear();
   }
 

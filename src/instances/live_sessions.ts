@@ -29,6 +29,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Session } from "../call/registry.ts";
+import { type Cancel, type Clock, repeat, systemClock } from "../call/clock.ts";
 import type { TurnTiming } from "../call/bot_report.ts";
 import {
   type CallSnapshot,
@@ -126,8 +127,8 @@ export interface LiveSessionsOptions {
   ttlMs?: number;
   /** How long announcements and withdrawals wait to be written together; default 500 ms. */
   flushMs?: number;
-  /** Epoch milliseconds now; `Date.now` by default. */
-  now?: () => number;
+  /** Time (its wall clock stamps the entries) and timers; the system clock by default. */
+  clock?: Clock;
   /** This process's run id; a random one by default. */
   runId?: string;
 }
@@ -158,13 +159,13 @@ export class LiveSessions {
   #options: LiveSessionsOptions;
   #heartbeatMs: number;
   #ttlMs: number;
-  #now: () => number;
+  #clock: Clock;
   #startedAt: number;
-  #timer?: ReturnType<typeof setInterval>;
+  #stopHeartbeat?: Cancel;
   #inFlight = new Set<Promise<unknown>>();
   #flushMs: number;
   #stopped = false;
-  #flushTimer?: ReturnType<typeof setTimeout>;
+  #cancelFlush?: Cancel;
   /** Sessions to write at the next flush, by id. */
   #announced = new Map<string, Session>();
   /** Session ids to delete at the next flush. */
@@ -190,15 +191,17 @@ export class LiveSessions {
     this.#heartbeatMs = options.heartbeatMs ?? 10_000;
     this.#ttlMs = options.ttlMs ?? this.#heartbeatMs * 3;
     this.#flushMs = options.flushMs ?? 500;
-    this.#now = options.now ?? Date.now;
-    this.#startedAt = this.#now();
+    this.#clock = options.clock ?? systemClock;
+    this.#startedAt = this.#clock.epochMs();
   }
 
   /** Publishes now and on every heartbeat until {@linkcode LiveSessions.stop}. */
   start(): void {
-    if (this.#timer !== undefined) return;
+    if (this.#stopHeartbeat !== undefined) return;
     void this.publish();
-    this.#timer = setInterval(() => void this.publish(), this.#heartbeatMs);
+    this.#stopHeartbeat = repeat(this.#clock, () => void this.publish(), {
+      everyMs: this.#heartbeatMs,
+    });
   }
 
   /**
@@ -306,7 +309,7 @@ export class LiveSessions {
   }
 
   async #publish(): Promise<boolean> {
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     const sessions = [...this.#options.sessions()];
     let published = 0;
     try {
@@ -381,8 +384,8 @@ export class LiveSessions {
    * rejects.
    */
   flush(): Promise<boolean> {
-    clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
+    this.#cancelFlush?.();
+    this.#cancelFlush = undefined;
     const next = this.#nextFlush;
     this.#nextFlush = undefined;
     if (!next) return Promise.resolve(true);
@@ -402,13 +405,16 @@ export class LiveSessions {
     if (this.#stopped) return Promise.resolve(false);
     if (!this.#nextFlush) {
       this.#nextFlush = Promise.withResolvers();
-      this.#flushTimer = setTimeout(() => void this.flush(), this.#flushMs);
+      this.#cancelFlush = this.#clock.schedule(
+        () => void this.flush(),
+        this.#flushMs,
+      );
     }
     return this.#nextFlush.promise;
   }
 
   async #write(announced: Session[], withdrawn: string[]): Promise<boolean> {
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     try {
       let operation = this.#kv.atomic();
       let mutations = 0;
@@ -451,7 +457,7 @@ export class LiveSessions {
    * others' from KV, skipping entries older than the expiry.
    */
   async listAll(): Promise<LiveSessionList> {
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     const local = [...this.#options.sessions()]
       .filter((session) => session.state !== "stopped")
       .map((session) => this.#entry(session, now));
@@ -498,8 +504,8 @@ export class LiveSessions {
 
   /** Stops the heartbeat, writes what is queued, and removes this instance's entries. */
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopHeartbeat?.();
+    this.#stopHeartbeat = undefined;
     this.#stopped = true;
     this.#settlePreviousRun(false);
     await this.flush();

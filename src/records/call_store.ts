@@ -30,6 +30,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Cancel, type Clock, systemClock } from "../call/clock.ts";
 import type { Session } from "../call/registry.ts";
 import type { CallRecord } from "./call_record.ts";
 import { buildCallRecord, crashedRecord, numberKey } from "./call_record.ts";
@@ -95,6 +96,11 @@ export interface CallStoreOptions {
   maxUnknownStatuses?: number;
   /** How long such a status is kept unless its call's record appears; default 1 h. */
   unknownStatusTtlMs?: number;
+  /**
+   * Time (its wall clock dates in-progress records and decides retention)
+   * and the batch and retry timers; the system clock by default.
+   */
+  clock?: Clock;
 }
 
 /** A status callback for a call with no record, while too many such are kept. */
@@ -160,8 +166,14 @@ const log = getLogger(["exovoice", "records"]);
 /**
  * Opens Deno KV: the file at `path` (creating its folder), `:memory:`, or
  * with `path` undefined the runtime's default (Deno Deploy's managed KV).
+ * Retries a few times, waiting on `options.clock`, while SQLite answers
+ * "database is locked" to instances racing to create one new file.
  */
-export async function openKv(path?: string): Promise<Deno.Kv> {
+export async function openKv(
+  path?: string,
+  options: { clock?: Clock } = {},
+): Promise<Deno.Kv> {
+  const clock = options.clock ?? systemClock;
   if (path !== undefined && path !== ":memory:") {
     const folder = path.replace(/[^/\\]*$/, "");
     if (folder !== "") await Deno.mkdir(folder, { recursive: true });
@@ -174,7 +186,9 @@ export async function openKv(path?: string): Promise<Deno.Kv> {
     } catch (error) {
       if (attempt >= OPEN_ATTEMPTS) throw error;
       log.warn("Opening KV failed, retrying: {error}", { error });
-      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      await new Promise<void>((resolve) =>
+        clock.schedule(resolve, 100 * attempt)
+      );
     }
   }
 }
@@ -221,7 +235,8 @@ export class CallStore {
   #unknownStatuses = new Map<string, number>();
   /** Settles with the next batch's outcome; exists while anything waits. */
   #batchDone?: PromiseWithResolvers<boolean>;
-  #batchTimer?: ReturnType<typeof setTimeout>;
+  #cancelBatch?: Cancel;
+  #clock: Clock;
   /** {@linkcode SaveOptions.onCommit} of records waiting or being written. */
   #onCommit = new Map<CallRecord, SaveOptions["onCommit"]>();
 
@@ -229,6 +244,7 @@ export class CallStore {
   constructor(kv: Deno.Kv, options: CallStoreOptions = {}) {
     this.#kv = kv;
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Writes still in progress, retries included. */
@@ -376,7 +392,7 @@ export class CallStore {
     const { promise } = this.#batchDone;
     if (this.#closing) this.#writeBatch();
     else {
-      this.#batchTimer ??= setTimeout(
+      this.#cancelBatch ??= this.#clock.schedule(
         () => this.#writeBatch(),
         this.#options.batchMs ?? 500,
       );
@@ -386,8 +402,8 @@ export class CallStore {
 
   /** Writes the waiting records now. */
   #writeBatch(): void {
-    clearTimeout(this.#batchTimer);
-    this.#batchTimer = undefined;
+    this.#cancelBatch?.();
+    this.#cancelBatch = undefined;
     const records = this.#batch.map((record) => ({ record }));
     const sessions = [...this.#snapshots.values()];
     const done = this.#batchDone;
@@ -454,7 +470,9 @@ export class CallStore {
           "Call records {ids} not written (try {attempt}), retrying in {delayMs} ms: {error}",
           { ids, attempt, delayMs, error },
         );
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await new Promise<void>((resolve) =>
+          this.#clock.schedule(resolve, delayMs)
+        );
         delayMs *= 2;
       }
     }
@@ -465,7 +483,7 @@ export class CallStore {
     const expireIn = this.#expireIn();
     const stored: Array<{ record: StoredRecord; entry?: FinalRecord }> = [];
     const finished = new Set(entries.map((entry) => entry.record.id));
-    const now = Date.now();
+    const now = this.#clock.epochMs();
     const opened = new Map<string, Set<string>>();
     for (const session of sessions) {
       // Its completion is in this batch: the in-progress state is past.
@@ -651,7 +669,7 @@ export class CallStore {
   ): Promise<ExotelCallStatus> {
     const key = ["call_status", callSid];
     const known = await this.#hasRecord(callSid);
-    const now = Date.now();
+    const now = this.#clock.epochMs();
     const unknownTtlMs = this.#options.unknownStatusTtlMs ?? 3_600_000;
     if (!known && !this.#unknownStatuses.has(callSid)) {
       this.#makeUnknownRoom(callSid, now);
@@ -729,7 +747,7 @@ export class CallStore {
   #expired(record: StoredRecord): boolean {
     const retentionMs = this.#expireIn();
     return retentionMs !== undefined &&
-      Date.parse(record.endedAt) < Date.now() - retentionMs;
+      Date.parse(record.endedAt) < this.#clock.epochMs() - retentionMs;
   }
 
   async #records(ids: string[]): Promise<StoredRecord[]> {

@@ -24,8 +24,8 @@ export interface CallRecorderOptions {
   id: string;
   /** Samples per second of both sides. */
   sampleRate: number;
-  /** When the call started, epoch ms (names the day folder); now by default. */
-  startedAt?: number;
+  /** When the call started, epoch ms on the call's clock: names the day folder (UTC). */
+  startedAt: number;
   /** Bot audio kept ahead of the caller's before it is written against silence; default 30 s. */
   maxAheadMs?: number;
   /** Bytes waiting for the disk beyond which audio is dropped; default 4 MiB. */
@@ -96,8 +96,7 @@ export class CallRecorder implements CallAudioRecorder {
 
   /** Starts the recording; the file is created as the first audio is written. */
   constructor(options: CallRecorderOptions) {
-    const day = new Date(options.startedAt ?? Date.now()).toISOString()
-      .slice(0, 10);
+    const day = new Date(options.startedAt).toISOString().slice(0, 10);
     const name = options.id.replace(/[^A-Za-z0-9_.-]/g, "_");
     this.path = `${options.dir.replace(/[/\\]+$/, "")}/${day}/${name}.wav`;
     this.#sampleRate = options.sampleRate;

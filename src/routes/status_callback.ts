@@ -38,8 +38,11 @@ export interface StatusCallbackGuard {
   limiter?: RateLimiter;
   /** The client's address, the limiter's key. */
   clientIp?: string;
-  /** Epoch ms now; `Date.now()` by default. */
-  now?: number;
+  /**
+   * Epoch ms now, from the server's clock: the rate limit's time, and what
+   * a `DateUpdated` is judged plausible against.
+   */
+  now: number;
 }
 
 /** Largest callback body read: Exotel's are well under 4 KiB. */
@@ -59,9 +62,9 @@ const log = getLogger(["exovoice", "routes", "status_callback"]);
 export async function handleStatusCallback(
   request: Request,
   store: CallStore,
-  guard: StatusCallbackGuard = {},
+  guard: StatusCallbackGuard,
 ): Promise<Response> {
-  const now = guard.now ?? Date.now();
+  const { now } = guard;
   checkToken(request, guard);
   if (guard.limiter && !guard.limiter.hit(guard.clientIp ?? "", now)) {
     throw new HttpError(

@@ -15,6 +15,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Cancel, type Clock, systemClock } from "../call/clock.ts";
 import type { Counter, MetricsRegistry } from "../metrics/registry.ts";
 import type { DeliveryQueue, TakenDelivery } from "./delivery_queue.ts";
 import { SIGNATURE_HEADER, signWebhookBody } from "./signature.ts";
@@ -40,8 +41,8 @@ export interface CallWebhookOptions {
   userAgent?: string;
   /** Longest wait between looks at the queue, for deliveries other instances queued; default 1000 ms. */
   pollMs?: number;
-  /** The time, epoch ms; `Date.now` by default. */
-  now?: () => number;
+  /** Time (its wall clock dates the queue) and the poll timer; the system clock by default. */
+  clock?: Clock;
   /** Called after each attempt, for tests and hooks. */
   onAttempt?: (attempt: AttemptReport) => void;
 }
@@ -133,12 +134,12 @@ const log = getLogger(["exovoice", "webhooks"]);
  */
 export class CallWebhook {
   #options: CallWebhookOptions;
-  #now: () => number;
+  #clock: Clock;
   #results?: Counter;
   #pending = 0;
   /** When the queue was last counted; -Infinity before the first count. */
   #countedAt = -Infinity;
-  #timer?: ReturnType<typeof setTimeout>;
+  #cancelPoll?: Cancel;
   #pass?: Promise<void>;
   #again = false;
   #closed = false;
@@ -147,7 +148,7 @@ export class CallWebhook {
   /** Declares its metrics; delivers nothing before {@linkcode CallWebhook.start}. */
   constructor(options: CallWebhookOptions) {
     this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
     const registry = options.metrics;
     if (registry) {
       this.#results = registry.counter({
@@ -179,7 +180,9 @@ export class CallWebhook {
    * Call {@linkcode CallWebhook.committed} once it has committed.
    */
   add(operation: Deno.AtomicOperation, recordId: string): void {
-    this.#options.queue.add(operation, recordId, { now: this.#now() });
+    this.#options.queue.add(operation, recordId, {
+      now: this.#clock.epochMs(),
+    });
   }
 
   /**
@@ -187,7 +190,7 @@ export class CallWebhook {
    * asks after a receiver's outage, and starts it at once.
    */
   async redeliver(recordId: string): Promise<void> {
-    await this.#options.queue.enqueue(recordId, { now: this.#now() });
+    await this.#options.queue.enqueue(recordId, { now: this.#clock.epochMs() });
     this.#pending++;
     this.wake();
   }
@@ -220,8 +223,8 @@ export class CallWebhook {
   /** Looks at the queue now rather than at the next poll. */
   wake(): void {
     if (this.#closed) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelPoll?.();
+    this.#cancelPoll = undefined;
     if (this.#pass) {
       this.#again = true;
       return;
@@ -241,7 +244,7 @@ export class CallWebhook {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#cancelPoll?.();
     this.#closing.abort();
     await this.#pass;
   }
@@ -252,11 +255,13 @@ export class CallWebhook {
       await this.#recount();
       for (let round = 0; round < MAX_ROUNDS_PER_PASS; round++) {
         if (this.#closed) return;
-        const due = await queue.due(this.#now(), CONCURRENCY);
+        const due = await queue.due(this.#clock.epochMs(), CONCURRENCY);
         if (due.length === 0) break;
         const leaseMs = this.#options.config.timeoutMs + LEASE_MARGIN_MS;
         const taken = await Promise.all(
-          due.map((entry) => queue.take(entry, { now: this.#now(), leaseMs })),
+          due.map((entry) =>
+            queue.take(entry, { now: this.#clock.epochMs(), leaseMs })
+          ),
         );
         await Promise.all(
           taken.map((delivery) => delivery && this.#attempt(delivery)),
@@ -276,7 +281,7 @@ export class CallWebhook {
    * pile up. In between, this instance's own adds and settlements move it.
    */
   async #recount(): Promise<void> {
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     if (now - this.#countedAt < RECOUNT_MS) return;
     this.#pending = await this.#options.queue.count();
     this.#countedAt = now;
@@ -288,13 +293,13 @@ export class CallWebhook {
     try {
       const next = await this.#options.queue.nextDueAt();
       if (next !== undefined) {
-        delayMs = Math.max(0, Math.min(pollMs, next - this.#now()));
+        delayMs = Math.max(0, Math.min(pollMs, next - this.#clock.epochMs()));
       }
     } catch {
       // Logged by the pass that failed; the poll tries again.
     }
     if (this.#closed) return;
-    this.#timer = setTimeout(() => this.wake(), delayMs);
+    this.#cancelPoll = this.#clock.schedule(() => this.wake(), delayMs);
   }
 
   async #attempt(taken: TakenDelivery): Promise<void> {
@@ -304,7 +309,7 @@ export class CallWebhook {
       error = await this.#post(taken);
     } catch (cause) {
       if (this.#closed) {
-        await queue.release(taken, { now: this.#now() });
+        await queue.release(taken, { now: this.#clock.epochMs() });
         return;
       }
       error = describeFailure(cause, this.#options.config.timeoutMs);
@@ -318,7 +323,7 @@ export class CallWebhook {
       });
       return this.#count({ recordId, attempt: attempts, result: "delivered" });
     }
-    const now = this.#now();
+    const now = this.#clock.epochMs();
     const { maxAttempts, maxAgeS } = this.#options.config;
     const delayMs = retryDelayMs(attempts, this.#options.config.retryMs);
     if (
