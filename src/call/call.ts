@@ -62,9 +62,8 @@ export interface CallRequest {
 }
 
 /** Everything a call needs. */
-export interface CallOptions {
-  /** The call's socket. */
-  socket: Socket;
+/** What every call of a server shares: time, the registry, settings, the bot. */
+export interface CallServices {
   /** Time and timers. */
   clock: Clock;
   /** Where the call registers its session. */
@@ -75,10 +74,16 @@ export interface CallOptions {
   botName: string;
   /** Creates the bot once `start` arrives; one that prepares bots is asked to at `connected`. */
   createBot: BotFactory;
-  /** What the upgrade request said. */
-  request: CallRequest;
   /** Creates a recorder for both sides of the call once `start` gives its rate; none by default. */
   createRecorder?(session: Session): CallAudioRecorder | undefined;
+}
+
+/** One call's own parts, beside the shared {@linkcode CallServices}. */
+export interface CallOptions extends CallServices {
+  /** The call's socket. */
+  socket: Socket;
+  /** What the upgrade request said. */
+  request: CallRequest;
 }
 
 /** Normal closure code, sent when the call ends on our side or after `stop`. */

@@ -8,10 +8,7 @@
  */
 
 import { isSampleRate, type SampleRate } from "../audio/pcm.ts";
-import type { BotFactory } from "../bots/bot.ts";
-import { Call, type CallOptions, type CallSettings } from "../call/call.ts";
-import type { Clock } from "../call/clock.ts";
-import type { SessionRegistry } from "../call/registry.ts";
+import { Call, type CallServices } from "../call/call.ts";
 import { fromWebSocket } from "../call/socket.ts";
 import { boundedPeerId } from "../exotel/protocol.ts";
 import type { Credentials } from "../http/auth.ts";
@@ -19,21 +16,9 @@ import { HttpError } from "../http/json.ts";
 import { checkWebSocketHandshake } from "../http/websocket_upgrade.ts";
 
 /** What the endpoint needs. */
-export interface VoicebotSocketDeps {
+export interface VoicebotSocketDeps extends CallServices {
   /** Accepted credentials, checked by the upgrade guard; none means open. */
   credentials: Credentials;
-  /** Where calls register. */
-  registry: SessionRegistry;
-  /** Time and timers. */
-  clock: Clock;
-  /** Per-call limits and playout settings. */
-  settings: CallSettings;
-  /** The bot's name. */
-  botName: string;
-  /** Creates a bot per call. */
-  createBot: BotFactory;
-  /** Creates a recorder per call, when recording. */
-  createRecorder?: CallOptions["createRecorder"];
   /** Called with every call accepted. */
   onCall?(call: Call): void;
   /** Why the URL's `agent=` (undefined when absent) cannot be served, if it cannot. */
@@ -89,12 +74,7 @@ export function handleVoicebotSocket(
       onReleased: deps.onSocketReleased,
       onGone: deps.onSocketGone,
     }),
-    clock: deps.clock,
-    registry: deps.registry,
-    settings: deps.settings,
-    botName: deps.botName,
-    createBot: deps.createBot,
-    createRecorder: deps.createRecorder,
+    ...deps,
     request: {
       callId: optionalPeerId(
         CALL_ID_PARAMS.map((name) => query.get(name)).find((id) => id),
