@@ -334,6 +334,7 @@ export class Call {
         this.#sentListener?.(chunk, startsAt);
       },
       encode: mulaw ? encodeMulaw : undefined,
+      onError: (error) => this.#botFailed("play", error),
     });
     this.#player = player;
     const output: CallOutput = {
