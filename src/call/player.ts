@@ -430,7 +430,11 @@ export class Player {
           );
           return;
         }
-        playing.next++;
+        if (++playing.next === playing.chunks.length) {
+          // Let go of the piece it came from: a call keeps no audio between frames.
+          playing.chunks = NO_CHUNKS;
+          playing.next = 0;
+        }
         this.#transmit(playing.utterance, chunk, now);
       }
     } finally {
