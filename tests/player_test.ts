@@ -498,9 +498,9 @@ Deno.test("a stream that fails mid-utterance is reported, its audio so far plays
 });
 
 Deno.test("a clear made from inside a send stops the utterance there", async () => {
-  let player: Player | undefined;
-  const context = setup({ onChunk: () => player?.clear() });
-  player = context.player;
+  const ref: { player?: Player } = {};
+  const context = setup({ onChunk: () => ref.player?.clear() });
+  const player = ref.player = context.player;
   const speech = player.play(numberedChunks(5));
   await settle();
   assertEquals(chunkNumbers(context.media()), [1]);
@@ -513,16 +513,16 @@ Deno.test("a clear made from inside a send stops the utterance there", async () 
 });
 
 Deno.test("audio played from inside a send waits its turn", async () => {
-  let player: Player | undefined;
+  const ref: { player?: Player } = {};
   let played = false;
   const context = setup({
     onChunk: () => {
       if (played) return;
       played = true;
-      player?.play(new Uint8Array(3200).fill(9), { mark: "b" });
+      ref.player?.play(new Uint8Array(3200).fill(9), { mark: "b" });
     },
   });
-  player = context.player;
+  const player = ref.player = context.player;
   player.play(numberedChunks(2), { mark: "a" });
   await context.clock.advance(2000);
   const order = context.sent.map((entry) =>
