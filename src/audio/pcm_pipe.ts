@@ -16,10 +16,16 @@ import type { PcmSource } from "./pcm_source.ts";
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const pipe = new PcmPipe({ maxBytes: 64_000 });
  * pipe.push(new Uint8Array(320));
+ * pipe.push(new Uint8Array(640));
+ * assertEquals(pipe.read()?.length, 320); // as a PcmSource: no awaiting
  * pipe.close();
- * for await (const pcm of pipe) pcm.length; // 320
+ * const rest: number[] = [];
+ * for await (const pcm of pipe) rest.push(pcm.length);
+ * assertEquals(rest, [640]);
  * ```
  */
 export class PcmPipe implements PcmSource, AsyncIterable<Uint8Array> {
