@@ -1,8 +1,9 @@
 /**
  * What keeping a record from a call's start costs in KV: 100 calls per
  * iteration on a KV file, written as before (one record at the end) and
- * as now (in progress at the start, one checkpoint, completed at the end).
- * The per-call figure is the iteration's time divided by 100.
+ * as now (in progress at the start, one checkpoint, completed at the end),
+ * and what each further checkpoint of 100 live calls costs. The per-call
+ * figure is the iteration's time divided by 100.
  *
  * @module
  */
@@ -52,6 +53,16 @@ Deno.bench(
     );
   },
 );
+
+const live = sessions();
+await Promise.all(live.map((session) => store.open(session)));
+
+Deno.bench("100 live calls, a further checkpoint (counters only)", {
+  group: "checkpoint",
+}, async () => {
+  for (const session of live) session.framesIn += 50;
+  await store.checkpoint(live);
+});
 
 globalThis.addEventListener("unload", () => {
   kv.close();

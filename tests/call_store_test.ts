@@ -551,6 +551,45 @@ Deno.test("a call's record is listed in progress from its start and replaced, no
     assertEquals(open, []);
   }, { instanceId: "vm-1" }));
 
+Deno.test("a checkpoint rewrites the record alone while its indexes stand, and re-indexes when the numbers change", () =>
+  withStore(async (store, kv) => {
+    const session = makeSession({ connectedAt: T0, callId: "CA-steady" });
+    assert(await store.open(session));
+    const keys = async () => {
+      const found: string[] = [];
+      for await (const entry of kv.list({ prefix: [] })) {
+        found.push(String(entry.key[0]));
+      }
+      return found.sort();
+    };
+    const indexed = await keys();
+    // Deleted behind the store's back: a checkpoint that rewrote the
+    // indexes would bring them back.
+    for await (const entry of kv.list({ prefix: ["calls_by_sid"] })) {
+      await kv.delete(entry.key);
+    }
+    session.framesIn = 50;
+    assert(await store.checkpoint([session]));
+    assertEquals((await store.get(session.id))?.counters.framesIn, 50);
+    assertEquals(
+      (await keys()).filter((key) => key === "calls_by_sid"),
+      [],
+      "the steady checkpoint wrote the record only",
+    );
+    session.to = "+911111122222";
+    session.framesIn = 60;
+    assert(await store.checkpoint([session]));
+    assertEquals(
+      (await store.list({ number: "1111122222" })).calls.map((call) => call.id),
+      [session.id],
+    );
+    assert((await keys()).includes("calls_by_sid"), "re-indexed in full");
+    assertEquals(
+      (await keys()).filter((key) => key !== "calls_by_number"),
+      indexed.filter((key) => key !== "calls_by_number"),
+    );
+  }, { instanceId: "vm-1" }));
+
 Deno.test("a call that ends within its first batch is never written as in progress", () =>
   withStore(async (store) => {
     const session = makeSession({ connectedAt: T0, callId: "CA-short" });

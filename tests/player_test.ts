@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import type { SampleRate } from "../src/audio/pcm.ts";
 import { PcmPipe } from "../src/audio/pcm_pipe.ts";
-import { Player } from "../src/call/player.ts";
+import { Player, type PlayerOptions } from "../src/call/player.ts";
 import { FakeClock, settle } from "./fakes/clock.ts";
 
 interface Sent {
@@ -15,8 +15,13 @@ interface Sent {
 }
 
 function setup(
-  options: { sampleRate?: SampleRate; chunkBytes?: number; leadMs?: number } =
-    {},
+  options: {
+    sampleRate?: SampleRate;
+    chunkBytes?: number;
+    leadMs?: number;
+    onChunk?: PlayerOptions["onChunk"];
+    onError?: PlayerOptions["onError"];
+  } = {},
 ) {
   const clock = new FakeClock();
   const sent: Sent[] = [];
@@ -30,6 +35,8 @@ function setup(
     send: (text) => sent.push({ at: clock.now(), frame: JSON.parse(text) }),
     bufferedAmount: () => buffered,
     clock,
+    onChunk: options.onChunk,
+    onError: options.onError,
   });
   const media = () => sent.filter((entry) => entry.frame.event === "media");
   const sizes = () =>
@@ -193,50 +200,65 @@ function chunkNumbers(media: Sent[]): number[] {
   );
 }
 
-Deno.test("pause sends clear, holds what had not started, and resume goes on from there", async () => {
-  const { player, clock, sent, media } = setup();
-  const speech = player.play(numberedChunks(5), { mark: "speech" });
-  await clock.advance(300); // chunks 1–3 sent; 2 is playing, 3 queued
-  assertEquals(chunkNumbers(media()), [1, 2, 3]);
-  assertEquals(player.pause(), true);
-  assertEquals(sent.at(-1)!.frame.event, "clear");
-  await clock.advance(1000);
-  assertEquals(media().length, 3, "nothing is sent while paused");
-  player.resume();
-  await clock.advance(2000);
-  assertEquals(chunkNumbers(media()), [1, 2, 3, 3, 4, 5]);
-  const marks = sent.filter((entry) => entry.frame.event === "mark");
-  assertEquals(marks.map((entry) => entry.frame.mark!.name), ["speech"]);
-  assertEquals(player.acknowledge("speech"), "speech");
-  assertEquals(await speech, {
-    status: "played",
-    mark: "speech",
-    sentBytes: 16000,
-    heardMs: 1000,
-  });
-  assertEquals(player.counters.clears, 1);
-  player.stop();
-});
-
-Deno.test("a pushed stream paused and resumed goes on from the chunk the caller stopped hearing, pushes held meanwhile", async () => {
-  const { player, clock, media } = setup();
-  const pipe = new PcmPipe({ maxBytes: 1 << 20 });
-  player.play(pipe, { mark: "live" });
-  await settle();
+Deno.test("pause sends clear, holds what had not started, and resume goes on from there, whatever the audio", async () => {
   const chunk = (n: number) => new Uint8Array(3200).fill(n);
-  for (const n of [1, 2, 3]) pipe.push(chunk(n));
-  await clock.advance(300); // 1–3 sent; 2 is playing, 3 queued
-  assertEquals(chunkNumbers(media()), [1, 2, 3]);
-  assertEquals(player.pause(), true);
-  pipe.push(chunk(4));
-  await clock.advance(1000);
-  assertEquals(media().length, 3, "nothing is sent while paused");
-  player.resume();
-  pipe.push(chunk(5));
-  pipe.close();
-  await clock.advance(2000);
-  assertEquals(chunkNumbers(media()), [1, 2, 3, 3, 4, 5]);
-  player.stop();
+  // How each kind of audio gets chunks 1–5 to the player: 1–3 before the
+  // pause, 4 while paused, 5 after the resume (bytes have them all at once).
+  const kinds: Array<{
+    name: string;
+    audio(): { audio: Uint8Array | PcmPipe; feed(stage: number): void };
+  }> = [
+    {
+      name: "bytes",
+      audio: () => ({ audio: numberedChunks(5), feed() {} }),
+    },
+    {
+      name: "a pushed stream",
+      audio() {
+        const pipe = new PcmPipe({ maxBytes: 1 << 20 });
+        const stages = [[1, 2, 3], [4], [5]];
+        return {
+          audio: pipe,
+          feed(stage) {
+            for (const n of stages[stage]) pipe.push(chunk(n));
+            if (stage === 2) pipe.close();
+          },
+        };
+      },
+    },
+  ];
+  for (const kind of kinds) {
+    const { player, clock, sent, media } = setup();
+    const { audio, feed } = kind.audio();
+    const speech = player.play(audio, { mark: "speech" });
+    feed(0);
+    await clock.advance(300); // chunks 1–3 sent; 2 is playing, 3 queued
+    assertEquals(chunkNumbers(media()), [1, 2, 3], kind.name);
+    assertEquals(player.pause(), true, kind.name);
+    assertEquals(sent.at(-1)!.frame.event, "clear", kind.name);
+    feed(1);
+    await clock.advance(1000);
+    assertEquals(
+      media().length,
+      3,
+      `${kind.name}: nothing is sent while paused`,
+    );
+    player.resume();
+    feed(2);
+    await clock.advance(2000);
+    assertEquals(chunkNumbers(media()), [1, 2, 3, 3, 4, 5], kind.name);
+    const marks = sent.filter((entry) => entry.frame.event === "mark");
+    assertEquals(marks.map((entry) => entry.frame.mark!.name), ["speech"]);
+    assertEquals(player.acknowledge("speech"), "speech");
+    assertEquals(await speech, {
+      status: "played",
+      mark: "speech",
+      sentBytes: 16000,
+      heardMs: 1000,
+    }, kind.name);
+    assertEquals(player.counters.clears, 1, kind.name);
+    player.stop();
+  }
 });
 
 Deno.test("pause sends again the marks a clear may drop, under new names", async () => {
@@ -404,5 +426,110 @@ Deno.test("an empty utterance sends only its mark", async () => {
   player.play(new Uint8Array(0), { mark: "checkpoint" });
   await settle();
   assertEquals(sent.map((entry) => entry.frame.event), ["mark"]);
+  player.stop();
+});
+
+/** Builds an async generator of `pieces`, each yielded after a real macrotask, as a TTS stream arrives. */
+async function* streamed(pieces: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (const piece of pieces) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    yield piece;
+  }
+}
+
+Deno.test("a synthesised stream's first 100 ms go out at once, then whole chunks", async () => {
+  const { player, clock, sizes, sent } = setup();
+  const done = player.play(
+    streamed([new Uint8Array(1600), new Uint8Array(4800)]),
+    { mark: "answer" },
+  );
+  for (let i = 0; i < 5; i++) await clock.advance(0);
+  assertEquals(sizes(), [1600, 3200, 1600]);
+  assertEquals(sent.at(-1)!.frame.mark, { name: "answer" });
+  player.acknowledge("answer");
+  assertEquals((await done).sentBytes, 6400);
+  player.stop();
+});
+
+Deno.test("a stream is pulled only as fast as it is sent", async () => {
+  const { player, clock, media } = setup();
+  let pulls = 0;
+  async function* tts() {
+    for (let n = 1; n <= 10; n++) {
+      pulls++;
+      yield new Uint8Array(3200).fill(n);
+    }
+  }
+  player.play(tts(), { resumable: false });
+  for (let i = 0; i < 5; i++) await clock.advance(0);
+  // Two 200 ms pieces fill the 400 ms lead; the third waits to be sent,
+  // and nothing further is pulled meanwhile.
+  assertEquals(media().length, 2);
+  assertEquals(pulls, 3);
+  await clock.advance(3000);
+  assertEquals(pulls, 10);
+  assertEquals(media().length, 10);
+  player.stop();
+});
+
+Deno.test("a stream that fails mid-utterance is reported, its audio so far plays, then the next utterance", async () => {
+  const errors: unknown[] = [];
+  const { player, clock, sent, sizes } = setup({
+    onError: (error) => errors.push(error),
+  });
+  async function* failing() {
+    yield new Uint8Array(3200);
+    throw new Error("TTS connection reset");
+  }
+  const broken = player.play(failing(), { mark: "broken" });
+  player.play(new Uint8Array(3200), { mark: "next" });
+  await clock.advance(1000);
+  assertEquals(errors.map((error) => (error as Error).message), [
+    "TTS connection reset",
+  ]);
+  assertEquals(sizes(), [3200, 3200]);
+  const marks = sent.filter((entry) => entry.frame.event === "mark").map((
+    entry,
+  ) => entry.frame.mark!.name);
+  assertEquals(marks, ["broken", "next"]);
+  player.acknowledge("broken");
+  assertEquals((await broken).sentBytes, 3200);
+  player.stop();
+});
+
+Deno.test("a clear made from inside a send stops the utterance there", async () => {
+  const ref: { player?: Player } = {};
+  const context = setup({ onChunk: () => ref.player?.clear() });
+  const player = ref.player = context.player;
+  const speech = player.play(numberedChunks(5));
+  await settle();
+  assertEquals(chunkNumbers(context.media()), [1]);
+  assertEquals((await speech).status, "cleared");
+  assertEquals(context.sent.at(-1)!.frame.event, "clear");
+  await context.clock.advance(2000);
+  assertEquals(context.media().length, 1);
+  assertEquals(context.clock.pending, 0, "no timer is left behind");
+  player.stop();
+});
+
+Deno.test("audio played from inside a send waits its turn", async () => {
+  const ref: { player?: Player } = {};
+  let played = false;
+  const context = setup({
+    onChunk: () => {
+      if (played) return;
+      played = true;
+      ref.player?.play(new Uint8Array(3200).fill(9), { mark: "b" });
+    },
+  });
+  const player = ref.player = context.player;
+  player.play(numberedChunks(2), { mark: "a" });
+  await context.clock.advance(2000);
+  const order = context.sent.map((entry) =>
+    entry.frame.event === "mark"
+      ? entry.frame.mark!.name
+      : String(Uint8Array.fromBase64(entry.frame.media!.payload)[0])
+  );
+  assertEquals(order, ["1", "2", "a", "9", "b"]);
   player.stop();
 });

@@ -1,47 +1,34 @@
 /**
- * A bounded pipe from code that pushes PCM to code that pulls it as an async
- * iterable, such as the player, or that reads it as it is pushed.
+ * A bounded pipe from code that pushes PCM to code that reads it as it is
+ * pushed (the player, through {@linkcode PcmSource}) or pulls it as an async
+ * iterable.
  *
  * @module
  */
 
-/**
- * Audio that can be read without awaiting, with word of every push: the
- * player sends such a stream from inside the push when pacing allows, so a
- * live stream (the echo) costs no promise per piece. Still an async
- * iterable for every other reader.
- */
-export interface PushSource extends AsyncIterable<Uint8Array> {
-  /** Takes the oldest unread piece, or `undefined` when none is buffered. */
-  read(): Uint8Array | undefined;
-  /** True once the source is closed and everything in it has been read. */
-  readonly done: boolean;
-  /**
-   * Calls `listener` synchronously after every push and on close, until
-   * another listener or `undefined` replaces it.
-   */
-  listen(listener: (() => void) | undefined): void;
-}
-
-/** True for audio that is a {@linkcode PushSource}. */
-export function isPushSource(audio: unknown): audio is PushSource {
-  return audio instanceof PcmPipe;
-}
+import type { PcmSource } from "./pcm_source.ts";
 
 /**
- * Pushed PCM, pulled with `for await`. When the reader falls behind by more
- * than `maxBytes`, the oldest audio is dropped (and counted) rather than
- * letting memory grow: late audio on a phone call is worth nothing.
+ * Pushed PCM, read as a {@linkcode PcmSource} or pulled with `for await`.
+ * When the reader falls behind by more than `maxBytes`, the oldest audio is
+ * dropped (and counted) rather than letting memory grow: late audio on a
+ * phone call is worth nothing.
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const pipe = new PcmPipe({ maxBytes: 64_000 });
  * pipe.push(new Uint8Array(320));
+ * pipe.push(new Uint8Array(640));
+ * assertEquals(pipe.read()?.length, 320); // as a PcmSource: no awaiting
  * pipe.close();
- * for await (const pcm of pipe) pcm.length; // 320
+ * const rest: number[] = [];
+ * for await (const pcm of pipe) rest.push(pcm.length);
+ * assertEquals(rest, [640]);
  * ```
  */
-export class PcmPipe implements PushSource {
+export class PcmPipe implements PcmSource, AsyncIterable<Uint8Array> {
   #pieces: Uint8Array[] = [];
   #head = 0;
   #bytes = 0;
@@ -122,9 +109,17 @@ export class PcmPipe implements PushSource {
     return value;
   }
 
-  /** See {@linkcode PushSource.listen}. */
+  /** See {@linkcode PcmSource.listen}. */
   listen(listener: (() => void) | undefined): void {
     this.#listener = listener;
+  }
+
+  /** The reader stops: closes the pipe and drops what is buffered; later pushes are ignored. */
+  cancel(): void {
+    this.close();
+    this.#pieces = [];
+    this.#head = 0;
+    this.#bytes = 0;
   }
 
   /** Ends the stream once what is buffered has been read. */
@@ -153,10 +148,7 @@ export class PcmPipe implements PushSource {
         return new Promise((resolve) => this.#waiting = resolve);
       },
       return: () => {
-        this.close();
-        this.#pieces = [];
-        this.#head = 0;
-        this.#bytes = 0;
+        this.cancel();
         return Promise.resolve({ done: true, value: undefined });
       },
     };

@@ -413,6 +413,7 @@ export class Call {
         this.#sentListener?.(chunk, startsAt);
       },
       encode: mulaw ? encodeMulaw : undefined,
+      onError: (error) => this.#botFailed("play", error),
     });
   }
 

@@ -4,6 +4,11 @@
  * utterance, `clear` for barge-in, pause and resume for speech that may turn
  * out not to be one, and socket backpressure.
  *
+ * One input path: every utterance, whatever its audio, is read as a
+ * {@linkcode PcmSource} by one synchronous loop, {@linkcode Player}'s
+ * `#drain`, that runs whenever something may have changed (new audio, a
+ * timer, a resume) and stops where it must wait. Nothing else sends media.
+ *
  * I/O-free: it is given a `send` function, the socket's `bufferedAmount` and
  * a {@linkcode Clock}.
  *
@@ -16,15 +21,19 @@ import {
   durationMs,
   type SampleRate,
 } from "../audio/pcm.ts";
-import { isPushSource, type PushSource } from "../audio/pcm_pipe.ts";
+import {
+  isPcmSource,
+  type PcmSource,
+  toPcmSource,
+} from "../audio/pcm_source.ts";
 import { encodeClear, encodeMark, encodeMedia } from "../exotel/protocol.ts";
 import type { Audio, Playback, PlayOptions } from "./playback.ts";
 import type { Cancel, Clock } from "./clock.ts";
 
-/** Counters a player keeps for monitoring. */
-
 /** Audio of a stream that is sent without waiting for a whole chunk, in ms. */
 const FIRST_CHUNK_MS = 100;
+
+/** Counters a player keeps for monitoring. */
 export interface PlayoutCounters {
   /** Media frames sent. */
   framesOut: number;
@@ -89,6 +98,11 @@ export interface PlayerOptions {
    * as PCM. Chosen once per call, so PCM calls pay nothing for it.
    */
   encode?(pcm: Uint8Array): Uint8Array;
+  /**
+   * Hears of audio given as an async iterable that threw: the utterance
+   * ends with what it had, marked as usual, and the player goes on.
+   */
+  onError?(error: unknown): void;
 }
 
 /** How often to look at `bufferedAmount` again while the socket is backed up. */
@@ -106,6 +120,16 @@ interface Utterance {
   sentBytes: number;
 }
 
+/** The utterance being sent: its audio as a source, cut into chunks. */
+interface Playing {
+  utterance: Utterance;
+  source: PcmSource;
+  chunker: Chunker;
+  /** Chunks cut from the last piece read; those from `next` on are unsent. */
+  chunks: Uint8Array[];
+  next: number;
+}
+
 /** A chunk sent to Exotel that, by our estimate, has not started playing. */
 interface SentChunk {
   utterance: Utterance;
@@ -113,33 +137,50 @@ interface SentChunk {
   startsAt: number;
 }
 
+const NO_CHUNKS: Uint8Array[] = [];
+
 /**
  * Plays utterances one after another on one call.
  *
  * @example
- * ```ts ignore
- * const player = new Player({ streamSid, sampleRate: 8000, chunkBytes: 3200, leadMs: 400,
- *   maxBufferedBytes: 65536, send: (t) => socket.send(t), bufferedAmount: () => socket.bufferedAmount,
- *   clock: systemClock });
- * const playback = await player.play(pcm); // resolves when Exotel echoes the mark
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { systemClock } from "./clock.ts";
+ *
+ * const frames: string[] = [];
+ * const player = new Player({
+ *   streamSid: "S1",
+ *   sampleRate: 8000,
+ *   chunkBytes: 3200,
+ *   leadMs: 400,
+ *   maxBufferedBytes: 65536,
+ *   send: (text) => frames.push(JSON.parse(text).event),
+ *   bufferedAmount: () => 0,
+ *   clock: systemClock,
+ * });
+ * const playback = player.play(new Uint8Array(3200), { mark: "hello" });
+ * assertEquals(frames, ["media", "mark"]);
+ * player.acknowledge("hello"); // Exotel echoed the mark: it has played
+ * assertEquals((await playback).status, "played");
+ * player.stop();
  * ```
  */
 export class Player {
   /** Counters for monitoring. */
   readonly counters: PlayoutCounters;
   #options: PlayerOptions;
+  /** Utterances waiting for the one playing. */
   #queue: Utterance[] = [];
+  #playing?: Playing;
   #awaitingMark: Utterance[] = [];
   #nextMark = 1;
   /** When Exotel will have played everything sent so far, by our estimate. */
   #playheadEnd = 0;
-  /** Bumped by clear and stop so that a pump still awaiting finds it is stale. */
-  #generation = 0;
-  #pumping = false;
   #stopped = false;
-  #wake?: () => void;
-  #cancelSleep?: Cancel;
-  #source?: AsyncIterator<Uint8Array>;
+  /** Set while `#drain` runs, so that a callback it makes cannot run it twice. */
+  #draining = false;
+  /** The timer that runs `#drain` once pacing or backpressure allows. */
+  #cancelTimer?: Cancel;
   /** Sent chunks that may not have started playing, oldest first. */
   #unplayed: SentChunk[] = [];
   /** While paused: the chunks a `clear` took back from Exotel, to send again on resume. */
@@ -147,6 +188,12 @@ export class Player {
   #markResends = 0;
   /** Sends one chunk as a media frame; returns the bytes on the wire. */
   #sendMedia: (chunk: Uint8Array) => number;
+  /** `#drain`, bound once: given to every source as its listener. */
+  #wake = () => this.#drain();
+  #timerFired = () => {
+    this.#cancelTimer = undefined;
+    this.#drain();
+  };
 
   /** Creates a player for one call. */
   constructor(options: PlayerOptions) {
@@ -172,7 +219,8 @@ export class Player {
 
   /** True while anything is queued, being sent, or sent but not confirmed by its mark. */
   get isBusy(): boolean {
-    return this.#queue.length > 0 || this.#awaitingMark.length > 0;
+    return this.#playing !== undefined || this.#queue.length > 0 ||
+      this.#awaitingMark.length > 0;
   }
 
   /** True between {@linkcode Player.pause} and {@linkcode Player.resume} or {@linkcode Player.clear}. */
@@ -191,17 +239,17 @@ export class Player {
         heardMs: 0,
       });
     }
-    return new Promise((resolve) => {
-      this.#queue.push({
-        audio,
-        mark,
-        wireMark: mark,
-        resumable: options.resumable ?? true,
-        resolve,
-        sentBytes: 0,
-      });
-      if (!this.#pumping) this.#pump(this.#generation);
+    const { promise, resolve } = Promise.withResolvers<Playback>();
+    this.#queue.push({
+      audio,
+      mark,
+      wireMark: mark,
+      resumable: options.resumable ?? true,
+      resolve,
+      sentBytes: 0,
     });
+    this.#drain();
+    return promise;
   }
 
   /**
@@ -248,6 +296,7 @@ export class Player {
    */
   pause(): boolean {
     if (this.#stopped || this.isPaused) return false;
+    this.#stopTimer();
     this.#dropStarted(this.#options.clock.now());
     const held = this.#unplayed;
     this.#unplayed = [];
@@ -275,14 +324,15 @@ export class Player {
     const held = this.#held;
     if (this.#stopped || held === undefined) return;
     this.#held = undefined;
+    const now = this.#options.clock.now();
     for (const [index, { utterance, chunk }] of held.entries()) {
-      this.#transmit(utterance, chunk);
+      this.#transmit(utterance, chunk, now);
       const last = held[index + 1]?.utterance !== utterance;
       if (last && this.#awaitingMark.includes(utterance)) {
         this.#sendMark(utterance, true);
       }
     }
-    this.#wakePump();
+    this.#drain();
   }
 
   /** The call ended: drops everything, sends nothing more. */
@@ -293,28 +343,28 @@ export class Player {
   }
 
   #abandon(status: "cleared" | "stopped"): void {
-    this.#generation++;
-    this.#pumping = false;
+    this.#stopTimer();
     this.#held = undefined;
-    const dropped = [...this.#awaitingMark, ...this.#queue];
+    const playing = this.#playing;
+    this.#playing = undefined;
+    if (playing) {
+      playing.source.listen(undefined);
+      playing.source.cancel();
+    }
+    const dropped = [...this.#awaitingMark];
+    if (playing) dropped.push(playing.utterance);
+    dropped.push(...this.#queue);
     this.#awaitingMark = [];
     this.#queue = [];
     for (const utterance of dropped) {
       utterance.resolve(this.#playback(utterance, status));
     }
     this.#unplayed = [];
-    this.#wakePump();
-    this.#source?.return?.().catch(() => {});
-    this.#source = undefined;
   }
 
-  /** Lets a pump waiting on a timer or a pause look again. */
-  #wakePump(): void {
-    this.#cancelSleep?.();
-    this.#cancelSleep = undefined;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+  #stopTimer(): void {
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
   }
 
   /** Called before the unplayed chunks are dropped, so they still count as unheard. */
@@ -336,176 +386,105 @@ export class Player {
     };
   }
 
-  async #pump(generation: number): Promise<void> {
-    this.#pumping = true;
-    while (generation === this.#generation && this.#queue.length > 0) {
-      const utterance = this.#queue[0];
-      const finished = await this.#sendUtterance(utterance, generation);
-      if (!finished || generation !== this.#generation) return;
-      this.#queue.shift();
-      this.#sendMark(utterance, false);
-      this.#awaitingMark.push(utterance);
+  /**
+   * The one loop that sends media: sends what the playing utterance has,
+   * starting the next one as each ends, until it must wait — for audio
+   * (the source calls back), for pacing or backpressure (a timer does), or
+   * for a resume. Runs again from wherever anything may have changed; a
+   * nested call (a callback it makes playing or clearing) returns at once,
+   * and the loop it interrupted reads the new state.
+   */
+  #drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      while (
+        !this.#stopped && this.#held === undefined &&
+        this.#cancelTimer === undefined
+      ) {
+        const playing = this.#playing ?? this.#startNext();
+        if (playing === undefined) return;
+        const chunk = playing.chunks[playing.next];
+        if (chunk === undefined) {
+          const pcm = playing.source.read();
+          if (pcm !== undefined) {
+            playing.chunks = playing.chunker.push(pcm);
+            playing.next = 0;
+          } else if (!playing.source.done) {
+            return;
+          } else {
+            const last = playing.chunker.flush();
+            if (last) {
+              playing.chunks = [last];
+              playing.next = 0;
+            } else this.#finish(playing);
+          }
+          continue;
+        }
+        const now = this.#options.clock.now();
+        const holdMs = this.#holdMs(chunk.length, now);
+        if (holdMs > 0) {
+          this.#cancelTimer = this.#options.clock.schedule(
+            this.#timerFired,
+            holdMs,
+          );
+          return;
+        }
+        if (++playing.next === playing.chunks.length) {
+          // Let go of the piece it came from: a call keeps no audio between frames.
+          playing.chunks = NO_CHUNKS;
+          playing.next = 0;
+        }
+        this.#transmit(playing.utterance, chunk, now);
+      }
+    } finally {
+      this.#draining = false;
     }
-    if (generation === this.#generation) this.#pumping = false;
   }
 
-  /** Sends all of one utterance's audio; false when cleared or stopped meanwhile. */
-  async #sendUtterance(
-    utterance: Utterance,
-    generation: number,
-  ): Promise<boolean> {
+  /** Makes the first queued utterance the playing one, reading its audio as a source. */
+  #startNext(): Playing | undefined {
+    const utterance = this.#queue.shift();
+    if (utterance === undefined) return undefined;
     const { audio } = utterance;
     // A synthesised stream's first words go out once 100 ms of them are
     // there, not after a whole chunk: the caller hears the answer as soon
-    // as the voice starts, and the rest follows in whole chunks.
-    const chunker = new Chunker(this.#options.chunkBytes, {
-      firstChunkBytes: audio instanceof Uint8Array || isPushSource(audio)
-        ? undefined
-        : bytesForMs(FIRST_CHUNK_MS, this.#options.sampleRate),
-    });
-    if (audio instanceof Uint8Array) {
-      for (const chunk of chunker.push(audio)) {
-        if (!await this.#sendChunk(utterance, chunk, generation)) return false;
-      }
-    } else if (isPushSource(audio)) {
-      if (!await this.#sendPushed(utterance, audio, chunker, generation)) {
-        return false;
-      }
-    } else {
-      const source = audio[Symbol.asyncIterator]();
-      this.#source = source;
-      try {
-        while (true) {
-          const next = await source.next();
-          if (generation !== this.#generation) return false;
-          if (next.done) break;
-          for (const chunk of chunker.push(next.value)) {
-            if (!await this.#sendChunk(utterance, chunk, generation)) {
-              return false;
-            }
-          }
-        }
-      } finally {
-        if (this.#source === source) this.#source = undefined;
-      }
-    }
-    const last = chunker.flush();
-    return last ? await this.#sendChunk(utterance, last, generation) : true;
-  }
-
-  /**
-   * Sends a push source's audio from inside its pushes while nothing asks to
-   * wait, so that a live stream costs no promise per piece (at thousands of
-   * calls, promises that live from one frame to the next are most of the
-   * garbage); when pacing, backpressure or a pause asks to wait, waits as for
-   * any audio, then goes on. False when cleared or stopped meanwhile.
-   */
-  #sendPushed(
-    utterance: Utterance,
-    source: PushSource,
-    chunker: Chunker,
-    generation: number,
-  ): Promise<boolean> {
-    // Registered as the source so that clear and stop close it, as any stream.
-    const iterator = source[Symbol.asyncIterator]();
-    this.#source = iterator;
-    const { promise, resolve } = Promise.withResolvers<boolean>();
-    let waiting = false;
-    let finished = false;
-    const finish = (result: boolean) => {
-      if (finished) return;
-      finished = true;
-      source.listen(undefined);
-      if (this.#source === iterator) this.#source = undefined;
-      resolve(result);
+    // as the voice starts, and the rest follows in whole chunks. Audio
+    // given whole, or pushed in whole frames (the echo), is chunked evenly.
+    const streamed = !(audio instanceof Uint8Array) && !isPcmSource(audio);
+    const { chunkBytes, sampleRate, onError } = this.#options;
+    const source = toPcmSource(audio, { onError });
+    const playing: Playing = {
+      utterance,
+      source,
+      chunker: new Chunker(chunkBytes, {
+        firstChunkBytes: streamed
+          ? bytesForMs(FIRST_CHUNK_MS, sampleRate)
+          : undefined,
+      }),
+      chunks: NO_CHUNKS,
+      next: 0,
     };
-    const drain = (): void => {
-      while (!waiting && !finished) {
-        if (generation !== this.#generation) return finish(false);
-        const pcm = source.read();
-        if (pcm === undefined) {
-          if (source.done) finish(true);
-          return;
-        }
-        const chunks = chunker.push(pcm);
-        for (let i = 0; i < chunks.length; i++) {
-          const sent = this.#sendChunk(utterance, chunks[i], generation);
-          if (sent === true) continue;
-          if (sent === false) return finish(false);
-          waiting = true;
-          this.#sendRest(sent, utterance, chunks.slice(i + 1), generation)
-            .then((ok) => {
-              waiting = false;
-              if (ok) drain();
-              else finish(false);
-            });
-          return;
-        }
-      }
-    };
-    source.listen(drain);
-    drain();
-    return promise;
+    this.#playing = playing;
+    source.listen(this.#wake);
+    return playing;
   }
 
-  /** Waits for `first` to be sent, then sends `rest`; false when cleared or stopped meanwhile. */
-  async #sendRest(
-    first: Promise<boolean>,
-    utterance: Utterance,
-    rest: Uint8Array[],
-    generation: number,
-  ): Promise<boolean> {
-    if (!await first) return false;
-    for (const chunk of rest) {
-      if (!await this.#sendChunk(utterance, chunk, generation)) return false;
-    }
-    return true;
+  /** All of the playing utterance is sent: its mark follows it. */
+  #finish(playing: Playing): void {
+    playing.source.listen(undefined);
+    this.#playing = undefined;
+    this.#sendMark(playing.utterance, false);
+    this.#awaitingMark.push(playing.utterance);
   }
 
-  /**
-   * Sends `chunk` now when nothing asks to wait, returning true without a
-   * promise (the common case, per frame); otherwise returns a promise of
-   * its sending once a pause, pacing and backpressure allow.
-   */
-  #sendChunk(
-    utterance: Utterance,
-    chunk: Uint8Array,
-    generation: number,
-  ): boolean | Promise<boolean> {
-    if (generation !== this.#generation) return false;
-    if (this.isPaused || this.#holdMs(chunk.length) > 0) {
-      return this.#sendChunkLater(utterance, chunk, generation);
-    }
-    this.#transmit(utterance, chunk);
-    return true;
-  }
-
-  async #sendChunkLater(
-    utterance: Utterance,
-    chunk: Uint8Array,
-    generation: number,
-  ): Promise<boolean> {
-    while (true) {
-      if (generation !== this.#generation) return false;
-      if (this.isPaused) {
-        await new Promise<void>((resolve) => this.#wake = resolve);
-        continue;
-      }
-      const holdMs = this.#holdMs(chunk.length);
-      if (holdMs === 0) break;
-      await this.#sleep(holdMs);
-    }
-    this.#transmit(utterance, chunk);
-    return true;
-  }
-
-  /** How long to wait before sending `bytes` more, pauses aside: 0 to send now. */
-  #holdMs(bytes: number): number {
-    const { clock, leadMs, sampleRate, maxBufferedBytes } = this.#options;
+  /** How long to wait at `now` before sending `bytes` more: 0 to send now. */
+  #holdMs(bytes: number, now: number): number {
+    const { leadMs, sampleRate, maxBufferedBytes } = this.#options;
     if (this.#options.bufferedAmount() > maxBufferedBytes) {
       return BACKPRESSURE_POLL_MS;
     }
-    const ahead = this.#playheadEnd - clock.now();
+    const ahead = this.#playheadEnd - now;
     const chunkMs = durationMs(bytes, sampleRate);
     if (ahead > 0 && ahead + chunkMs > leadMs) {
       return Math.max(1, Math.min(ahead, ahead + chunkMs - leadMs));
@@ -513,9 +492,8 @@ export class Player {
     return 0;
   }
 
-  /** Sends one chunk now, after whatever is queued at Exotel. */
-  #transmit(utterance: Utterance, chunk: Uint8Array): void {
-    const now = this.#options.clock.now();
+  /** Sends one chunk at `now`, after whatever is queued at Exotel. */
+  #transmit(utterance: Utterance, chunk: Uint8Array, now: number): void {
     // Exotel ran dry in the middle of the utterance.
     if (utterance.sentBytes > 0 && this.#playheadEnd < now) {
       this.counters.underruns++;
@@ -530,20 +508,20 @@ export class Player {
       this.#unplayed.push({ utterance, chunk, startsAt });
     }
     const wireBytes = this.#sendMedia(chunk);
-    this.#options.onChunk?.(chunk, startsAt);
     utterance.sentBytes += chunk.length;
     this.counters.framesOut++;
     this.counters.bytesOut += wireBytes;
+    this.#options.onChunk?.(chunk, startsAt);
   }
 
   /** Forgets the sent chunks that have started playing by `now`: a `clear` no longer stops them. */
   #dropStarted(now: number): void {
+    const unplayed = this.#unplayed;
     let started = 0;
-    while (
-      started < this.#unplayed.length &&
-      this.#unplayed[started].startsAt <= now
-    ) started++;
-    if (started > 0) this.#unplayed.splice(0, started);
+    while (started < unplayed.length && unplayed[started].startsAt <= now) {
+      started++;
+    }
+    if (started > 0) unplayed.splice(0, started);
   }
 
   /** Sends `utterance`'s mark; `again` renames it, so an echo of the old name is ignored. */
@@ -558,16 +536,5 @@ export class Player {
   #sendClear(): void {
     this.#options.send(encodeClear(this.#options.streamSid));
     this.counters.clears++;
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-      this.#cancelSleep = this.#options.clock.schedule(() => {
-        this.#wake = undefined;
-        this.#cancelSleep = undefined;
-        resolve();
-      }, ms);
-    });
   }
 }
