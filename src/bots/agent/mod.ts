@@ -142,7 +142,7 @@ export function createAgentBotFactory(
   const clock = options.clock ?? systemClock;
   const cache = options.cache ?? new AudioCache();
   const outcomes = options.outcomes ??
-    new CallOutcomes({ now: () => clock.epochMs() });
+    new CallOutcomes({ clock });
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
   refuseBuiltinNames(tools, config.builtinTools);
   const deps = {
@@ -242,9 +242,7 @@ export function createAgentsBotFactory(
   options: AgentFactoryOptions = {},
 ): AgentBotFactory {
   const cache = options.cache ?? new AudioCache();
-  const outcomes = new CallOutcomes({
-    now: () => (options.clock ?? systemClock).epochMs(),
-  });
+  const outcomes = new CallOutcomes({ clock: options.clock ?? systemClock });
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
   const factories = new Map<string, AgentBotFactory>();
