@@ -138,8 +138,9 @@ export function createAgentBotFactory(
 ): AgentBotFactory {
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
-  const providers = options.providers ?? createProviders(config, { health });
   const clock = options.clock ?? systemClock;
+  const providers = options.providers ??
+    createProviders(config, { health, clock });
   const cache = options.cache ?? new AudioCache();
   const outcomes = options.outcomes ??
     new CallOutcomes({ clock });
