@@ -180,6 +180,7 @@ export async function serve(
     version: VERSION,
     instanceId: config.instanceId,
     providerHealth,
+    clock,
   });
   let createBot: BotFactory | undefined = custom;
   let agentFactory: AgentBotFactory | RealtimeBotFactory | undefined;

@@ -819,6 +819,7 @@ function listen(
     hostname: config.host,
     port: config.port,
     ...parts.tls,
+    clock: parts.clock,
     onListen({ hostname, port }) {
       log.info(
         "Listening on {url} (voicebot socket at {wsPath}, bot {bot})",

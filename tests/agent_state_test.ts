@@ -154,7 +154,10 @@ Deno.test("timeline log keeps the last turns, numbered from 1", () => {
 
 Deno.test("call outcomes are remembered for a while by call id", () => {
   let now = 0;
-  const outcomes = new CallOutcomes({ ttlMs: 1000, now: () => now });
+  const outcomes = new CallOutcomes({
+    ttlMs: 1000,
+    clock: { now: () => now },
+  });
   outcomes.set("CA1", "transfer");
   outcomes.set("CA2", "end_call");
   assertEquals(outcomes.get("CA1"), "transfer");

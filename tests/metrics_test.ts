@@ -586,3 +586,15 @@ Deno.test("GET /metrics answers the text format with its content type", async ()
   const parsed = parsePrometheusText(await response.text());
   assert(parsed.has("exovoice_live_calls"));
 });
+
+Deno.test("a call folded in without an end time is measured to now on the metrics' clock", async () => {
+  const clock = new FakeClock();
+  const metrics = new ExovoiceMetrics({ clock });
+  const session = makeSession({ connectedAt: clock.epochMs() });
+  metrics.callStarted(session);
+  await clock.advance(90_000);
+  metrics.callEnded(session, "stop:callended");
+  const parsed = parsePrometheusText(await metrics.render());
+  assertEquals(sampleValue(parsed, "exovoice_call_duration_seconds_sum"), 90);
+  assertEquals(sampleValue(parsed, "exovoice_call_duration_seconds_count"), 1);
+});

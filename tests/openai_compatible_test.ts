@@ -26,6 +26,7 @@ import {
   textReply,
   toolCallReply,
 } from "./fakes/openai_server.ts";
+import { FakeClock } from "./fakes/clock.ts";
 
 const API_KEY = "sk-test-0123456789abcdef";
 const HELLO: ChatMessage[] = [{ role: "user", content: "Hello" }];
@@ -411,6 +412,55 @@ Deno.test("openai-compatible model times out when the stream stalls between chun
   assertEquals(error.kind, "timeout");
   assertStringIncludes(error.message, "nothing for 100 ms");
   assertEquals(await server.requests[0].outcome, "cancelled");
+});
+
+Deno.test("openai-compatible model's first-byte deadline is timeoutMs on its clock", async () => {
+  const received = Promise.withResolvers<void>();
+  await using server = startFakeOpenAiServer({
+    replies: [() => {
+      received.resolve();
+      return hangReply();
+    }],
+  });
+  const clock = new FakeClock();
+  let settled = false;
+  const pending = failure(modelFor(server, { timeoutMs: 5000, clock }), HELLO)
+    .finally(() => settled = true);
+  await received.promise;
+  await clock.advance(4999);
+  assertFalse(settled, "gave up before timeoutMs");
+  await clock.advance(1);
+  const { events, error } = await pending;
+  assertEquals(events, []);
+  assertEquals(error.kind, "timeout");
+  assertStringIncludes(error.message, "within 5000 ms");
+});
+
+Deno.test("openai-compatible model's idle deadline is idleTimeoutMs on its clock, from the last piece", async () => {
+  await using server = startFakeOpenAiServer({
+    replies: [textReply(["Let me check"], { end: "hang", finishReason: null })],
+  });
+  const clock = new FakeClock();
+  const model = modelFor(server, {
+    timeoutMs: 5000,
+    idleTimeoutMs: 2000,
+    clock,
+  });
+  const stream = model.complete(HELLO);
+  assertEquals((await stream.next()).value, {
+    type: "text",
+    text: "Let me check",
+  });
+  let settled = false;
+  const next = stream.next().finally(() => settled = true);
+  next.catch(() => {});
+  await clock.advance(1999);
+  assertFalse(settled, "gave up before idleTimeoutMs");
+  await clock.advance(1);
+  const error = await next.then(() => undefined, (error: unknown) => error);
+  assertInstanceOf(error, ProviderError);
+  assertEquals(error.kind, "timeout");
+  assertStringIncludes(error.message, "nothing for 2000 ms");
 });
 
 Deno.test("openai-compatible model aborts while waiting for the response", async () => {

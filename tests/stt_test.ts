@@ -222,6 +222,69 @@ Deno.test("deepgram sends KeepAlive while no audio flows", async () => {
   assertEquals(connection.audioBytes, 0);
 });
 
+/** Fake time to let pass, or audio to send at that point. */
+type KeepAliveStep = number | "audio";
+
+const KEEP_ALIVE_RULES: {
+  rule: string;
+  steps: KeepAliveStep[];
+  expected: string[];
+}[] = [
+  {
+    rule: "not before keepAliveMs of silence",
+    steps: [4999],
+    expected: ["CloseStream"],
+  },
+  {
+    rule: "once keepAliveMs passed with nothing sent",
+    steps: [5000],
+    expected: ["KeepAlive", "CloseStream"],
+  },
+  {
+    rule: "again every keepAliveMs while silence lasts",
+    steps: [15_000],
+    expected: ["KeepAlive", "KeepAlive", "KeepAlive", "CloseStream"],
+  },
+  {
+    rule: "counting from the last audio sent, not before",
+    steps: [3000, "audio", 4999],
+    expected: ["CloseStream"],
+  },
+  {
+    rule: "counting from the last audio sent",
+    steps: [3000, "audio", 5000],
+    expected: ["KeepAlive", "CloseStream"],
+  },
+];
+
+for (const { rule, steps, expected } of KEEP_ALIVE_RULES) {
+  Deno.test(`deepgram sends KeepAlive on its clock ${rule}`, async () => {
+    await using server = await FakeSttServer.start("deepgram");
+    const clock = new FakeClock();
+    const session = await deepgram(server, { keepAliveMs: 5000 }).open({
+      sampleRate: 8000,
+      language: "en-IN",
+      clock,
+    });
+    const connection = await server.connection();
+    // Audio held until the socket opens is sent on open: once it arrived,
+    // the session is open and its keepalive counts from fake time 0.
+    session.push(new Uint8Array(320));
+    await connection.until((c) => c.audioBytes === 320);
+    for (const step of steps) {
+      if (step === "audio") session.push(new Uint8Array(320));
+      else await clock.advance(step);
+    }
+    // Text frames arrive in the order sent: any KeepAlive precedes this.
+    await session.close();
+
+    assertEquals(
+      connection.messages.map((message) => message.type),
+      expected,
+    );
+  });
+}
+
 Deno.test("deepgram close sends CloseStream and delivers the flushed final before ending", async () => {
   await using server = await FakeSttServer.start("deepgram");
   const session = await deepgram(server).open({

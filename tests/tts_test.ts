@@ -25,6 +25,8 @@ import {
   type TtsVendor,
 } from "./fakes/tts_servers.ts";
 import { concat } from "@std/bytes";
+import type { Clock } from "../src/call/clock.ts";
+import { FakeClock, settle } from "./fakes/clock.ts";
 
 const TIMEOUT_MS = 2000;
 
@@ -51,6 +53,7 @@ interface AdapterOptions {
   apiKey?: string;
   timeoutMs?: number;
   mode?: "stream" | "rest";
+  clock?: Clock;
 }
 
 /** What every adapter under test is created with. */
@@ -59,6 +62,7 @@ function connectionTo(server: FakeTtsServer, options: AdapterOptions) {
     apiKey: options.apiKey ?? server.apiKey,
     baseUrl: server.baseUrl,
     timeoutMs: options.timeoutMs ?? TIMEOUT_MS,
+    clock: options.clock,
   };
 }
 
@@ -410,6 +414,22 @@ for (const vendor of ["deepgram", "elevenlabs", "sarvam"] as const) {
 
     assertEquals(error.kind, "timeout");
     assertStringIncludes(error.message, "timed out");
+  });
+
+  Deno.test(`${vendor}'s deadline is timeoutMs on its clock`, async () => {
+    await using server = await FakeTtsServer.start(vendor);
+    server.script({ kind: "hang" });
+    const clock = new FakeClock();
+    const tts = adapters[vendor](server, { timeoutMs: 5000, clock });
+    let settled = false;
+    const pending = providerError(() =>
+      tts.synthesize("Hello", { sampleRate: 8000 })
+    ).finally(() => settled = true);
+    while (server.requests.length === 0) await settle();
+    await clock.advance(4999);
+    assertFalse(settled, "gave up before timeoutMs");
+    await clock.advance(1);
+    assertEquals((await pending).kind, "timeout");
   });
 
   Deno.test(`${vendor} times out when the audio stalls midway`, async () => {

@@ -56,44 +56,6 @@ export const CLOCK_ALLOWED: readonly ClockAllowance[] = [
   { path: "src/call/clock.ts", why: "the system clock itself" },
   { path: "src/server.ts", why: "composition root: picks the clock" },
   { path: "src/serve.ts", why: "composition root: picks the clock" },
-  // Temporary: the wall clock for outcomes should come from the call's.
-  {
-    path: "src/bots/agent/outcomes.ts",
-    why: "now default Date.now",
-    temporary: true,
-  },
-  // Temporary: the libs helper rewrites the providers and metrics.
-  {
-    path: "src/providers/ws_session.ts",
-    why: "libs branch: keep-alive timing on performance.now and timers",
-    temporary: true,
-  },
-  {
-    path: "src/providers/llm/openai_compatible.ts",
-    why: "libs branch: latency from performance.now, timeout timer",
-    temporary: true,
-  },
-  {
-    path: "src/providers/tts/http_stream.ts",
-    why: "libs branch: latency from performance.now, timeout timer",
-    temporary: true,
-  },
-  {
-    path: "src/metrics/exovoice_metrics.ts",
-    why: "libs branch: callEnded's endedAt fallback Date.now()",
-    temporary: true,
-  },
-  // Temporary: the funcs helper is splitting these files' functions.
-  {
-    path: "src/call/socket.ts",
-    why: "funcs branch: close deadline and abort's next turn on setTimeout",
-    temporary: true,
-  },
-  {
-    path: "src/http/resilient_server.ts",
-    why: "funcs branch: the listener's retry on setTimeout",
-    temporary: true,
-  },
 ];
 
 /** One raw time use found. */

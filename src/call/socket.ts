@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type Cancel, type Clock, systemClock } from "./clock.ts";
 import { releaseWebSocket } from "./release_websocket.ts";
 
 /** What a socket delivers: text frames as strings, binary frames as bytes. */
@@ -49,6 +50,8 @@ export interface WebSocketOptions {
    * connection is dropped, in ms; 5000 by default.
    */
   closeTimeoutMs?: number;
+  /** The clock that deadline runs on; the system clock by default. */
+  clock?: Clock;
   /** Called when the connection is dropped without the peer's close (deadline passed, or {@linkcode Socket.abort}). */
   onReleased?(): void;
   /** Called once the connection is gone, however it ended. */
@@ -68,13 +71,13 @@ export function fromWebSocket(
   ws: WebSocket,
   options: WebSocketOptions = {},
 ): Socket {
-  const closeTimeoutMs = options.closeTimeoutMs ?? 5000;
+  const { closeTimeoutMs = 5000, clock = systemClock } = options;
   ws.binaryType = "arraybuffer";
   const early: SocketMessage[] = [];
   let handlers: SocketHandlers | undefined;
   let closed: { code: number; reason: string } | undefined;
   let error: string | undefined;
-  let deadline: ReturnType<typeof setTimeout> | undefined;
+  let cancelDeadline: Cancel | undefined;
   ws.onmessage = (event: MessageEvent) => {
     const data = typeof event.data === "string"
       ? event.data
@@ -89,7 +92,7 @@ export function fromWebSocket(
     if (releaseWebSocket(ws)) options.onReleased?.();
   };
   ws.onclose = (event: CloseEvent) => {
-    clearTimeout(deadline);
+    cancelDeadline?.();
     options.onGone?.();
     closed = closeOf(event, error);
     handlers?.close(closed.code, closed.reason);
@@ -105,14 +108,14 @@ export function fromWebSocket(
       if (!isOpen()) return;
       ws.close(code, reason);
       // A peer that never answers would keep the connection for good.
-      deadline = setTimeout(release, closeTimeoutMs);
+      cancelDeadline = clock.schedule(release, closeTimeoutMs);
     },
     abort() {
       if (closed) return;
-      clearTimeout(deadline);
-      // On the next turn of the event loop, so that a close frame just
-      // queued is written first.
-      deadline = setTimeout(release, 0);
+      cancelDeadline?.();
+      // On the next turn of the event loop (a 0 ms timer, not a microtask),
+      // so that a close frame just queued is written first.
+      cancelDeadline = clock.schedule(release, 0);
     },
     get bufferedAmount() {
       return ws.bufferedAmount;

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { type Cancel, type Clock, systemClock } from "../call/clock.ts";
+
 /** Why the listener stopped: `descriptors` (EMFILE, ENFILE) or `other`. */
 export type ListenerFailureKind = "descriptors" | "other";
 
@@ -23,6 +25,8 @@ export interface ResilientServeOptions {
   key?: string;
   /** Wait before listening again after a failure, in ms; 1000 by default. */
   retryMs?: number;
+  /** The clock the retry waits on; the system clock by default. */
+  clock?: Clock;
   /** Called once, when the server first listens. */
   onListen?(addr: Deno.NetAddr): void;
   /** Called for each failure of the listener, before the retry. */
@@ -82,6 +86,7 @@ export function serveResilient(
   handler: Deno.ServeHandler<Deno.NetAddr>,
 ): ResilientServer {
   const retryMs = options.retryMs ?? 1000;
+  const clock = options.clock ?? systemClock;
   const tls = options.cert !== undefined && options.key !== undefined
     ? { cert: options.cert, key: options.key }
     : {};
@@ -89,7 +94,7 @@ export function serveResilient(
   // that shutdown ends those too.
   const servers = new Set<Deno.HttpServer<Deno.NetAddr>>();
   let stopping = false;
-  let retry: ReturnType<typeof setTimeout> | undefined;
+  let retry: Cancel | undefined;
 
   function listen(port: number): Deno.HttpServer<Deno.NetAddr> {
     const server = Deno.serve({
@@ -112,7 +117,7 @@ export function serveResilient(
 
   function scheduleRelisten(): void {
     if (stopping || retry !== undefined) return;
-    retry = setTimeout(() => {
+    retry = clock.schedule(() => {
       retry = undefined;
       if (stopping) return;
       try {
@@ -131,7 +136,7 @@ export function serveResilient(
     addr: first.addr,
     async shutdown() {
       stopping = true;
-      clearTimeout(retry);
+      retry?.();
       await Promise.allSettled([...servers].map((server) => server.shutdown()));
     },
   };

@@ -15,6 +15,7 @@
  */
 
 import type { CallSnapshot } from "../call/call_snapshot.ts";
+import { type Clock, systemClock } from "../call/clock.ts";
 import type { ProviderErrorKind } from "../providers/provider_error.ts";
 import type { ProviderHealthEntry } from "../providers/fallback/provider_health.ts";
 import type { BreakerState } from "../providers/fallback/circuit_breaker.ts";
@@ -43,6 +44,8 @@ export interface ExovoiceMetricsOptions {
   instanceId?: string;
   /** The providers' circuit breakers and fallback counts (the agent's), read at scrape time. */
   providerHealth?: { entries(): ProviderHealthEntry[] };
+  /** Where a call's end time comes from when its snapshot has none; the system clock by default. */
+  clock?: Clock;
 }
 
 /** The states `exovoice_provider_breaker_state` reports, one series each. */
@@ -125,9 +128,11 @@ export class ExovoiceMetrics {
   #toolCalls: Counter;
   #toolLatency: Histogram;
   #recordWriteFailures: Counter;
+  #clock: Clock;
 
   /** Declares every metric. */
   constructor(options: ExovoiceMetricsOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
     const registry = this.registry;
     const live = () => this.#liveTotals();
     if (options.version !== undefined || options.instanceId !== undefined) {
@@ -314,7 +319,7 @@ export class ExovoiceMetrics {
   callEnded(
     session: CallSnapshot,
     reason: string,
-    endedAt = session.endedAt ?? Date.now(),
+    endedAt = session.endedAt ?? this.#clock.epochMs(),
   ): void {
     if (!this.#sessions.delete(session)) return;
     const { playout } = session;

@@ -20,14 +20,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Cancel, type Clock, systemClock } from "../call/clock.ts";
 import { ProviderError } from "./provider_error.ts";
 // @ts-types="@types/ws"
 import WebSocket from "ws";
 
 const logger = getLogger(["exovoice", "providers", "stt"]);
-
-/** A timer handle, whichever `setTimeout` typings are in scope. */
-type Timer = ReturnType<typeof setTimeout>;
 
 /** A JSON object as parsed, fields unchecked. */
 export type JsonObject = Record<string, unknown>;
@@ -58,10 +56,15 @@ export interface WsSessionOptions<E> {
    * and the events fail with an `aborted` error. Set (speech-to-text, whose
    * signal is the call ending): the session says its farewell (Deepgram's
    * `CloseStream`, Sarvam's `flush`), keeps reporting what the vendor still
-   * sends for up to `waitMs` on `clock`, then closes the socket; the events
-   * end without an error. A session still connecting is cut off either way.
+   * sends for up to `waitMs`, then closes the socket; the events end
+   * without an error. A session still connecting is cut off either way.
    */
-  finishOnAbort?: { waitMs: number; clock?: Timers };
+  finishOnAbort?: { waitMs: number };
+  /**
+   * Time and timers: the connect and close deadlines, the wait after an
+   * abort, the keepalive's idle time. The system clock by default.
+   */
+  clock?: Clock;
   /** Whether binary messages carry JSON text too (Gemini Live sends it so). */
   textInBinaryFrames?: boolean;
   /** Sends `frame()` whenever nothing was sent for `intervalMs`. */
@@ -254,9 +257,10 @@ export class WsSession<E> {
   #pending: Frame[] = [];
   #pendingBytes = 0;
   #droppedBytes = 0;
+  #clock: Clock;
   #lastSentAt = 0;
-  #timers = new Set<Timer>();
-  #keepAliveTimer: Timer | undefined;
+  #timers = new Set<Cancel>();
+  #keepAliveTimer: Cancel | undefined;
   #markDone!: () => void;
   /** Resolves once the socket opened or the session finished. */
   #ready: Promise<void>;
@@ -267,6 +271,7 @@ export class WsSession<E> {
   /** Starts connecting to `options.url`. */
   constructor(options: WsSessionOptions<E>) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#ready = new Promise((resolve) => this.#markReady = resolve);
     this.#done = new Promise((resolve) => this.#markDone = resolve);
     if (options.signal?.aborted) {
@@ -355,10 +360,7 @@ export class WsSession<E> {
     return this.#closePromise;
   }
 
-  async #runClose(
-    flushWaitMs = this.#options.closeTimeoutMs,
-    clock: Timers = systemClock,
-  ): Promise<void> {
+  async #runClose(flushWaitMs = this.#options.closeTimeoutMs): Promise<void> {
     this.#closing = true;
     await this.#ready;
     if (this.#finished || this.#error || !this.#ws) {
@@ -373,11 +375,11 @@ export class WsSession<E> {
     await within(
       settled ? Promise.race([settled, this.#done]) : this.#done,
       flushWaitMs,
-      clock,
+      this.#clock,
     );
     if (this.#finished) return;
     this.#ws.close(1000);
-    if (await within(this.#done, timeout)) return;
+    if (await within(this.#done, timeout, this.#clock)) return;
     // A vendor that does not answer our close is cut off; its close event
     // follows at once (see #onClose).
     this.#lastError ??= {
@@ -385,7 +387,7 @@ export class WsSession<E> {
       message: `no close frame within ${timeout} ms`,
     };
     this.#ws.terminate();
-    if (!await within(this.#done, CLOSE_GRACE_MS)) this.#finish();
+    if (!await within(this.#done, CLOSE_GRACE_MS, this.#clock)) this.#finish();
   }
 
   #onOpen(): void {
@@ -401,7 +403,7 @@ export class WsSession<E> {
       );
     }
     for (const frame of pending) this.#sendNow(frame);
-    this.#lastSentAt = performance.now();
+    this.#lastSentAt = this.#clock.now();
     if (!this.#closing) {
       this.#scheduleKeepAlive(this.#options.keepAlive?.intervalMs);
     }
@@ -420,16 +422,18 @@ export class WsSession<E> {
   ): void {
     const status = response.statusCode ?? 0;
     const body = readBounded(response, MAX_REFUSAL_BODY_BYTES);
-    within(body, this.#options.closeTimeoutMs).then(async (complete) => {
-      this.#lastError ??= {
-        kind: "refused",
-        message: `HTTP ${status}`,
-        status,
-        body: complete ? await body : "",
-      };
-      request.destroy();
-      ws.terminate();
-    });
+    within(body, this.#options.closeTimeoutMs, this.#clock).then(
+      async (complete) => {
+        this.#lastError ??= {
+          kind: "refused",
+          message: `HTTP ${status}`,
+          status,
+          body: complete ? await body : "",
+        };
+        request.destroy();
+        ws.terminate();
+      },
+    );
   }
 
   #onText(text: string): void {
@@ -514,7 +518,7 @@ export class WsSession<E> {
     const finish = this.#options.finishOnAbort;
     if (finish && this.#opened && !this.#error) {
       // Already closing: that close is bounded too, let it finish.
-      this.#closePromise ??= this.#runClose(finish.waitMs, finish.clock);
+      this.#closePromise ??= this.#runClose(finish.waitMs);
       return;
     }
     this.#terminate(this.#abortError());
@@ -589,7 +593,7 @@ export class WsSession<E> {
     if (this.#finished) return;
     this.#finished = true;
     this.#stopKeepAlive();
-    for (const id of this.#timers) clearTimeout(id);
+    for (const cancel of this.#timers) cancel();
     this.#timers.clear();
     this.#pending = [];
     this.#options.signal?.removeEventListener("abort", this.#onAbort);
@@ -613,7 +617,7 @@ export class WsSession<E> {
   #sendNow(frame: Frame): void {
     try {
       this.#ws?.send(frame);
-      this.#lastSentAt = performance.now();
+      this.#lastSentAt = this.#clock.now();
     } catch {
       // Only a socket that is closing throws here; its close event follows.
     }
@@ -624,27 +628,27 @@ export class WsSession<E> {
     if (!keepAlive || delayMs === undefined || keepAlive.intervalMs <= 0) {
       return;
     }
-    this.#keepAliveTimer = setTimeout(() => {
+    this.#keepAliveTimer = this.#clock.schedule(() => {
       this.#keepAliveTimer = undefined;
       if (this.#finished || this.#closing) return;
-      const idleMs = performance.now() - this.#lastSentAt;
+      const idleMs = this.#clock.now() - this.#lastSentAt;
       if (idleMs >= keepAlive.intervalMs) this.#sendNow(keepAlive.frame());
-      const sinceSent = performance.now() - this.#lastSentAt;
+      const sinceSent = this.#clock.now() - this.#lastSentAt;
       this.#scheduleKeepAlive(Math.max(1, keepAlive.intervalMs - sinceSent));
     }, delayMs);
   }
 
   #stopKeepAlive(): void {
-    if (this.#keepAliveTimer !== undefined) clearTimeout(this.#keepAliveTimer);
+    this.#keepAliveTimer?.();
     this.#keepAliveTimer = undefined;
   }
 
   #after(ms: number, callback: () => void): void {
-    const id = setTimeout(() => {
-      this.#timers.delete(id);
+    const cancel = this.#clock.schedule(() => {
+      this.#timers.delete(cancel);
       callback();
     }, ms);
-    this.#timers.add(id);
+    this.#timers.add(cancel);
   }
 }
 
@@ -763,31 +767,13 @@ async function readBounded(
 }
 
 /**
- * The timers of an injected clock: what the call's `Clock` (and the tests'
- * `FakeClock`) offer, declared here because providers sit below the call
- * layer and do not import it.
- */
-export interface Timers {
-  /** Runs `callback` after `ms`; the returned function cancels it. */
-  schedule(callback: () => void, ms: number): () => void;
-}
-
-/** Real timers, for waits no clock was given for. */
-const systemClock: Timers = {
-  schedule(callback, ms) {
-    const id = setTimeout(callback, ms);
-    return () => clearTimeout(id);
-  },
-};
-
-/**
  * Resolves `true` when `promise` settles within `ms` on `clock`, `false`
  * otherwise.
  */
 function within(
   promise: Promise<unknown>,
   ms: number,
-  clock: Timers = systemClock,
+  clock: Clock,
 ): Promise<boolean> {
   let cancel: (() => void) | undefined;
   const timeout = new Promise<boolean>((resolve) => {

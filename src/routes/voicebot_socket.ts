@@ -71,6 +71,7 @@ export function handleVoicebotSocket(
   const call = new Call({
     socket: fromWebSocket(socket, {
       closeTimeoutMs: deps.closeTimeoutMs,
+      clock: deps.clock,
       onReleased: deps.onSocketReleased,
       onGone: deps.onSocketGone,
     }),

@@ -558,6 +558,7 @@ export class AgentBot implements Bot {
     return this.#deps.voiceFor?.(voice) ??
       createProviders({ ...config, tts: { ...config.tts, voice } }, {
         health: this.#deps.health,
+        clock: this.#deps.clock,
       }).tts;
   }
 

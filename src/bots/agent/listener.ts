@@ -209,6 +209,7 @@ export class Listener {
         language,
         ...(languages && languages.length > 1 ? { languages } : {}),
         signal: this.#abort.signal,
+        clock: this.#options.clock,
       });
       this.#session = session;
       for (const audio of this.#held.splice(0)) session.push(audio);

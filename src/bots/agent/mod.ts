@@ -138,11 +138,12 @@ export function createAgentBotFactory(
 ): AgentBotFactory {
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
-  const providers = options.providers ?? createProviders(config, { health });
   const clock = options.clock ?? systemClock;
+  const providers = options.providers ??
+    createProviders(config, { health, clock });
   const cache = options.cache ?? new AudioCache();
   const outcomes = options.outcomes ??
-    new CallOutcomes({ now: () => clock.epochMs() });
+    new CallOutcomes({ clock });
   const tools = [...config.tools, ...(options.tools ?? []).map(codeTool)];
   refuseBuiltinNames(tools, config.builtinTools);
   const deps = {
@@ -242,9 +243,7 @@ export function createAgentsBotFactory(
   options: AgentFactoryOptions = {},
 ): AgentBotFactory {
   const cache = options.cache ?? new AudioCache();
-  const outcomes = new CallOutcomes({
-    now: () => (options.clock ?? systemClock).epochMs(),
-  });
+  const outcomes = new CallOutcomes({ clock: options.clock ?? systemClock });
   const health = options.health ??
     new ProviderHealth(options.clock ?? systemClock);
   const factories = new Map<string, AgentBotFactory>();

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { type Clock, systemClock } from "../../call/clock.ts";
+
 /** How the agent let the call go: the tool it ended with. Not the record's `CallOutcome`, which says how any call ended. */
 export type AgentExit = "end_call" | "transfer";
 
@@ -18,8 +20,8 @@ export interface CallOutcomesOptions {
   ttlMs?: number;
   /** Most outcomes kept. Default 10 000. */
   maxEntries?: number;
-  /** Epoch ms; `Date.now` by default. */
-  now?: () => number;
+  /** Ages entries by its `now()`; the system clock by default. */
+  clock?: Pick<Clock, "now">;
 }
 
 /**
@@ -29,7 +31,7 @@ export interface CallOutcomesOptions {
  * ```ts
  * import { assertEquals } from "@std/assert";
  * let now = 0;
- * const outcomes = new CallOutcomes({ ttlMs: 60_000, now: () => now });
+ * const outcomes = new CallOutcomes({ ttlMs: 60_000, clock: { now: () => now } });
  * outcomes.set("CA123", "transfer");
  * assertEquals(outcomes.get("CA123"), "transfer");
  * now = 60_001; // forgotten once older than ttlMs
@@ -40,23 +42,23 @@ export class CallOutcomes {
   #entries = new Map<string, { outcome: AgentExit; at: number }>();
   #ttlMs: number;
   #maxEntries: number;
-  #now: () => number;
+  #clock: Pick<Clock, "now">;
 
   /** Creates an empty store. */
   constructor(options: CallOutcomesOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 10 * 60_000;
     this.#maxEntries = options.maxEntries ?? 10_000;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Remembers how call `callId` ended. */
   set(callId: string, outcome: AgentExit): void {
     this.#entries.delete(callId);
-    this.#entries.set(callId, { outcome, at: this.#now() });
+    this.#entries.set(callId, { outcome, at: this.#clock.now() });
     for (const [id, entry] of this.#entries) {
       if (
         this.#entries.size <= this.#maxEntries &&
-        this.#now() - entry.at < this.#ttlMs
+        this.#clock.now() - entry.at < this.#ttlMs
       ) break;
       this.#entries.delete(id);
     }
@@ -66,7 +68,7 @@ export class CallOutcomes {
   get(callId: string): AgentExit | undefined {
     const entry = this.#entries.get(callId);
     if (entry === undefined) return undefined;
-    if (this.#now() - entry.at >= this.#ttlMs) {
+    if (this.#clock.now() - entry.at >= this.#ttlMs) {
       this.#entries.delete(callId);
       return undefined;
     }

@@ -15,7 +15,7 @@ import { ElevenLabsTts } from "../../providers/tts/elevenlabs.ts";
 import { SarvamTts } from "../../providers/tts/sarvam.ts";
 import type { TextToSpeech } from "../../providers/tts/text_to_speech.ts";
 import type { AgentConfig, SttConfig, TtsConfig } from "./config.ts";
-import { systemClock } from "../../call/clock.ts";
+import { type Clock, systemClock } from "../../call/clock.ts";
 import { FallbackLlm } from "../../providers/fallback/fallback_llm.ts";
 import { FallbackStt } from "../../providers/fallback/fallback_stt.ts";
 import { FallbackTts } from "../../providers/fallback/fallback_tts.ts";
@@ -46,6 +46,8 @@ export interface AgentProviders {
 export interface CreateProvidersOptions {
   /** The circuit breakers shared by every call; a fresh board on the system clock by default. */
   health?: ProviderHealth;
+  /** The clock of the model's and the voice's timeouts; the system clock by default. */
+  clock?: Clock;
 }
 
 /** Sarvam's streaming endpoint takes 8 and 16 kHz only. */
@@ -73,6 +75,7 @@ export function createProviders(
   config: AgentConfig,
   options: CreateProvidersOptions = {},
 ): AgentProviders {
+  const clock = options.clock ?? systemClock;
   const fallbacks = config.fallbacks ?? { stt: [], llm: [], tts: [] };
   const sttList = [config.stt, ...fallbacks.stt];
   const llmList = [config, ...fallbacks.llm.map((llm) => ({ ...config, llm }))];
@@ -85,11 +88,11 @@ export function createProviders(
     return {
       stt: createStt(config.stt),
       sttSampleRate,
-      llm: createLlm(config),
-      tts: createTts(config.tts),
+      llm: createLlm(config, clock),
+      tts: createTts(config.tts, clock),
     };
   }
-  const health = options.health ?? new ProviderHealth(systemClock);
+  const health = options.health ?? new ProviderHealth(clock);
   const chainOptions = { health, breaker: config.breaker };
   const stt = new ProviderChain(
     "stt",
@@ -102,7 +105,7 @@ export function createProviders(
   const llm = new ProviderChain(
     "llm",
     labelled(
-      llmList.map(createLlm),
+      llmList.map((entry) => createLlm(entry, clock)),
       llmList.map(({ llm }) => `${llm.model}@${new URL(llm.baseUrl).host}`),
     ),
     chainOptions,
@@ -110,7 +113,7 @@ export function createProviders(
   const tts = new ProviderChain(
     "tts",
     labelled(
-      ttsList.map(createTts),
+      ttsList.map((entry) => createTts(entry, clock)),
       ttsList.map((entry) => `${entry.provider}@${hostOf(entry.baseUrl)}`),
     ),
     chainOptions,
@@ -167,7 +170,7 @@ function createStt(stt: SttConfig): SpeechToText {
   }
 }
 
-function createLlm(config: AgentConfig): LanguageModel {
+function createLlm(config: AgentConfig, clock: Clock): LanguageModel {
   const { llm } = config;
   const bearer = llm.apiKeyHeader === "authorization";
   return new OpenAiCompatibleModel({
@@ -181,10 +184,11 @@ function createLlm(config: AgentConfig): LanguageModel {
     maxTokens: llm.maxTokens,
     timeoutMs: llm.timeoutMs,
     name: new URL(llm.baseUrl).hostname,
+    clock,
   });
 }
 
-function createTts(tts: TtsConfig): TextToSpeech {
+function createTts(tts: TtsConfig, clock: Clock): TextToSpeech {
   switch (tts.provider) {
     case "deepgram":
       return new DeepgramTts({
@@ -192,6 +196,7 @@ function createTts(tts: TtsConfig): TextToSpeech {
         voice: tts.voice,
         baseUrl: tts.baseUrl,
         timeoutMs: tts.timeoutMs,
+        clock,
       });
     case "elevenlabs":
       return new ElevenLabsTts({
@@ -200,6 +205,7 @@ function createTts(tts: TtsConfig): TextToSpeech {
         model: tts.model,
         baseUrl: tts.baseUrl,
         timeoutMs: tts.timeoutMs,
+        clock,
       });
     case "sarvam":
       return new SarvamTts({
@@ -208,6 +214,7 @@ function createTts(tts: TtsConfig): TextToSpeech {
         model: tts.model,
         baseUrl: tts.baseUrl,
         timeoutMs: tts.timeoutMs,
+        clock,
       });
   }
 }

@@ -100,12 +100,13 @@ export function createRealtimeBotFactory(
     (config.provider === "openai"
       ? new OpenAiRealtime(config.openai)
       : new GeminiLive(config.gemini));
-  const outcomes = new CallOutcomes();
+  const clock = options.clock ?? systemClock;
+  const outcomes = new CallOutcomes({ clock });
   const fallback = new FallbackLine();
   const shared = {
     model,
     onFailure: config.onFailure,
-    clock: options.clock ?? systemClock,
+    clock,
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     outcomes,
     fallbackAudio: (info: CallInfo) => fallback.pcm(info.sampleRate),

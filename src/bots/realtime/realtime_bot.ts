@@ -247,6 +247,7 @@ export class RealtimeBot implements Bot {
       }`,
       tools,
       signal: this.#abort.signal,
+      clock,
     });
     this.#session = session;
     for (const pcm of this.#early.take()) session.sendAudio(pcm);

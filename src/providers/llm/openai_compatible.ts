@@ -42,6 +42,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Cancel, type Clock, systemClock } from "../../call/clock.ts";
 import { ProviderError } from "../provider_error.ts";
 import { readSse, SseError } from "../sse.ts";
 import type {
@@ -81,6 +82,8 @@ export interface OpenAiCompatibleOptions {
   headers?: Record<string, string>;
   /** The `fetch` to use; the global one by default. */
   fetch?: typeof fetch;
+  /** The clock the timeouts and the latency logged run on; the system clock by default. */
+  clock?: Clock;
   /** The vendor's name for logs, metrics and errors, e.g. `groq`; defaults to `openai_compatible`. */
   name?: string;
 }
@@ -112,6 +115,7 @@ export class OpenAiCompatibleModel implements LanguageModel {
   #idleTimeoutMs: number;
   #headers: Headers;
   #fetch: typeof fetch;
+  #clock: Clock;
   #secrets: string[];
 
   /**
@@ -171,6 +175,7 @@ export class OpenAiCompatibleModel implements LanguageModel {
     this.#secrets = secrets.filter((secret) => secret.length >= 4)
       .sort((a, b) => b.length - a.length);
     this.#fetch = options.fetch ?? fetch;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** The model requested. */
@@ -192,8 +197,12 @@ export class OpenAiCompatibleModel implements LanguageModel {
     const signal = options?.signal;
     if (signal?.aborted) throw this.#abortedError();
     const body = JSON.stringify(this.#requestBody(messages, options?.tools));
-    const watchdog = new Watchdog(signal, this.#timeoutMs);
-    const started = performance.now();
+    const clock = this.#clock;
+    const watchdog = new Watchdog(signal, {
+      timeoutMs: this.#timeoutMs,
+      clock,
+    });
+    const started = clock.now();
     try {
       let response: Response;
       try {
@@ -230,7 +239,7 @@ export class OpenAiCompatibleModel implements LanguageModel {
           firstTextMs: summary.firstText === undefined
             ? undefined
             : Math.round(summary.firstText - started),
-          totalMs: Math.round(performance.now() - started),
+          totalMs: Math.round(clock.now() - started),
         },
       );
     } finally {
@@ -261,7 +270,7 @@ export class OpenAiCompatibleModel implements LanguageModel {
         if (choice === undefined) continue;
         const { content, toolCalls, finishReason } = choice;
         if (content !== undefined && content !== "") {
-          summary.firstText ??= performance.now();
+          summary.firstText ??= this.#clock.now();
           summary.characters += content.length;
           yield { type: "text", text: content };
         }
@@ -469,16 +478,21 @@ interface ChunkChoice {
  */
 class Watchdog {
   #controller = new AbortController();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #clock: Clock;
+  #cancelTimer: Cancel | undefined;
   #external: AbortSignal | undefined;
   #reason: "aborted" | "timeout" | undefined;
   #streaming = false;
   #onAbort = () => this.#stop("aborted");
 
-  constructor(external: AbortSignal | undefined, timeoutMs: number) {
+  constructor(
+    external: AbortSignal | undefined,
+    options: { timeoutMs: number; clock: Clock },
+  ) {
+    this.#clock = options.clock;
     this.#external = external;
     external?.addEventListener("abort", this.#onAbort, { once: true });
-    this.#arm(timeoutMs);
+    this.#arm(options.timeoutMs);
   }
 
   /** Aborts the request. */
@@ -511,7 +525,7 @@ class Watchdog {
       pull: async (controller) => {
         if (this.#streaming && this.#reason === undefined) this.#arm(idleMs);
         const { done, value } = await reader.read();
-        clearTimeout(this.#timer);
+        this.#disarm();
         if (done) {
           controller.close();
           return;
@@ -524,17 +538,22 @@ class Watchdog {
   }
 
   dispose(): void {
-    clearTimeout(this.#timer);
+    this.#disarm();
     this.#external?.removeEventListener("abort", this.#onAbort);
   }
 
   #arm(ms: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#stop("timeout"), ms);
+    this.#cancelTimer?.();
+    this.#cancelTimer = this.#clock.schedule(() => this.#stop("timeout"), ms);
+  }
+
+  #disarm(): void {
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
   }
 
   #stop(reason: "aborted" | "timeout"): void {
-    clearTimeout(this.#timer);
+    this.#disarm();
     this.#reason ??= reason;
     this.#controller.abort(
       new DOMException(

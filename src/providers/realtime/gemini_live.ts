@@ -219,6 +219,7 @@ class GeminiLiveSession implements RealtimeSession {
       closeTimeoutMs: 1000,
       maxPendingBytes: 1 << 20,
       signal: this.#options.signal,
+      clock: this.#options.clock,
       textInBinaryFrames: true,
       onMessage: (message) => this.#receive(message),
       farewell: () => [],

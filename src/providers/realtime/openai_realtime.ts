@@ -180,6 +180,7 @@ class OpenAiRealtimeSession implements RealtimeSession {
       // session to be set up, here.
       maxPendingBytes: 1 << 20,
       signal: options.signal,
+      clock: options.clock,
       onMessage: (message, emit) => this.#receive(message, emit),
       farewell: () => [],
       settled: () => Promise.resolve(),

@@ -9,6 +9,7 @@
  */
 
 import type { SampleRate } from "../../audio/pcm.ts";
+import type { Clock } from "../../call/clock.ts";
 
 /** A function the model may call, as the vendor is told about it. */
 export interface RealtimeToolSpec {
@@ -42,6 +43,8 @@ export interface RealtimeSessionOptions {
   tools: RealtimeToolSpec[];
   /** Aborts the session. */
   signal?: AbortSignal;
+  /** The clock the connect and close deadlines run on; the system clock when absent. */
+  clock?: Clock;
 }
 
 /** Something the model did. */

@@ -230,7 +230,8 @@ class SarvamSession implements SpeechToTextSession {
       headers: { "Api-Subscription-Key": config.apiKey },
       connectTimeoutMs: config.connectTimeoutMs,
       closeTimeoutMs: config.closeTimeoutMs,
-      finishOnAbort: { waitMs: config.hangupWaitMs, clock: options.clock },
+      finishOnAbort: { waitMs: config.hangupWaitMs },
+      clock: options.clock,
       // Base64 in JSON takes about 4/3 of the PCM's bytes, plus the envelope.
       maxPendingBytes: 2 * bytesForMs(config.maxPendingMs, options.sampleRate),
       signal: options.signal,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Timers } from "../ws_session.ts";
+import type { Clock } from "../../call/clock.ts";
 
 /** What a streaming STT session reports. */
 export type SpeechEvent =
@@ -41,8 +41,11 @@ export interface SpeechToTextOptions {
    * for a bounded wait (the adapter's `hangupWaitMs`), then closes.
    */
   signal?: AbortSignal;
-  /** The clock that wait runs on; real time when absent. */
-  clock?: Timers;
+  /**
+   * The clock that wait, the keepalive and the connect and close deadlines
+   * run on; the system clock when absent.
+   */
+  clock?: Clock;
 }
 
 /** One live transcription stream. */

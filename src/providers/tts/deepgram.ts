@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { Clock } from "../../call/clock.ts";
 import { endpoint } from "./http_stream.ts";
 import { HttpTextToSpeech } from "./http_text_to_speech.ts";
 
@@ -39,6 +40,8 @@ export interface DeepgramTtsOptions {
   timeoutMs: number;
   /** The fetch to use; the global one by default. */
   fetch?: typeof fetch;
+  /** The clock the deadline runs on; the system clock by default. */
+  clock?: Clock;
 }
 
 /**
@@ -80,6 +83,7 @@ export class DeepgramTts extends HttpTextToSpeech {
       sampleRates: DEEPGRAM_SAMPLE_RATES,
       timeoutMs,
       fetch,
+      clock: options.clock,
       request(text, { sampleRate }) {
         const url = endpoint(baseUrl ?? DEEPGRAM_BASE_URL, "v1/speak");
         url.searchParams.set("model", voice);

@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { Clock } from "../../call/clock.ts";
 import { endpoint } from "./http_stream.ts";
 import { HttpTextToSpeech } from "./http_text_to_speech.ts";
 
@@ -60,6 +61,8 @@ export interface ElevenLabsTtsOptions {
   timeoutMs: number;
   /** The fetch to use; the global one by default. */
   fetch?: typeof fetch;
+  /** The clock the deadline runs on; the system clock by default. */
+  clock?: Clock;
   /** Overrides of the voice's stored settings. */
   voiceSettings?: ElevenLabsVoiceSettings;
   /**
@@ -100,6 +103,7 @@ export class ElevenLabsTts extends HttpTextToSpeech {
       sampleRates: ELEVENLABS_SAMPLE_RATES,
       timeoutMs,
       fetch,
+      clock: options.clock,
       request(text, { sampleRate, language }) {
         const url = endpoint(
           baseUrl ?? ELEVENLABS_BASE_URL,

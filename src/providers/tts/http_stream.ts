@@ -17,6 +17,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Cancel, type Clock, systemClock } from "../../call/clock.ts";
 import { ProviderError, type ProviderErrorKind } from "../provider_error.ts";
 
 const logger = getLogger(["exovoice", "providers", "tts"]);
@@ -46,6 +47,8 @@ export interface VendorCallOptions {
   signal?: AbortSignal;
   /** The fetch to use; the global one by default. */
   fetch?: typeof fetch;
+  /** The clock the deadline and the latency logged run on; the system clock by default. */
+  clock?: Clock;
 }
 
 /**
@@ -139,10 +142,12 @@ class Exchange {
   readonly #options: VendorCallOptions;
   readonly #controller = new AbortController();
   readonly #detach: () => void;
+  readonly #clock: Clock;
   #timedOut = false;
 
   constructor(options: VendorCallOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     const signal = options.signal;
     if (signal === undefined) {
       this.#detach = () => {};
@@ -156,13 +161,13 @@ class Exchange {
   async openStream(
     request: VendorRequest,
   ): Promise<AsyncGenerator<Uint8Array>> {
-    const started = performance.now();
+    const started = this.#clock.now();
     try {
       this.#throwIfCallerAborted();
       const { reader, first } = await this.#within(this.#firstPiece(request));
       logger.debug("TTS first byte from {provider} after {ms} ms", {
         provider: this.#options.provider,
-        ms: Math.round(performance.now() - started),
+        ms: Math.round(this.#clock.now() - started),
       });
       return this.#rest(reader, first);
     } catch (error) {
@@ -267,7 +272,7 @@ class Exchange {
   /** Awaits `work`, aborting the exchange when it takes longer than the deadline. */
   async #within<T>(work: Promise<T>): Promise<T> {
     const signal = this.#controller.signal;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelTimer: Cancel | undefined;
     let onAbort = () => {};
     // Racing, not just aborting, so an injected fetch that ignores its
     // signal still cannot hold the caller past the deadline or a barge-in.
@@ -275,7 +280,7 @@ class Exchange {
       onAbort = () => reject(signal.reason);
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
-      timer = setTimeout(() => {
+      cancelTimer = this.#clock.schedule(() => {
         this.#timedOut = true;
         this.#controller.abort();
       }, this.#options.timeoutMs);
@@ -284,7 +289,7 @@ class Exchange {
     try {
       return await Promise.race([work, stopped]);
     } finally {
-      clearTimeout(timer);
+      cancelTimer?.();
       signal.removeEventListener("abort", onAbort);
     }
   }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Clock } from "../../call/clock.ts";
 import type {
   Synthesis,
   SynthesisOptions,
@@ -43,6 +44,8 @@ export interface HttpVoice {
   timeoutMs: number;
   /** The fetch to use; the global one by default. */
   fetch?: typeof fetch;
+  /** The clock the deadline runs on; the system clock by default. */
+  clock?: Clock;
   /** The request that synthesises `text`. */
   request(text: string, target: SpeechTarget): VendorRequest;
   /**
@@ -120,6 +123,7 @@ export class HttpTextToSpeech implements TextToSpeech {
       secret: vendor.apiKey,
       signal: options.signal,
       fetch: vendor.fetch,
+      clock: vendor.clock,
     };
     if (vendor.answer) return await vendor.answer(request, call, target);
     const pieces = await openAudioStream(request, call);

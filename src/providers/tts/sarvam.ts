@@ -18,6 +18,7 @@
  * @module
  */
 
+import type { Clock } from "../../call/clock.ts";
 import { decodeWav } from "../../audio/wav.ts";
 import { ProviderError } from "../provider_error.ts";
 import type { Synthesis } from "./text_to_speech.ts";
@@ -72,6 +73,8 @@ export interface SarvamTtsOptions {
   timeoutMs: number;
   /** The fetch to use; the global one by default. */
   fetch?: typeof fetch;
+  /** The clock the deadline runs on; the system clock by default. */
+  clock?: Clock;
   /** Language when the call names none or one Bulbul lacks; `en-IN` by default. */
   language?: string;
   /** Which endpoint to use, as the module doc describes; `"stream"` by default. */
@@ -131,6 +134,7 @@ export class SarvamTts extends HttpTextToSpeech {
       sampleRates: SARVAM_SAMPLE_RATES,
       timeoutMs,
       fetch,
+      clock: options.clock,
       request(text, { sampleRate, language }) {
         const body: Record<string, unknown> = {
           text,
