@@ -4,14 +4,37 @@
  * Deepgram and Sarvam servers. The caller speaks and hangs up before the
  * vendor's final; the adapter's farewell (Deepgram `CloseStream`, Sarvam
  * `flush`) gets it, and the call record has it, with no model turn and
- * nothing said.
+ * nothing said. Then the listener and the agent on their own, on a fake
+ * clock: finals after the hang-up only, the vendor's wait on the injected
+ * clock, and words heard but not answered before the hang-up kept too.
  */
-import { assert, assertEquals } from "@std/assert";
-import type { TranscriptEntry } from "../src/call/bot_report.ts";
+import { assert, assertEquals, assertFalse } from "@std/assert";
+import type { AgentBot } from "../src/bots/agent/agent.ts";
+import { Listener } from "../src/bots/agent/listener.ts";
+import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
+import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
+import type {
+  SpeechEvent,
+  SpeechToText,
+  SpeechToTextOptions,
+  SpeechToTextSession,
+} from "../src/providers/stt/speech_to_text.ts";
+import type { Timers } from "../src/providers/ws_session.ts";
 import { simulateCall } from "../tools/simulator.ts";
-import { fixturePcm } from "./fakes/agent_call.ts";
+import {
+  fixturePcm,
+  startAgentFakes,
+  startMemoryCall,
+  until,
+} from "./fakes/agent_call.ts";
 import { startAgentServer } from "./fakes/bot_server.ts";
-import { HELLO_TRANSCRIPT, type SttVendor } from "./fakes/stt_servers.ts";
+import { completedRecord } from "./fakes/call_records.ts";
+import { FakeClock } from "./fakes/clock.ts";
+import {
+  FakeSttServer,
+  HELLO_TRANSCRIPT,
+  type SttVendor,
+} from "./fakes/stt_servers.ts";
 
 const GREETING = "Hello! How can I help you today?";
 
@@ -20,19 +43,6 @@ const FAREWELLS: { vendor: SttVendor; farewell: string }[] = [
   { vendor: "deepgram", farewell: "CloseStream" },
   { vendor: "sarvam", farewell: "flush" },
 ];
-
-/** The call's record once it is completed, from `GET /calls/:id`. */
-async function completedRecord(
-  base: string,
-  callId: string,
-): Promise<{ state?: string; transcript: TranscriptEntry[] }> {
-  while (true) {
-    const response = await fetch(`${base}/calls/${callId}`);
-    const body = await response.json();
-    if (response.ok && body.state === "completed") return body;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Places a call whose caller says the hello fixture and hangs up before the vendor's final. */
 async function callAndHangUp(
@@ -103,3 +113,165 @@ for (const { vendor, farewell } of FAREWELLS) {
     assertEquals(agent.vendors.llm.requests.length, 0);
   });
 }
+
+/**
+ * An in-memory vendor: {@linkcode ScriptedStt.say} reports an event now;
+ * at hang-up (the session's signal) it reports `farewell`, then ends.
+ */
+class ScriptedStt implements SpeechToText {
+  readonly name = "scripted";
+  /** The `clock` option of each session opened. */
+  readonly clocks: (Timers | undefined)[] = [];
+  #farewell: SpeechEvent[];
+  #say: ((event: SpeechEvent) => void) | undefined;
+
+  constructor(farewell: SpeechEvent[]) {
+    this.#farewell = farewell;
+  }
+
+  /** Whether a session is open. */
+  get opened(): boolean {
+    return this.#say !== undefined;
+  }
+
+  say(event: SpeechEvent): void {
+    if (!this.#say) throw new Error("No session is open");
+    this.#say(event);
+  }
+
+  open(options: SpeechToTextOptions): Promise<SpeechToTextSession> {
+    this.clocks.push(options.clock);
+    const queue: SpeechEvent[] = [];
+    let ended = false;
+    let wake = () => {};
+    this.#say = (event) => {
+      queue.push(event);
+      wake();
+    };
+    options.signal?.addEventListener("abort", () => {
+      queue.push(...this.#farewell);
+      ended = true;
+      wake();
+    });
+    const end = () => {
+      ended = true;
+      wake();
+      return Promise.resolve();
+    };
+    return Promise.resolve({
+      push() {},
+      async *events() {
+        while (true) {
+          const event = queue.shift();
+          if (event) yield event;
+          else if (ended) return;
+          else await new Promise<void>((resolve) => wake = resolve);
+        }
+      },
+      close: end,
+    });
+  }
+}
+
+Deno.test("listener after close passes on only the finals the vendor still owes, then ends with the session", async () => {
+  const stt = new ScriptedStt([
+    { type: "partial", text: "and one" },
+    { type: "final", text: "And one more thing.", endOfTurn: false },
+    { type: "end_of_turn" },
+  ]);
+  const clock = new FakeClock();
+  const events: SpeechEvent[] = [];
+  const listener = new Listener({
+    stt,
+    callRate: 8000,
+    sttRate: 8000,
+    language: "en-IN",
+    clock,
+    onEvent: (event) => events.push(event),
+    onError: (error) => {
+      throw error;
+    },
+  });
+  listener.start();
+  await until(() => stt.opened, "the session");
+  stt.say({ type: "speech_started" });
+  await until(() => events.length === 1, "the first event");
+  await listener.close();
+  assertEquals(events, [
+    { type: "speech_started" },
+    { type: "final", text: "And one more thing.", endOfTurn: false },
+  ]);
+  assertEquals(stt.clocks, [clock]);
+});
+
+Deno.test("listener at hang-up waits for the vendor's last final on its own clock (Deepgram hangupWaitMs)", async () => {
+  await using server = await FakeSttServer.start("deepgram", {
+    script: { answersFarewell: false },
+  });
+  const stt = new DeepgramStt({
+    apiKey: server.apiKey,
+    baseUrl: server.baseUrl,
+    connectTimeoutMs: 2000,
+    // A real-time wait this long would time the test out.
+    hangupWaitMs: 60_000,
+  });
+  const clock = new FakeClock();
+  const listener = new Listener({
+    stt,
+    callRate: 8000,
+    sttRate: 8000,
+    language: "en-IN",
+    clock,
+    onEvent: () => {},
+    onError: (error) => {
+      throw error;
+    },
+  });
+  listener.start();
+  const connection = await server.connection();
+  listener.push(new Uint8Array(3200));
+  await until(() => connection.audioBytes > 0, "the audio");
+  let closed = false;
+  const closing = listener.close().then(() => closed = true);
+  await until(
+    () => connection.messages.some((message) => message.type === "CloseStream"),
+    "the CloseStream",
+  );
+  assertFalse(closed, "closed before the vendor's wait was over");
+  await clock.advance(60_000);
+  await until(() => closed, "the listener to close once the wait is over");
+  await closing;
+});
+
+Deno.test("agent at hang-up keeps the caller's final words no reply answered, and what the vendor sends after, as one last line", async () => {
+  await using fakes = await startAgentFakes();
+  const stt = new ScriptedStt([
+    { type: "partial", text: "around" },
+    { type: "final", text: "Around eight.", endOfTurn: true },
+  ]);
+  const clock = new FakeClock();
+  const factory = createAgentBotFactory(fakes.config, {
+    providers: { ...fakes.providers, stt, forCall: undefined },
+    clock,
+  });
+  const call = startMemoryCall<AgentBot>(factory);
+  await call.started;
+  await until(() => stt.opened, "speech-to-text");
+  stt.say({ type: "speech_started" });
+  stt.say({ type: "final", text: "Book a table for two.", endOfTurn: false });
+  await until(
+    () => call.bot.live().partial === "Book a table for two.",
+    "the words heard",
+  );
+  await clock.advance(100);
+  call.output.stop();
+  await call.bot.stop();
+  const caller = call.bot.report().transcript.filter((entry) =>
+    entry.role === "caller"
+  );
+  assertEquals(caller.map((entry) => entry.text), [
+    "Book a table for two. Around eight.",
+  ]);
+  assertEquals(caller[0].atMs, 100);
+  assertEquals(fakes.llm.requests.length, 0);
+});
