@@ -275,3 +275,30 @@ Deno.test("agent at hang-up keeps the caller's final words no reply answered, an
   assertEquals(caller[0].atMs, 100);
   assertEquals(fakes.llm.requests.length, 0);
 });
+
+Deno.test("agent at hang-up keeps a caller turn that was waiting for the bot to finish speaking", async () => {
+  await using fakes = await startAgentFakes({
+    env: { AGENT_BARGE_IN: "off" },
+  });
+  const stt = new ScriptedStt([]);
+  const clock = new FakeClock();
+  const factory = createAgentBotFactory(fakes.config, {
+    providers: { ...fakes.providers, stt, forCall: undefined },
+    clock,
+  });
+  // The greeting never finishes playing: the caller's turn waits behind it.
+  const call = startMemoryCall<AgentBot>(factory, { auto: false });
+  await call.started;
+  await until(() => call.bot.live().activity === "speaking", "the greeting");
+  await until(() => stt.opened, "speech-to-text");
+  stt.say({ type: "final", text: "Is it open on Sunday?", endOfTurn: true });
+  await until(() => call.bot.live().partial === "", "the turn to be taken");
+  call.output.stop();
+  await call.bot.stop();
+  assertEquals(
+    call.bot.report().transcript.filter((entry) => entry.role === "caller")
+      .map((entry) => entry.text),
+    ["Is it open on Sunday?"],
+  );
+  assertEquals(fakes.llm.requests.length, 0);
+});
