@@ -81,7 +81,6 @@ export interface CallOptions {
   createRecorder?(session: Session): CallAudioRecorder | undefined;
 }
 
-/** Normal closure code, sent when the call ends on our side or after `stop`. */
 /**
  * How long the call record waits for a bot to stop (an agent waits for its
  * speech-to-text vendor's last transcript), in ms; a bot slower than this
@@ -89,6 +88,7 @@ export interface CallOptions {
  */
 export const BOT_STOP_WAIT_MS = 5000;
 
+/** Normal closure code, sent when the call ends on our side or after `stop`. */
 const CLOSE_NORMAL = 1000;
 /** Close code for a peer whose frames are too big to process. */
 const CLOSE_TOO_BIG = 1009;
