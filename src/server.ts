@@ -543,14 +543,18 @@ function followCall(
         callWebhook.add(operation, record.id),
     };
     void store?.save(
-      (async () =>
-        buildCallRecord(call.session, reason, {
+      (async () => {
+        // After the bot has stopped: the caller's last words, transcribed
+        // after the hang-up, are in it.
+        const report = await call.finalReport;
+        return buildCallRecord(call.session, reason, {
           endedAt,
           instanceId,
-          transcript: call.report?.transcript,
-          turns: call.report?.turns,
+          transcript: report?.transcript,
+          turns: report?.turns,
           recording: await call.recording,
-        }))(),
+        });
+      })(),
       delivery,
     ).then((saved) => saved && callWebhook?.committed());
   });

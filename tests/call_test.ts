@@ -1,7 +1,12 @@
 import { assert, assertEquals } from "@std/assert";
 import type { Bot, BotFactory, CallInfo, CallOutput } from "../src/bots/bot.ts";
 import { createEchoBot } from "../src/bots/echo.ts";
-import { Call, type CallRequest, type CallSettings } from "../src/call/call.ts";
+import {
+  BOT_STOP_WAIT_MS,
+  Call,
+  type CallRequest,
+  type CallSettings,
+} from "../src/call/call.ts";
 import { SessionRegistry } from "../src/call/registry.ts";
 import { summarizeCall } from "../src/call/call_snapshot.ts";
 import { createSocketPair } from "../src/call/socket.ts";
@@ -307,6 +312,68 @@ Deno.test("stop ends the call: bot stopped, socket closed, session removed, noth
   await clock.advance(5000);
   assertEquals(received.length, sentBefore);
 });
+
+/** A bot whose transcript gains a line while it stops (an agent's caller words transcribed after the hang-up), and whose stop settles as `stopping` says. */
+function stoppingBot(
+  stopping: "settles" | "never settles" | "fails",
+): BotFactory {
+  return () => {
+    const lines = ["bot: Hello"];
+    return {
+      audio() {},
+      stop() {
+        lines.push("caller: Bye then");
+        if (stopping === "never settles") return new Promise<void>(() => {});
+        if (stopping === "fails") return Promise.reject(new Error("boom"));
+        return Promise.resolve();
+      },
+      report: () => ({
+        transcript: lines.map((line, atMs) => {
+          const [role, text] = line.split(": ");
+          return { role: role as "bot" | "caller", text, atMs };
+        }),
+        turns: [],
+      }),
+    };
+  };
+}
+
+const STOPPING_CASES = [
+  {
+    stopping: "settles",
+    expected: ["Hello", "Bye then"],
+    why: "the report read once stop settled",
+  },
+  {
+    stopping: "never settles",
+    expected: ["Hello"],
+    why: "the report taken as the call ended, after BOT_STOP_WAIT_MS",
+  },
+  {
+    stopping: "fails",
+    expected: ["Hello"],
+    why: "the report taken as the call ended",
+  },
+] as const;
+
+for (const { stopping, expected, why } of STOPPING_CASES) {
+  Deno.test(`the final report of a bot whose stop ${stopping} is ${why}`, async () => {
+    const { send, clock, call } = setup({ createBot: stoppingBot(stopping) });
+    send(start());
+    await settle();
+    send({ event: "stop", stop: { reason: "callended" } });
+    await call.ended;
+    assertEquals(call.report?.transcript.map((entry) => entry.text), [
+      "Hello",
+    ]);
+    const final = call.finalReport;
+    await clock.advance(BOT_STOP_WAIT_MS);
+    assertEquals(
+      (await final)?.transcript.map((entry) => entry.text),
+      [...expected],
+    );
+  });
+}
 
 Deno.test("a peer that vanishes without a close frame is cleaned up", async () => {
   const record: string[] = [];

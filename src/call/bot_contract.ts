@@ -170,7 +170,7 @@ export interface Bot {
   marked?(name: string): void;
   /** The call is over; release everything. */
   stop(): void | Promise<void>;
-  /** The transcript and timings for the call record; read once, just before `stop`. */
+  /** The transcript and timings for the call record; read just before `stop`, and again once `stop` settles (the call record uses the later one). */
   report?(): BotReport;
   /** What it is doing now; read by monitoring only while someone watches. */
   live?(): BotLiveState;

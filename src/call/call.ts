@@ -86,6 +86,13 @@ export interface CallOptions extends CallServices {
   request: CallRequest;
 }
 
+/**
+ * How long the call record waits for a bot to stop (an agent waits for its
+ * speech-to-text vendor's last transcript), in ms; a bot slower than this
+ * gets its record written with what it had reported as the call ended.
+ */
+export const BOT_STOP_WAIT_MS = 5000;
+
 /** Normal closure code, sent when the call ends on our side or after `stop`. */
 const CLOSE_NORMAL = 1000;
 /** Close code for a peer whose frames are too big to process. */
@@ -104,6 +111,13 @@ export class Call {
   readonly ended: Promise<string>;
   /** The bot's transcript and timings, taken as the call ended. */
   report?: BotReport;
+  /**
+   * The bot's transcript and timings once its `stop` has settled (the
+   * caller's last words, transcribed after the hang-up, included), or
+   * {@linkcode Call.report} when the bot takes longer than
+   * {@linkcode BOT_STOP_WAIT_MS} or fails: what the call record is built from.
+   */
+  finalReport: Promise<BotReport | undefined> = Promise.resolve(undefined);
   /** The recording, once its file is complete; undefined when not recording. */
   recording: Promise<RecordingInfo | undefined> = Promise.resolve(undefined);
   #options: CallOptions;
@@ -186,10 +200,42 @@ export class Call {
     this.#log.info("Call ended: {reason}", { reason, ...this.#stats() });
     if (this.#recorder) this.recording = this.#recorder.close();
     this.#callBot("report", (bot) => void (this.report = bot.report?.()));
-    this.#callBot("stop", (bot) => bot.stop());
+    this.finalReport = Promise.resolve(this.report);
+    this.#callBot("stop", (bot) => {
+      const stopped = bot.stop();
+      if (stopped instanceof Promise) {
+        this.finalReport = this.#reportWhenStopped(bot, stopped);
+      }
+      return stopped;
+    });
     this.#bot = undefined;
     this.#cancelPreparation();
     this.#resolveEnded(reason);
+  }
+
+  /** The bot's report once `stopped` settles, within {@linkcode BOT_STOP_WAIT_MS} on the call's clock. */
+  async #reportWhenStopped(
+    bot: Bot,
+    stopped: Promise<void>,
+  ): Promise<BotReport | undefined> {
+    let cancel = () => {};
+    const settled = await Promise.race([
+      stopped.then(() => true, () => false),
+      new Promise<false>((resolve) => {
+        cancel = this.#options.clock.schedule(
+          () => resolve(false),
+          BOT_STOP_WAIT_MS,
+        );
+      }),
+    ]);
+    cancel();
+    if (!settled) return this.report;
+    try {
+      this.report = bot.report?.() ?? this.report;
+    } catch (error) {
+      this.#botFailed("report", error);
+    }
+    return this.report;
   }
 
   #stats() {

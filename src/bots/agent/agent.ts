@@ -186,6 +186,10 @@ export class AgentBot implements Bot {
   #replyCount = 0;
   #chain: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Once the call is over: the caller's final words no reply answered, for the record. */
+  #lastWords:
+    | { texts: string[]; staleFinals: boolean; atMs: number }
+    | undefined;
   #warming: Promise<void> = Promise.resolve();
   /** The call's language and voice: the agent's, the setup webhook's, or the caller's. */
   #voice: CallVoice;
@@ -410,6 +414,12 @@ export class AgentBot implements Bot {
   /** The call is over: aborts everything and closes speech-to-text. */
   stop(): Promise<void> {
     if (!this.#stopped) {
+      const { text, staleFinals } = this.#turnTaking.unanswered;
+      this.#lastWords = {
+        texts: text === "" ? [] : [text],
+        staleFinals,
+        atMs: this.#sinceStart(),
+      };
       this.#stopped = true;
       this.#turnTaking.stop();
       this.#output.onSent?.(undefined);
@@ -418,7 +428,8 @@ export class AgentBot implements Bot {
       const reply = this.#reply?.done;
       Promise.all([
         this.#starting,
-        this.#listener.close(),
+        // Bounded by the adapter's wait for the vendor's last finals.
+        this.#listener.close().then(() => this.#recordLastWords()),
         this.#retired,
         this.#vad.close(),
         this.#warming,
@@ -431,8 +442,24 @@ export class AgentBot implements Bot {
   }
 
   #onSpeech(event: SpeechEvent): void {
-    if (this.#stopped) return;
-    this.#turnTaking.speech(event);
+    if (!this.#stopped) {
+      this.#turnTaking.speech(event);
+      return;
+    }
+    // The call is over: what the vendor still transcribes goes to the
+    // record only; no model turn, nothing said.
+    const lastWords = this.#lastWords;
+    if (event.type !== "final" || !lastWords || lastWords.staleFinals) return;
+    const text = event.text.trim();
+    if (text !== "") lastWords.texts.push(text);
+  }
+
+  /** The caller's words the call ended before answering, as their last line. */
+  #recordLastWords(): void {
+    const lastWords = this.#lastWords;
+    if (!lastWords || lastWords.texts.length === 0) return;
+    this.#transcript.caller(lastWords.texts.join(" "), lastWords.atMs);
+    lastWords.texts = [];
   }
 
   #onListenerError(error: ProviderError): void {
@@ -509,7 +536,11 @@ export class AgentBot implements Bot {
         if (turn.interrupts || !current.speaking) current.interrupt();
         await current.done;
       }
-      if (this.#stopped) return;
+      if (this.#stopped) {
+        // Heard, but the call ended before a reply: kept for the record.
+        this.#transcript.caller(turn.text, this.#sinceStart());
+        return;
+      }
       if (turn.language !== undefined) this.#switchLanguage(turn.language);
       this.#conversation.addUser(turn.text);
       this.#transcript.caller(turn.text, this.#sinceStart());

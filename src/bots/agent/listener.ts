@@ -27,9 +27,13 @@ export interface ListenerOptions {
   language: string;
   /** The languages the caller may switch to (`AGENT_LANGUAGES`): more than one makes the vendor detect it. */
   languages?: string[];
-  /** Time and timers, for the retry back-off. */
+  /** Time and timers, for the retry back-off and the vendor's wait at hang-up. */
   clock: Clock;
-  /** Every event the vendor reports. */
+  /**
+   * Every event the vendor reports; once {@linkcode Listener.close} is
+   * called, only the final transcripts the vendor still owes for what the
+   * caller said last.
+   */
   onEvent(event: SpeechEvent): void;
   /** A session failed (it is reopened after a back-off). */
   onError(error: ProviderError): void;
@@ -169,7 +173,13 @@ export class Listener {
     }
   }
 
-  /** Ends the session at once (the call is over) and waits until its socket is closed. */
+  /**
+   * Ends the session (the call is over): the vendor is told, its last final
+   * transcripts still reach `onEvent` for the adapter's bounded wait
+   * (`hangupWaitMs`, on the listener's clock), and this resolves once its
+   * socket is closed. A session still connecting, or a reopening back-off,
+   * stops at once.
+   */
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
@@ -214,10 +224,11 @@ export class Listener {
       this.#session = session;
       for (const audio of this.#held.splice(0)) session.push(audio);
       this.#heldBytes = 0;
-      // Read to the end even once closing: the stream ends only after its
-      // socket has closed, so nothing is left open behind the call.
+      // Read to the end even once closing: the vendor's last finals come
+      // after the farewell, and the stream ends only after its socket has
+      // closed, so nothing is left open behind the call.
       for await (const event of session.events()) {
-        if (!this.#closed) onEvent(event);
+        if (!this.#closed || event.type === "final") onEvent(event);
       }
       if (!this.#closed) {
         await session.close();

@@ -275,6 +275,11 @@ export class TurnTaking {
     return this.#turns.text;
   }
 
+  /** The caller's final words not answered yet (see {@linkcode TurnDetector.unanswered}); read before {@linkcode TurnTaking.stop}, which forgets them. */
+  get unanswered(): { text: string; staleFinals: boolean } {
+    return this.#turns.unanswered;
+  }
+
   /** Re-prompts said since the caller last took a turn. */
   get reprompts(): number {
     return this.#silence.reprompts;

@@ -61,6 +61,18 @@ export class TurnDetector {
     return [...this.#finals, this.#partial].filter(Boolean).join(" ");
   }
 
+  /**
+   * The caller's final words not answered yet, for the record when the call
+   * ends first; `staleFinals` while finals still coming belong to a turn
+   * already ended on partials.
+   */
+  get unanswered(): { text: string; staleFinals: boolean } {
+    return {
+      text: this.#finals.join(" "),
+      staleFinals: this.#staleUntilSpeech,
+    };
+  }
+
   /** The vendor's interim transcript of what is being said. */
   partial(text: string): void {
     if (this.#staleUntilSpeech) return;
