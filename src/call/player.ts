@@ -21,10 +21,10 @@ import { encodeClear, encodeMark, encodeMedia } from "../exotel/protocol.ts";
 import type { Audio, Playback, PlayOptions } from "./playback.ts";
 import type { Cancel, Clock } from "./clock.ts";
 
-/** Counters a player keeps for monitoring. */
-
 /** Audio of a stream that is sent without waiting for a whole chunk, in ms. */
 const FIRST_CHUNK_MS = 100;
+
+/** Counters a player keeps for monitoring. */
 export interface PlayoutCounters {
   /** Media frames sent. */
   framesOut: number;
