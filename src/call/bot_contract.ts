@@ -127,6 +127,8 @@ export interface CallOutput {
  *
  * @example A bot that reads back each digit pressed as beeps and hangs up on `#`
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const beeps: BotFactory = (info, output): Bot => {
  *   const beep = (ms: number) =>
  *     new Uint8Array(new Int16Array(info.sampleRate * ms / 1000).map((_, i) =>
@@ -160,7 +162,8 @@ export interface CallOutput {
  * );
  * bot.dtmf?.("3");
  * bot.dtmf?.("#");
- * if (played.length !== 3 || ended !== "caller_done") throw new Error("unexpected");
+ * assertEquals(played, [1600, 1600, 1600]); // three 100 ms beeps for "3"
+ * assertEquals(ended, "caller_done");
  * ```
  */
 export interface Bot {
