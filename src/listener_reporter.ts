@@ -30,6 +30,7 @@ export interface ListenerReporter {
  *
  * @example
  * ```ts
+ * import { assertStringIncludes } from "@std/assert";
  * import { systemClock } from "./call/clock.ts";
  * import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
  * import { listenerReporter } from "./listener_reporter.ts";
@@ -37,7 +38,11 @@ export interface ListenerReporter {
  * const metrics = new ExovoiceMetrics({ version: "0.0.0", instanceId: "vm-1" });
  * const reporter = listenerReporter(metrics, systemClock);
  * reporter.failed("descriptors", new Error("Too many open files"));
+ * assertStringIncludes(await metrics.render(), "\nexovoice_listening 0\n");
  * reporter.restored();
+ * const text = await metrics.render();
+ * assertStringIncludes(text, "\nexovoice_listening 1\n");
+ * assertStringIncludes(text, 'exovoice_listener_failures_total{kind="descriptors"} 1\n');
  * ```
  */
 export function listenerReporter(

@@ -22,11 +22,13 @@ interface Source {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const audio = new CallerAudio(8000);
  * audio.add(new Uint8Array(16000), 0); // one second from the start
  * audio.add(new Uint8Array(8000), 2000); // half a second at 2 s
- * audio.endMs; // 2500
- * audio.frame(1000, 100); // undefined: nothing plays from 1.0 s to 1.1 s
+ * assertEquals(audio.endMs, 2500);
+ * assertEquals(audio.frame(1000, 100), undefined); // nothing plays from 1.0 s to 1.1 s
  * ```
  */
 export class CallerAudio {

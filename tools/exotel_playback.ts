@@ -28,12 +28,16 @@ type Entry =
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const reached: string[] = [];
  * const playback = new ExotelPlayback(8000, { onMark: (name) => reached.push(name) });
  * playback.enqueue(new Uint8Array(3200), 0); // plays from 0 to 200 ms
  * playback.mark("utt-1", 0);
- * playback.advance(100); // reached: []
- * playback.advance(200); // reached: ["utt-1"]
+ * playback.advance(100);
+ * assertEquals(reached, []);
+ * playback.advance(200);
+ * assertEquals(reached, ["utt-1"]);
  * ```
  */
 export class ExotelPlayback {

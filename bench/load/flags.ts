@@ -39,12 +39,14 @@ export class FlagError extends Error {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const flags = parseFlags(["--calls", "500", "--json"], {
  *   numbers: ["calls"],
  *   booleans: ["json"],
  * });
- * flags.numbers.calls; // 500
- * flags.booleans.has("json"); // true
+ * assertEquals(flags.numbers.calls, 500);
+ * assertEquals(flags.booleans.has("json"), true);
  * ```
  */
 export function parseFlags(args: readonly string[], spec: FlagSpec): Flags {

@@ -121,7 +121,10 @@ export async function tryReadProc(
  *
  * @example
  * ```ts
- * parseCpuMs("7 (deno) S 1 7 7 0 -1 0 0 0 0 0 150 50 0 0", 7); // 2000
+ * import { assertEquals } from "@std/assert";
+ *
+ * // utime 150 + stime 50 ticks of 10 ms
+ * assertEquals(parseCpuMs("7 (deno) S 1 7 7 0 -1 0 0 0 0 0 150 50 0 0", 7), 2000);
  * ```
  */
 export function parseCpuMs(stat: string, pid = 0): number {
@@ -141,7 +144,9 @@ export function parseCpuMs(stat: string, pid = 0): number {
  *
  * @example
  * ```ts
- * parseRssKb("Name:\tdeno\nVmRSS:\t  51234 kB\n", 7); // 51234
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(parseRssKb("Name:\tdeno\nVmRSS:\t  51234 kB\n", 7), 51234);
  * ```
  */
 export function parseRssKb(status: string, pid = 0): number {

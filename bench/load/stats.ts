@@ -52,7 +52,9 @@ export class Samples {
  *
  * @example
  * ```ts
- * distributionOf(Float64Array.of(3, 1, 2)).p50; // 2
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(distributionOf(Float64Array.of(3, 1, 2)).p50, 2);
  * ```
  */
 export function distributionOf(values: Float64Array): Distribution {

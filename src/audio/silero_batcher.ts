@@ -105,10 +105,11 @@ export interface SileroBatcherStats {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { SileroBatcher } from "./silero_batcher.ts";
  *
  * const batcher = new SileroBatcher(({ rows, state }) =>
- *   Promise.resolve({ probabilities: new Float32Array(rows).fill(0.9), state })
+ *   Promise.resolve({ probabilities: new Float32Array(rows).fill(0.5), state })
  * );
  * const heard: number[] = [];
  * const rows = [0, 1, 2].map(() => {
@@ -123,7 +124,8 @@ export interface SileroBatcherStats {
  * });
  * for (const row of rows) batcher.request(row);
  * await new Promise((resolve) => setTimeout(resolve, 10));
- * console.log(heard.length, batcher.stats.runs); // 3 1: one run for three calls
+ * assertEquals(heard, [0.5, 0.5, 0.5]);
+ * assertEquals(batcher.stats.runs, 1); // one run for three calls
  * ```
  */
 export class SileroBatcher {

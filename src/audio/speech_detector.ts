@@ -74,10 +74,12 @@ export const BACKGROUND_MS = 2000;
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const background = new BackgroundLevel(20);
- * background.prominence(40); // 0: the first window is the background
- * background.prominence(40); // 0
- * background.prominence(60); // 20: 20 dB above the median
+ * assertEquals(background.prominence(40), 0); // the first window is the background
+ * assertEquals(background.prominence(40), 0);
+ * assertEquals(background.prominence(60), 20); // 20 dB above the median
  * ```
  */
 export class BackgroundLevel {
@@ -170,10 +172,17 @@ export type SpeechDetectorFactory = (
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * const analysed: unknown[][] = [];
  * const detector = energyDetector(8000, {
- *   onAnalysed: (events) => console.log(events),
+ *   onAnalysed: (events) => analysed.push(events),
  * });
- * detector.push(new Uint8Array(320)); // logs [] : 20 ms of silence
+ * detector.push(new Uint8Array(320)); // 20 ms of silence
+ * assertEquals(analysed, [[]]); // analysed at once, nothing happened
+ * assertEquals(detector.audioMs, 20);
+ * assertEquals(detector.inSpeech, false);
+ * await detector.close();
  * ```
  */
 export function energyDetector(

@@ -135,11 +135,16 @@ function checkMs(name: string, value: number): number {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { decodeWav } from "./wav.ts";
+ *
+ * const hello = new URL("../../tests/fixtures/audio/hello_8000.wav", import.meta.url);
+ * const { pcm } = decodeWav(await Deno.readFile(hello));
  * const vad = new VoiceActivityDetector(8000, { minSilenceMs: 500 });
- * for (const event of vad.push(pcm)) {
- *   if (event.type === "speech_start") bot.callerStartedTalking(event.atMs);
- * }
- * if (vad.speechMs >= 400) player.clear(); // sustained speech: barge in
+ * const events = [...vad.push(pcm), ...vad.push(new Uint8Array(16000))]; // then 1 s of silence
+ * assertEquals(events.map((event) => event.type), ["speech_start", "speech_end"]);
+ * assertEquals(events[0], { type: "speech_start", atMs: 500 });
+ * assertEquals(vad.inSpeech, false);
  * ```
  */
 export class VoiceActivityDetector {

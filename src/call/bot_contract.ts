@@ -23,6 +23,8 @@ import type { BotLiveState, BotReport } from "./bot_report.ts";
  *
  * @example Greet by the number called, and pick a language from the URL
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const info: CallInfo = {
  *   callId: "CA123",
  *   streamSid: "ST1",
@@ -33,7 +35,7 @@ import type { BotLiveState, BotReport } from "./bot_report.ts";
  *   sampleRate: 8000,
  * };
  * const language = info.customParameters.lang ?? "en";
- * if (language !== "hi") throw new Error("expected the URL's language");
+ * assertEquals(language, "hi");
  * ```
  */
 export type CallInfo = Pick<
@@ -55,6 +57,8 @@ export type CallInfo = Pick<
  *
  * @example Play a beep, then hang up once Exotel has played it
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * async function beepAndHangUp(output: CallOutput, sampleRate: number) {
  *   const samples = sampleRate / 5; // 200 ms
  *   const pcm = new Int16Array(samples).map((_, i) =>
@@ -76,7 +80,7 @@ export type CallInfo = Pick<
  *   hangup: (reason) => calls.push(`hangup:${reason}`),
  *   dropped: () => calls.push("dropped"),
  * }, 8000);
- * if (calls.join() !== "play,hangup:done") throw new Error(calls.join());
+ * assertEquals(calls, ["play", "hangup:done"]);
  * ```
  */
 export interface CallOutput {
@@ -123,6 +127,8 @@ export interface CallOutput {
  *
  * @example A bot that reads back each digit pressed as beeps and hangs up on `#`
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const beeps: BotFactory = (info, output): Bot => {
  *   const beep = (ms: number) =>
  *     new Uint8Array(new Int16Array(info.sampleRate * ms / 1000).map((_, i) =>
@@ -156,7 +162,8 @@ export interface CallOutput {
  * );
  * bot.dtmf?.("3");
  * bot.dtmf?.("#");
- * if (played.length !== 3 || ended !== "caller_done") throw new Error("unexpected");
+ * assertEquals(played, [1600, 1600, 1600]); // three 100 ms beeps for "3"
+ * assertEquals(ended, "caller_done");
  * ```
  */
 export interface Bot {
@@ -205,6 +212,8 @@ export interface BotPreparation {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const silent: BotFactory = () => ({ audio() {}, stop() {} });
  * let readied = 0;
  * const factory: PreparingBotFactory = Object.assign(
@@ -220,7 +229,7 @@ export interface BotPreparation {
  *   { callId: "CA1", streamSid: "ST1", accountSid: "a", from: "1", to: "2", customParameters: {}, sampleRate: 8000 },
  *   { play: () => Promise.resolve({ status: "played", mark: "m", sentBytes: 0, heardMs: 0 }), clear() {}, pause() {}, resume() {}, hangup() {}, dropped() {} },
  * );
- * if (readied !== 1) throw new Error("unexpected");
+ * assertEquals(readied, 1);
  * ```
  */
 export type PreparingBotFactory = BotFactory & {

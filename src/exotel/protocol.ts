@@ -197,8 +197,16 @@ const DTMF_DIGIT = /^[0-9*#A-D]$/;
  *
  * @example
  * ```ts
+ * import { assert, assertEquals } from "@std/assert";
+ *
  * const result = parseInboundFrame('{"event":"mark","mark":{"name":"utt-1"}}');
- * if (result.ok && result.event.event === "mark") result.event.name; // "utt-1"
+ * assert(result.ok && result.event.event === "mark");
+ * assertEquals(result.event.name, "utt-1");
+ *
+ * // Bad input is an error value, never a throw: the call logs it and goes on.
+ * const bad = parseInboundFrame("{not json");
+ * assert(!bad.ok);
+ * assert(bad.error instanceof ProtocolError);
  * ```
  */
 export function parseInboundFrame(text: string): ParseResult {
@@ -437,7 +445,12 @@ function preview(value: string): string {
  *
  * @example
  * ```ts
- * encodeMedia("S1", new Uint8Array(320)).startsWith('{"event":"media"'); // true
+ * import { assertEquals } from "@std/assert";
+ *
+ * const frame = JSON.parse(encodeMedia("S1", new Uint8Array([1, 0, 2, 0])));
+ * assertEquals(frame.event, "media");
+ * assertEquals(frame.stream_sid, "S1");
+ * assertEquals(frame.media.payload, "AQACAA==");
  * ```
  */
 export function encodeMedia(streamSid: string, pcm: Uint8Array): string {

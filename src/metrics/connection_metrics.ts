@@ -19,10 +19,18 @@ import {
  *
  * @example
  * ```ts
+ * import { assertStringIncludes } from "@std/assert";
  * import { MetricsRegistry } from "./registry.ts";
- * const connections = new ConnectionMetrics(new MetricsRegistry());
+ *
+ * const registry = new MetricsRegistry();
+ * const connections = new ConnectionMetrics(registry);
  * connections.listenerFailed("descriptors");
+ * assertStringIncludes(await registry.render(), "\nexovoice_listening 0\n");
  * connections.listenerRestored();
+ * const text = await registry.render();
+ * assertStringIncludes(text, "\nexovoice_listening 1\n");
+ * assertStringIncludes(text, 'exovoice_listener_failures_total{kind="descriptors"} 1\n');
+ * assertStringIncludes(text, 'exovoice_listener_failures_total{kind="other"} 0\n');
  * ```
  */
 export class ConnectionMetrics {

@@ -8,11 +8,15 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { ConnectApi } from "../../src/exotel/connect_api.ts";
+ *
  * await using fake = await FakeExotelApi.start();
  * const api = new ConnectApi({ ...fake.credentials, callerId: "08047491899",
  *   subdomain: "api.exotel.com", baseUrl: fake.baseUrl, timeoutMs: 1000 });
  * await api.placeCall({ to: "+919876543210", target: { mode: "flow", appId: "1" } });
- * fake.requests[0].form.get("From"); // "+919876543210"
+ * assertEquals(fake.requests[0].path, "/v1/Accounts/acme1/Calls/connect.json");
+ * assertEquals(fake.requests[0].form.get("From"), "+919876543210");
  * ```
  *
  * @module

@@ -13,6 +13,9 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { OpenAiCompatibleModel } from "../../src/providers/llm/openai_compatible.ts";
+ *
  * await using server = startFakeOpenAiServer({
  *   replies: [textReply(["Hel", "lo!"])],
  * });
@@ -21,10 +24,14 @@
  *   model: "gpt-4o-mini",
  *   timeoutMs: 5_000,
  * });
- * for await (const event of model.complete([{ role: "user", content: "Hi" }])) {
- *   // { type: "text", text: "Hel" }, then { type: "text", text: "lo!" }
- * }
- * server.requests[0].body?.messages; // [{ role: "user", content: "Hi" }]
+ * const events = await Array.fromAsync(
+ *   model.complete([{ role: "user", content: "Hi" }]),
+ * );
+ * assertEquals(events, [
+ *   { type: "text", text: "Hel" },
+ *   { type: "text", text: "lo!" },
+ * ]);
+ * assertEquals(server.requests[0].body?.messages, [{ role: "user", content: "Hi" }]);
  * ```
  *
  * @module

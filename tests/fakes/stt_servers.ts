@@ -34,6 +34,10 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { DeepgramStt } from "../../src/providers/stt/deepgram.ts";
+ *
+ * // The default script: speech after 200 ms of audio, the final after 1 s.
  * await using server = await FakeSttServer.start("deepgram");
  * const stt = new DeepgramStt({
  *   apiKey: server.apiKey,
@@ -41,11 +45,16 @@
  *   connectTimeoutMs: 1000,
  * });
  * const session = await stt.open({ sampleRate: 8000, language: "en-IN" });
- * session.push(pcm); // e.g. tests/fixtures/audio/hello_8000.wav
+ * session.push(new Uint8Array(16000)); // 1 s at 8 kHz
+ * let transcript = "";
  * for await (const event of session.events()) {
- *   if (event.type === "final") await session.close();
+ *   if (event.type === "final") {
+ *     transcript = event.text;
+ *     await session.close();
+ *   }
  * }
- * (await server.connection()).audioBytes; // what arrived
+ * assertEquals(transcript, HELLO_TRANSCRIPT);
+ * assertEquals((await server.connection()).audioBytes, 16000);
  * ```
  *
  * @module
@@ -213,7 +222,20 @@ export class FakeSttConnection {
    *
    * @example
    * ```ts
+   * import { DeepgramStt } from "../../src/providers/stt/deepgram.ts";
+   *
+   * await using server = await FakeSttServer.start("deepgram");
+   * const stt = new DeepgramStt({
+   *   apiKey: server.apiKey,
+   *   baseUrl: server.baseUrl,
+   *   connectTimeoutMs: 1000,
+   *   keepAliveMs: 10,
+   * });
+   * const session = await stt.open({ sampleRate: 8000, language: "en-IN" });
+   * const connection = await server.connection();
+   * // No audio: the adapter keeps the idle stream open.
    * await connection.until((c) => c.messages.some((m) => m.type === "KeepAlive"));
+   * await session.close();
    * ```
    */
   until(predicate: (connection: FakeSttConnection) => boolean): Promise<void> {

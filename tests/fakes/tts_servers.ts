@@ -32,14 +32,23 @@
  *
  * @example
  * ```ts
+ * import { assertEquals, assertRejects } from "@std/assert";
+ * import { DeepgramTts } from "../../src/providers/tts/deepgram.ts";
+ * import { ProviderError } from "../../src/providers/provider_error.ts";
+ *
  * await using server = await FakeTtsServer.start("deepgram");
- * server.script({ kind: "unauthorized" }); // the next request gets a 401
  * const tts = new DeepgramTts({
  *   apiKey: server.apiKey,
  *   voice: "aura-2-thalia-en",
  *   baseUrl: server.baseUrl,
  *   timeoutMs: 1000,
  * });
+ * const { audio } = await tts.synthesize("Hello!", { sampleRate: 8000 });
+ * const pcm = (await Array.fromAsync(audio)).reduce((sum, piece) => sum + piece.length, 0);
+ * assertEquals(pcm, fakeSpeech("Hello!", 8000).length);
+ *
+ * server.script({ kind: "unauthorized" }); // the next request gets a 401
+ * await assertRejects(() => tts.synthesize("Hello!", { sampleRate: 8000 }), ProviderError);
  * ```
  *
  * @module
@@ -136,7 +145,10 @@ const SARVAM_MODELS = ["bulbul:v2", "bulbul:v3"];
  *
  * @example
  * ```ts
- * fakeSpeech("hi", 8000).length; // 2 chars × 160 samples × 2 bytes = 640
+ * import { assertEquals } from "@std/assert";
+ *
+ * // 2 characters × 20 ms × 8 samples per ms × 2 bytes
+ * assertEquals(fakeSpeech("hi", 8000).length, 640);
  * ```
  */
 export function fakeSpeech(text: string, sampleRate: number): Uint8Array {

@@ -138,7 +138,10 @@ const LANGUAGE_NAMES = new Intl.DisplayNames(["en"], { type: "language" });
  *
  * @example
  * ```ts
- * languageName("hi-IN"); // "Hindi"
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(languageName("hi-IN"), "Hindi");
+ * assertEquals(languageName("ta"), "Tamil");
  * ```
  */
 export function languageName(language: string): string {

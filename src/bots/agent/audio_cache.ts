@@ -43,10 +43,14 @@ function keyOf(key: AudioCacheKey): string {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const cache = new AudioCache();
  * const key = { provider: "deepgram", voice: "aura-2-thalia-en", language: "en-IN", sampleRate: 8000, text: "Hello!" };
  * cache.set(key, new Uint8Array(3200));
- * cache.get(key)?.length; // 3200
+ * assertEquals(cache.get(key)?.length, 3200);
+ * assertEquals(cache.get({ ...key, sampleRate: 16000 }), undefined);
+ * assertEquals(cache.bytes, 3200);
  * ```
  */
 export class AudioCache {
@@ -88,7 +92,23 @@ export class AudioCache {
    *
    * @example
    * ```ts
-   * const pcm = await cache.getOrCreate(key, () => synthesise(key.text));
+   * import { assertEquals } from "@std/assert";
+   *
+   * const cache = new AudioCache();
+   * const key = { provider: "deepgram", voice: "aura-2-thalia-en", language: "en-IN", sampleRate: 8000, text: "Hello!" };
+   * let syntheses = 0;
+   * const synthesise = () => {
+   *   syntheses++;
+   *   return Promise.resolve(new Uint8Array(1600));
+   * };
+   * // Two calls asking at once share one synthesis; a third finds it kept.
+   * const [first, second] = await Promise.all([
+   *   cache.getOrCreate(key, synthesise),
+   *   cache.getOrCreate(key, synthesise),
+   * ]);
+   * assertEquals(first, second);
+   * assertEquals((await cache.getOrCreate(key, synthesise))?.length, 1600);
+   * assertEquals(syntheses, 1);
    * ```
    */
   getOrCreate(

@@ -106,7 +106,9 @@ export const DEFAULT_BARGE_IN: BargeInOptions = {
  *
  * @example
  * ```ts
- * words("Uh-huh, OK. हाँ!"); // ["uhhuh", "ok", "हाँ"]
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(words("Uh-huh, OK. हाँ!"), ["uhhuh", "ok", "हाँ"]);
  * ```
  */
 export function words(text: string): string[] {
@@ -132,8 +134,11 @@ export function substantiveWords(
  *
  * @example
  * ```ts
- * isBackchannel("Hmm. Okay.", DEFAULT_BACKCHANNELS); // true
- * isBackchannel("Wait, stop.", DEFAULT_BACKCHANNELS); // false
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(isBackchannel("Hmm. Okay.", DEFAULT_BACKCHANNELS), true);
+ * assertEquals(isBackchannel("Wait, stop.", DEFAULT_BACKCHANNELS), false);
+ * assertEquals(isBackchannel("", DEFAULT_BACKCHANNELS), false); // no words at all
  * ```
  */
 export function isBackchannel(
@@ -156,11 +161,13 @@ export interface CallerActivity {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const guard = new BargeInGuard(DEFAULT_BARGE_IN);
- * guard.shouldInterrupt({ voicedMs: 340, transcript: "Hmm." }); // false
- * guard.shouldInterrupt({ voicedMs: 300, transcript: "Wait" }); // true
- * guard.shouldInterrupt({ voicedMs: 420, transcript: "" }); // true
- * guard.shouldPause(120); // true
+ * assertEquals(guard.shouldInterrupt({ voicedMs: 340, transcript: "Hmm." }), false);
+ * assertEquals(guard.shouldInterrupt({ voicedMs: 300, transcript: "Wait" }), true);
+ * assertEquals(guard.shouldInterrupt({ voicedMs: 420, transcript: "" }), true);
+ * assertEquals(guard.shouldPause(120), true);
  * ```
  */
 export class BargeInGuard {

@@ -32,10 +32,15 @@ export const CUT_OFF_MARK = "…";
  *
  * @example
  * ```ts
- * heardText([
- *   { text: "Sure.", played: true, heardMs: 400, totalMs: 400 },
- *   { text: "Your table is booked for seven.", played: false, heardMs: 600, totalMs: 1200 },
- * ]); // "Sure. Your table is…"
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   heardText([
+ *     { text: "Sure.", played: true, heardMs: 400, totalMs: 400 },
+ *     { text: "Your table is booked for seven.", played: false, heardMs: 600, totalMs: 1200 },
+ *   ]),
+ *   "Sure. Your table is…",
+ * );
  * ```
  */
 export function heardText(pieces: readonly HeardPiece[]): string {
@@ -72,10 +77,16 @@ export interface ConversationOptions {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
  * const conversation = new Conversation("You are a receptionist.");
  * conversation.addAssistant("Hello! How can I help?");
  * conversation.addUser("Book a table.");
- * conversation.messages().length; // 3
+ * assertEquals(conversation.messages(), [
+ *   { role: "system", content: "You are a receptionist." },
+ *   { role: "assistant", content: "Hello! How can I help?" },
+ *   { role: "user", content: "Book a table." },
+ * ]);
  * ```
  */
 export class Conversation {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../../log.ts";
 import { durationMs } from "../../audio/pcm.ts";
 import type { CallOutput, Playback } from "../bot.ts";
 import type {

@@ -46,10 +46,18 @@ const DEFAULT_LINES: Record<string, { reprompt: string; goodbye: string }> = {
  *
  * @example
  * ```ts
- * silenceLines({ repromptS: 8, reprompts: 2 }, "hi-IN").reprompt;
- * // "क्या आप अभी भी लाइन पर हैं?"
- * silenceLines({ repromptS: 8, reprompts: 2, repromptText: "Hello?" }, "en-IN").reprompt;
- * // "Hello?"
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   silenceLines({ repromptS: 8, reprompts: 2 }, "hi-IN").reprompt,
+ *   "क्या आप अभी भी लाइन पर हैं?",
+ * );
+ * assertEquals(
+ *   silenceLines({ repromptS: 8, reprompts: 2, repromptText: "Hello?" }, "en-IN").reprompt,
+ *   "Hello?",
+ * );
+ * // A language without defaults of its own gets the English lines.
+ * assertEquals(silenceLines(DEFAULT_SILENCE, "ta-IN").reprompt, "Are you still there?");
  * ```
  */
 export function silenceLines(
@@ -86,11 +94,30 @@ export interface SilenceWatchOptions {
  *
  * @example
  * ```ts
- * const watch = new SilenceWatch({ clock, config: DEFAULT_SILENCE,
- *   onReprompt: (count) => sayReprompt(count), onGiveUp: () => sayGoodbye() });
- * watch.idle(); // the bot's last audio played: 8 s from now, re-prompt 1
- * watch.busy(); // the caller spoke, or the bot speaks: no timer
+ * import { assertEquals } from "@std/assert";
+ * import { FakeClock } from "../../../tests/fakes/clock.ts";
+ *
+ * const clock = new FakeClock();
+ * const said: string[] = [];
+ * const watch = new SilenceWatch({
+ *   clock,
+ *   config: DEFAULT_SILENCE, // 8 s, two re-prompts
+ *   onReprompt: (count) => said.push(`reprompt ${count}`),
+ *   onGiveUp: () => said.push("goodbye"),
+ * });
+ * watch.idle(); // the bot's last audio played
+ * await clock.advance(8000);
+ * assertEquals(said, ["reprompt 1"]);
+ * watch.busy(); // the bot says the re-prompt: no timer
+ * assertEquals(watch.waiting, false);
+ * watch.idle();
+ * await clock.advance(8000);
+ * watch.idle();
+ * await clock.advance(8000);
+ * assertEquals(said, ["reprompt 1", "reprompt 2", "goodbye"]);
  * watch.answered(); // a caller turn: the count starts over
+ * assertEquals(watch.reprompts, 0);
+ * watch.stop();
  * ```
  */
 export class SilenceWatch {

@@ -34,9 +34,22 @@ export interface TurnDetectorOptions {
  *
  * @example
  * ```ts
- * const turns = new TurnDetector({ clock: systemClock, timeoutMs: 1000, onTurn: console.log });
+ * import { assertEquals } from "@std/assert";
+ * import { FakeClock } from "../../../tests/fakes/clock.ts";
+ *
+ * const clock = new FakeClock();
+ * const heard: CallerTurn[] = [];
+ * const turns = new TurnDetector({ clock, timeoutMs: 1000, onTurn: (turn) => heard.push(turn) });
  * turns.final("Book a table", false);
- * turns.endOfTurn(); // onTurn({ text: "Book a table", trigger: "stt", finalAt })
+ * turns.endOfTurn(); // the vendor's endpointing
+ * assertEquals(heard, [{ text: "Book a table", trigger: "stt", finalAt: clock.now() }]);
+ *
+ * // No end of turn from the vendor: the detector's silence ends it after the timeout.
+ * turns.speechStarted();
+ * turns.partial("for two");
+ * turns.speechEnded();
+ * await clock.advance(1000);
+ * assertEquals(heard[1], { text: "for two", trigger: "vad" });
  * ```
  */
 export class TurnDetector {

@@ -17,10 +17,30 @@
  *
  * @example
  * ```ts
- * const stt = new DeepgramStt({ apiKey: "…", connectTimeoutMs: 5000 });
+ * import { assertEquals } from "@std/assert";
+ * import { FakeSttServer } from "../../../tests/fakes/stt_servers.ts";
+ *
+ * // A stand-in for api.deepgram.com that says "Book a table" after 1 s of audio.
+ * await using deepgram = await FakeSttServer.start("deepgram", {
+ *   script: { turns: ["Book a table"], turnMs: 1000 },
+ * });
+ * const stt = new DeepgramStt({
+ *   apiKey: deepgram.apiKey,
+ *   baseUrl: deepgram.baseUrl, // default wss://api.deepgram.com
+ *   connectTimeoutMs: 5000,
+ * });
  * const session = await stt.open({ sampleRate: 8000, language: "en-IN" });
- * session.push(new Uint8Array(3200));
- * for await (const event of session.events()) console.log(event);
+ * session.push(new Uint8Array(16000)); // 1 s of 16-bit PCM at 8 kHz
+ * const events = [];
+ * for await (const event of session.events()) {
+ *   events.push(event);
+ *   if (event.type === "final" && event.endOfTurn) await session.close();
+ * }
+ * assertEquals(events, [
+ *   { type: "speech_started" },
+ *   { type: "partial", text: "Book a" },
+ *   { type: "final", text: "Book a table", endOfTurn: true },
+ * ]);
  * ```
  *
  * @module

@@ -24,10 +24,30 @@
  *
  * @example
  * ```ts
- * const stt = new SarvamStt({ apiKey: "…", connectTimeoutMs: 5000 });
+ * import { assertEquals } from "@std/assert";
+ * import { FakeSttServer } from "../../../tests/fakes/stt_servers.ts";
+ *
+ * // A stand-in for api.sarvam.ai that transcribes 1 s of audio.
+ * await using sarvam = await FakeSttServer.start("sarvam", {
+ *   script: { turns: ["मुझे कल की बुकिंग चाहिए"], turnMs: 1000 },
+ * });
+ * const stt = new SarvamStt({
+ *   apiKey: sarvam.apiKey,
+ *   baseUrl: sarvam.baseUrl, // default wss://api.sarvam.ai
+ *   connectTimeoutMs: 5000,
+ * });
  * const session = await stt.open({ sampleRate: 8000, language: "hi-IN" });
- * session.push(new Uint8Array(3200));
- * for await (const event of session.events()) console.log(event);
+ * session.push(new Uint8Array(16000)); // 1 s of 16-bit PCM at 8 kHz
+ * let heard = "";
+ * for await (const event of session.events()) {
+ *   if (event.type === "final") {
+ *     heard = event.text;
+ *     await session.close();
+ *   }
+ * }
+ * assertEquals(heard, "मुझे कल की बुकिंग चाहिए");
+ * // Audio goes up as small WAV files in JSON frames.
+ * assertEquals((await sarvam.connection()).audioBytes, 16000);
  * ```
  *
  * @module

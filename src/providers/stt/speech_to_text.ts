@@ -72,9 +72,12 @@ export interface SpeechToText {
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { matchLanguage } from "./speech_to_text.ts";
- * matchLanguage("hi", ["en-IN", "hi-IN"]); // "hi-IN"
- * matchLanguage("ta-IN", ["en-IN", "hi-IN"]); // undefined
+ *
+ * assertEquals(matchLanguage("hi", ["en-IN", "hi-IN"]), "hi-IN");
+ * assertEquals(matchLanguage("EN-in", ["en-IN", "hi-IN"]), "en-IN");
+ * assertEquals(matchLanguage("ta-IN", ["en-IN", "hi-IN"]), undefined);
  * ```
  */
 export function matchLanguage(

@@ -11,11 +11,14 @@
  *
  * @example
  * ```ts
- * async function* odd() {
- *   yield new Uint8Array([1, 2, 3]);
- *   yield new Uint8Array([4]);
- * }
- * for await (const piece of evenPieces(odd())) piece; // [1, 2], then [3, 4]
+ * import { assertEquals } from "@std/assert";
+ *
+ * const odd = [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5])];
+ * // 5 is half a sample at the end: dropped.
+ * assertEquals(await Array.fromAsync(evenPieces(odd)), [
+ *   new Uint8Array([1, 2]),
+ *   new Uint8Array([3, 4]),
+ * ]);
  * ```
  */
 export async function* evenPieces(

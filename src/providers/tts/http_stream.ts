@@ -57,8 +57,16 @@ export interface VendorCallOptions {
  *
  * @example
  * ```ts
- * endpoint("https://api.deepgram.com", "v1/speak").href;
- * // "https://api.deepgram.com/v1/speak"
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   endpoint("https://api.deepgram.com", "v1/speak").href,
+ *   "https://api.deepgram.com/v1/speak",
+ * );
+ * assertEquals(
+ *   endpoint("https://proxy.example/tts", "v1/speak").href,
+ *   "https://proxy.example/tts/v1/speak",
+ * );
  * ```
  */
 export function endpoint(baseUrl: string, path: string): URL {
@@ -108,8 +116,13 @@ export async function fetchJson(
  *
  * @example
  * ```ts
- * vendorMessage('{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials."}');
- * // "Invalid credentials."
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   vendorMessage('{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials."}'),
+ *   "Invalid credentials.",
+ * );
+ * assertEquals(vendorMessage('{"error":{"message":"Quota exceeded"}}'), "Quota exceeded");
  * ```
  */
 export function vendorMessage(body: string): string {

@@ -26,8 +26,11 @@ export class InvalidSampleRateError extends RangeError {
  *
  * @example
  * ```ts
- * chooseSampleRate(8000, [16000, 22050, 24000]); // 16000
- * chooseSampleRate(48000, [8000, 16000, 24000]); // 24000
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(chooseSampleRate(8000, [16000, 22050, 24000]), 16000);
+ * assertEquals(chooseSampleRate(48000, [8000, 16000, 24000]), 24000);
+ * assertEquals(chooseSampleRate(16000, [8000, 16000, 24000]), 16000);
  * ```
  *
  * @throws {InvalidSampleRateError} when `requested` is not a positive integer.
