@@ -520,10 +520,10 @@ async function readJson(request: Request): Promise<Record<string, unknown>> {
     });
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(
-      400,
-      { code: "invalid_json", message: "Request body must be a JSON object" },
-    );
+    throw new HttpError(400, {
+      code: "invalid_json",
+      message: "Request body must be a JSON object",
+    });
   }
   return body as Record<string, unknown>;
 }

@@ -46,7 +46,6 @@ export const MAX_PARAMS_REPORT_ONLY: Readonly<
   // player (src/call/player.ts)
   "src/call/player.ts": ["Player.#sendPushed", "Player.#sendRest"],
   // fixed on this branch, one function family a commit
-  "src/providers/provider_error.ts": ["ProviderError.constructor"],
   "src/env_values.ts": ["integer", "oneOf"],
   "src/audio/silero_vad.ts": ["SileroModel.constructor"],
   "src/bots/agent/provider_lists.ts": ["providerList", "alignedList"],

@@ -33,7 +33,9 @@ import {
  *   name: "elevenlabs",
  *   voice: "rachel",
  *   synthesize: () =>
- *     Promise.reject(new ProviderError("elevenlabs", "timeout", "No answer")),
+ *     Promise.reject(
+ *       new ProviderError("elevenlabs", { kind: "timeout", message: "No answer" }),
+ *     ),
  * };
  * const backup: TextToSpeech = {
  *   name: "deepgram",
