@@ -46,7 +46,6 @@ export const MAX_PARAMS_REPORT_ONLY: Readonly<
   // player (src/call/player.ts)
   "src/call/player.ts": ["Player.#sendPushed", "Player.#sendRest"],
   // fixed on this branch, one function family a commit
-  "src/env_values.ts": ["integer", "oneOf"],
   "src/audio/silero_vad.ts": ["SileroModel.constructor"],
   "src/bots/agent/provider_lists.ts": ["providerList", "alignedList"],
   "src/bots/agent/agent.ts": ["AgentBot.#replyDone"],

@@ -284,18 +284,36 @@ export function loadAgentConfig(
     greeting,
     language: language(read),
     ...languageSwitching(read, language(read)),
-    spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", SPOKEN_FORMS_MODES, "auto"),
-    vad: oneOf(read, "VAD", SPEECH_DETECTOR_KINDS, "silero"),
-    vadRuntime: oneOf(read, "VAD_RUNTIME", SILERO_RUNTIMES, "auto"),
+    spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", {
+      accepted: SPOKEN_FORMS_MODES,
+      fallback: "auto",
+    }),
+    vad: oneOf(read, "VAD", {
+      accepted: SPEECH_DETECTOR_KINDS,
+      fallback: "silero",
+    }),
+    vadRuntime: oneOf(read, "VAD_RUNTIME", {
+      accepted: SILERO_RUNTIMES,
+      fallback: "auto",
+    }),
     fallbackText: read("AGENT_FALLBACK_TEXT") ??
       "Sorry, I'm having trouble right now. Could you please say that again?",
     goodbyeText: read("AGENT_GOODBYE_TEXT") ??
       "Thank you for calling. Goodbye!",
     transferText: read("AGENT_TRANSFER_TEXT") ??
       "Please hold while I transfer your call.",
-    turnTimeoutMs: integer(read, "AGENT_TURN_TIMEOUT_MS", 1000, [100, 10_000]),
-    dtmfTimeoutMs: integer(read, "AGENT_DTMF_TIMEOUT_MS", 1500, [100, 30_000]),
-    maxHistory: integer(read, "AGENT_MAX_HISTORY", 40, [2, 1000]),
+    turnTimeoutMs: integer(read, "AGENT_TURN_TIMEOUT_MS", {
+      fallback: 1000,
+      range: [100, 10_000],
+    }),
+    dtmfTimeoutMs: integer(read, "AGENT_DTMF_TIMEOUT_MS", {
+      fallback: 1500,
+      range: [100, 30_000],
+    }),
+    maxHistory: integer(read, "AGENT_MAX_HISTORY", {
+      fallback: 40,
+      range: [2, 1000],
+    }),
     bargeIn: bargeInSettings(read),
     silence: silenceSettings(read),
     stt: sttList[0],
@@ -307,12 +325,14 @@ export function loadAgentConfig(
       tts: ttsList.slice(1),
     },
     breaker: breakerSettings(read),
-    maxFailedTurns: integer(read, "AGENT_MAX_FAILED_TURNS", 3, [0, 100]),
+    maxFailedTurns: integer(read, "AGENT_MAX_FAILED_TURNS", {
+      fallback: 3,
+      range: [0, 100],
+    }),
     onFailure: oneOf(
       read,
       "AGENT_ON_FAILURE",
-      ["hangup", "transfer"],
-      "hangup",
+      { accepted: ["hangup", "transfer"], fallback: "hangup" },
     ),
   };
 }
@@ -320,25 +340,46 @@ export function loadAgentConfig(
 /** When and how the caller may talk over the agent. */
 function bargeInSettings(read: Read): AgentConfig["bargeIn"] {
   return {
-    enabled: oneOf(read, "AGENT_BARGE_IN", ["on", "off"], "on") === "on",
-    minSpeechMs: integer(read, "AGENT_BARGE_IN_MIN_SPEECH_MS", 400, [
-      20,
-      10_000,
-    ]),
-    pauseMs: integer(read, "AGENT_BARGE_IN_PAUSE_MS", 100, [0, 10_000]),
-    resumeMs: integer(read, "AGENT_BARGE_IN_RESUME_MS", 600, [0, 10_000]),
-    minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
+    enabled: oneOf(read, "AGENT_BARGE_IN", {
+      accepted: ["on", "off"],
+      fallback: "on",
+    }) === "on",
+    minSpeechMs: integer(read, "AGENT_BARGE_IN_MIN_SPEECH_MS", {
+      fallback: 400,
+      range: [20, 10_000],
+    }),
+    pauseMs: integer(read, "AGENT_BARGE_IN_PAUSE_MS", {
+      fallback: 100,
+      range: [0, 10_000],
+    }),
+    resumeMs: integer(read, "AGENT_BARGE_IN_RESUME_MS", {
+      fallback: 600,
+      range: [0, 10_000],
+    }),
+    minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", {
+      fallback: 1,
+      range: [0, 100],
+    }),
     backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
       [...DEFAULT_BACKCHANNELS],
-    afterMs: integer(read, "AGENT_BARGE_IN_AFTER_MS", 600, [0, 60_000]),
+    afterMs: integer(read, "AGENT_BARGE_IN_AFTER_MS", {
+      fallback: 600,
+      range: [0, 60_000],
+    }),
   };
 }
 
 /** What the agent does when the caller says nothing. */
 function silenceSettings(read: Read): AgentConfig["silence"] {
   return {
-    repromptS: integer(read, "AGENT_SILENCE_REPROMPT_S", 8, [0, 3600]),
-    reprompts: integer(read, "AGENT_SILENCE_REPROMPTS", 2, [0, 10]),
+    repromptS: integer(read, "AGENT_SILENCE_REPROMPT_S", {
+      fallback: 8,
+      range: [0, 3600],
+    }),
+    reprompts: integer(read, "AGENT_SILENCE_REPROMPTS", {
+      fallback: 2,
+      range: [0, 10],
+    }),
     repromptText: read("AGENT_REPROMPT_TEXT"),
     goodbyeText: read("AGENT_SILENCE_GOODBYE_TEXT"),
   };
@@ -347,11 +388,14 @@ function silenceSettings(read: Read): AgentConfig["silence"] {
 /** When a failing provider is set aside, and for how long. */
 function breakerSettings(read: Read): AgentConfig["breaker"] {
   return {
-    failures: integer(read, "PROVIDER_BREAKER_FAILURES", 3, [1, 1000]),
-    cooldownMs: integer(read, "PROVIDER_BREAKER_COOLDOWN_MS", 30_000, [
-      100,
-      3_600_000,
-    ]),
+    failures: integer(read, "PROVIDER_BREAKER_FAILURES", {
+      fallback: 3,
+      range: [1, 1000],
+    }),
+    cooldownMs: integer(read, "PROVIDER_BREAKER_COOLDOWN_MS", {
+      fallback: 30_000,
+      range: [100, 3_600_000],
+    }),
   };
 }
 
@@ -371,8 +415,14 @@ function sttConfigs(read: Read, key: KeyOf): SttConfig[] {
     alignedWith,
     check: urlCheck(["ws:", "wss:"]),
   });
-  const endpointingMs = integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]);
-  const timeoutMs = integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]);
+  const endpointingMs = integer(read, "STT_ENDPOINTING_MS", {
+    fallback: 300,
+    range: [10, 10_000],
+  });
+  const timeoutMs = integer(read, "STT_TIMEOUT_MS", {
+    fallback: 5000,
+    range: [100, 60_000],
+  });
   return providers.map((provider, index) => ({
     provider,
     apiKey: key(provider, "STT_PROVIDER"),
@@ -398,7 +448,10 @@ function ttsConfigs(read: Read, key: KeyOf): TtsConfig[] {
     alignedWith,
     check: urlCheck(["http:", "https:"]),
   });
-  const timeoutMs = integer(read, "TTS_TIMEOUT_MS", 5000, [100, 60_000]);
+  const timeoutMs = integer(read, "TTS_TIMEOUT_MS", {
+    fallback: 5000,
+    range: [100, 60_000],
+  });
   return providers.map((provider, index) => ({
     provider,
     apiKey: key(provider, "TTS_PROVIDER"),
@@ -535,10 +588,10 @@ function timezone(read: Read): string {
 
 function setup(read: Read): SetupConfig | undefined {
   const setupUrl = url(read, "AGENT_SETUP_URL", ["http:", "https:"]);
-  const timeoutMs = integer(read, "AGENT_SETUP_TIMEOUT_MS", 1500, [
-    50,
-    30_000,
-  ]);
+  const timeoutMs = integer(read, "AGENT_SETUP_TIMEOUT_MS", {
+    fallback: 1500,
+    range: [50, 30_000],
+  });
   return setupUrl === undefined ? undefined : { url: setupUrl, timeoutMs };
 }
 
@@ -683,8 +736,11 @@ function llm(read: Read, keyRequired: boolean): LlmConfig[] {
   }
   const maxTokens = read("LLM_MAX_TOKENS") === undefined
     ? undefined
-    : integer(read, "LLM_MAX_TOKENS", 0, [1, 100_000]);
-  const timeoutMs = integer(read, "LLM_TIMEOUT_MS", 8000, [100, 120_000]);
+    : integer(read, "LLM_MAX_TOKENS", { fallback: 0, range: [1, 100_000] });
+  const timeoutMs = integer(read, "LLM_TIMEOUT_MS", {
+    fallback: 8000,
+    range: [100, 120_000],
+  });
   return baseUrls.map((baseUrl, index) => {
     const apiKey = apiKeys[index];
     if (keyRequired && baseUrl === undefined && apiKey === undefined) {
