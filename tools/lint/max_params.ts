@@ -45,11 +45,6 @@ export const MAX_PARAMS_REPORT_ONLY: Readonly<
 > = {
   // player (src/call/player.ts)
   "src/call/player.ts": ["Player.#sendPushed", "Player.#sendRest"],
-  // fixed on this branch, one function family a commit
-  "src/audio/silero_vad.ts": ["SileroModel.constructor"],
-  "src/bots/agent/provider_lists.ts": ["providerList", "alignedList"],
-  "src/bots/agent/agent.ts": ["AgentBot.#replyDone"],
-  "src/providers/fallback/fallback_tts.ts": ["streamed"],
 };
 
 function check(
