@@ -10,6 +10,7 @@ import {
   ConfigError,
   type Env,
   integer,
+  type IntegerOptions,
   oneOf,
   type Read,
   reader,
@@ -149,6 +150,39 @@ export const DEFAULT_KV_PATH = "./data/exovoice.kv";
 export { ConfigError, type Env } from "./env_values.ts";
 
 /**
+ * The whole-number variables read here: each one's value when unset and the
+ * range it accepts (both ends included).
+ */
+const WHOLE_NUMBERS = {
+  PORT: { fallback: 3000, range: [0, 65535] },
+  PLAYOUT_LEAD_MS: { fallback: 400, range: [0, 5000] },
+  MAX_FRAME_BYTES: { fallback: 256 * 1024, range: [1024, 64 * 1024 * 1024] },
+  IDLE_TIMEOUT_S: { fallback: 60, range: [1, 24 * 3600] },
+  CALL_RETENTION_DAYS: { fallback: 30, range: [0, 36_500] },
+  INSTANCE_HEARTBEAT_S: { fallback: 10, range: [1, 300] },
+  STATUS_CALLBACK_RATE_LIMIT_PER_MIN: { fallback: 600, range: [1, 1_000_000] },
+  CHUNK_BYTES: {
+    fallback: DEFAULT_CHUNK_BYTES,
+    range: [MIN_CHUNK_BYTES, MAX_CHUNK_BYTES],
+  },
+  DEFAULT_SAMPLE_RATE: { fallback: 8000, range: [8000, 24000] },
+  MAX_SESSIONS: { fallback: 3000, range: [1, 1_000_000] },
+  MAX_CALL_S: { fallback: 3600, range: [1, 24 * 3600] },
+  HANDSHAKE_TIMEOUT_S: { fallback: 10, range: [1, 3600] },
+  DRAIN_TIMEOUT_S: { fallback: 30, range: [0, 24 * 3600] },
+  WS_CLOSE_TIMEOUT_S: { fallback: 5, range: [1, 60] },
+  MAX_CONNECTIONS_PER_IP: { fallback: 0, range: [0, 1_000_000] },
+  CALL_RATE_LIMIT_PER_MIN: { fallback: 30, range: [1, 1_000_000] },
+  AUTH_FAILURE_LIMIT_PER_MIN: { fallback: 20, range: [1, 1_000_000] },
+  EXOTEL_API_TIMEOUT_MS: { fallback: 10_000, range: [100, 120_000] },
+} as const satisfies Record<string, IntegerOptions>;
+
+/** Variable `name` from {@linkcode WHOLE_NUMBERS}, checked against its range. */
+function wholeNumber(read: Read, name: keyof typeof WHOLE_NUMBERS): number {
+  return integer(read, name, WHOLE_NUMBERS[name]);
+}
+
+/**
  * Builds the configuration from `env`.
  *
  * @throws {ConfigError} for the first bad value.
@@ -171,20 +205,17 @@ export function loadConfig(env: Env): Config {
   const trustedProxyHops = proxyHops(read);
   return {
     host: read("HOST") ?? "0.0.0.0",
-    port: integer(read, "PORT", 3000, [0, 65535]),
+    port: wholeNumber(read, "PORT"),
     tls,
     wsPath,
     wsToken: read("EXOTEL_WS_TOKEN"),
     wsBasicAuth: basicCredentials(read("EXOTEL_WS_BASIC_AUTH")),
     adminToken: read("ADMIN_TOKEN"),
-    bot: oneOf(read, "BOT", BOT_NAMES, "echo"),
+    bot: oneOf(read, "BOT", { accepted: BOT_NAMES, fallback: "echo" }),
     chunkBytes,
-    playoutLeadMs: integer(read, "PLAYOUT_LEAD_MS", 400, [0, 5000]),
-    maxFrameBytes: integer(read, "MAX_FRAME_BYTES", 256 * 1024, [
-      1024,
-      64 * 1024 * 1024,
-    ]),
-    idleTimeoutS: integer(read, "IDLE_TIMEOUT_S", 60, [1, 24 * 3600]),
+    playoutLeadMs: wholeNumber(read, "PLAYOUT_LEAD_MS"),
+    maxFrameBytes: wholeNumber(read, "MAX_FRAME_BYTES"),
+    idleTimeoutS: wholeNumber(read, "IDLE_TIMEOUT_S"),
     defaultSampleRate,
     publicBaseUrl: baseUrl(read, "WEBHOOK_BASE_URL") ??
       baseUrl(read, "RENDER_EXTERNAL_URL"),
@@ -195,22 +226,28 @@ export function loadConfig(env: Env): Config {
     trustedProxyHops,
     kvPath: read("KV_PATH") ??
       (env.DENO_DEPLOYMENT_ID ? undefined : DEFAULT_KV_PATH),
-    callRetentionDays: integer(read, "CALL_RETENTION_DAYS", 30, [0, 36_500]),
+    callRetentionDays: wholeNumber(read, "CALL_RETENTION_DAYS"),
     recordingsDir: read("RECORDINGS_DIR"),
     instanceId: read("INSTANCE_ID") ?? env.HOSTNAME ??
       crypto.randomUUID().slice(0, 8),
-    heartbeatS: integer(read, "INSTANCE_HEARTBEAT_S", 10, [1, 300]),
+    heartbeatS: wholeNumber(read, "INSTANCE_HEARTBEAT_S"),
     statusCallbackToken: read("STATUS_CALLBACK_TOKEN"),
-    statusCallbackRateLimitPerMin: integer(
+    statusCallbackRateLimitPerMin: wholeNumber(
       read,
       "STATUS_CALLBACK_RATE_LIMIT_PER_MIN",
-      600,
-      [1, 1_000_000],
     ),
-    logPhoneNumbers:
-      oneOf(read, "LOG_PHONE_NUMBERS", ["true", "false"], "false") === "true",
-    logLevel: oneOf(read, "LOG_LEVEL", LOG_LEVELS, "info"),
-    logFormat: oneOf(read, "LOG_FORMAT", LOG_FORMATS, "json"),
+    logPhoneNumbers: oneOf(read, "LOG_PHONE_NUMBERS", {
+      accepted: ["true", "false"],
+      fallback: "false",
+    }) === "true",
+    logLevel: oneOf(read, "LOG_LEVEL", {
+      accepted: LOG_LEVELS,
+      fallback: "info",
+    }),
+    logFormat: oneOf(read, "LOG_FORMAT", {
+      accepted: LOG_FORMATS,
+      fallback: "json",
+    }),
     callWebhook: loadCallWebhookConfig(read),
   };
 }
@@ -231,10 +268,7 @@ function tlsFiles(read: Read): Config["tls"] {
 
 /** `CHUNK_BYTES`: a multiple of 320 within the accepted range. */
 function chunkSize(read: Read): number {
-  const chunkBytes = integer(read, "CHUNK_BYTES", DEFAULT_CHUNK_BYTES, [
-    MIN_CHUNK_BYTES,
-    MAX_CHUNK_BYTES,
-  ]);
+  const chunkBytes = wholeNumber(read, "CHUNK_BYTES");
   if (!isValidChunkSize(chunkBytes)) {
     throw new ConfigError(
       "CHUNK_BYTES",
@@ -246,10 +280,7 @@ function chunkSize(read: Read): number {
 
 /** `DEFAULT_SAMPLE_RATE`: one of the rates Exotel streams. */
 function defaultRate(read: Read): Config["defaultSampleRate"] {
-  const defaultSampleRate = integer(read, "DEFAULT_SAMPLE_RATE", 8000, [
-    8000,
-    24000,
-  ]);
+  const defaultSampleRate = wholeNumber(read, "DEFAULT_SAMPLE_RATE");
   if (!isSampleRate(defaultSampleRate)) {
     throw new ConfigError(
       "DEFAULT_SAMPLE_RATE",
@@ -284,23 +315,14 @@ function callLimits(read: Read): Pick<
   | "authFailureLimitPerMin"
 > {
   return {
-    maxSessions: integer(read, "MAX_SESSIONS", 3000, [1, 1_000_000]),
-    maxCallS: integer(read, "MAX_CALL_S", 3600, [1, 24 * 3600]),
-    handshakeTimeoutS: integer(read, "HANDSHAKE_TIMEOUT_S", 10, [1, 3600]),
-    drainTimeoutS: integer(read, "DRAIN_TIMEOUT_S", 30, [0, 24 * 3600]),
-    closeTimeoutS: integer(read, "WS_CLOSE_TIMEOUT_S", 5, [1, 60]),
-    maxConnectionsPerIp: integer(read, "MAX_CONNECTIONS_PER_IP", 0, [
-      0,
-      1_000_000,
-    ]),
-    callRateLimitPerMin: integer(read, "CALL_RATE_LIMIT_PER_MIN", 30, [
-      1,
-      1_000_000,
-    ]),
-    authFailureLimitPerMin: integer(read, "AUTH_FAILURE_LIMIT_PER_MIN", 20, [
-      1,
-      1_000_000,
-    ]),
+    maxSessions: wholeNumber(read, "MAX_SESSIONS"),
+    maxCallS: wholeNumber(read, "MAX_CALL_S"),
+    handshakeTimeoutS: wholeNumber(read, "HANDSHAKE_TIMEOUT_S"),
+    drainTimeoutS: wholeNumber(read, "DRAIN_TIMEOUT_S"),
+    closeTimeoutS: wholeNumber(read, "WS_CLOSE_TIMEOUT_S"),
+    maxConnectionsPerIp: wholeNumber(read, "MAX_CONNECTIONS_PER_IP"),
+    callRateLimitPerMin: wholeNumber(read, "CALL_RATE_LIMIT_PER_MIN"),
+    authFailureLimitPerMin: wholeNumber(read, "AUTH_FAILURE_LIMIT_PER_MIN"),
   };
 }
 
@@ -402,6 +424,6 @@ function exotelApi(read: Read): ExotelApiConfig | undefined {
     subdomain: read("EXOTEL_SUBDOMAIN") ?? "api.exotel.com",
     baseUrl: apiBaseUrl,
     appId: read("EXOTEL_APP_ID"),
-    timeoutMs: integer(read, "EXOTEL_API_TIMEOUT_MS", 10_000, [100, 120_000]),
+    timeoutMs: wholeNumber(read, "EXOTEL_API_TIMEOUT_MS"),
   };
 }

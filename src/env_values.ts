@@ -33,15 +33,40 @@ export function reader(env: Env): Read {
   };
 }
 
-/** Variable `name` as a whole number within `[min, max]`, or `fallback` when unset. */
+/** Options of {@linkcode integer}. */
+export interface IntegerOptions {
+  /** The value when the variable is unset or blank. */
+  fallback: number;
+  /** The smallest and largest value accepted, both included. */
+  range: readonly [min: number, max: number];
+}
+
+/**
+ * Variable `name` as a whole number within `range`, or `fallback` when unset.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { ConfigError, integer, reader } from "./env_values.ts";
+ *
+ * const read = reader({ PORT: "8080" });
+ * assertEquals(integer(read, "PORT", { fallback: 3000, range: [0, 65535] }), 8080);
+ * assertEquals(integer(read, "UNSET", { fallback: 7, range: [0, 9] }), 7);
+ * assertThrows(
+ *   () => integer(read, "PORT", { fallback: 3000, range: [0, 1024] }),
+ *   ConfigError,
+ *   'Invalid PORT "8080": expected a whole number from 0 to 1024',
+ * );
+ * ```
+ */
 export function integer(
   read: Read,
   name: string,
-  fallback: number,
-  [min, max]: [number, number],
+  options: IntegerOptions,
 ): number {
   const text = read(name);
-  if (text === undefined) return fallback;
+  if (text === undefined) return options.fallback;
+  const [min, max] = options.range;
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < min || value > max) {
     throw new ConfigError(
@@ -52,13 +77,41 @@ export function integer(
   return value;
 }
 
-/** Variable `name` as one of `accepted` (any case), or `fallback` when unset. */
+/** Options of {@linkcode oneOf}. */
+export interface OneOfOptions<T extends string> {
+  /** The values accepted, lower case; the variable may use any case. */
+  accepted: readonly T[];
+  /** The value when the variable is unset or blank. */
+  fallback: NoInfer<T>;
+}
+
+/**
+ * Variable `name` as one of `accepted` (any case), or `fallback` when unset.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { ConfigError, oneOf, reader } from "./env_values.ts";
+ *
+ * const read = reader({ LOG_LEVEL: "DEBUG" });
+ * const levels = ["debug", "info"] as const;
+ * assertEquals(
+ *   oneOf(read, "LOG_LEVEL", { accepted: levels, fallback: "info" }),
+ *   "debug",
+ * );
+ * assertThrows(
+ *   () => oneOf(read, "LOG_LEVEL", { accepted: ["info"], fallback: "info" }),
+ *   ConfigError,
+ *   'Invalid LOG_LEVEL "DEBUG": expected one of info',
+ * );
+ * ```
+ */
 export function oneOf<T extends string>(
   read: Read,
   name: string,
-  accepted: readonly T[],
-  fallback: T,
+  options: OneOfOptions<T>,
 ): T {
+  const { accepted, fallback } = options;
   const text = read(name);
   if (text === undefined) return fallback;
   const value = accepted.find((candidate) => candidate === text.toLowerCase());

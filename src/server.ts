@@ -593,12 +593,11 @@ function botFactory(name: BotName, given: BotFactory | undefined): BotFactory {
 
 function recordsOf(store: CallStore | undefined): CallStore {
   if (!store) {
-    throw new HttpError(
-      503,
-      "records_unavailable",
-      "Call records are not kept by this server",
-      { headers: { "retry-after": String(RETRY_AFTER_S) } },
-    );
+    throw new HttpError(503, {
+      code: "records_unavailable",
+      message: "Call records are not kept by this server",
+      headers: { "retry-after": String(RETRY_AFTER_S) },
+    });
   }
   return store;
 }

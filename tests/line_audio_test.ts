@@ -28,7 +28,10 @@ function stubVoice(options: { bytes?: number; down?: boolean } = {}) {
       asked.push(text);
       if (options.down) {
         return Promise.reject(
-          new ProviderError("stub", "network", "Voice unreachable"),
+          new ProviderError("stub", {
+            kind: "network",
+            message: "Voice unreachable",
+          }),
         );
       }
       const pcm = new Uint8Array(options.bytes ?? 1600).fill(7);

@@ -177,5 +177,8 @@ Deno.test("max-function-lines: the default export is the plugin deno.json loads"
   const config = JSON.parse(await Deno.readTextFile("deno.json"));
   assertEquals(config.lint.plugins, ["./tools/lint/max_function_lines.ts"]);
   assertEquals(plugin.name, "exovoice");
-  assertEquals(Object.keys(plugin.rules), ["max-function-lines"]);
+  assertEquals(Object.keys(plugin.rules), [
+    "max-function-lines",
+    "max-params",
+  ]);
 });

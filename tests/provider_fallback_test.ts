@@ -113,18 +113,32 @@ Deno.test("breaker: a failed probe opens it again for a whole cool-down; a relea
 
 Deno.test("fallback triggers on connection failure, timeout, broken answers, 401/403, 408, 429 and 5xx, not on aborts or other 4xx", () => {
   const http = (status: number) =>
-    new ProviderError("x", "http", "failed", { status });
+    new ProviderError("x", { kind: "http", message: "failed", status });
   for (const status of [401, 403, 408, 429, 500, 502, 503]) {
     assert(isFallbackError(http(status)), `status ${status}`);
   }
   for (const status of [400, 404, 422]) {
     assertEquals(isFallbackError(http(status)), false, `status ${status}`);
   }
-  assert(isFallbackError(new ProviderError("x", "network", "refused")));
-  assert(isFallbackError(new ProviderError("x", "timeout", "slow")));
-  assert(isFallbackError(new ProviderError("x", "protocol", "garbage")));
+  assert(
+    isFallbackError(
+      new ProviderError("x", { kind: "network", message: "refused" }),
+    ),
+  );
+  assert(
+    isFallbackError(
+      new ProviderError("x", { kind: "timeout", message: "slow" }),
+    ),
+  );
+  assert(
+    isFallbackError(
+      new ProviderError("x", { kind: "protocol", message: "garbage" }),
+    ),
+  );
   assertEquals(
-    isFallbackError(new ProviderError("x", "aborted", "barge-in")),
+    isFallbackError(
+      new ProviderError("x", { kind: "aborted", message: "barge-in" }),
+    ),
     false,
   );
   assertEquals(isFallbackError(new Error("not a provider's")), false);

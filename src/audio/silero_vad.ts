@@ -76,6 +76,13 @@ export class SileroLoadError extends Error {
 type Ort = typeof import("onnxruntime-web");
 type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
 
+/** An inference session started on one ONNX Runtime. */
+interface StartedSession {
+  runtime: SileroRuntime;
+  ort: Ort;
+  session: Session;
+}
+
 /** Options of {@linkcode loadSileroModel}. */
 export interface LoadSileroOptions {
   /** Which runtime; `auto` by default. */
@@ -105,12 +112,8 @@ export class SileroModel {
   #session: Session;
   #rates: Map<number, unknown>;
 
-  private constructor(
-    runtime: SileroRuntime,
-    ort: Ort,
-    session: Session,
-    options: LoadSileroOptions,
-  ) {
+  private constructor(started: StartedSession, options: LoadSileroOptions) {
+    const { runtime, ort, session } = started;
     this.runtime = runtime;
     this.#ort = ort;
     this.#session = session;
@@ -170,7 +173,7 @@ export class SileroModel {
         interOpNumThreads: 1,
         executionProviders: [runtime === "native" ? "cpu" : "wasm"],
       });
-      return new SileroModel(runtime, ort, session, options);
+      return new SileroModel({ runtime, ort, session }, options);
     } catch (error) {
       throw new SileroLoadError(
         runtime,

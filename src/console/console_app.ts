@@ -131,11 +131,11 @@ export class ConsoleApp {
       url.searchParams.get("sample-rate") === String(grant.sampleRate) &&
       url.searchParams.get("call_id") === grant.callId;
     if (!grant || !createBot || !minted) {
-      throw new HttpError(
-        401,
-        "unauthorized",
-        "Invalid, used or expired console token: start the call again from the console",
-      );
+      throw new HttpError(401, {
+        code: "unauthorized",
+        message:
+          "Invalid, used or expired console token: start the call again from the console",
+      });
     }
     return { ...deps, credentials: {}, botName: grant.bot, createBot };
   }
@@ -197,14 +197,17 @@ export class ConsoleApp {
       });
     }
     if (!path.startsWith("/console/api/")) {
-      throw new HttpError(404, "not_found", `No console page "${path}"`);
+      throw new HttpError(404, {
+        code: "not_found",
+        message: `No console page "${path}"`,
+      });
     }
     if (!this.#isLoggedIn(request)) {
-      throw new HttpError(
-        401,
-        "unauthorized",
-        "Log in to the console first: POST /console/login with the admin token",
-      );
+      throw new HttpError(401, {
+        code: "unauthorized",
+        message:
+          "Log in to the console first: POST /console/login with the admin token",
+      });
     }
     const api = path.slice("/console/api".length);
     if (api === "/live") {
@@ -231,7 +234,10 @@ export class ConsoleApp {
         ? await this.#recording(request, id)
         : jsonResponse(await this.#call(id));
     }
-    throw new HttpError(404, "not_found", `No console API "${path}"`);
+    throw new HttpError(404, {
+      code: "not_found",
+      message: `No console API "${path}"`,
+    });
   }
 
   async #static(name: string, contentType: string): Promise<Response> {
@@ -258,11 +264,10 @@ export class ConsoleApp {
       expected !== undefined &&
       (token === undefined || !timingSafeEqual(token, expected))
     ) {
-      throw new HttpError(
-        401,
-        "unauthorized",
-        "Wrong admin token: use the server's ADMIN_TOKEN",
-      );
+      throw new HttpError(401, {
+        code: "unauthorized",
+        message: "Wrong admin token: use the server's ADMIN_TOKEN",
+      });
     }
     this.#logout(request);
     const id = this.sessions.login();
@@ -354,23 +359,23 @@ export class ConsoleApp {
     const bots = Object.keys(this.#options.bots);
     const bot = body.bot ?? bots[0];
     if (typeof bot !== "string" || !this.#options.bots[bot]) {
-      throw new HttpError(
-        400,
-        "invalid_bot",
-        `Invalid bot "${String(bot)}": expected one of ${bots.join(", ")}`,
-      );
+      throw new HttpError(400, {
+        code: "invalid_bot",
+        message: `Invalid bot "${String(bot)}": expected one of ${
+          bots.join(", ")
+        }`,
+      });
     }
     const sampleRate = body.sampleRate ?? 8000;
     if (
       typeof sampleRate !== "number" || !SOFTPHONE_RATES.includes(sampleRate)
     ) {
-      throw new HttpError(
-        400,
-        "invalid_sample_rate",
-        `Invalid sampleRate "${String(sampleRate)}": expected ${
+      throw new HttpError(400, {
+        code: "invalid_sample_rate",
+        message: `Invalid sampleRate "${String(sampleRate)}": expected ${
           SOFTPHONE_RATES.join(" or ")
         }`,
-      );
+      });
     }
     const callId = `softphone-${crypto.randomUUID()}`;
     const token = this.sessions.mintSoftphoneToken({
@@ -396,18 +401,21 @@ export class ConsoleApp {
     const query = parseCallQuery(url.searchParams);
     const outcome = url.searchParams.get("outcome") || undefined;
     if (outcome !== undefined && !/^[a-z_]{1,40}$/.test(outcome)) {
-      throw new HttpError(
-        400,
-        "invalid_query",
-        `Invalid outcome "${outcome}": expected a name such as stop, closed or hangup`,
-      );
+      throw new HttpError(400, {
+        code: "invalid_query",
+        message:
+          `Invalid outcome "${outcome}": expected a name such as stop, closed or hangup`,
+      });
     }
     let page;
     try {
       page = await store.list(query);
     } catch (error) {
       if (!(error instanceof InvalidCursorError)) throw error;
-      throw new HttpError(400, "invalid_cursor", error.message);
+      throw new HttpError(400, {
+        code: "invalid_cursor",
+        message: error.message,
+      });
     }
     const calls = outcome === undefined
       ? page.calls
@@ -418,7 +426,10 @@ export class ConsoleApp {
   async #call(id: string) {
     const call = await this.#store().get(id);
     if (call === undefined) {
-      throw new HttpError(404, "call_not_found", `No call record "${id}"`);
+      throw new HttpError(404, {
+        code: "call_not_found",
+        message: `No call record "${id}"`,
+      });
     }
     return call;
   }
@@ -427,30 +438,27 @@ export class ConsoleApp {
     const call = await this.#call(id);
     const dir = this.#options.recordingsDir;
     if (!call.recording || dir === undefined) {
-      throw new HttpError(
-        404,
-        "recording_not_found",
-        `Call "${id}" has no recording`,
-      );
+      throw new HttpError(404, {
+        code: "recording_not_found",
+        message: `Call "${id}" has no recording`,
+      });
     }
     const path = call.recording.path;
     if (!(await isInside(path, dir))) {
-      throw new HttpError(
-        404,
-        "recording_not_found",
-        `Recording of call "${id}" is not under RECORDINGS_DIR`,
-      );
+      throw new HttpError(404, {
+        code: "recording_not_found",
+        message: `Recording of call "${id}" is not under RECORDINGS_DIR`,
+      });
     }
     return await fileResponse(request, path, { contentType: "audio/wav" });
   }
 
   #store(): CallStore {
     if (!this.#options.store) {
-      throw new HttpError(
-        503,
-        "records_unavailable",
-        "Call records are not kept by this server",
-      );
+      throw new HttpError(503, {
+        code: "records_unavailable",
+        message: "Call records are not kept by this server",
+      });
     }
     return this.#options.store;
   }
@@ -458,12 +466,11 @@ export class ConsoleApp {
 
 function allow(method: string, methods: string[]): void {
   if (methods.includes(method)) return;
-  throw new HttpError(
-    405,
-    "method_not_allowed",
-    `Method "${method}" not allowed: use ${methods.join(", ")}`,
-    { headers: { allow: methods.join(", ") } },
-  );
+  throw new HttpError(405, {
+    code: "method_not_allowed",
+    message: `Method "${method}" not allowed: use ${methods.join(", ")}`,
+    headers: { allow: methods.join(", ") },
+  });
 }
 
 /**
@@ -482,26 +489,23 @@ function checkSameOrigin(request: Request): void {
       originHost = undefined;
     }
     if (originHost !== host) {
-      throw new HttpError(
-        403,
-        "cross_origin",
-        `Origin "${origin}" may not act on this console`,
-      );
+      throw new HttpError(403, {
+        code: "cross_origin",
+        message: `Origin "${origin}" may not act on this console`,
+      });
     }
   } else if (origin === "null") {
-    throw new HttpError(
-      403,
-      "cross_origin",
-      `Origin "null" may not act on this console`,
-    );
+    throw new HttpError(403, {
+      code: "cross_origin",
+      message: `Origin "null" may not act on this console`,
+    });
   }
   const type = request.headers.get("content-type") ?? "";
   if (!type.toLowerCase().startsWith("application/json")) {
-    throw new HttpError(
-      415,
-      "unsupported_media_type",
-      `Content-Type "${type}" not accepted: send application/json`,
-    );
+    throw new HttpError(415, {
+      code: "unsupported_media_type",
+      message: `Content-Type "${type}" not accepted: send application/json`,
+    });
   }
 }
 
@@ -510,14 +514,16 @@ async function readJson(request: Request): Promise<Record<string, unknown>> {
   try {
     body = await request.json();
   } catch {
-    throw new HttpError(400, "invalid_json", "Request body is not valid JSON");
+    throw new HttpError(400, {
+      code: "invalid_json",
+      message: "Request body is not valid JSON",
+    });
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(
-      400,
-      "invalid_json",
-      "Request body must be a JSON object",
-    );
+    throw new HttpError(400, {
+      code: "invalid_json",
+      message: "Request body must be a JSON object",
+    });
   }
   return body as Record<string, unknown>;
 }
@@ -526,11 +532,10 @@ function decodePathSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new HttpError(
-      400,
-      "invalid_path",
-      `Invalid call id "${segment}": bad percent-encoding`,
-    );
+    throw new HttpError(400, {
+      code: "invalid_path",
+      message: `Invalid call id "${segment}": bad percent-encoding`,
+    });
   }
 }
 

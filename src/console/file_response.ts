@@ -84,11 +84,10 @@ export async function fileResponse(
     file = await Deno.open(path, { read: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new HttpError(
-        404,
-        "recording_not_found",
-        `Recording file "${path}" is gone`,
-      );
+      throw new HttpError(404, {
+        code: "recording_not_found",
+        message: `Recording file "${path}" is gone`,
+      });
     }
     throw error;
   }
@@ -99,7 +98,9 @@ export async function fileResponse(
       range = parseRange(request.headers.get("range"), size);
     } catch (error) {
       if (!(error instanceof RangeNotSatisfiableError)) throw error;
-      throw new HttpError(416, "range_not_satisfiable", error.message, {
+      throw new HttpError(416, {
+        code: "range_not_satisfiable",
+        message: error.message,
         headers: { "content-range": `bytes */${size}` },
       });
     }

@@ -59,16 +59,14 @@ export class AuthFailures {
     const now = this.#clock.now();
     const wasLimited = limiter.isLimited(clientIp, now);
     if (!limiter.hit(clientIp, now)) {
-      return new HttpError(
-        429,
-        "too_many_auth_failures",
-        "Too many failed authentication attempts from this address: wait, then send the right credentials",
-        {
-          headers: {
-            "retry-after": String(limiter.retryAfterS(clientIp, now)),
-          },
+      return new HttpError(429, {
+        code: "too_many_auth_failures",
+        message:
+          "Too many failed authentication attempts from this address: wait, then send the right credentials",
+        headers: {
+          "retry-after": String(limiter.retryAfterS(clientIp, now)),
         },
-      );
+      });
     }
     log.warn("Authentication failed from {clientIp} on {pathname}", {
       clientIp,

@@ -54,15 +54,12 @@ export class CallRateLimit {
   check(clientIp: string): void {
     const now = this.#clock.now();
     if (this.#limiter.hit(clientIp, now)) return;
-    throw new HttpError(
-      429,
-      "rate_limited",
-      "Too many calls placed from this address: slow down",
-      {
-        headers: {
-          "retry-after": String(this.#limiter.retryAfterS(clientIp, now)),
-        },
+    throw new HttpError(429, {
+      code: "rate_limited",
+      message: "Too many calls placed from this address: slow down",
+      headers: {
+        "retry-after": String(this.#limiter.retryAfterS(clientIp, now)),
       },
-    );
+    });
   }
 }

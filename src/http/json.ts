@@ -16,19 +16,46 @@ export class HttpError extends Error {
   /** Extra response headers, e.g. `Allow` or `Retry-After`. */
   readonly headers: Record<string, string>;
 
-  /** Creates the error. */
-  constructor(
-    status: number,
-    code: string,
-    message: string,
-    options?: { headers?: Record<string, string>; cause?: unknown },
-  ) {
-    super(message, { cause: options?.cause });
+  /**
+   * Creates the error: its status, and the rest named as the JSON body names
+   * them.
+   *
+   * @example
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { HttpError } from "./json.ts";
+   *
+   * const error = new HttpError(405, {
+   *   code: "method_not_allowed",
+   *   message: "Method GET not allowed",
+   *   headers: { allow: "POST" },
+   * });
+   * assertEquals([error.status, error.code, error.headers.allow], [
+   *   405,
+   *   "method_not_allowed",
+   *   "POST",
+   * ]);
+   * ```
+   */
+  constructor(status: number, options: HttpErrorOptions) {
+    super(options.message, { cause: options.cause });
     this.name = "HttpError";
     this.status = status;
-    this.code = code;
-    this.headers = options?.headers ?? {};
+    this.code = options.code;
+    this.headers = options.headers ?? {};
   }
+}
+
+/** What an {@linkcode HttpError} says besides its status. */
+export interface HttpErrorOptions {
+  /** Machine-readable error code, e.g. `invalid_number`. */
+  code: string;
+  /** What went wrong, for the client; quotes the bad value. */
+  message: string;
+  /** Extra response headers, e.g. `Allow` or `Retry-After`. */
+  headers?: Record<string, string>;
+  /** The error that led to this one, kept for logs. */
+  cause?: unknown;
 }
 
 /** A JSON response with `status` (default 200). */
@@ -94,18 +121,16 @@ export async function readParams(
   try {
     body = JSON.parse(text);
   } catch {
-    throw new HttpError(
-      400,
-      "invalid_body",
-      "Invalid request body: expected JSON or a form",
-    );
+    throw new HttpError(400, {
+      code: "invalid_body",
+      message: "Invalid request body: expected JSON or a form",
+    });
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(
-      400,
-      "invalid_body",
-      "Invalid request body: expected a JSON object",
-    );
+    throw new HttpError(400, {
+      code: "invalid_body",
+      message: "Invalid request body: expected a JSON object",
+    });
   }
   return { ...params, ...body };
 }
@@ -134,9 +159,8 @@ async function readBodyText(
 }
 
 function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(
-    413,
-    "body_too_large",
-    `Request body larger than ${maxBytes} bytes`,
-  );
+  return new HttpError(413, {
+    code: "body_too_large",
+    message: `Request body larger than ${maxBytes} bytes`,
+  });
 }

@@ -29,13 +29,12 @@ export interface PublicBaseUrlOptions {
 export class InvalidHostError extends HttpError {
   /** Creates the error for `host`: a 400 for the client that sent it. */
   constructor(host: string) {
-    super(
-      400,
-      "invalid_host",
-      `Invalid host "${
+    super(400, {
+      code: "invalid_host",
+      message: `Invalid host "${
         host.slice(0, 100)
       }": expected a host name or address with an optional port`,
-    );
+    });
     this.name = "InvalidHostError";
   }
 }

@@ -94,11 +94,11 @@ export function createRequestHandler(
     const url = URL.parse(request.url);
     if (url === null) {
       return errorResponse(
-        new HttpError(
-          400,
-          "invalid_host",
-          "Invalid Host header: expected a host name or address with an optional port",
-        ),
+        new HttpError(400, {
+          code: "invalid_host",
+          message:
+            "Invalid Host header: expected a host name or address with an optional port",
+        }),
       );
     }
     const context = { info, clientIp, pathname: url.pathname };
@@ -132,7 +132,10 @@ async function dispatch(
   const { options, info, clientIp, pathname } = context;
   const headersTooLarge = headersOverLimit(request.headers);
   if (headersTooLarge !== undefined) {
-    throw new HttpError(431, "headers_too_large", headersTooLarge);
+    throw new HttpError(431, {
+      code: "headers_too_large",
+      message: headersTooLarge,
+    });
   }
   const mount = options.mounts?.find((mount) => mount.owns(pathname));
   if (mount) return await answerMount(request, { mount, context });
@@ -179,10 +182,10 @@ async function answerMount(
 /** @throws {HttpError} 401 unless the request carries the admin token (when set). */
 function requireAdmin(request: Request, admin: Credentials): void {
   if (isAuthorized(request.headers.get("authorization"), admin)) return;
-  throw new HttpError(
-    401,
-    "unauthorized",
-    "Missing or invalid admin token: send Authorization: Bearer <ADMIN_TOKEN>",
-    { headers: { "www-authenticate": 'Bearer realm="exovoice"' } },
-  );
+  throw new HttpError(401, {
+    code: "unauthorized",
+    message:
+      "Missing or invalid admin token: send Authorization: Bearer <ADMIN_TOKEN>",
+    headers: { "www-authenticate": 'Bearer realm="exovoice"' },
+  });
 }

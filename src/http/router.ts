@@ -100,18 +100,20 @@ export class Router {
   resolve(method: string, pathname: string): ResolvedRoute {
     const match = this.#match(pathname);
     if (!match) {
-      throw new HttpError(404, "not_found", `No route for "${pathname}"`);
+      throw new HttpError(404, {
+        code: "not_found",
+        message: `No route for "${pathname}"`,
+      });
     }
     const { route, params } = match;
     const handle = route.methods[method === "HEAD" ? "GET" : method];
     if (!handle) {
       const allow = Object.keys(route.methods).join(", ");
-      throw new HttpError(
-        405,
-        "method_not_allowed",
-        `Method "${method}" not allowed: use ${allow}`,
-        { headers: { allow } },
-      );
+      throw new HttpError(405, {
+        code: "method_not_allowed",
+        message: `Method "${method}" not allowed: use ${allow}`,
+        headers: { allow },
+      });
     }
     return { route, handle, params };
   }
@@ -159,13 +161,12 @@ export function decodeParams(
     try {
       value = decodeURIComponent(text);
     } catch {
-      throw new HttpError(
-        400,
-        "invalid_path",
-        `Invalid ${name} "${
+      throw new HttpError(400, {
+        code: "invalid_path",
+        message: `Invalid ${name} "${
           text.slice(0, 64)
         }": a % must start an escape such as %2F`,
-      );
+      });
     }
     if (value.length > MAX_PATH_PARAM_CHARS) throw paramTooLong(name, value);
     params[name] = value;
@@ -178,11 +179,10 @@ function segmentsOf(path: string): string[] {
 }
 
 function paramTooLong(name: string, text: string): HttpError {
-  return new HttpError(
-    400,
-    "invalid_path",
-    `Invalid ${name} "${
+  return new HttpError(400, {
+    code: "invalid_path",
+    message: `Invalid ${name} "${
       text.slice(0, 32)
     }…": longer than ${MAX_PATH_PARAM_CHARS} characters`,
-  );
+  });
 }

@@ -70,14 +70,13 @@ export function checkWebSocketHandshake(request: Request): void {
   }
   const version = headers.get("sec-websocket-version");
   if (version?.trim() !== WEBSOCKET_VERSION) {
-    throw new HttpError(
-      426,
-      "unsupported_websocket_version",
-      `Unsupported Sec-WebSocket-Version "${
+    throw new HttpError(426, {
+      code: "unsupported_websocket_version",
+      message: `Unsupported Sec-WebSocket-Version "${
         (version ?? "").slice(0, 16)
       }": this server speaks ${WEBSOCKET_VERSION}`,
-      { headers: { "sec-websocket-version": WEBSOCKET_VERSION } },
-    );
+      headers: { "sec-websocket-version": WEBSOCKET_VERSION },
+    });
   }
   const key = headers.get("sec-websocket-key")?.trim() ?? "";
   if (!isNonce(key)) {
@@ -99,5 +98,5 @@ function isNonce(key: string): boolean {
 }
 
 function invalid(message: string): HttpError {
-  return new HttpError(400, "invalid_upgrade", message);
+  return new HttpError(400, { code: "invalid_upgrade", message });
 }

@@ -288,12 +288,11 @@ export class WsSession<E> {
         maxPayload: MAX_MESSAGE_BYTES,
       });
     } catch (cause) {
-      this.#error = new ProviderError(
-        options.provider,
-        "network",
-        `Could not connect to ${options.vendor} at "${this.#where()}"`,
-        { cause },
-      );
+      this.#error = new ProviderError(options.provider, {
+        kind: "network",
+        message: `Could not connect to ${options.vendor} at "${this.#where()}"`,
+        cause,
+      });
       this.#finish();
       return;
     }
@@ -312,11 +311,11 @@ export class WsSession<E> {
     this.#after(options.connectTimeoutMs, () => {
       if (this.#opened) return;
       this.#terminate(
-        new ProviderError(
-          options.provider,
-          "timeout",
-          `${options.vendor} did not accept the connection within ${options.connectTimeoutMs} ms`,
-        ),
+        new ProviderError(options.provider, {
+          kind: "timeout",
+          message:
+            `${options.vendor} did not accept the connection within ${options.connectTimeoutMs} ms`,
+        }),
       );
     });
   }
@@ -444,12 +443,11 @@ export class WsSession<E> {
       message = JSON.parse(text);
     } catch (cause) {
       this.#terminate(
-        new ProviderError(
-          provider,
-          "protocol",
-          `${vendor} sent a message that is not JSON`,
-          { cause },
-        ),
+        new ProviderError(provider, {
+          kind: "protocol",
+          message: `${vendor} sent a message that is not JSON`,
+          cause,
+        }),
       );
       return;
     }
@@ -458,12 +456,11 @@ export class WsSession<E> {
       this.#options.onMessage(message, (item) => this.#queue.push(item));
     } catch (cause) {
       this.#terminate(
-        cause instanceof ProviderError ? cause : new ProviderError(
-          provider,
-          "protocol",
-          `Could not handle a message from ${vendor}`,
-          { cause },
-        ),
+        cause instanceof ProviderError ? cause : new ProviderError(provider, {
+          kind: "protocol",
+          message: `Could not handle a message from ${vendor}`,
+          cause,
+        }),
       );
     }
   }
@@ -489,29 +486,26 @@ export class WsSession<E> {
     const { provider, vendor } = this.#options;
     const lastError = this.#lastError;
     if (lastError?.kind === "protocol") {
-      return new ProviderError(
-        provider,
-        "protocol",
-        `${vendor} broke the WebSocket protocol: ${lastError.message}`,
-        { cause: lastError },
-      );
+      return new ProviderError(provider, {
+        kind: "protocol",
+        message: `${vendor} broke the WebSocket protocol: ${lastError.message}`,
+        cause: lastError,
+      });
     }
     if (code === 1006) {
       const detail = lastError ? `: ${lastError.message}` : "";
-      return new ProviderError(
-        provider,
-        "network",
-        `${vendor} connection dropped without a close frame${detail}`,
-      );
+      return new ProviderError(provider, {
+        kind: "network",
+        message: `${vendor} connection dropped without a close frame${detail}`,
+      });
     }
     const reason = closeReason.slice(0, MAX_REASON_CHARS);
-    return new ProviderError(
-      provider,
-      "network",
-      `${vendor} closed the stream unexpectedly with code ${code}${
+    return new ProviderError(provider, {
+      kind: "network",
+      message: `${vendor} closed the stream unexpectedly with code ${code}${
         reason ? ` "${reason}"` : ""
       }`,
-    );
+    });
   }
 
   #onAbort = (): void => {
@@ -525,12 +519,11 @@ export class WsSession<E> {
   };
 
   #abortError(): ProviderError {
-    return new ProviderError(
-      this.#options.provider,
-      "aborted",
-      `${this.#options.vendor} session was aborted`,
-      { cause: this.#options.signal?.reason },
-    );
+    return new ProviderError(this.#options.provider, {
+      kind: "aborted",
+      message: `${this.#options.vendor} session was aborted`,
+      cause: this.#options.signal?.reason,
+    });
   }
 
   #handshakeFailure(): ProviderError {
@@ -542,23 +535,22 @@ export class WsSession<E> {
       const hint = status === 401 || status === 403
         ? ": check the API key"
         : "";
-      return new ProviderError(
-        provider,
-        "http",
-        `${vendor} refused the connection with HTTP ${status}${
+      return new ProviderError(provider, {
+        kind: "http",
+        message: `${vendor} refused the connection with HTTP ${status}${
           said ? ` "${said}"` : ""
         }${hint}`,
-        { status, cause: error },
-      );
+        status,
+        cause: error,
+      });
     }
-    return new ProviderError(
-      provider,
-      error?.kind === "protocol" ? "protocol" : "network",
-      `Could not connect to ${vendor} at "${this.#where()}"${
+    return new ProviderError(provider, {
+      kind: error?.kind === "protocol" ? "protocol" : "network",
+      message: `Could not connect to ${vendor} at "${this.#where()}"${
         error ? `: ${error.message}` : ""
       }`,
-      { cause: error },
-    );
+      cause: error,
+    });
   }
 
   /** The URL without its query, for messages. */

@@ -29,15 +29,18 @@ export async function handleRedeliver(
   deps: RedeliverDeps,
 ): Promise<Response> {
   if (!deps.webhook) {
-    throw new HttpError(
-      503,
-      "webhook_not_configured",
-      "No call webhook to deliver to: set CALL_WEBHOOK_URL and CALL_WEBHOOK_SECRET",
-    );
+    throw new HttpError(503, {
+      code: "webhook_not_configured",
+      message:
+        "No call webhook to deliver to: set CALL_WEBHOOK_URL and CALL_WEBHOOK_SECRET",
+    });
   }
   const call = await deps.store.get(id);
   if (call === undefined) {
-    throw new HttpError(404, "call_not_found", `No call record "${id}"`);
+    throw new HttpError(404, {
+      code: "call_not_found",
+      message: `No call record "${id}"`,
+    });
   }
   await deps.webhook.redeliver(call.id);
   return jsonResponse({ recordId: call.id, queued: true }, 202);

@@ -34,7 +34,10 @@ export async function handleListCalls(
     page = await store.list(query);
   } catch (error) {
     if (!(error instanceof InvalidCursorError)) throw error;
-    throw new HttpError(400, "invalid_cursor", error.message);
+    throw new HttpError(400, {
+      code: "invalid_cursor",
+      message: error.message,
+    });
   }
   let next: string | null = null;
   if (page.cursor !== undefined) {
@@ -62,7 +65,10 @@ export async function handleGetCall(
 ): Promise<Response> {
   const call = await store.get(id);
   if (call === undefined) {
-    throw new HttpError(404, "call_not_found", `No call record "${id}"`);
+    throw new HttpError(404, {
+      code: "call_not_found",
+      message: `No call record "${id}"`,
+    });
   }
   return jsonResponse(call);
 }
@@ -122,5 +128,5 @@ export function parseCallQuery(params: URLSearchParams): CallQuery {
 const MAX_DATE_MS = 8.64e15;
 
 function invalid(message: string): HttpError {
-  return new HttpError(400, "invalid_query", message);
+  return new HttpError(400, { code: "invalid_query", message });
 }

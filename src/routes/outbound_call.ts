@@ -103,12 +103,11 @@ export async function handlePlaceCall(
   deps: OutboundCallDeps,
 ): Promise<Response> {
   if (request.method !== "POST") {
-    throw new HttpError(
-      405,
-      "method_not_allowed",
-      `Method "${request.method}" not allowed: use POST`,
-      { headers: { allow: "POST" } },
-    );
+    throw new HttpError(405, {
+      code: "method_not_allowed",
+      message: `Method "${request.method}" not allowed: use POST`,
+      headers: { allow: "POST" },
+    });
   }
   const api = configured(deps.api);
   const params = await readParams(request);
@@ -186,7 +185,10 @@ export async function handleCallStatus(
 
 function configured(api: ConnectApi | undefined): ConnectApi {
   if (api === undefined) {
-    throw new HttpError(503, "not_configured", NOT_CONFIGURED);
+    throw new HttpError(503, {
+      code: "not_configured",
+      message: NOT_CONFIGURED,
+    });
   }
   return api;
 }
@@ -202,11 +204,11 @@ function parseMode(value: unknown, appId: string | undefined): Mode {
     );
   }
   if (value === "flow" && appId === undefined) {
-    throw new HttpError(
-      503,
-      "not_configured",
-      'Mode "flow" needs EXOTEL_APP_ID set on the server; mode "stream" needs no flow',
-    );
+    throw new HttpError(503, {
+      code: "not_configured",
+      message:
+        'Mode "flow" needs EXOTEL_APP_ID set on the server; mode "stream" needs no flow',
+    });
   }
   return value;
 }
@@ -215,11 +217,10 @@ function parseCallFields(
   params: Record<string, unknown>,
 ): Omit<PlaceCallRequest, "target"> {
   if (params.to === undefined || params.to === "") {
-    throw new HttpError(
-      400,
-      "invalid_number",
-      'Missing "to": the number to call, e.g. +919876543210',
-    );
+    throw new HttpError(400, {
+      code: "invalid_number",
+      message: 'Missing "to": the number to call, e.g. +919876543210',
+    });
   }
   const to = phone("to", params.to);
   const request: Omit<PlaceCallRequest, "target"> = { to };
@@ -338,17 +339,19 @@ function parseCustomParameters(value: unknown): Record<string, string> {
 
 function phone(field: string, value: unknown): string {
   if (typeof value !== "string" && typeof value !== "number") {
-    throw new HttpError(
-      400,
-      "invalid_number",
-      `Invalid "${field}" "${show(value)}": expected a phone number`,
-    );
+    throw new HttpError(400, {
+      code: "invalid_number",
+      message: `Invalid "${field}" "${show(value)}": expected a phone number`,
+    });
   }
   try {
     return normalizePhoneNumber(String(value), { field });
   } catch (error) {
     if (error instanceof InvalidCallRequestError) {
-      throw new HttpError(400, "invalid_number", error.message);
+      throw new HttpError(400, {
+        code: "invalid_number",
+        message: error.message,
+      });
     }
     throw error;
   }
@@ -384,7 +387,7 @@ function boolean(field: string, value: unknown): boolean {
 }
 
 function invalid(field: string, message: string): HttpError {
-  return new HttpError(400, `invalid_${snake(field)}`, message);
+  return new HttpError(400, { code: `invalid_${snake(field)}`, message });
 }
 
 function toHttpError(
@@ -399,7 +402,7 @@ function toHttpError(
     const message = error.field === "streamUrl"
       ? `${error.message} (shorten customParameters)`
       : error.message;
-    return new HttpError(400, code, message, { cause: error });
+    return new HttpError(400, { code, message, cause: error });
   }
   if (!(error instanceof ExotelApiError)) return error;
   logger.warn("Exotel {operation} request failed ({kind} {status})", {
@@ -408,20 +411,26 @@ function toHttpError(
     status: error.status,
     sid: context.sid,
   });
-  const options = { cause: error };
   switch (error.kind) {
     case "timeout":
-      return new HttpError(504, "exotel_timeout", error.message, options);
+      return new HttpError(504, {
+        code: "exotel_timeout",
+        message: error.message,
+        cause: error,
+      });
     case "network":
     case "protocol":
-      return new HttpError(502, "exotel_unavailable", error.message, options);
+      return new HttpError(502, {
+        code: "exotel_unavailable",
+        message: error.message,
+        cause: error,
+      });
     case "aborted":
-      return new HttpError(
-        503,
-        "cancelled",
-        "The request was cancelled",
-        options,
-      );
+      return new HttpError(503, {
+        code: "cancelled",
+        message: "The request was cancelled",
+        cause: error,
+      });
     case "http":
       return fromExotelStatus(error, context);
   }
@@ -432,50 +441,45 @@ function fromExotelStatus(
   context: { operation: "place" | "status"; sid?: string },
 ): HttpError {
   const status = error.status ?? 502;
-  const options = { cause: error };
   const said = error.exotelMessage === undefined
     ? ""
     : `: ${error.exotelMessage}`;
   if (status === 401 || status === 403) {
     // Exotel refusing us is our server's misconfiguration, not our client's
     // credentials being wrong: a 401 here would mislead the client.
-    return new HttpError(
-      502,
-      "exotel_auth_failed",
-      `Exotel refused this server's credentials (${status}${said}): check EXOTEL_API_KEY, EXOTEL_API_TOKEN and EXOTEL_ACCOUNT_SID`,
-      options,
-    );
+    return new HttpError(502, {
+      code: "exotel_auth_failed",
+      message:
+        `Exotel refused this server's credentials (${status}${said}): check EXOTEL_API_KEY, EXOTEL_API_TOKEN and EXOTEL_ACCOUNT_SID`,
+      cause: error,
+    });
   }
   if (status === 404 && context.operation === "status") {
-    return new HttpError(
-      404,
-      "call_not_found",
-      `Call "${context.sid}" not found at Exotel${said}`,
-      options,
-    );
+    return new HttpError(404, {
+      code: "call_not_found",
+      message: `Call "${context.sid}" not found at Exotel${said}`,
+      cause: error,
+    });
   }
   if (status === 400 || status === 422) {
-    return new HttpError(
-      400,
-      "exotel_rejected",
-      `Exotel rejected the call${said}`,
-      options,
-    );
+    return new HttpError(400, {
+      code: "exotel_rejected",
+      message: `Exotel rejected the call${said}`,
+      cause: error,
+    });
   }
   if (status === 429) {
-    return new HttpError(
-      429,
-      "exotel_rate_limited",
-      `Exotel is rate limiting this account${said}`,
-      options,
-    );
+    return new HttpError(429, {
+      code: "exotel_rate_limited",
+      message: `Exotel is rate limiting this account${said}`,
+      cause: error,
+    });
   }
-  return new HttpError(
-    502,
-    "exotel_error",
-    `Exotel failed with ${status}${said}`,
-    options,
-  );
+  return new HttpError(502, {
+    code: "exotel_error",
+    message: `Exotel failed with ${status}${said}`,
+    cause: error,
+  });
 }
 
 function maskUrl(value: string): string {

@@ -67,18 +67,15 @@ export async function handleStatusCallback(
   const { now } = guard;
   checkToken(request, guard);
   if (guard.limiter && !guard.limiter.hit(guard.clientIp ?? "", now)) {
-    throw new HttpError(
-      429,
-      "rate_limited",
-      "Too many status callbacks from this address: slow down",
-      {
-        headers: {
-          "retry-after": String(
-            guard.limiter.retryAfterS(guard.clientIp ?? "", now),
-          ),
-        },
+    throw new HttpError(429, {
+      code: "rate_limited",
+      message: "Too many status callbacks from this address: slow down",
+      headers: {
+        "retry-after": String(
+          guard.limiter.retryAfterS(guard.clientIp ?? "", now),
+        ),
       },
-    );
+    });
   }
   const fields = await readFields(request);
   let parsed: ExotelCallStatus;
@@ -86,7 +83,10 @@ export async function handleStatusCallback(
     parsed = parseStatusCallback(fields);
   } catch (error) {
     if (!(error instanceof InvalidStatusCallbackError)) throw error;
-    throw new HttpError(400, "invalid_status_callback", error.message);
+    throw new HttpError(400, {
+      code: "invalid_status_callback",
+      message: error.message,
+    });
   }
   const update = withPlausibleDate(parsed, now);
   if (update !== parsed) {
@@ -100,7 +100,9 @@ export async function handleStatusCallback(
     merged = await store.mergeStatus(update.callSid, update);
   } catch (error) {
     if (error instanceof UnknownCallLimitError) {
-      throw new HttpError(429, "too_many_unknown_calls", error.message, {
+      throw new HttpError(429, {
+        code: "too_many_unknown_calls",
+        message: error.message,
         headers: { "retry-after": "60" },
       });
     }
@@ -108,12 +110,12 @@ export async function handleStatusCallback(
       callId: update.callSid,
       error,
     });
-    throw new HttpError(
-      503,
-      "store_unavailable",
-      "Call status could not be stored: try again",
-      { headers: { "retry-after": "5" }, cause: error },
-    );
+    throw new HttpError(503, {
+      code: "store_unavailable",
+      message: "Call status could not be stored: try again",
+      headers: { "retry-after": "5" },
+      cause: error,
+    });
   }
   log.info("Exotel status {status} ({eventType}) for call {callId}", {
     callId: update.callSid,
@@ -155,12 +157,12 @@ export function hasStatusToken(
 
 function checkToken(request: Request, guard: StatusCallbackGuard): void {
   if (!hasStatusToken(request, guard)) {
-    throw new HttpError(
-      401,
-      "unauthorized",
-      "Missing or wrong status callback token: put STATUS_CALLBACK_TOKEN in the callback URL",
-      { headers: { "www-authenticate": 'Basic realm="exovoice"' } },
-    );
+    throw new HttpError(401, {
+      code: "unauthorized",
+      message:
+        "Missing or wrong status callback token: put STATUS_CALLBACK_TOKEN in the callback URL",
+      headers: { "www-authenticate": 'Basic realm="exovoice"' },
+    });
   }
 }
 
@@ -191,11 +193,10 @@ async function readFields(
     form = await new Response(bytes, { headers: { "content-type": type } })
       .formData();
   } catch {
-    throw new HttpError(
-      400,
-      "invalid_body",
-      "Invalid request body: multipart form does not parse",
-    );
+    throw new HttpError(400, {
+      code: "invalid_body",
+      message: "Invalid request body: multipart form does not parse",
+    });
   }
   const fields: Record<string, unknown> = Object.fromEntries(
     new URL(request.url).searchParams,
@@ -210,11 +211,10 @@ async function readLimited(
   request: Request,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const tooLarge = () =>
-    new HttpError(
-      413,
-      "body_too_large",
-      `Request body larger than ${MAX_BODY_BYTES} bytes`,
-    );
+    new HttpError(413, {
+      code: "body_too_large",
+      message: `Request body larger than ${MAX_BODY_BYTES} bytes`,
+    });
   if (Number(request.headers.get("content-length")) > MAX_BODY_BYTES) {
     throw tooLarge();
   }

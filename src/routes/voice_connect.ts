@@ -88,11 +88,11 @@ export async function handleVoiceConnect(
     );
   } catch (error) {
     if (!(error instanceof CustomParametersError)) throw error;
-    throw new HttpError(
-      400,
-      "invalid_custom_parameters",
-      `${error.message} (CustomField and custom_* parameters, at most ${MAX_CUSTOM_PARAMETERS})`,
-    );
+    throw new HttpError(400, {
+      code: "invalid_custom_parameters",
+      message:
+        `${error.message} (CustomField and custom_* parameters, at most ${MAX_CUSTOM_PARAMETERS})`,
+    });
   }
   return jsonResponse({ url });
 }

@@ -66,7 +66,9 @@ export function handleVoicebotSocket(
   checkWebSocketHandshake(request);
   const query = new URL(request.url).searchParams;
   const refusal = deps.checkAgent?.(query.get("agent") ?? undefined);
-  if (refusal !== undefined) throw new HttpError(404, "unknown_agent", refusal);
+  if (refusal !== undefined) {
+    throw new HttpError(404, { code: "unknown_agent", message: refusal });
+  }
   const { socket, response } = Deno.upgradeWebSocket(request);
   const call = new Call({
     socket: fromWebSocket(socket, {

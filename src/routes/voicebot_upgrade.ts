@@ -114,11 +114,10 @@ export class VoicebotUpgrade {
     if (
       this.#allowList && !softphoneDeps && !this.#allowList.allows(clientIp)
     ) {
-      throw new HttpError(
-        403,
-        "forbidden",
-        `Address "${clientIp}" is not in EXOTEL_IP_ALLOWLIST`,
-      );
+      throw new HttpError(403, {
+        code: "forbidden",
+        message: `Address "${clientIp}" is not in EXOTEL_IP_ALLOWLIST`,
+      });
     }
     if (registry.size >= maxSessions) {
       throw unavailable(
@@ -138,12 +137,12 @@ export class VoicebotUpgrade {
     const connections = this.#connections;
     if (!connections.tryOpen(clientIp)) {
       this.#options.metrics.connections.connectionRefused();
-      throw new HttpError(
-        429,
-        "too_many_connections",
-        `Address "${clientIp}" already holds MAX_CONNECTIONS_PER_IP (${connections.limit}) voicebot sockets`,
-        { headers: { "retry-after": String(RETRY_AFTER_S) } },
-      );
+      throw new HttpError(429, {
+        code: "too_many_connections",
+        message:
+          `Address "${clientIp}" already holds MAX_CONNECTIONS_PER_IP (${connections.limit}) voicebot sockets`,
+        headers: { "retry-after": String(RETRY_AFTER_S) },
+      });
     }
     // Counted until the connection is really gone, not just the call: a
     // socket waiting for the peer's close still holds a descriptor.
@@ -182,12 +181,12 @@ export class VoicebotUpgrade {
  */
 function checkCredentials(request: Request, deps: VoicebotSocketDeps): void {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    throw new HttpError(
-      426,
-      "upgrade_required",
-      "This is the Exotel voicebot WebSocket endpoint: connect with a WebSocket client (wss://…), not plain HTTP",
-      { headers: { upgrade: "websocket" } },
-    );
+    throw new HttpError(426, {
+      code: "upgrade_required",
+      message:
+        "This is the Exotel voicebot WebSocket endpoint: connect with a WebSocket client (wss://…), not plain HTTP",
+      headers: { upgrade: "websocket" },
+    });
   }
   if (!isAuthorized(request.headers.get("authorization"), deps.credentials)) {
     throw unauthorized(deps);
@@ -195,20 +194,19 @@ function checkCredentials(request: Request, deps: VoicebotSocketDeps): void {
 }
 
 function unauthorized(deps: VoicebotSocketDeps): HttpError {
-  return new HttpError(
-    401,
-    "unauthorized",
-    "Missing or invalid credentials for the voicebot socket",
-    {
-      headers: deps.credentials.basic
-        ? { "www-authenticate": 'Basic realm="exovoice"' }
-        : {},
-    },
-  );
+  return new HttpError(401, {
+    code: "unauthorized",
+    message: "Missing or invalid credentials for the voicebot socket",
+    headers: deps.credentials.basic
+      ? { "www-authenticate": 'Basic realm="exovoice"' }
+      : {},
+  });
 }
 
 function unavailable(code: string, message: string): HttpError {
-  return new HttpError(503, code, message, {
+  return new HttpError(503, {
+    code,
+    message,
     headers: { "retry-after": String(RETRY_AFTER_S) },
   });
 }

@@ -81,9 +81,21 @@ export function loadCallWebhookConfig(
   return {
     url,
     secret,
-    timeoutMs: integer(read, "CALL_WEBHOOK_TIMEOUT_MS", 10_000, [100, 120_000]),
-    maxAttempts: integer(read, "CALL_WEBHOOK_MAX_ATTEMPTS", 15, [1, 100]),
-    retryMs: integer(read, "CALL_WEBHOOK_RETRY_MS", 5000, [100, 3_600_000]),
-    maxAgeS: integer(read, "CALL_WEBHOOK_MAX_AGE_S", 86_400, [60, 30 * 86_400]),
+    timeoutMs: integer(read, "CALL_WEBHOOK_TIMEOUT_MS", {
+      fallback: 10_000,
+      range: [100, 120_000],
+    }),
+    maxAttempts: integer(read, "CALL_WEBHOOK_MAX_ATTEMPTS", {
+      fallback: 15,
+      range: [1, 100],
+    }),
+    retryMs: integer(read, "CALL_WEBHOOK_RETRY_MS", {
+      fallback: 5000,
+      range: [100, 3_600_000],
+    }),
+    maxAgeS: integer(read, "CALL_WEBHOOK_MAX_AGE_S", {
+      fallback: 86_400,
+      range: [60, 30 * 86_400],
+    }),
   };
 }

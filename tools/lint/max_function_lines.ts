@@ -24,6 +24,16 @@
  * @module
  */
 
+import {
+  functionName,
+  type FunctionNode,
+  isChecked,
+  reportOnlyFor,
+} from "./rule_support.ts";
+import { maxParamsRule } from "./max_params.ts";
+
+export { CHECKED_FOLDER, isChecked } from "./rule_support.ts";
+
 /** The longest a function body may be, in lines. */
 export const MAX_FUNCTION_LINES = 60;
 
@@ -62,19 +72,6 @@ export const REPORT_ONLY: Readonly<Record<string, readonly string[]>> = {
   "src/console/static/softphone.js": ["renderSoftphone", "startCall"],
 };
 
-/**
- * The folder the rule holds in, as a path segment: the issue asks it of
- * `src/`. Tests keep their long `Deno.test` bodies, and tools and benchmarks
- * are scripts.
- */
-export const CHECKED_FOLDER = "src/";
-
-/** Whether the rule checks a file: one under {@linkcode CHECKED_FOLDER}. */
-export function isChecked(filename: string): boolean {
-  const path = filename.replaceAll("\\", "/");
-  return path.startsWith(CHECKED_FOLDER) || path.includes(`/${CHECKED_FOLDER}`);
-}
-
 /** The one fact the rule reports: a function and how long its body is. */
 interface LongFunction {
   /** The function's name as the rule reports it (see {@linkcode functionName}). */
@@ -82,11 +79,6 @@ interface LongFunction {
   /** Lines its body spans. */
   lines: number;
 }
-
-type FunctionNode =
-  | Deno.lint.FunctionDeclaration
-  | Deno.lint.FunctionExpression
-  | Deno.lint.ArrowFunctionExpression;
 
 /** A function with a body (an overload signature has none). */
 type FunctionWithBody = FunctionNode & {
@@ -142,86 +134,6 @@ function isDataTable(fn: FunctionWithBody): boolean {
   return only.type === "ReturnStatement" && isLiteralTable(only.argument);
 }
 
-function keyName(key: Deno.lint.Node): string {
-  if (key.type === "Identifier") return key.name;
-  if (key.type === "PrivateIdentifier") return `#${key.name}`;
-  if (key.type === "Literal") return String(key.value);
-  return "[computed]";
-}
-
-function className(classBody: Deno.lint.ClassBody): string {
-  const owner = classBody.parent;
-  if (
-    owner !== undefined &&
-    (owner.type === "ClassDeclaration" || owner.type === "ClassExpression") &&
-    owner.id
-  ) {
-    return owner.id.name;
-  }
-  return "(class)";
-}
-
-function ownName(fn: FunctionNode): string | undefined {
-  if (fn.type !== "ArrowFunctionExpression" && fn.id) return fn.id.name;
-  const parent = fn.parent;
-  switch (parent.type) {
-    case "MethodDefinition":
-    case "PropertyDefinition":
-      return `${className(parent.parent)}.${keyName(parent.key)}`;
-    case "VariableDeclarator":
-      return parent.id.type === "Identifier" ? parent.id.name : undefined;
-    case "Property":
-      return keyName(parent.key);
-    case "AssignmentExpression":
-      return parent.left.type === "MemberExpression"
-        ? keyName(parent.left.property)
-        : undefined;
-    default:
-      return undefined;
-  }
-}
-
-/**
- * The name the rule reports a function by: its own name; `Class.method`
- * (`Class.#method` for a private one) for methods and class fields; the
- * variable or property it is assigned to; or, for an anonymous callback,
- * `(callback in outer)` after the nearest named function that holds it.
- */
-function functionName(
-  fn: FunctionNode,
-  sourceCode: Deno.lint.SourceCode,
-): string {
-  const own = ownName(fn);
-  if (own !== undefined) return own;
-  const ancestors = sourceCode.getAncestors(fn).reverse();
-  for (const ancestor of ancestors) {
-    if (
-      ancestor.type === "FunctionDeclaration" ||
-      ancestor.type === "FunctionExpression" ||
-      ancestor.type === "ArrowFunctionExpression"
-    ) {
-      const outer = ownName(ancestor);
-      if (outer !== undefined) return `(callback in ${outer})`;
-    }
-  }
-  return "(callback)";
-}
-
-/**
- * The {@linkcode REPORT_ONLY} entry for a linted file, matched on the end of
- * its path so that it holds from any working directory.
- */
-function reportOnlyFor(
-  filename: string,
-  reportOnly: Readonly<Record<string, readonly string[]>> = REPORT_ONLY,
-): readonly string[] {
-  const path = filename.replaceAll("\\", "/");
-  for (const [suffix, names] of Object.entries(reportOnly)) {
-    if (path.endsWith(`/${suffix}`) || path === suffix) return names;
-  }
-  return [];
-}
-
 function measure(
   fn: FunctionWithBody,
   context: Deno.lint.RuleContext,
@@ -259,12 +171,17 @@ function check(
 export interface PluginOptions {
   /** Long functions not to report, as in {@linkcode REPORT_ONLY} (its default). */
   reportOnly?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Functions with too many parameters not to report, as in
+   * `MAX_PARAMS_REPORT_ONLY` in `max_params.ts` (its default).
+   */
+  maxParamsReportOnly?: Readonly<Record<string, readonly string[]>>;
 }
 
 /**
- * Builds the plugin with its rule `max-function-lines`. The default export
- * is `createPlugin()`; tests pass `{ reportOnly: {} }` to see every long
- * function.
+ * Builds the plugin with its rules `max-function-lines` and `max-params`.
+ * The default export is `createPlugin()`; tests pass `{ reportOnly: {} }`
+ * (or `{ maxParamsReportOnly: {} }`) to see every offender.
  *
  * @example
  * ```ts ignore
@@ -290,11 +207,15 @@ export function createPlugin(options: PluginOptions = {}): Deno.lint.Plugin {
           };
         },
       },
+      "max-params": maxParamsRule(options.maxParamsReportOnly),
     },
   };
 }
 
-/** The plugin `deno.json` loads: `exovoice/max-function-lines`. */
+/**
+ * The plugin `deno.json` loads: `exovoice/max-function-lines` and
+ * `exovoice/max-params` (see `max_params.ts`).
+ */
 const plugin: Deno.lint.Plugin = createPlugin();
 
 export default plugin;

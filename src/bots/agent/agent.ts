@@ -642,7 +642,7 @@ export class AgentBot implements Bot {
     this.#turnTaking.replyStarted(reply, role);
     const startedAt = this.#sinceStart();
     reply.done.then((result) =>
-      this.#replyDone(reply, result, startedAt, timeline)
+      this.#replyDone(reply, result, { startedAt, timeline })
     );
     return reply;
   }
@@ -650,9 +650,9 @@ export class AgentBot implements Bot {
   #replyDone(
     reply: Reply,
     result: ReplyResult,
-    startedAt: number,
-    timeline: TurnTimeline | undefined,
+    started: { startedAt: number; timeline: TurnTimeline | undefined },
   ): void {
+    const { startedAt, timeline } = started;
     try {
       if (result.error) {
         this.#deps.hooks.providerError?.(result.error, this.#info);

@@ -11,6 +11,7 @@ import {
   ConfigError,
   type Env,
   integer,
+  type IntegerOptions,
   oneOf,
   type Read,
   reader,
@@ -241,6 +242,38 @@ export interface LoadAgentConfigOptions {
 }
 
 /**
+ * The whole-number variables read here: each one's value when unset and the
+ * range it accepts (both ends included).
+ */
+const WHOLE_NUMBERS = {
+  AGENT_TURN_TIMEOUT_MS: { fallback: 1000, range: [100, 10_000] },
+  AGENT_DTMF_TIMEOUT_MS: { fallback: 1500, range: [100, 30_000] },
+  AGENT_MAX_HISTORY: { fallback: 40, range: [2, 1000] },
+  AGENT_MAX_FAILED_TURNS: { fallback: 3, range: [0, 100] },
+  AGENT_BARGE_IN_MIN_SPEECH_MS: { fallback: 400, range: [20, 10_000] },
+  AGENT_BARGE_IN_PAUSE_MS: { fallback: 100, range: [0, 10_000] },
+  AGENT_BARGE_IN_RESUME_MS: { fallback: 600, range: [0, 10_000] },
+  AGENT_BARGE_IN_MIN_WORDS: { fallback: 1, range: [0, 100] },
+  AGENT_BARGE_IN_AFTER_MS: { fallback: 600, range: [0, 60_000] },
+  AGENT_SILENCE_REPROMPT_S: { fallback: 8, range: [0, 3600] },
+  AGENT_SILENCE_REPROMPTS: { fallback: 2, range: [0, 10] },
+  PROVIDER_BREAKER_FAILURES: { fallback: 3, range: [1, 1000] },
+  PROVIDER_BREAKER_COOLDOWN_MS: { fallback: 30_000, range: [100, 3_600_000] },
+  STT_ENDPOINTING_MS: { fallback: 300, range: [10, 10_000] },
+  STT_TIMEOUT_MS: { fallback: 5000, range: [100, 60_000] },
+  TTS_TIMEOUT_MS: { fallback: 5000, range: [100, 60_000] },
+  AGENT_SETUP_TIMEOUT_MS: { fallback: 1500, range: [50, 30_000] },
+  // Read only when set: unset means the model's own limit.
+  LLM_MAX_TOKENS: { fallback: 0, range: [1, 100_000] },
+  LLM_TIMEOUT_MS: { fallback: 8000, range: [100, 120_000] },
+} as const satisfies Record<string, IntegerOptions>;
+
+/** Variable `name` from {@linkcode WHOLE_NUMBERS}, checked against its range. */
+function wholeNumber(read: Read, name: keyof typeof WHOLE_NUMBERS): number {
+  return integer(read, name, WHOLE_NUMBERS[name]);
+}
+
+/**
  * Builds the agent configuration from `env`.
  *
  * @throws {ConfigError} for the first missing or bad value.
@@ -284,18 +317,20 @@ export function loadAgentConfig(
     greeting,
     language: language(read),
     ...languageSwitching(read, language(read)),
-    spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", SPOKEN_FORMS_MODES, "auto"),
-    vad: oneOf(read, "VAD", SPEECH_DETECTOR_KINDS, "silero"),
-    vadRuntime: oneOf(read, "VAD_RUNTIME", SILERO_RUNTIMES, "auto"),
+    spokenForms: oneOf(read, "AGENT_SPOKEN_FORMS", {
+      accepted: SPOKEN_FORMS_MODES,
+      fallback: "auto",
+    }),
+    ...speechDetection(read),
     fallbackText: read("AGENT_FALLBACK_TEXT") ??
       "Sorry, I'm having trouble right now. Could you please say that again?",
     goodbyeText: read("AGENT_GOODBYE_TEXT") ??
       "Thank you for calling. Goodbye!",
     transferText: read("AGENT_TRANSFER_TEXT") ??
       "Please hold while I transfer your call.",
-    turnTimeoutMs: integer(read, "AGENT_TURN_TIMEOUT_MS", 1000, [100, 10_000]),
-    dtmfTimeoutMs: integer(read, "AGENT_DTMF_TIMEOUT_MS", 1500, [100, 30_000]),
-    maxHistory: integer(read, "AGENT_MAX_HISTORY", 40, [2, 1000]),
+    turnTimeoutMs: wholeNumber(read, "AGENT_TURN_TIMEOUT_MS"),
+    dtmfTimeoutMs: wholeNumber(read, "AGENT_DTMF_TIMEOUT_MS"),
+    maxHistory: wholeNumber(read, "AGENT_MAX_HISTORY"),
     bargeIn: bargeInSettings(read),
     silence: silenceSettings(read),
     stt: sttList[0],
@@ -307,38 +342,51 @@ export function loadAgentConfig(
       tts: ttsList.slice(1),
     },
     breaker: breakerSettings(read),
-    maxFailedTurns: integer(read, "AGENT_MAX_FAILED_TURNS", 3, [0, 100]),
+    maxFailedTurns: wholeNumber(read, "AGENT_MAX_FAILED_TURNS"),
     onFailure: oneOf(
       read,
       "AGENT_ON_FAILURE",
-      ["hangup", "transfer"],
-      "hangup",
+      { accepted: ["hangup", "transfer"], fallback: "hangup" },
     ),
+  };
+}
+
+/** The speech detector the agent uses, and the runtime Silero runs on. */
+function speechDetection(read: Read): Pick<AgentConfig, "vad" | "vadRuntime"> {
+  return {
+    vad: oneOf(read, "VAD", {
+      accepted: SPEECH_DETECTOR_KINDS,
+      fallback: "silero",
+    }),
+    vadRuntime: oneOf(read, "VAD_RUNTIME", {
+      accepted: SILERO_RUNTIMES,
+      fallback: "auto",
+    }),
   };
 }
 
 /** When and how the caller may talk over the agent. */
 function bargeInSettings(read: Read): AgentConfig["bargeIn"] {
   return {
-    enabled: oneOf(read, "AGENT_BARGE_IN", ["on", "off"], "on") === "on",
-    minSpeechMs: integer(read, "AGENT_BARGE_IN_MIN_SPEECH_MS", 400, [
-      20,
-      10_000,
-    ]),
-    pauseMs: integer(read, "AGENT_BARGE_IN_PAUSE_MS", 100, [0, 10_000]),
-    resumeMs: integer(read, "AGENT_BARGE_IN_RESUME_MS", 600, [0, 10_000]),
-    minWords: integer(read, "AGENT_BARGE_IN_MIN_WORDS", 1, [0, 100]),
+    enabled: oneOf(read, "AGENT_BARGE_IN", {
+      accepted: ["on", "off"],
+      fallback: "on",
+    }) === "on",
+    minSpeechMs: wholeNumber(read, "AGENT_BARGE_IN_MIN_SPEECH_MS"),
+    pauseMs: wholeNumber(read, "AGENT_BARGE_IN_PAUSE_MS"),
+    resumeMs: wholeNumber(read, "AGENT_BARGE_IN_RESUME_MS"),
+    minWords: wholeNumber(read, "AGENT_BARGE_IN_MIN_WORDS"),
     backchannels: wordList(read("AGENT_BARGE_IN_IGNORE_WORDS")) ??
       [...DEFAULT_BACKCHANNELS],
-    afterMs: integer(read, "AGENT_BARGE_IN_AFTER_MS", 600, [0, 60_000]),
+    afterMs: wholeNumber(read, "AGENT_BARGE_IN_AFTER_MS"),
   };
 }
 
 /** What the agent does when the caller says nothing. */
 function silenceSettings(read: Read): AgentConfig["silence"] {
   return {
-    repromptS: integer(read, "AGENT_SILENCE_REPROMPT_S", 8, [0, 3600]),
-    reprompts: integer(read, "AGENT_SILENCE_REPROMPTS", 2, [0, 10]),
+    repromptS: wholeNumber(read, "AGENT_SILENCE_REPROMPT_S"),
+    reprompts: wholeNumber(read, "AGENT_SILENCE_REPROMPTS"),
     repromptText: read("AGENT_REPROMPT_TEXT"),
     goodbyeText: read("AGENT_SILENCE_GOODBYE_TEXT"),
   };
@@ -347,32 +395,28 @@ function silenceSettings(read: Read): AgentConfig["silence"] {
 /** When a failing provider is set aside, and for how long. */
 function breakerSettings(read: Read): AgentConfig["breaker"] {
   return {
-    failures: integer(read, "PROVIDER_BREAKER_FAILURES", 3, [1, 1000]),
-    cooldownMs: integer(read, "PROVIDER_BREAKER_COOLDOWN_MS", 30_000, [
-      100,
-      3_600_000,
-    ]),
+    failures: wholeNumber(read, "PROVIDER_BREAKER_FAILURES"),
+    cooldownMs: wholeNumber(read, "PROVIDER_BREAKER_COOLDOWN_MS"),
   };
 }
 
 type KeyOf = (provider: SttProvider | TtsProvider, chosenBy: string) => string;
 
 function sttConfigs(read: Read, key: KeyOf): SttConfig[] {
-  const providers = providerList(
-    read,
-    "STT_PROVIDER",
-    STT_PROVIDERS,
-    "deepgram",
-  );
+  const providers = providerList(read, "STT_PROVIDER", {
+    accepted: STT_PROVIDERS,
+    fallback: "deepgram",
+  });
   const alignedWith = `STT_PROVIDER (${providers.join(",")})`;
   const count = providers.length;
-  const models = alignedList(read, "STT_MODEL", count, { alignedWith });
-  const urls = alignedList(read, "STT_BASE_URL", count, {
+  const models = alignedList(read, "STT_MODEL", { count, alignedWith });
+  const urls = alignedList(read, "STT_BASE_URL", {
+    count,
     alignedWith,
     check: urlCheck(["ws:", "wss:"]),
   });
-  const endpointingMs = integer(read, "STT_ENDPOINTING_MS", 300, [10, 10_000]);
-  const timeoutMs = integer(read, "STT_TIMEOUT_MS", 5000, [100, 60_000]);
+  const endpointingMs = wholeNumber(read, "STT_ENDPOINTING_MS");
+  const timeoutMs = wholeNumber(read, "STT_TIMEOUT_MS");
   return providers.map((provider, index) => ({
     provider,
     apiKey: key(provider, "STT_PROVIDER"),
@@ -384,21 +428,20 @@ function sttConfigs(read: Read, key: KeyOf): SttConfig[] {
 }
 
 function ttsConfigs(read: Read, key: KeyOf): TtsConfig[] {
-  const providers = providerList(
-    read,
-    "TTS_PROVIDER",
-    TTS_PROVIDERS,
-    "deepgram",
-  );
+  const providers = providerList(read, "TTS_PROVIDER", {
+    accepted: TTS_PROVIDERS,
+    fallback: "deepgram",
+  });
   const alignedWith = `TTS_PROVIDER (${providers.join(",")})`;
   const count = providers.length;
-  const voices = alignedList(read, "TTS_VOICE", count, { alignedWith });
-  const models = alignedList(read, "TTS_MODEL", count, { alignedWith });
-  const urls = alignedList(read, "TTS_BASE_URL", count, {
+  const voices = alignedList(read, "TTS_VOICE", { count, alignedWith });
+  const models = alignedList(read, "TTS_MODEL", { count, alignedWith });
+  const urls = alignedList(read, "TTS_BASE_URL", {
+    count,
     alignedWith,
     check: urlCheck(["http:", "https:"]),
   });
-  const timeoutMs = integer(read, "TTS_TIMEOUT_MS", 5000, [100, 60_000]);
+  const timeoutMs = wholeNumber(read, "TTS_TIMEOUT_MS");
   return providers.map((provider, index) => ({
     provider,
     apiKey: key(provider, "TTS_PROVIDER"),
@@ -535,10 +578,7 @@ function timezone(read: Read): string {
 
 function setup(read: Read): SetupConfig | undefined {
   const setupUrl = url(read, "AGENT_SETUP_URL", ["http:", "https:"]);
-  const timeoutMs = integer(read, "AGENT_SETUP_TIMEOUT_MS", 1500, [
-    50,
-    30_000,
-  ]);
+  const timeoutMs = wholeNumber(read, "AGENT_SETUP_TIMEOUT_MS");
   return setupUrl === undefined ? undefined : { url: setupUrl, timeoutMs };
 }
 
@@ -654,12 +694,13 @@ function llm(read: Read, keyRequired: boolean): LlmConfig[] {
     ),
   );
   const alignedWith = "the longest of LLM_BASE_URL, LLM_MODEL and LLM_API_KEY";
-  const baseUrls = alignedList(read, "LLM_BASE_URL", count, {
+  const baseUrls = alignedList(read, "LLM_BASE_URL", {
+    count,
     alignedWith,
     check: urlCheck(["http:", "https:"]),
   });
-  const apiKeys = alignedList(read, "LLM_API_KEY", count, { alignedWith });
-  const models = alignedList(read, "LLM_MODEL", count, { alignedWith });
+  const apiKeys = alignedList(read, "LLM_API_KEY", { count, alignedWith });
+  const models = alignedList(read, "LLM_MODEL", { count, alignedWith });
   const header = (read("LLM_API_KEY_HEADER") ?? "authorization").toLowerCase();
   if (!/^[a-z0-9-]+$/.test(header)) {
     throw new ConfigError(
@@ -683,8 +724,8 @@ function llm(read: Read, keyRequired: boolean): LlmConfig[] {
   }
   const maxTokens = read("LLM_MAX_TOKENS") === undefined
     ? undefined
-    : integer(read, "LLM_MAX_TOKENS", 0, [1, 100_000]);
-  const timeoutMs = integer(read, "LLM_TIMEOUT_MS", 8000, [100, 120_000]);
+    : wholeNumber(read, "LLM_MAX_TOKENS");
+  const timeoutMs = wholeNumber(read, "LLM_TIMEOUT_MS");
   return baseUrls.map((baseUrl, index) => {
     const apiKey = apiKeys[index];
     if (keyRequired && baseUrl === undefined && apiKey === undefined) {

@@ -232,20 +232,24 @@ export class Listener {
       }
       if (!this.#closed) {
         await session.close();
-        return new ProviderError(
-          stt.name,
-          "network",
-          `Speech-to-text stream from ${stt.name} ended before the call did`,
-        );
+        return new ProviderError(stt.name, {
+          kind: "network",
+          message:
+            `Speech-to-text stream from ${stt.name} ended before the call did`,
+        });
       }
-      return new ProviderError(stt.name, "aborted", "Call ended");
+      return new ProviderError(stt.name, {
+        kind: "aborted",
+        message: "Call ended",
+      });
     } catch (error) {
-      return error instanceof ProviderError ? error : new ProviderError(
-        stt.name,
-        "protocol",
-        `Speech-to-text session with ${stt.name} failed`,
-        { cause: error },
-      );
+      return error instanceof ProviderError
+        ? error
+        : new ProviderError(stt.name, {
+          kind: "protocol",
+          message: `Speech-to-text session with ${stt.name} failed`,
+          cause: error,
+        });
     } finally {
       this.#session = undefined;
     }

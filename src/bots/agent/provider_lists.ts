@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ConfigError, type Read } from "../../env_values.ts";
+import { ConfigError, type OneOfOptions, type Read } from "../../env_values.ts";
 
 /** Splits a comma list, trimming spaces; `undefined` when unset. */
 export function commaList(text: string | undefined): string[] | undefined {
@@ -26,11 +26,17 @@ export function commaList(text: string | undefined): string[] | undefined {
  * const env: Record<string, string> = { TTS_PROVIDER: "ElevenLabs, deepgram" };
  * const read = (name: string) => env[name];
  * assertEquals(
- *   providerList(read, "TTS_PROVIDER", ["deepgram", "elevenlabs"], "deepgram"),
+ *   providerList(read, "TTS_PROVIDER", {
+ *     accepted: ["deepgram", "elevenlabs"],
+ *     fallback: "deepgram",
+ *   }),
  *   ["elevenlabs", "deepgram"],
  * );
  * assertEquals(
- *   providerList(read, "STT_PROVIDER", ["deepgram", "sarvam"], "deepgram"),
+ *   providerList(read, "STT_PROVIDER", {
+ *     accepted: ["deepgram", "sarvam"],
+ *     fallback: "deepgram",
+ *   }),
  *   ["deepgram"],
  * );
  * ```
@@ -38,9 +44,9 @@ export function commaList(text: string | undefined): string[] | undefined {
 export function providerList<T extends string>(
   read: Read,
   name: string,
-  accepted: readonly T[],
-  fallback: T,
+  options: OneOfOptions<T>,
 ): T[] {
+  const { accepted, fallback } = options;
   const text = read(name);
   const entries = commaList(text);
   if (entries === undefined) return [fallback];
@@ -63,6 +69,8 @@ export function providerList<T extends string>(
 
 /** Options of {@linkcode alignedList}. */
 export interface AlignedListOptions {
+  /** How many providers the list is aligned with. */
+  count: number;
   /** What the entries are aligned with, for the message, e.g. `TTS_PROVIDER (elevenlabs,deepgram)`. */
   alignedWith: string;
   /** Checks one non-empty entry; returns a problem such as `expected a ws:// URL`. */
@@ -70,7 +78,7 @@ export interface AlignedListOptions {
 }
 
 /**
- * The value of `name` for each of `count` providers: one value for all, or
+ * The value of `name` for each of `options.count` providers: one value for all, or
  * a list of exactly `count` entries (empty entries are `undefined`).
  *
  * @example
@@ -79,7 +87,7 @@ export interface AlignedListOptions {
  * const env: Record<string, string> = { TTS_VOICE: ", aura-2-thalia-en" };
  * const read = (name: string) => env[name];
  * assertEquals(
- *   alignedList(read, "TTS_VOICE", 2, { alignedWith: "TTS_PROVIDER" }),
+ *   alignedList(read, "TTS_VOICE", { count: 2, alignedWith: "TTS_PROVIDER" }),
  *   [undefined, "aura-2-thalia-en"],
  * );
  * ```
@@ -87,9 +95,9 @@ export interface AlignedListOptions {
 export function alignedList(
   read: Read,
   name: string,
-  count: number,
   options: AlignedListOptions,
 ): (string | undefined)[] {
+  const { count } = options;
   const text = read(name);
   const entries = commaList(text);
   if (entries === undefined) return new Array(count).fill(undefined);

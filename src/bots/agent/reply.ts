@@ -324,11 +324,10 @@ export class Reply {
     if (action === undefined) {
       // An empty answer would leave the caller in silence.
       if (this.#pieces.length === 0) {
-        throw new ProviderError(
-          llm.name,
-          "protocol",
-          `Model ${llm.name} answered with nothing to say`,
-        );
+        throw new ProviderError(llm.name, {
+          kind: "protocol",
+          message: `Model ${llm.name} answered with nothing to say`,
+        });
       }
       return;
     }
@@ -524,7 +523,9 @@ export class Reply {
     if (this.#cancelled || this.#failure) return;
     this.#failure = error instanceof ProviderError
       ? error
-      : new ProviderError("agent", "protocol", String(error), {
+      : new ProviderError("agent", {
+        kind: "protocol",
+        message: String(error),
         cause: error,
       });
     // Stop the model; audio already synthesised or on its way plays on.

@@ -64,12 +64,12 @@ export async function synthesizeInto(
         resampler = new Resampler(synthesis.sampleRate, sampleRate);
       } catch (error) {
         if (!(error instanceof ResamplerConfigError)) throw error;
-        throw new ProviderError(
-          tts.name,
-          "protocol",
-          `Text-to-speech from ${tts.name} came at ${synthesis.sampleRate} Hz, which cannot be converted to ${sampleRate} Hz`,
-          { cause: error },
-        );
+        throw new ProviderError(tts.name, {
+          kind: "protocol",
+          message:
+            `Text-to-speech from ${tts.name} came at ${synthesis.sampleRate} Hz, which cannot be converted to ${sampleRate} Hz`,
+          cause: error,
+        });
       }
     }
     let first = true;

@@ -72,20 +72,21 @@ export function loadRealtimeConfig(env: Env): RealtimeConfig {
   const provider = oneOf(
     read,
     "REALTIME_PROVIDER",
-    REALTIME_PROVIDERS,
-    "openai",
+    { accepted: REALTIME_PROVIDERS, fallback: "openai" },
   );
   const common = {
     baseUrl: wsUrl(read, provider),
     model: read("REALTIME_MODEL") ?? DEFAULT_REALTIME_MODELS[provider],
     voice: read("REALTIME_VOICE") ?? DEFAULT_REALTIME_VOICES[provider],
-    connectTimeoutMs: integer(read, "REALTIME_TIMEOUT_MS", 5000, [100, 60_000]),
+    connectTimeoutMs: integer(read, "REALTIME_TIMEOUT_MS", {
+      fallback: 5000,
+      range: [100, 60_000],
+    }),
   };
   const onFailure = oneOf(
     read,
     "REALTIME_ON_FAILURE",
-    ["hangup", "transfer"],
-    "hangup",
+    { accepted: ["hangup", "transfer"], fallback: "hangup" },
   );
   if (provider === "gemini") {
     return {
@@ -107,16 +108,14 @@ export function loadRealtimeConfig(env: Env): RealtimeConfig {
       turnDetection: oneOf<TurnDetection>(
         read,
         "REALTIME_TURN_DETECTION",
-        ["server_vad", "semantic_vad"],
-        "server_vad",
+        { accepted: ["server_vad", "semantic_vad"], fallback: "server_vad" },
       ),
       transcriptionModel: read("REALTIME_TRANSCRIPTION_MODEL") ??
         "gpt-4o-mini-transcribe",
       narrowbandFormat: oneOf<NarrowbandFormat>(
         read,
         "REALTIME_8K_FORMAT",
-        ["pcmu", "pcm"],
-        "pcmu",
+        { accepted: ["pcmu", "pcm"], fallback: "pcmu" },
       ),
     },
   };

@@ -557,12 +557,13 @@ export class RealtimeBot implements Bot {
   /** The model is gone: the fallback line, then the configured ending. */
   async #fail(error: unknown): Promise<void> {
     this.#failed = true;
-    const failure = error instanceof ProviderError ? error : new ProviderError(
-      this.#deps.model.name,
-      "protocol",
-      `The ${this.#deps.model.name} session failed`,
-      { cause: error },
-    );
+    const failure = error instanceof ProviderError
+      ? error
+      : new ProviderError(this.#deps.model.name, {
+        kind: "protocol",
+        message: `The ${this.#deps.model.name} session failed`,
+        cause: error,
+      });
     this.#log.warn("{provider} failed ({kind}): {message}", {
       provider: failure.provider,
       kind: failure.kind,

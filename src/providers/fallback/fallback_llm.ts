@@ -29,7 +29,11 @@ import { type CallChain, everyProviderOut } from "./provider_chain.ts";
  *   name: "primary",
  *   // deno-lint-ignore require-yield
  *   async *complete() {
- *     throw new ProviderError("primary", "http", "Unavailable", { status: 503 });
+ *     throw new ProviderError("primary", {
+ *       kind: "http",
+ *       message: "Unavailable",
+ *       status: 503,
+ *     });
  *   },
  * };
  * const backup: LanguageModel = {

@@ -31,7 +31,10 @@ import {
  *
  * const down: SpeechToText = {
  *   name: "deepgram",
- *   open: () => Promise.reject(new ProviderError("deepgram", "network", "Refused")),
+ *   open: () =>
+ *     Promise.reject(
+ *       new ProviderError("deepgram", { kind: "network", message: "Refused" }),
+ *     ),
  * };
  * const backup: SpeechToText = {
  *   name: "sarvam",

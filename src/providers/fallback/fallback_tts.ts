@@ -33,7 +33,9 @@ import {
  *   name: "elevenlabs",
  *   voice: "rachel",
  *   synthesize: () =>
- *     Promise.reject(new ProviderError("elevenlabs", "timeout", "No answer")),
+ *     Promise.reject(
+ *       new ProviderError("elevenlabs", { kind: "timeout", message: "No answer" }),
+ *     ),
  * };
  * const backup: TextToSpeech = {
  *   name: "deepgram",
@@ -103,7 +105,10 @@ export class FallbackTts implements TextToSpeech {
         const first = await iterator.next();
         return {
           sampleRate: synthesis.sampleRate,
-          audio: streamed(first, iterator, attempt, options.signal),
+          audio: streamed(first, iterator, {
+            attempt,
+            signal: options.signal,
+          }),
         };
       } catch (error) {
         if (options.signal?.aborted) {
@@ -122,11 +127,18 @@ function labelsOf(chain: CallChain<TextToSpeech>): string[] {
   return chain.providers.map((provider) => provider.name);
 }
 
+/** What {@linkcode streamed} reports the stream's outcome to. */
+interface StreamedAttempt {
+  /** The chain attempt that produced the audio. */
+  attempt: ChainAttempt<TextToSpeech>;
+  /** The caller's abort signal: a stream it ended is released, not failed. */
+  signal: AbortSignal | undefined;
+}
+
 async function* streamed(
   first: IteratorResult<Uint8Array>,
   rest: AsyncIterator<Uint8Array>,
-  attempt: ChainAttempt<TextToSpeech>,
-  signal: AbortSignal | undefined,
+  { attempt, signal }: StreamedAttempt,
 ): AsyncGenerator<Uint8Array> {
   let finished = false;
   try {

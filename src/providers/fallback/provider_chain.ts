@@ -39,8 +39,16 @@ export interface ProviderChainOptions {
  * ```ts
  * import { assertEquals } from "@std/assert";
  * import { ProviderError } from "../provider_error.ts";
- * const down = new ProviderError("deepgram", "http", "Down", { status: 503 });
- * const ours = new ProviderError("deepgram", "http", "Bad", { status: 400 });
+ * const down = new ProviderError("deepgram", {
+ *   kind: "http",
+ *   message: "Down",
+ *   status: 503,
+ * });
+ * const ours = new ProviderError("deepgram", {
+ *   kind: "http",
+ *   message: "Bad",
+ *   status: 400,
+ * });
  * assertEquals(isFallbackError(down), true);
  * assertEquals(isFallbackError(ours), false);
  * ```
@@ -100,7 +108,10 @@ export interface ChainAttempt<T> {
  * for (const attempt of call.attempts()) {
  *   tried.push(attempt.label);
  *   if (attempt.provider === "deepgram") {
- *     const error = new ProviderError("deepgram", "network", "Reset");
+ *     const error = new ProviderError("deepgram", {
+ *       kind: "network",
+ *       message: "Reset",
+ *     });
  *     if (attempt.failed(error)) continue; // its fault: try the next
  *     break;
  *   }
@@ -244,11 +255,10 @@ export function everyProviderOut(
   stage: ProviderStage,
   labels: string[],
 ): ProviderError {
-  return new ProviderError(
-    labels.join(","),
-    "network",
-    `Every ${stage} provider is out for now (circuit open): ${
+  return new ProviderError(labels.join(","), {
+    kind: "network",
+    message: `Every ${stage} provider is out for now (circuit open): ${
       labels.join(", ")
     }`,
-  );
+  });
 }

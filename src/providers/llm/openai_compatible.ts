@@ -219,14 +219,14 @@ export class OpenAiCompatibleModel implements LanguageModel {
       const contentType = response.headers.get("content-type") ?? "";
       if (response.body === null || contentType.includes("application/json")) {
         const text = await response.text().catch(() => "");
-        throw new ProviderError(
-          this.name,
-          "protocol",
-          `Unexpected answer from "${this.#displayUrl}" with content type "${contentType}": expected a text/event-stream, got "${
-            this.#redact(text.slice(0, PREVIEW_LENGTH))
-          }"`,
-          { status: response.status },
-        );
+        throw new ProviderError(this.name, {
+          kind: "protocol",
+          message:
+            `Unexpected answer from "${this.#displayUrl}" with content type "${contentType}": expected a text/event-stream, got "${
+              this.#redact(text.slice(0, PREVIEW_LENGTH))
+            }"`,
+          status: response.status,
+        });
       }
       const summary = yield* this.#events(response.body, watchdog);
       logger.debug(
@@ -287,11 +287,11 @@ export class OpenAiCompatibleModel implements LanguageModel {
       throw this.#failure(error, watchdog);
     }
     if (!done && !finished) {
-      throw new ProviderError(
-        this.name,
-        "network",
-        `Stream from "${this.#displayUrl}" ended before the completion did: no finish_reason and no [DONE]`,
-      );
+      throw new ProviderError(this.name, {
+        kind: "network",
+        message:
+          `Stream from "${this.#displayUrl}" ended before the completion did: no finish_reason and no [DONE]`,
+      });
     }
     for (const call of calls.drain()) {
       summary.toolCalls += 1;
@@ -305,24 +305,22 @@ export class OpenAiCompatibleModel implements LanguageModel {
     try {
       chunk = JSON.parse(data);
     } catch (error) {
-      throw new ProviderError(
-        this.name,
-        "protocol",
-        `Invalid JSON in the stream from "${this.#displayUrl}": "${
+      throw new ProviderError(this.name, {
+        kind: "protocol",
+        message: `Invalid JSON in the stream from "${this.#displayUrl}": "${
           this.#redact(data.slice(0, PREVIEW_LENGTH))
         }"`,
-        { cause: error },
-      );
+        cause: error,
+      });
     }
     if (!isRecord(chunk)) throw this.#badChunk(data);
     if (chunk.error !== undefined) {
-      throw new ProviderError(
-        this.name,
-        "protocol",
-        `"${this.#displayUrl}" reported an error mid-stream: ${
+      throw new ProviderError(this.name, {
+        kind: "protocol",
+        message: `"${this.#displayUrl}" reported an error mid-stream: ${
           this.#redact(vendorMessage(chunk) ?? data.slice(0, PREVIEW_LENGTH))
         }`,
-      );
+      });
     }
     // Usage-only chunks and some servers' keep-alive chunks carry no choices.
     if (chunk.choices === undefined || chunk.choices === null) return undefined;
@@ -352,13 +350,12 @@ export class OpenAiCompatibleModel implements LanguageModel {
   }
 
   #badChunk(data: string): ProviderError {
-    return new ProviderError(
-      this.name,
-      "protocol",
-      `Unexpected chunk in the stream from "${this.#displayUrl}": "${
+    return new ProviderError(this.name, {
+      kind: "protocol",
+      message: `Unexpected chunk in the stream from "${this.#displayUrl}": "${
         this.#redact(data.slice(0, PREVIEW_LENGTH))
       }": expected a chat.completion.chunk`,
-    );
+    });
   }
 
   #requestBody(
@@ -403,52 +400,51 @@ export class OpenAiCompatibleModel implements LanguageModel {
     }
     detail ??= text.trim().slice(0, PREVIEW_LENGTH);
     const reason = detail === "" ? response.statusText : detail;
-    return new ProviderError(
-      this.name,
-      "http",
-      `Request to "${this.#displayUrl}" failed with HTTP ${response.status}: ${
-        this.#redact(reason)
-      }`,
-      { status: response.status },
-    );
+    return new ProviderError(this.name, {
+      kind: "http",
+      message:
+        `Request to "${this.#displayUrl}" failed with HTTP ${response.status}: ${
+          this.#redact(reason)
+        }`,
+      status: response.status,
+    });
   }
 
   #failure(error: unknown, watchdog: Watchdog): ProviderError {
     if (error instanceof ProviderError) return error;
     if (watchdog.reason === "aborted") return this.#abortedError();
     if (watchdog.reason === "timeout") {
-      return new ProviderError(
-        this.name,
-        "timeout",
-        watchdog.streaming
+      return new ProviderError(this.name, {
+        kind: "timeout",
+        message: watchdog.streaming
           ? `Stream from "${this.#displayUrl}" stalled: nothing for ${this.#idleTimeoutMs} ms`
           : `No answer from "${this.#displayUrl}" within ${this.#timeoutMs} ms`,
-        { cause: error },
-      );
+        cause: error,
+      });
     }
     if (error instanceof SseError) {
-      return new ProviderError(
-        this.name,
-        "protocol",
-        `Invalid event stream from "${this.#displayUrl}": ${error.message}`,
-        { cause: error },
-      );
+      return new ProviderError(this.name, {
+        kind: "protocol",
+        message:
+          `Invalid event stream from "${this.#displayUrl}": ${error.message}`,
+        cause: error,
+      });
     }
     const detail = error instanceof Error ? error.message : String(error);
-    return new ProviderError(
-      this.name,
-      "network",
-      `Request to "${this.#displayUrl}" failed: ${this.#redact(detail)}`,
-      { cause: error },
-    );
+    return new ProviderError(this.name, {
+      kind: "network",
+      message: `Request to "${this.#displayUrl}" failed: ${
+        this.#redact(detail)
+      }`,
+      cause: error,
+    });
   }
 
   #abortedError(): ProviderError {
-    return new ProviderError(
-      this.name,
-      "aborted",
-      `Completion from "${this.#displayUrl}" aborted`,
-    );
+    return new ProviderError(this.name, {
+      kind: "aborted",
+      message: `Completion from "${this.#displayUrl}" aborted`,
+    });
   }
 
   #redact(text: string): string {
@@ -606,13 +602,12 @@ class ToolCallAccumulator {
     this.#calls.clear();
     return entries.map(([index, call]) => {
       if (call.name === undefined || call.name === "") {
-        throw new ProviderError(
-          this.#provider,
-          "protocol",
-          `Tool call at index ${index} with arguments "${
+        throw new ProviderError(this.#provider, {
+          kind: "protocol",
+          message: `Tool call at index ${index} with arguments "${
             call.arguments.slice(0, PREVIEW_LENGTH)
           }" has no function name`,
-        );
+        });
       }
       return {
         // Ids only need to match between the call and its tool message.
@@ -625,13 +620,12 @@ class ToolCallAccumulator {
   }
 
   #invalid(delta: unknown): ProviderError {
-    return new ProviderError(
-      this.#provider,
-      "protocol",
-      `Invalid tool call delta "${
+    return new ProviderError(this.#provider, {
+      kind: "protocol",
+      message: `Invalid tool call delta "${
         JSON.stringify(delta).slice(0, PREVIEW_LENGTH)
       }": expected {index, id?, function: {name?, arguments?}}`,
-    );
+    });
   }
 }
 

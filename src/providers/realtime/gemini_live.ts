@@ -250,11 +250,10 @@ class GeminiLiveSession implements RealtimeSession {
       return;
     }
     this.#queue.fail(
-      failure ?? new ProviderError(
-        "gemini",
-        "network",
-        "Gemini Live ended the session and it could not be resumed",
-      ),
+      failure ?? new ProviderError("gemini", {
+        kind: "network",
+        message: "Gemini Live ended the session and it could not be resumed",
+      }),
     );
   }
 
@@ -343,11 +342,10 @@ class GeminiLiveSession implements RealtimeSession {
       try {
         bytes = Uint8Array.fromBase64(data);
       } catch {
-        throw new ProviderError(
-          "gemini",
-          "protocol",
-          "Gemini Live sent audio that is not base64",
-        );
+        throw new ProviderError("gemini", {
+          kind: "protocol",
+          message: "Gemini Live sent audio that is not base64",
+        });
       }
       const pcm = this.#fromModel ? this.#fromModel.push(bytes) : bytes;
       if (pcm.length > 0) emit({ type: "audio", pcm });

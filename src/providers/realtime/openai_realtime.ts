@@ -341,11 +341,10 @@ class OpenAiRealtimeSession implements RealtimeSession {
     try {
       bytes = Uint8Array.fromBase64(message.delta);
     } catch {
-      throw new ProviderError(
-        "openai",
-        "protocol",
-        "OpenAI Realtime sent audio that is not base64",
-      );
+      throw new ProviderError("openai", {
+        kind: "protocol",
+        message: "OpenAI Realtime sent audio that is not base64",
+      });
     }
     const itemId = stringOr(message.item_id, undefined);
     if (itemId !== this.#audioItemId) {

@@ -170,14 +170,11 @@ export class DeepgramStt implements SpeechToText {
   open(options: SpeechToTextOptions): Promise<SpeechToTextSession> {
     if (options.signal?.aborted) {
       return Promise.reject(
-        new ProviderError(
-          this.name,
-          "aborted",
-          "Deepgram session was aborted",
-          {
-            cause: options.signal.reason,
-          },
-        ),
+        new ProviderError(this.name, {
+          kind: "aborted",
+          message: "Deepgram session was aborted",
+          cause: options.signal.reason,
+        }),
       );
     }
     try {
@@ -326,11 +323,10 @@ class TurnTracker {
       case "UtteranceEnd":
         return this.#endTurn();
       case "Error":
-        throw new ProviderError(
-          "deepgram",
-          "protocol",
-          `Deepgram reported an error: "${message.description}"`,
-        );
+        throw new ProviderError("deepgram", {
+          kind: "protocol",
+          message: `Deepgram reported an error: "${message.description}"`,
+        });
       case "other":
         return [];
     }

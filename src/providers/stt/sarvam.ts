@@ -190,18 +190,20 @@ export class SarvamStt implements SpeechToText {
   open(options: SpeechToTextOptions): Promise<SpeechToTextSession> {
     if (options.signal?.aborted) {
       return Promise.reject(
-        new ProviderError(this.name, "aborted", "Sarvam session was aborted", {
+        new ProviderError(this.name, {
+          kind: "aborted",
+          message: "Sarvam session was aborted",
           cause: options.signal.reason,
         }),
       );
     }
     if (!SAMPLE_RATES.includes(options.sampleRate)) {
       return Promise.reject(
-        new ProviderError(
-          this.name,
-          "protocol",
-          `Unsupported sample rate "${options.sampleRate}" for Sarvam: expected 8000 or 16000`,
-        ),
+        new ProviderError(this.name, {
+          kind: "protocol",
+          message:
+            `Unsupported sample rate "${options.sampleRate}" for Sarvam: expected 8000 or 16000`,
+        }),
       );
     }
     return Promise.resolve(new SarvamSession(this.#config, options));
@@ -354,11 +356,10 @@ class SarvamSession implements SpeechToTextSession {
           ? data.error
           : "unknown error";
         const code = typeof data.code === "string" ? ` (${data.code})` : "";
-        throw new ProviderError(
-          "sarvam",
-          "protocol",
-          `Sarvam reported an error: "${detail}"${code}`,
-        );
+        throw new ProviderError("sarvam", {
+          kind: "protocol",
+          message: `Sarvam reported an error: "${detail}"${code}`,
+        });
       }
       default:
         return [];

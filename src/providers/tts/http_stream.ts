@@ -339,6 +339,6 @@ class Exchange {
     const { provider, secret } = this.#options;
     let message = `Text-to-speech request to ${provider} ${what}`;
     if (secret !== "") message = message.replaceAll(secret, "[redacted]");
-    return new ProviderError(provider, kind, message, options);
+    return new ProviderError(provider, { kind, message, ...options });
   }
 }

@@ -255,12 +255,11 @@ function decodeBase64Wav(
 }
 
 function protocolError(what: string, cause?: unknown): ProviderError {
-  return new ProviderError(
-    "sarvam",
-    "protocol",
-    `Text-to-speech request to sarvam ${what}`,
-    { cause },
-  );
+  return new ProviderError("sarvam", {
+    kind: "protocol",
+    message: `Text-to-speech request to sarvam ${what}`,
+    cause,
+  });
 }
 
 function startsWithRiff(bytes: Uint8Array): boolean {
