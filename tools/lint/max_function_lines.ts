@@ -46,14 +46,6 @@ export const REPORT_ONLY: Readonly<Record<string, readonly string[]>> = {
   "src/routes/status_callback.ts": ["handleStatusCallback"],
   "src/serve.ts": ["serve"],
   "src/console/console_app.ts": ["ConsoleApp.handle"],
-  "src/console/static/app.js": [
-    "overview",
-    "draw",
-    "history",
-    "load",
-    "callPage",
-  ],
-  "src/console/static/softphone.js": ["renderSoftphone", "startCall"],
 };
 
 /**
