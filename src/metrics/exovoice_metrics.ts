@@ -115,7 +115,7 @@ export class ExovoiceMetrics {
   #agent: AgentMetrics;
   #recordWriteFailures: Counter;
 
-  /** Declares every metric, area by area, in the order a scrape lists them. */
+  /** Declares every metric. */
   constructor(options: ExovoiceMetricsOptions = {}) {
     const registry = this.registry;
     const live = () => this.#liveTotals();
