@@ -131,6 +131,16 @@ export function voiceInstructions(
   return base;
 }
 
+/** What the model may call: the built-in tools the agent keeps, then the tool runner's. */
+function toolsFor(deps: AgentDependencies): ToolDefinition[] {
+  const { builtinTools } = deps.config;
+  return [
+    ...(builtinTools.endCall ? [END_CALL_TOOL] : []),
+    ...(builtinTools.transfer ? [TRANSFER_TOOL] : []),
+    ...(deps.toolRunner?.definitions ?? []),
+  ];
+}
+
 const LANGUAGE_NAMES = new Intl.DisplayNames(["en"], { type: "language" });
 
 /**
@@ -237,11 +247,7 @@ export class AgentBot implements Bot {
       log: this.#log,
     });
     this.#llm = providers.llm;
-    this.#tools = [
-      ...(config.builtinTools.endCall ? [END_CALL_TOOL] : []),
-      ...(config.builtinTools.transfer ? [TRANSFER_TOOL] : []),
-      ...(deps.toolRunner?.definitions ?? []),
-    ];
+    this.#tools = toolsFor(deps);
     this.#echo = new EchoGuard(info.sampleRate);
     this.#lines = new LineAudio({
       cache: deps.cache,
@@ -253,25 +259,8 @@ export class AgentBot implements Bot {
     output.onSent?.((pcm, startsAt) =>
       this.#echo.sent(pcm, { sentAt: clock.now(), startsAt })
     );
-    this.#vad = (deps.detectors ?? energyDetector)(info.sampleRate, {
-      isEcho: (atMs, durationMs) => this.#echo.isEcho(atMs, durationMs),
-      onFrame: (frame) => {
-        if (frame.isSpeech) {
-          this.#turnTaking.voiced(frame.atMs + frame.durationMs);
-        }
-      },
-      onAnalysed: (events) => this.#turnTaking.analysed(events),
-    });
-    this.#turnTaking = new TurnTaking({
-      clock,
-      voice: this.#vad,
-      echo: this.#echo,
-      bargeIn: config.bargeIn,
-      silence: config.silence,
-      turnTimeoutMs: config.turnTimeoutMs,
-      dtmfTimeoutMs: config.dtmfTimeoutMs,
-      onAction: (action) => this.#act(action),
-    });
+    this.#vad = this.#newDetector();
+    this.#turnTaking = this.#newTurnTaking();
     // Speech-to-text opened at `connected` serves when it speaks the
     // call's rate; otherwise it closes and the call opens its own.
     const prepared = deps.prepared;
@@ -282,6 +271,35 @@ export class AgentBot implements Bot {
       `${config.prompt}\n\n${voiceInstructions(config.builtinTools)}`,
       { maxMessages: config.maxHistory },
     );
+  }
+
+  /** The call's voice-activity detector, feeding {@linkcode TurnTaking}; it skips the bot's own voice coming back. */
+  #newDetector(): SpeechDetector {
+    const detectors = this.#deps.detectors ?? energyDetector;
+    return detectors(this.#info.sampleRate, {
+      isEcho: (atMs, durationMs) => this.#echo.isEcho(atMs, durationMs),
+      onFrame: (frame) => {
+        if (frame.isSpeech) {
+          this.#turnTaking.voiced(frame.atMs + frame.durationMs);
+        }
+      },
+      onAnalysed: (events) => this.#turnTaking.analysed(events),
+    });
+  }
+
+  /** Turn-taking over the call's detector, acting through {@linkcode AgentBot.#act}. */
+  #newTurnTaking(): TurnTaking {
+    const { config, clock } = this.#deps;
+    return new TurnTaking({
+      clock,
+      voice: this.#vad,
+      echo: this.#echo,
+      bargeIn: config.bargeIn,
+      silence: config.silence,
+      turnTimeoutMs: config.turnTimeoutMs,
+      dtmfTimeoutMs: config.dtmfTimeoutMs,
+      onAction: (action) => this.#act(action),
+    });
   }
 
   #listenerHandlers(): ListenerHandlers {

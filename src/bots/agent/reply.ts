@@ -261,57 +261,18 @@ export class Reply {
   }
 
   async #modelPlan(plan: Extract<ReplyPlan, { kind: "model" }>): Promise<void> {
-    const { llm } = this.#context;
     let messages = plan.messages;
     for (let round = 0;; round++) {
       const turn = await this.#modelTurn(messages, plan.tools);
       if (turn === undefined) return;
       const runner = plan.toolRunner;
-      const toolCalls: ToolCall[] = [];
-      for (const call of turn.calls) {
-        const action = parseToolCall(call);
-        if (action.kind !== "unknown") {
-          this.#action ??= action;
-        } else if (runner && runner.definitions.length > 0) {
-          // Unknown names too: the runner answers them with an error the
-          // model can correct.
-          toolCalls.push(call);
-        } else {
-          this.#context.log.warn("Model called an unknown tool {name}", {
-            name: action.name,
-          });
-        }
-      }
+      const toolCalls = this.#toolCallsToRun(turn.calls, runner);
       if (toolCalls.length === 0 || runner === undefined) break;
-      const results = await this.#runTools(toolCalls, {
+      const answers = await this.#answerTools(turn.calls, toolCalls, {
         ...plan,
         toolRunner: runner,
       });
-      const answers: ChatMessage[] = turn.calls.map((call) => {
-        const result = results.find((item) => item.toolCallId === call.id);
-        return {
-          role: "tool",
-          toolCallId: call.id,
-          content: result?.content ?? JSON.stringify({ ok: true }),
-        };
-      });
-      // In the history the reply's words come once, as heard, at its end.
-      this.#toolMessages.push(
-        { role: "assistant", content: "", toolCalls: turn.calls },
-        ...answers,
-      );
-      if (
-        this.#action || this.#cancelled || this.#failure ||
-        round + 1 >= MAX_TOOL_ROUNDS
-      ) {
-        if (round + 1 >= MAX_TOOL_ROUNDS && !this.#action) {
-          this.#context.log.warn(
-            "Model called tools {rounds} times in one reply: not asking again",
-            { rounds: MAX_TOOL_ROUNDS },
-          );
-        }
-        break;
-      }
+      if (this.#lastToolRound(round)) break;
       // Every result is in, last, before the model is asked to go on.
       messages = [
         ...messages,
@@ -319,7 +280,87 @@ export class Reply {
         ...answers,
       ];
     }
+    this.#endModelPlan(plan);
+  }
+
+  /**
+   * Sorts a model turn's tool calls: the first built-in action (end the
+   * call, transfer) is kept for the reply's end; the rest go to the tool
+   * runner, when there is one, and are logged and dropped when not.
+   */
+  #toolCallsToRun(
+    calls: readonly ToolCall[],
+    runner: ToolRunner | undefined,
+  ): ToolCall[] {
+    const toolCalls: ToolCall[] = [];
+    for (const call of calls) {
+      const action = parseToolCall(call);
+      if (action.kind !== "unknown") {
+        this.#action ??= action;
+      } else if (runner && runner.definitions.length > 0) {
+        // Unknown names too: the runner answers them with an error the
+        // model can correct.
+        toolCalls.push(call);
+      } else {
+        this.#context.log.warn("Model called an unknown tool {name}", {
+          name: action.name,
+        });
+      }
+    }
+    return toolCalls;
+  }
+
+  /**
+   * Runs a turn's tool calls and answers every call the model made (a
+   * built-in one with `{"ok":true}`), keeping the round for the history.
+   */
+  async #answerTools(
+    calls: ToolCall[],
+    toolCalls: ToolCall[],
+    plan: Extract<ReplyPlan, { kind: "model" }> & { toolRunner: ToolRunner },
+  ): Promise<ChatMessage[]> {
+    const results = await this.#runTools(toolCalls, plan);
+    const answers: ChatMessage[] = calls.map((call) => {
+      const result = results.find((item) => item.toolCallId === call.id);
+      return {
+        role: "tool",
+        toolCallId: call.id,
+        content: result?.content ?? JSON.stringify({ ok: true }),
+      };
+    });
+    // In the history the reply's words come once, as heard, at its end.
+    this.#toolMessages.push(
+      { role: "assistant", content: "", toolCalls: calls },
+      ...answers,
+    );
+    return answers;
+  }
+
+  /** Whether the model is not asked again after tool round `round` (counted from 0). */
+  #lastToolRound(round: number): boolean {
+    if (
+      !this.#action && !this.#cancelled && !this.#failure &&
+      round + 1 < MAX_TOOL_ROUNDS
+    ) {
+      return false;
+    }
+    if (round + 1 >= MAX_TOOL_ROUNDS && !this.#action) {
+      this.#context.log.warn(
+        "Model called tools {rounds} times in one reply: not asking again",
+        { rounds: MAX_TOOL_ROUNDS },
+      );
+    }
+    return true;
+  }
+
+  /**
+   * After the model's last turn: says the line of the action it chose (its
+   * own, or the goodbye or transfer line when it said nothing), and fails
+   * a reply that would leave the caller in silence.
+   */
+  #endModelPlan(plan: Extract<ReplyPlan, { kind: "model" }>): void {
     if (this.#cancelled || this.#failure) return;
+    const { llm } = this.#context;
     const action = this.#action;
     if (action === undefined) {
       // An empty answer would leave the caller in silence.

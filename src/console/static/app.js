@@ -168,127 +168,17 @@ function overview() {
   const draw = async () => {
     try {
       const o = await api("/console/api/overview");
-      const max = Math.max(1, ...o.callsPerMinute);
-      const cpm = h(
-        "div",
-        { class: "cpm", "aria-label": "Calls per minute, last hour" },
-        o.callsPerMinute.map((n, i) => {
-          const bar = h("div", { title: `${n} call(s), ${59 - i} min ago` });
-          bar.style.height = `${(n / max) * 100}%`;
-          return bar;
-        }),
-      );
-      const slowest = Math.max(1, ...o.latency.map((s) => s.p95 ?? 0));
-      const pct = o.latency.map((s) => {
-        const label = STAGES.find(([stage]) => stage === s.stage)[1];
-        const track = h("div", { class: "track" });
-        for (const [which, cls] of [["p95", "p95"], ["p50", "p50"]]) {
-          if (s[which] === null) continue;
-          const seg = h("div", { class: `seg s-${s.stage} ${cls}` });
-          seg.style.left = "0";
-          seg.style.width = `${(s[which] / slowest) * 100}%`;
-          track.append(seg);
-        }
-        return h(
-          "div",
-          { class: "pct" },
-          h("span", {}, label),
-          track,
-          h(
-            "span",
-            { class: "small" },
-            s.p50 === null
-              ? "—"
-              : `${Math.round(s.p50)} / ${Math.round(s.p95)}`,
-          ),
-        );
-      });
       const errors = o.providerErrors.filter((e) => e.count > 0);
       main.replaceChildren(
         h("h1", {}, "Overview"),
-        h(
-          "div",
-          { class: "stats" },
-          h(
-            "div",
-            { class: "stat" },
-            h("b", { "data-testid": "live-count" }, o.liveCalls),
-            o.liveCalls === 1 ? "live call" : "live calls",
-          ),
-          h(
-            "div",
-            { class: "stat" },
-            h("b", {}, o.callsEnded),
-            "calls in the last hour",
-          ),
-          h(
-            "div",
-            { class: "stat" },
-            h("b", {}, o.callsPerMinute.at(-1)),
-            "this minute",
-          ),
-          h(
-            "div",
-            { class: "stat" },
-            h("b", {}, errors.reduce((a, e) => a + e.count, 0)),
-            "provider errors",
-          ),
-        ),
+        overviewStats(o, errors),
         h(
           "div",
           { class: "grid" },
-          h(
-            "section",
-            { class: "panel" },
-            h("h2", {}, "Calls per minute (last hour)"),
-            cpm,
-            h(
-              "div",
-              { class: "small muted" },
-              Object.entries(o.outcomes).map(([k, v]) => `${k}: ${v}`).join(
-                " · ",
-              ) || "No calls ended in the last hour.",
-            ),
-          ),
-          h(
-            "section",
-            { class: "panel" },
-            h("h2", {}, "Turn latency p50 / p95 (ms, last hour)"),
-            pct,
-            h(
-              "div",
-              { class: "small muted" },
-              "Solid: p50 · pale: p95, from the end of the caller's speech",
-            ),
-          ),
+          callsPerMinutePanel(o),
+          latencyPanel(o.latency),
         ),
-        h(
-          "section",
-          { class: "panel" },
-          h("h2", {}, "Provider errors (since start)"),
-          errors.length
-            ? h(
-              "table",
-              {},
-              h(
-                "tr",
-                {},
-                h("th", {}, "Provider"),
-                h("th", {}, "Kind"),
-                h("th", {}, "Count"),
-              ),
-              errors.map((e) =>
-                h(
-                  "tr",
-                  {},
-                  h("td", {}, e.provider),
-                  h("td", {}, e.kind),
-                  h("td", {}, e.count),
-                )
-              ),
-            )
-            : h("p", { class: "empty" }, "None."),
-        ),
+        providerErrorsPanel(errors),
       );
     } catch (error) {
       fail(error);
@@ -296,6 +186,118 @@ function overview() {
   };
   draw();
   ticker = setInterval(draw, 5000);
+}
+
+function stat(value, label, attributes = {}) {
+  return h("div", { class: "stat" }, h("b", attributes, value), label);
+}
+
+function overviewStats(o, errors) {
+  return h(
+    "div",
+    { class: "stats" },
+    stat(
+      o.liveCalls,
+      o.liveCalls === 1 ? "live call" : "live calls",
+      { "data-testid": "live-count" },
+    ),
+    stat(o.callsEnded, "calls in the last hour"),
+    stat(o.callsPerMinute.at(-1), "this minute"),
+    stat(errors.reduce((a, e) => a + e.count, 0), "provider errors"),
+  );
+}
+
+function callsPerMinutePanel(o) {
+  const max = Math.max(1, ...o.callsPerMinute);
+  const cpm = h(
+    "div",
+    { class: "cpm", "aria-label": "Calls per minute, last hour" },
+    o.callsPerMinute.map((n, i) => {
+      const bar = h("div", { title: `${n} call(s), ${59 - i} min ago` });
+      bar.style.height = `${(n / max) * 100}%`;
+      return bar;
+    }),
+  );
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Calls per minute (last hour)"),
+    cpm,
+    h(
+      "div",
+      { class: "small muted" },
+      Object.entries(o.outcomes).map(([k, v]) => `${k}: ${v}`).join(" · ") ||
+        "No calls ended in the last hour.",
+    ),
+  );
+}
+
+function latencyPanel(latency) {
+  const slowest = Math.max(1, ...latency.map((s) => s.p95 ?? 0));
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Turn latency p50 / p95 (ms, last hour)"),
+    latency.map((s) => percentileRow(s, slowest)),
+    h(
+      "div",
+      { class: "small muted" },
+      "Solid: p50 · pale: p95, from the end of the caller's speech",
+    ),
+  );
+}
+
+function percentileRow(s, slowest) {
+  const label = STAGES.find(([stage]) => stage === s.stage)[1];
+  const track = h("div", { class: "track" });
+  for (const [which, cls] of [["p95", "p95"], ["p50", "p50"]]) {
+    if (s[which] === null) continue;
+    const seg = h("div", { class: `seg s-${s.stage} ${cls}` });
+    seg.style.left = "0";
+    seg.style.width = `${(s[which] / slowest) * 100}%`;
+    track.append(seg);
+  }
+  return h(
+    "div",
+    { class: "pct" },
+    h("span", {}, label),
+    track,
+    h(
+      "span",
+      { class: "small" },
+      s.p50 === null ? "—" : `${Math.round(s.p50)} / ${Math.round(s.p95)}`,
+    ),
+  );
+}
+
+function providerErrorsPanel(errors) {
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Provider errors (since start)"),
+    errors.length
+      ? h(
+        "table",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", {}, "Provider"),
+          h("th", {}, "Kind"),
+          h("th", {}, "Count"),
+        ),
+        errors.map((e) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, e.provider),
+            h("td", {}, e.kind),
+            h("td", {}, e.count),
+          )
+        ),
+      )
+      : h("p", { class: "empty" }, "None."),
+  );
 }
 
 // Live calls, updated by the event stream.
@@ -358,7 +360,56 @@ export function liveCard(call) {
 
 // History: records, searchable by number, date and outcome.
 function history() {
-  const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
+  const filters = historyFilters(
+    new URLSearchParams(location.hash.split("?")[1] ?? ""),
+  );
+  const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  let cursor = null;
+  const rows = [];
+  const load = async (more) => {
+    const query = callsQuery(filters);
+    if (more && cursor) query.set("cursor", cursor);
+    try {
+      const page = await api(`/console/api/calls?${query}`);
+      if (!more) rows.length = 0;
+      rows.push(...page.calls);
+      cursor = page.cursor;
+      body.replaceChildren(
+        historyTable(rows),
+        cursor
+          ? h("button", { type: "button", onclick: () => load(true) }, "More")
+          : "",
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        return showLogin("Your session expired: log in again.");
+      }
+      body.replaceChildren(h("p", { class: "error" }, error.message));
+    }
+  };
+  main.replaceChildren(
+    h("h1", {}, "History"),
+    h("div", { class: "panel" }, historyForm(filters, () => load(false))),
+    h("div", { class: "panel" }, body),
+  );
+  load(false);
+}
+
+/** The outcomes the history can filter on; "" is any. */
+const OUTCOMES = [
+  "",
+  "stop",
+  "closed",
+  "hangup",
+  "idle_timeout",
+  "max_call_length",
+  "server_shutdown",
+  "bot_error",
+  "other",
+];
+
+/** The history's search fields, filled from the page's query. */
+function historyFilters(params) {
   const number = h("input", {
     name: "number",
     placeholder: "+91…",
@@ -378,122 +429,93 @@ function history() {
   const outcome = h(
     "select",
     { name: "outcome" },
-    [
-      "",
-      "stop",
-      "closed",
-      "hangup",
-      "idle_timeout",
-      "max_call_length",
-      "server_shutdown",
-      "bot_error",
-      "other",
-    ]
-      .map((o) =>
-        h(
-          "option",
-          { value: o, selected: o === (params.get("outcome") ?? "") },
-          o || "any outcome",
-        )
-      ),
-  );
-  const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
-  let cursor = null;
-  const rows = [];
-  const load = async (more) => {
-    const query = new URLSearchParams();
-    if (number.value) query.set("number", number.value);
-    if (from.value) {
-      query.set("from", new Date(`${from.value}T00:00:00`).toISOString());
-    }
-    if (to.value) {
-      query.set(
-        "to",
-        new Date(new Date(`${to.value}T00:00:00`).getTime() + 86_400_000)
-          .toISOString(),
-      );
-    }
-    if (outcome.value) query.set("outcome", outcome.value);
-    if (more && cursor) query.set("cursor", cursor);
-    try {
-      const page = await api(`/console/api/calls?${query}`);
-      if (!more) rows.length = 0;
-      rows.push(...page.calls);
-      cursor = page.cursor;
-      body.replaceChildren(
-        rows.length === 0 ? h("p", { class: "empty" }, "No calls match.") : h(
-          "table",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "Ended"),
-            h("th", {}, "From"),
-            h("th", { class: "hide-narrow" }, "To"),
-            h("th", { class: "hide-narrow" }, "Bot"),
-            h("th", {}, "Length"),
-            h("th", {}, "Outcome"),
-            h("th", { class: "hide-narrow" }, "Exotel"),
-          ),
-          rows.map((c) =>
-            h(
-              "tr",
-              {
-                class: "rowlink",
-                "data-testid": "history-row",
-                "data-call-id": c.callId,
-                tabindex: 0,
-                onclick: () =>
-                  location.hash = `#/calls/${encodeURIComponent(c.id)}`,
-                onkeydown: (e) =>
-                  e.key === "Enter" &&
-                  (location.hash = `#/calls/${encodeURIComponent(c.id)}`),
-              },
-              h("td", {}, when(c.endedAt)),
-              h("td", {}, mask(c.from)),
-              h("td", { class: "hide-narrow" }, mask(c.to)),
-              h("td", { class: "hide-narrow" }, c.bot),
-              h("td", {}, duration(c.durationMs)),
-              h("td", {}, c.ended.outcome),
-              h("td", { class: "hide-narrow" }, c.exotel?.status ?? "—"),
-            )
-          ),
-        ),
-        cursor
-          ? h("button", { type: "button", onclick: () => load(true) }, "More")
-          : "",
-      );
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401) {
-        return showLogin("Your session expired: log in again.");
-      }
-      body.replaceChildren(h("p", { class: "error" }, error.message));
-    }
-  };
-  main.replaceChildren(
-    h("h1", {}, "History"),
-    h(
-      "div",
-      { class: "panel" },
+    OUTCOMES.map((o) =>
       h(
-        "form",
-        {
-          class: "inline",
-          onsubmit: (e) => {
-            e.preventDefault();
-            load(false);
-          },
-        },
-        h("label", {}, "Number", number),
-        h("label", {}, "From", from),
-        h("label", {}, "To", to),
-        h("label", {}, "Outcome", outcome),
-        h("button", { class: "primary", type: "submit" }, "Search"),
-      ),
+        "option",
+        { value: o, selected: o === (params.get("outcome") ?? "") },
+        o || "any outcome",
+      )
     ),
-    h("div", { class: "panel" }, body),
   );
-  load(false);
+  return { number, from, to, outcome };
+}
+
+/** The calls API query for the search fields: dates are local days, `to` inclusive. */
+function callsQuery({ number, from, to, outcome }) {
+  const query = new URLSearchParams();
+  if (number.value) query.set("number", number.value);
+  if (from.value) {
+    query.set("from", new Date(`${from.value}T00:00:00`).toISOString());
+  }
+  if (to.value) {
+    query.set(
+      "to",
+      new Date(new Date(`${to.value}T00:00:00`).getTime() + 86_400_000)
+        .toISOString(),
+    );
+  }
+  if (outcome.value) query.set("outcome", outcome.value);
+  return query;
+}
+
+function historyForm({ number, from, to, outcome }, search) {
+  return h(
+    "form",
+    {
+      class: "inline",
+      onsubmit: (e) => {
+        e.preventDefault();
+        search();
+      },
+    },
+    h("label", {}, "Number", number),
+    h("label", {}, "From", from),
+    h("label", {}, "To", to),
+    h("label", {}, "Outcome", outcome),
+    h("button", { class: "primary", type: "submit" }, "Search"),
+  );
+}
+
+function historyTable(rows) {
+  if (rows.length === 0) return h("p", { class: "empty" }, "No calls match.");
+  return h(
+    "table",
+    {},
+    h(
+      "tr",
+      {},
+      h("th", {}, "Ended"),
+      h("th", {}, "From"),
+      h("th", { class: "hide-narrow" }, "To"),
+      h("th", { class: "hide-narrow" }, "Bot"),
+      h("th", {}, "Length"),
+      h("th", {}, "Outcome"),
+      h("th", { class: "hide-narrow" }, "Exotel"),
+    ),
+    rows.map(historyRow),
+  );
+}
+
+function historyRow(c) {
+  const open = () => location.hash = `#/calls/${encodeURIComponent(c.id)}`;
+  return h(
+    "tr",
+    {
+      class: "rowlink",
+      "data-testid": "history-row",
+      "data-call-id": c.callId,
+      tabindex: 0,
+      onclick: open,
+      onkeydown: (e) => e.key === "Enter" && open(),
+    },
+    h("td", {}, when(c.endedAt)),
+    h("td", {}, mask(c.from)),
+    h("td", { class: "hide-narrow" }, mask(c.to)),
+    h("td", { class: "hide-narrow" }, c.bot),
+    h("td", {}, duration(c.durationMs)),
+    h("td", {}, c.ended.outcome),
+    h("td", { class: "hide-narrow" }, c.exotel?.status ?? "—"),
+  );
 }
 
 /** Numbers as the logs show them: all but the last four digits masked. */
@@ -507,7 +529,6 @@ async function callPage(id, refreshing = false) {
   if (!refreshing) main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   try {
     const call = await api(`/console/api/calls/${encodeURIComponent(id)}`);
-    const exotel = call.exotel;
     if (call.state === "in_progress") {
       // A live call's record: show it again, complete, once the call ends.
       const shown = location.hash;
@@ -525,94 +546,10 @@ async function callPage(id, refreshing = false) {
           "section",
           { class: "panel" },
           h("h2", {}, "Call"),
-          h(
-            "dl",
-            { class: "facts" },
-            h("dt", {}, "From"),
-            h("dd", {}, mask(call.from)),
-            h("dt", {}, "To"),
-            h("dd", {}, mask(call.to)),
-            h("dt", {}, "Bot"),
-            h("dd", {}, call.bot),
-            h("dt", {}, "Started"),
-            h("dd", {}, when(call.startedAt)),
-            h("dt", {}, "Length"),
-            h("dd", {}, duration(call.durationMs)),
-            h("dt", {}, "Outcome"),
-            h(
-              "dd",
-              { "data-testid": "outcome" },
-              call.state === "in_progress"
-                ? "in progress"
-                : `${call.ended.outcome} (${call.ended.reason})`,
-            ),
-            h("dt", {}, "Rate"),
-            h("dd", {}, `${call.sampleRate} Hz`),
-            h("dt", {}, "Keys"),
-            h("dd", {}, call.dtmfDigits || "—"),
-            h("dt", {}, "Barge-ins"),
-            h(
-              "dd",
-              {},
-              String(call.transcript.filter((e) => e.interrupted).length),
-            ),
-            h("dt", {}, "Frames"),
-            h(
-              "dd",
-              {},
-              `${call.counters.framesIn} in · ${call.counters.framesOut} out · ${call.counters.clears} clears`,
-            ),
-          ),
-          call.recording
-            ? [
-              h("h2", {}, "Recording"),
-              h("audio", {
-                controls: true,
-                preload: "metadata",
-                src: `/console/api/calls/${
-                  encodeURIComponent(call.id)
-                }/recording`,
-                "data-testid": "recording",
-              }),
-              h(
-                "div",
-                { class: "small muted" },
-                `Left: caller · right: bot · ${
-                  duration(call.recording.durationMs)
-                }`,
-              ),
-            ]
-            : h(
-              "p",
-              { class: "empty small" },
-              "Not recorded (set RECORDINGS_DIR to keep audio).",
-            ),
+          callFacts(call),
+          recordingView(call),
         ),
-        h(
-          "section",
-          { class: "panel" },
-          h("h2", {}, "Exotel's status"),
-          exotel
-            ? h(
-              "dl",
-              { class: "facts" },
-              Object.entries(exotel).map((
-                [k, v],
-              ) => [
-                h("dt", {}, k),
-                h(
-                  "dd",
-                  {},
-                  typeof v === "object" ? JSON.stringify(v) : String(v),
-                ),
-              ]),
-            )
-            : h(
-              "p",
-              { class: "empty" },
-              "Exotel sent no status callback for this call.",
-            ),
-        ),
+        exotelPanel(call.exotel),
       ),
       h(
         "section",
@@ -630,6 +567,88 @@ async function callPage(id, refreshing = false) {
   } catch (error) {
     fail(error);
   }
+}
+
+function callFacts(call) {
+  const { counters } = call;
+  const facts = [
+    ["From", mask(call.from)],
+    ["To", mask(call.to)],
+    ["Bot", call.bot],
+    ["Started", when(call.startedAt)],
+    ["Length", duration(call.durationMs)],
+    [
+      "Outcome",
+      call.state === "in_progress"
+        ? "in progress"
+        : `${call.ended.outcome} (${call.ended.reason})`,
+      { "data-testid": "outcome" },
+    ],
+    ["Rate", `${call.sampleRate} Hz`],
+    ["Keys", call.dtmfDigits || "—"],
+    [
+      "Barge-ins",
+      String(call.transcript.filter((e) => e.interrupted).length),
+    ],
+    [
+      "Frames",
+      `${counters.framesIn} in · ${counters.framesOut} out · ${counters.clears} clears`,
+    ],
+  ];
+  return h(
+    "dl",
+    { class: "facts" },
+    facts.map(([term, value, attributes = {}]) => [
+      h("dt", {}, term),
+      h("dd", attributes, value),
+    ]),
+  );
+}
+
+function recordingView(call) {
+  if (!call.recording) {
+    return h(
+      "p",
+      { class: "empty small" },
+      "Not recorded (set RECORDINGS_DIR to keep audio).",
+    );
+  }
+  return [
+    h("h2", {}, "Recording"),
+    h("audio", {
+      controls: true,
+      preload: "metadata",
+      src: `/console/api/calls/${encodeURIComponent(call.id)}/recording`,
+      "data-testid": "recording",
+    }),
+    h(
+      "div",
+      { class: "small muted" },
+      `Left: caller · right: bot · ${duration(call.recording.durationMs)}`,
+    ),
+  ];
+}
+
+function exotelPanel(exotel) {
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Exotel's status"),
+    exotel
+      ? h(
+        "dl",
+        { class: "facts" },
+        Object.entries(exotel).map(([k, v]) => [
+          h("dt", {}, k),
+          h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v)),
+        ]),
+      )
+      : h(
+        "p",
+        { class: "empty" },
+        "Exotel sent no status callback for this call.",
+      ),
+  );
 }
 
 function softphone() {

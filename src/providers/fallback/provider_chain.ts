@@ -183,70 +183,82 @@ export class CallChain<T> {
    * once an attempt succeeds or should not fall back.
    */
   *attempts(): Generator<ChainAttempt<T>> {
-    const { entries, health, stage } = this.#chain;
-    const count = entries.length;
+    const count = this.#chain.entries.length;
     const start = this.#cursor;
     for (let step = 0; step < count; step++) {
       const index = (start + step) % count;
-      const breaker = this.#breakers[index];
-      if (!breaker.tryAcquire()) continue;
-      const { provider, label } = entries[index];
-      // A long-lived session (speech-to-text) may still fail after it
-      // succeeded in opening; nothing counts after a failure or release.
-      let state: "pending" | "succeeded" | "over" = "pending";
-      yield {
-        provider,
-        label,
-        hasNext: step < count - 1,
-        succeeded: () => {
-          if (state !== "pending") return;
-          state = "succeeded";
-          breaker.succeeded();
-        },
-        failed: (error) => {
-          if (state === "over") return false;
-          const pending = state === "pending";
-          state = "over";
-          if (!isFallbackError(error)) {
-            if (pending) breaker.released();
-            return false;
-          }
-          const openedBefore = breaker.timesOpened;
-          breaker.failed();
-          const { kind, status, message } = error as ProviderError;
-          log.warn(
-            "{stage} provider {provider} failed ({kind}){next}: {message}",
-            {
-              stage,
-              provider: label,
-              kind,
-              status,
-              message,
-              next: count > 1 ? ", the next one takes over" : "",
-            },
-          );
-          if (breaker.timesOpened > openedBefore) {
-            log.warn(
-              "{stage} provider {provider} kept out for {cooldownMs} ms (circuit open)",
-              {
-                stage,
-                provider: label,
-                cooldownMs: breaker.settings.cooldownMs,
-              },
-            );
-          }
-          // The rest of the call goes to the next provider.
-          if (this.#cursor === index) this.#cursor = (index + 1) % count;
-          if (step < count - 1) health.fellBack(stage, label);
-          return true;
-        },
-        released: () => {
-          if (state !== "pending") return;
-          state = "over";
-          breaker.released();
-        },
-      };
+      if (!this.#breakers[index].tryAcquire()) continue;
+      yield this.#attempt(index, step < count - 1);
     }
+  }
+
+  /** The attempt at provider `index`, whose breaker let it through. */
+  #attempt(index: number, hasNext: boolean): ChainAttempt<T> {
+    const breaker = this.#breakers[index];
+    const { provider, label } = this.#chain.entries[index];
+    // A long-lived session (speech-to-text) may still fail after it
+    // succeeded in opening; nothing counts after a failure or release.
+    let state: "pending" | "succeeded" | "over" = "pending";
+    return {
+      provider,
+      label,
+      hasNext,
+      succeeded: () => {
+        if (state !== "pending") return;
+        state = "succeeded";
+        breaker.succeeded();
+      },
+      failed: (error) => {
+        if (state === "over") return false;
+        const pending = state === "pending";
+        state = "over";
+        if (!isFallbackError(error)) {
+          if (pending) breaker.released();
+          return false;
+        }
+        this.#fellOver(index, error as ProviderError, hasNext);
+        return true;
+      },
+      released: () => {
+        if (state !== "pending") return;
+        state = "over";
+        breaker.released();
+      },
+    };
+  }
+
+  /**
+   * A failure that falls back: counts it on the provider's breaker, logs
+   * it, and hands the rest of the call to the next provider.
+   */
+  #fellOver(index: number, error: ProviderError, hasNext: boolean): void {
+    const { entries, health, stage } = this.#chain;
+    const count = entries.length;
+    const breaker = this.#breakers[index];
+    const { label } = entries[index];
+    const openedBefore = breaker.timesOpened;
+    breaker.failed();
+    const { kind, status, message } = error;
+    log.warn(
+      "{stage} provider {provider} failed ({kind}){next}: {message}",
+      {
+        stage,
+        provider: label,
+        kind,
+        status,
+        message,
+        next: count > 1 ? ", the next one takes over" : "",
+      },
+    );
+    if (breaker.timesOpened > openedBefore) {
+      log.warn(
+        "{stage} provider {provider} kept out for {cooldownMs} ms (circuit open)",
+        { stage, provider: label, cooldownMs: breaker.settings.cooldownMs },
+      );
+    }
+    // The rest of the call goes to the next provider.
+    if (this.#cursor === index) this.#cursor = (index + 1) % count;
+    if (hasNext) health.fellBack(stage, label);
   }
 }
 
