@@ -29,6 +29,7 @@ import {
   type RealtimeBotFactory,
 } from "./bots/realtime/mod.ts";
 import type { ProviderError } from "./providers/provider_error.ts";
+import type { RealtimeConfig } from "./bots/realtime/config.ts";
 import { type Config, ConfigError, type Env, loadConfig } from "./config.ts";
 import { configureLogging } from "./log.ts";
 import { ExovoiceMetrics } from "./metrics/exovoice_metrics.ts";
@@ -163,16 +164,7 @@ export async function serve(
       revealPhoneNumbers: config.logPhoneNumbers,
     });
   }
-  for (const [name, agent] of agents?.agents ?? []) {
-    log.info("Agent {name}: {agent}", {
-      name,
-      agent: describeAgentConfig(agent),
-      tools: [
-        ...agent.tools.map((tool) => tool.definition.name),
-        ...(options.tools ?? []).map((tool) => tool.name),
-      ],
-    });
-  }
+  logAgents(agents, options.tools);
   // The agents' provider breakers, shared by every call and shown by /metrics.
   const clock = options.clock ?? systemClock;
   const providerHealth = new ProviderHealth(clock);
@@ -182,34 +174,15 @@ export async function serve(
     providerHealth,
     clock,
   });
-  let createBot: BotFactory | undefined = custom;
-  let agentFactory: AgentBotFactory | RealtimeBotFactory | undefined;
-  if (agents) {
-    const factoryOptions = {
-      chunkBytes: config.chunkBytes,
-      tools: options.tools,
-      hooks: {
-        providerError: ({ provider, kind }: ProviderError) =>
-          metrics.providerError(provider, kind),
-        toolCall: ({ name, outcome, latencyMs }: ToolResult) =>
-          metrics.toolCall(name, outcome, latencyMs),
-      },
-    };
-    if (realtime) {
-      agentFactory = createRealtimeBotFactory(realtime, agents, factoryOptions);
-    } else {
-      // One detector model for the server, as the default agent's settings say.
-      const defaultAgent = agents.agents.get(agents.defaultAgent ?? "") ??
-        [...agents.agents.values()][0];
-      const detectors = await loadSpeechDetectors(defaultAgent);
-      agentFactory = createAgentsBotFactory(agents, {
-        ...factoryOptions,
-        detectors: detectors.create,
-        health: providerHealth,
-      });
-    }
-    createBot = agentFactory;
-  }
+  const agentFactory = agents &&
+    await agentBotFactory(agents, {
+      realtime,
+      config,
+      options,
+      metrics,
+      providerHealth,
+    });
+  const createBot: BotFactory | undefined = agentFactory ?? custom;
   const running = await startServer(config, {
     clock,
     services: { metrics },
@@ -226,6 +199,59 @@ export async function serve(
     checkAgent: agentFactory?.checkAgent,
   });
   return exovoiceServer(running, config, options.signal);
+}
+
+/** Logs each agent's settings and tools as the server starts. */
+function logAgents(
+  agents: Agents | undefined,
+  codeTools: ServeOptions["tools"],
+): void {
+  for (const [name, agent] of agents?.agents ?? []) {
+    log.info("Agent {name}: {agent}", {
+      name,
+      agent: describeAgentConfig(agent),
+      tools: [
+        ...agent.tools.map((tool) => tool.definition.name),
+        ...(codeTools ?? []).map((tool) => tool.name),
+      ],
+    });
+  }
+}
+
+/** The bot factory for `agents`: speech-to-speech when `realtime` is set, else the cascade. */
+async function agentBotFactory(
+  agents: Agents,
+  parts: {
+    realtime: RealtimeConfig | undefined;
+    config: Config;
+    options: ServeOptions;
+    metrics: ExovoiceMetrics;
+    providerHealth: ProviderHealth;
+  },
+): Promise<AgentBotFactory | RealtimeBotFactory> {
+  const { realtime, config, options, metrics } = parts;
+  const factoryOptions = {
+    chunkBytes: config.chunkBytes,
+    tools: options.tools,
+    hooks: {
+      providerError: ({ provider, kind }: ProviderError) =>
+        metrics.providerError(provider, kind),
+      toolCall: ({ name, outcome, latencyMs }: ToolResult) =>
+        metrics.toolCall(name, outcome, latencyMs),
+    },
+  };
+  if (realtime) {
+    return createRealtimeBotFactory(realtime, agents, factoryOptions);
+  }
+  // One detector model for the server, as the default agent's settings say.
+  const defaultAgent = agents.agents.get(agents.defaultAgent ?? "") ??
+    [...agents.agents.values()][0];
+  const detectors = await loadSpeechDetectors(defaultAgent);
+  return createAgentsBotFactory(agents, {
+    ...factoryOptions,
+    detectors: detectors.create,
+    health: parts.providerHealth,
+  });
 }
 
 /** The agents: given as values, else `AGENT_FILE`'s, else the one the `AGENT_*` settings describe. */

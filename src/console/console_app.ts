@@ -163,6 +163,29 @@ export class ConsoleApp {
     const url = new URL(request.url);
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = request.method === "HEAD" ? "GET" : request.method;
+    const page = await this.#page(request, { path, method });
+    if (page) return page;
+    if (!path.startsWith("/console/api/")) {
+      throw new HttpError(404, {
+        code: "not_found",
+        message: `No console page "${path}"`,
+      });
+    }
+    if (!this.#isLoggedIn(request)) {
+      throw new HttpError(401, {
+        code: "unauthorized",
+        message:
+          "Log in to the console first: POST /console/login with the admin token",
+      });
+    }
+    return await this.#api(request, { url, path, method });
+  }
+
+  /** What anyone may reach: the pages, their files, login, logout and the session check. */
+  async #page(
+    request: Request,
+    { path, method }: { path: string; method: string },
+  ): Promise<Response | undefined> {
     if (path === "/console") {
       allow(method, ["GET"]);
       return this.#static("index.html", "text/html; charset=utf-8");
@@ -196,19 +219,14 @@ export class ConsoleApp {
         records: this.#options.store !== undefined,
       });
     }
-    if (!path.startsWith("/console/api/")) {
-      throw new HttpError(404, {
-        code: "not_found",
-        message: `No console page "${path}"`,
-      });
-    }
-    if (!this.#isLoggedIn(request)) {
-      throw new HttpError(401, {
-        code: "unauthorized",
-        message:
-          "Log in to the console first: POST /console/login with the admin token",
-      });
-    }
+    return undefined;
+  }
+
+  /** The logged-in API under `/console/api/`. */
+  async #api(
+    request: Request,
+    { url, path, method }: { url: URL; path: string; method: string },
+  ): Promise<Response> {
     const api = path.slice("/console/api".length);
     if (api === "/live") {
       allow(method, ["GET"]);

@@ -157,6 +157,13 @@ const GET_MANY_MAX = 10;
 /** Attempts at a status merge racing another. */
 const MERGE_ATTEMPTS = 10;
 
+/** A record on its way to KV: a finished call's (`entry`) or a live call's, with its index signature. */
+interface StoredEntry {
+  record: StoredRecord;
+  entry?: FinalRecord;
+  indexedAs?: string;
+}
+
 type StoredRecord = Omit<CallRecord, "transcript" | "turns"> & {
   detailChunks: number;
 };
@@ -486,17 +493,31 @@ export class CallStore {
   }
 
   async #write(entries: FinalRecord[], sessions: Session[]): Promise<void> {
-    const kv = this.#kv;
-    const expireIn = this.#expireIn();
-    const stored: Array<
-      { record: StoredRecord; entry?: FinalRecord; indexedAs?: string }
-    > = [];
     const finished = new Set(entries.map((entry) => entry.record.id));
+    const { stored, opened } = this.#inProgress(
+      sessions.filter((session) => !finished.has(session.id)),
+    );
+    for (const entry of entries) stored.push(await this.#writeDetail(entry));
+    await this.#commitRecords(stored);
+    for (const [id, numbers] of opened) {
+      const known = this.#openNumbers.get(id);
+      if (known) numbers.forEach((key) => known.add(key));
+      else this.#openNumbers.set(id, numbers);
+    }
+    for (const { record } of entries) {
+      this.#openNumbers.delete(record.id);
+      this.#indexed.delete(record.id);
+    }
+  }
+
+  /** The in-progress records of live calls whose end is not in this batch, and their numbers' keys. */
+  #inProgress(
+    sessions: Session[],
+  ): { stored: StoredEntry[]; opened: Map<string, Set<string>> } {
     const now = this.#clock.epochMs();
+    const stored: StoredEntry[] = [];
     const opened = new Map<string, Set<string>>();
     for (const session of sessions) {
-      // Its completion is in this batch: the in-progress state is past.
-      if (finished.has(session.id)) continue;
       const { transcript: _, turns: __, ...summary } = buildCallRecord(
         session,
         "in_progress",
@@ -506,29 +527,34 @@ export class CallStore {
       opened.set(record.id, numberKeys(record));
       stored.push({ record, indexedAs: indexSignature(record) });
     }
-    for (const entry of entries) {
-      const { record } = entry;
-      const { transcript, turns, ...summary } = record;
-      const chunks = transcript.length === 0 && turns.length === 0 ? [] : chunk(
-        new TextEncoder().encode(JSON.stringify({ transcript, turns })),
+    return { stored, opened };
+  }
+
+  /** Writes a finished record's transcript and turns, chunked; returns the record to store beside them. */
+  async #writeDetail(entry: FinalRecord): Promise<StoredEntry> {
+    const expireIn = this.#expireIn();
+    const { transcript, turns, ...summary } = entry.record;
+    const chunks = transcript.length === 0 && turns.length === 0 ? [] : chunk(
+      new TextEncoder().encode(JSON.stringify({ transcript, turns })),
+    );
+    // Detail first: a record that can be read always has its detail.
+    for (let start = 0; start < chunks.length; start += CHUNKS_PER_COMMIT) {
+      const operation = this.#kv.atomic();
+      chunks.slice(start, start + CHUNKS_PER_COMMIT).forEach((bytes, i) =>
+        operation.set(["call_detail", summary.id, start + i], bytes, {
+          expireIn,
+        })
       );
-      // Detail first: a record that can be read always has its detail.
-      for (let start = 0; start < chunks.length; start += CHUNKS_PER_COMMIT) {
-        const operation = kv.atomic();
-        chunks.slice(start, start + CHUNKS_PER_COMMIT).forEach((bytes, i) =>
-          operation.set(["call_detail", record.id, start + i], bytes, {
-            expireIn,
-          })
-        );
-        await operation.commit();
-      }
-      stored.push({
-        record: { ...summary, detailChunks: chunks.length },
-        entry,
-      });
+      await operation.commit();
     }
+    return { record: { ...summary, detailChunks: chunks.length }, entry };
+  }
+
+  /** Commits the records with their indexes and open markers, a few per atomic operation. */
+  async #commitRecords(stored: StoredEntry[]): Promise<void> {
+    const expireIn = this.#expireIn();
     for (let start = 0; start < stored.length; start += RECORDS_PER_COMMIT) {
-      const operation = kv.atomic();
+      const operation = this.#kv.atomic();
       const slice = stored.slice(start, start + RECORDS_PER_COMMIT);
       for (const { record, entry, indexedAs } of slice) {
         if (
@@ -554,15 +580,6 @@ export class CallStore {
       for (const { record, indexedAs } of slice) {
         if (indexedAs !== undefined) this.#indexed.set(record.id, indexedAs);
       }
-    }
-    for (const [id, numbers] of opened) {
-      const known = this.#openNumbers.get(id);
-      if (known) numbers.forEach((key) => known.add(key));
-      else this.#openNumbers.set(id, numbers);
-    }
-    for (const { record } of entries) {
-      this.#openNumbers.delete(record.id);
-      this.#indexed.delete(record.id);
     }
   }
 

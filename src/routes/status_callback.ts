@@ -64,23 +64,45 @@ export async function handleStatusCallback(
   store: CallStore,
   guard: StatusCallbackGuard,
 ): Promise<Response> {
-  const { now } = guard;
   checkToken(request, guard);
-  if (guard.limiter && !guard.limiter.hit(guard.clientIp ?? "", now)) {
-    throw new HttpError(429, {
-      code: "rate_limited",
-      message: "Too many status callbacks from this address: slow down",
-      headers: {
-        "retry-after": String(
-          guard.limiter.retryAfterS(guard.clientIp ?? "", now),
-        ),
-      },
-    });
+  checkRate(guard);
+  const parsed = parseFields(await readFields(request));
+  const update = withPlausibleDate(parsed, guard.now);
+  if (update !== parsed) {
+    log.warn(
+      "Status callback for call {callId} has an implausible DateUpdated, ignored for ordering",
+      { callId: update.callSid, dateUpdated: parsed.dateUpdated ?? "" },
+    );
   }
-  const fields = await readFields(request);
-  let parsed: ExotelCallStatus;
+  const merged = await storeStatus(store, update);
+  log.info("Exotel status {status} ({eventType}) for call {callId}", {
+    callId: update.callSid,
+    status: update.status ?? "",
+    eventType: update.eventType ?? "",
+  });
+  return jsonResponse({
+    ok: true,
+    callSid: merged.callSid,
+    status: merged.status ?? null,
+  });
+}
+
+/** Throws a 429 once the sender's address is past its limit. */
+function checkRate(guard: StatusCallbackGuard): void {
+  const { limiter, now } = guard;
+  const clientIp = guard.clientIp ?? "";
+  if (!limiter || limiter.hit(clientIp, now)) return;
+  throw new HttpError(429, {
+    code: "rate_limited",
+    message: "Too many status callbacks from this address: slow down",
+    headers: { "retry-after": String(limiter.retryAfterS(clientIp, now)) },
+  });
+}
+
+/** The callback's fields as a status, or a 400 quoting what is wrong. */
+function parseFields(fields: Record<string, unknown>): ExotelCallStatus {
   try {
-    parsed = parseStatusCallback(fields);
+    return parseStatusCallback(fields);
   } catch (error) {
     if (!(error instanceof InvalidStatusCallbackError)) throw error;
     throw new HttpError(400, {
@@ -88,16 +110,15 @@ export async function handleStatusCallback(
       message: error.message,
     });
   }
-  const update = withPlausibleDate(parsed, now);
-  if (update !== parsed) {
-    log.warn(
-      "Status callback for call {callId} has an implausible DateUpdated, ignored for ordering",
-      { callId: update.callSid, dateUpdated: parsed.dateUpdated ?? "" },
-    );
-  }
-  let merged;
+}
+
+/** Merges `update` into the call's record: 429 past the unknown-call limit, 503 when KV fails. */
+async function storeStatus(
+  store: CallStore,
+  update: ExotelCallStatus,
+): Promise<ExotelCallStatus> {
   try {
-    merged = await store.mergeStatus(update.callSid, update);
+    return await store.mergeStatus(update.callSid, update);
   } catch (error) {
     if (error instanceof UnknownCallLimitError) {
       throw new HttpError(429, {
@@ -117,16 +138,6 @@ export async function handleStatusCallback(
       cause: error,
     });
   }
-  log.info("Exotel status {status} ({eventType}) for call {callId}", {
-    callId: update.callSid,
-    status: update.status ?? "",
-    eventType: update.eventType ?? "",
-  });
-  return jsonResponse({
-    ok: true,
-    callSid: merged.callSid,
-    status: merged.status ?? null,
-  });
 }
 
 /**
