@@ -8,6 +8,7 @@
 
 import { Resampler } from "../../audio/resample.ts";
 import type { Clock } from "../../call/clock.ts";
+import { SttUplink } from "./stt_uplink.ts";
 import { ProviderError } from "../../providers/provider_error.ts";
 import type {
   SpeechEvent,
@@ -33,6 +34,8 @@ export interface ListenerOptions {
   onEvent(event: SpeechEvent): void;
   /** A session failed (it is reopened after a back-off). */
   onError(error: ProviderError): void;
+  /** Most audio per message while the caller is long quiet, ms (see `stt_uplink.ts`); 0 = every frame. Default 100. */
+  coalesceMs?: number;
 }
 
 /** Caller audio held while no session is open, in ms. */
@@ -109,6 +112,7 @@ export class Listener {
   #cancelRetry: (() => void) | undefined;
   #loop: Promise<void> = Promise.resolve();
   #started = false;
+  #uplink: SttUplink;
 
   /** Creates the listener; {@linkcode Listener.start} opens the session. */
   constructor(options: ListenerOptions) {
@@ -116,6 +120,10 @@ export class Listener {
     if (options.sttRate !== options.callRate) {
       this.#resampler = new Resampler(options.callRate, options.sttRate);
     }
+    this.#uplink = new SttUplink({
+      sampleRate: options.sttRate,
+      coalesceMs: options.coalesceMs,
+    });
   }
 
   /** Sessions that failed so far. */
@@ -158,7 +166,8 @@ export class Listener {
     const audio = this.#resampler ? this.#resampler.push(pcm) : pcm;
     if (audio.length === 0) return;
     if (this.#session) {
-      this.#session.push(audio);
+      const message = this.#uplink.push(audio);
+      if (message) this.#session.push(message);
       return;
     }
     this.#held.push(audio.slice());
@@ -169,10 +178,19 @@ export class Listener {
     }
   }
 
+  /** The voice-activity detector heard the caller: held audio goes out at once. */
+  voiced(): void {
+    const message = this.#uplink.voiced();
+    if (message) this.#session?.push(message);
+  }
+
   /** Ends the session at once (the call is over) and waits until its socket is closed. */
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      // The vendor gets all the call's audio before its farewell.
+      const held = this.#uplink.take();
+      if (held) this.#session?.push(held);
       this.#cancelRetry?.();
       this.#abort.abort();
     }
@@ -216,6 +234,8 @@ export class Listener {
       // Read to the end even once closing: the stream ends only after its
       // socket has closed, so nothing is left open behind the call.
       for await (const event of session.events()) {
+        const message = this.#uplink.heard(event);
+        if (message) session.push(message);
         if (!this.#closed) onEvent(event);
       }
       if (!this.#closed) {
@@ -236,6 +256,12 @@ export class Listener {
       );
     } finally {
       this.#session = undefined;
+      // Audio held back for this session is the next one's.
+      const held = this.#uplink.take();
+      if (held) {
+        this.#held.push(held);
+        this.#heldBytes += held.length;
+      }
     }
   }
 }
