@@ -1,7 +1,10 @@
 /**
  * The caller's ear: one streaming speech-to-text session for the call,
  * fed with the caller's audio as it arrives (resampled when the vendor
- * cannot take the call's rate), reopened when the vendor drops it.
+ * cannot take the call's rate), reopened when the vendor drops it. While
+ * the caller has long been quiet the audio goes in 100 ms messages rather
+ * than 20 ms ones ({@linkcode SttUplink}); {@linkcode Listener.voiced}
+ * sends it frame by frame again.
  *
  * @module
  */
