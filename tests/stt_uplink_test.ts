@@ -3,13 +3,22 @@
  * the audio, 100 ms messages while the caller has long been quiet; and the
  * listener sending through it to a fake Deepgram.
  */
-import { assertEquals, assertThrows } from "@std/assert";
+import { assertEquals, assertGreater, assertThrows } from "@std/assert";
+import type { AgentBot } from "../src/bots/agent/agent.ts";
+import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { systemClock } from "../src/call/clock.ts";
 import { Listener } from "../src/bots/agent/listener.ts";
 import { SttUplink } from "../src/bots/agent/stt_uplink.ts";
 import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
 import type { SpeechEvent } from "../src/providers/stt/speech_to_text.ts";
-import { until } from "./fakes/agent_call.ts";
+import {
+  feed,
+  fixturePcm,
+  startAgentFakes,
+  startMemoryCall,
+  until,
+} from "./fakes/agent_call.ts";
+import { FakeClock } from "./fakes/clock.ts";
 import { FakeSttServer } from "./fakes/stt_servers.ts";
 
 /** One step: a 20 ms frame at 8 kHz, a detector report, or a vendor event. */
@@ -219,4 +228,38 @@ Deno.test("listener sends a quiet caller to Deepgram in 100 ms messages, speech 
   } finally {
     await listener.close();
   }
+});
+
+Deno.test("agent: caller speech after a long silence goes to speech-to-text frame by frame, as the voice-activity detector hears it", async () => {
+  // No transcripts, so only the detector can end the coalescing.
+  await using vendors = await startAgentFakes({ script: { turns: [] } });
+  const factory = createAgentBotFactory(vendors.config, {
+    providers: vendors.providers,
+    clock: new FakeClock(),
+  });
+  await using call = startMemoryCall<AgentBot>(factory);
+  const connection = await vendors.stt.connection(0);
+  await until(() => connection.headers.has("authorization"), "the session");
+  const silence = new Uint8Array(2000 * 16);
+  const hello = await fixturePcm("hello_8000.wav");
+  const push = (pcm: Uint8Array) => call.bot.audio(pcm);
+  await feed(push, silence, 8000);
+  await until(() => connection.audioBytes === silence.length, "the silence");
+  // A second frame by frame, then 100 ms messages.
+  assertEquals(connection.audioMessages, 50 + 10);
+  await feed(push, hello, 8000);
+  await until(
+    () => connection.audioBytes >= silence.length + hello.length - 1600,
+    "the hello",
+  );
+  const frames = Math.ceil(hello.length / 320);
+  const helloMessages = connection.audioMessages - 60;
+  // All coalesced would be frames / 5; the speech (and the second after
+  // it) went frame by frame.
+  assertGreater(helloMessages, frames * 0.6, `${helloMessages} of ${frames}`);
+  assertGreater(
+    frames,
+    helloMessages,
+    "the silence before the words is coalesced",
+  );
 });
