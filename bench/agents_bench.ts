@@ -30,7 +30,9 @@
  * Flags: `--calls 50,100,200` (one row each), `--duration-s 30` (steady
  * window per row), `--vad silero|energy`, `--cpu 0` (the core to pin the
  * server to; default 0, `-1` leaves it unpinned), `--cpu-prof DIR` (write
- * the server's CPU profile there). With `BENCH_DUMP=1` each row's per-turn
+ * the server's CPU profile there), `--listen-s 0` (silence the caller sends
+ * before each turn's words, as a caller does while the bot answers; a turn
+ * lasts that much longer). With `BENCH_DUMP=1` each row's per-turn
  * overheads are printed to stderr too.
  *
  * @module
@@ -114,17 +116,21 @@ async function runRow(
     vad: string;
     cpu?: number;
     cpuProf?: string;
+    /** One turn of caller audio: silence, then the hello fixture. */
     fixture: Uint8Array;
+    /** The silence before the words, ms. */
+    listenMs: number;
   },
 ): Promise<AgentsRow> {
+  const turnMs = TURN_MS + options.listenMs;
   const turnsPerCall = Math.ceil(
-    (options.durationS * 1000 + 20_000) / TURN_MS,
+    (options.durationS * 1000 + 20_000) / turnMs,
   ) + 2;
   await using fakes = await startFakes({
     key: KEY,
     turns: turnsPerCall,
-    speechStartMs: SPEECH_START_MS,
-    turnMs: TURN_MS,
+    speechStartMs: SPEECH_START_MS + options.listenMs,
+    turnMs,
     answer: ANSWER,
     firstTokenMs: LLM_FIRST_TOKEN_MS,
     tokenGapMs: LLM_TOKEN_GAP_MS,
@@ -170,7 +176,7 @@ async function runRow(
         turnEnds: [],
         answered: 0,
         lastAnswered: -1,
-        startTick: Math.floor(states.length * TURN_MS / FRAME_MS / calls),
+        startTick: Math.floor(states.length * turnMs / FRAME_MS / calls),
       };
       caller.onMedia = () => {
         // The first media after a turn's end answers it. Media before any
@@ -191,11 +197,11 @@ async function runRow(
   }
   // One ticker sends every talking call's next frame each 20 ms; the calls'
   // turns end spread evenly over a turn's length.
-  const framesPerTurn = TURN_MS / FRAME_MS;
+  const framesPerTurn = turnMs / FRAME_MS;
   const startedAt = performance.now();
 
   // Every call talking, and through its first turn.
-  const warmupMs = TURN_MS * 2;
+  const warmupMs = turnMs * 2;
   let stopped = false;
   const ticker = (async () => {
     for (let tick = 0; !stopped; tick++) {
@@ -366,7 +372,7 @@ const HEADER = [
 
 if (import.meta.main) {
   const flags = parseFlags(Deno.args, {
-    numbers: ["duration-s", "cpu"],
+    numbers: ["duration-s", "cpu", "listen-s"],
     strings: ["calls", "vad", "cpu-prof"],
   });
   const counts = (flags.strings.calls ?? "50,100,200").split(",").map(
@@ -393,9 +399,19 @@ if (import.meta.main) {
       new URL("../tests/fixtures/audio/hello_8000.wav", import.meta.url),
     ),
   );
-  const fixture = wav.pcm.subarray(0, TURN_MS * 16);
+  const listenS = flags.numbers["listen-s"] ?? 0;
+  if (!(listenS >= 0) || !Number.isInteger(listenS * 1000 / FRAME_MS)) {
+    writeErr(
+      `Invalid --listen-s "${listenS}": expected seconds of at least 0, whole 20 ms frames\n`,
+    );
+    Deno.exit(2);
+  }
+  const listenMs = listenS * 1000;
+  // Silence (zeros) while the caller listens, then the words.
+  const fixture = new Uint8Array((listenMs + TURN_MS) * 16);
+  fixture.set(wav.pcm.subarray(0, TURN_MS * 16), listenMs * 16);
   writeOut(
-    `Agent calls, VAD=${vad}; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
+    `Agent calls, VAD=${vad}, caller silent ${listenS} s before each turn; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
   );
   writeOut(`${HEADER}\n`);
   for (const calls of counts) {
@@ -405,6 +421,7 @@ if (import.meta.main) {
       cpu,
       cpuProf: flags.strings["cpu-prof"],
       fixture,
+      listenMs,
     });
     writeOut(`${formatRow(row)}\n`);
   }

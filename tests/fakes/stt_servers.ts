@@ -201,6 +201,11 @@ export class FakeSttConnection {
     return this.#audioBytes;
   }
 
+  /** Audio messages received so far. */
+  get audioMessages(): number {
+    return this.#audio.length;
+  }
+
   /** All PCM received so far, in order. */
   get audio(): Uint8Array {
     const all = new Uint8Array(this.#audioBytes);

@@ -281,6 +281,7 @@ export class AgentBot implements Bot {
       onFrame: (frame) => {
         if (frame.isSpeech) {
           this.#turnTaking.voiced(frame.atMs + frame.durationMs);
+          this.#listener.voiced();
         }
       },
       onAnalysed: (events) => this.#turnTaking.analysed(events),

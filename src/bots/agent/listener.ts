@@ -1,13 +1,17 @@
 /**
  * The caller's ear: one streaming speech-to-text session for the call,
  * fed with the caller's audio as it arrives (resampled when the vendor
- * cannot take the call's rate), reopened when the vendor drops it.
+ * cannot take the call's rate), reopened when the vendor drops it. While
+ * the caller has long been quiet the audio goes in 100 ms messages rather
+ * than 20 ms ones ({@linkcode SttUplink}); {@linkcode Listener.voiced}
+ * sends it frame by frame again.
  *
  * @module
  */
 
 import { Resampler } from "../../audio/resample.ts";
 import type { Clock } from "../../call/clock.ts";
+import { SttUplink } from "./stt_uplink.ts";
 import { ProviderError } from "../../providers/provider_error.ts";
 import type {
   SpeechEvent,
@@ -37,6 +41,8 @@ export interface ListenerOptions {
   onEvent(event: SpeechEvent): void;
   /** A session failed (it is reopened after a back-off). */
   onError(error: ProviderError): void;
+  /** Most audio per message while the caller is long quiet, ms (see `stt_uplink.ts`); 0 = every frame. Default 100. */
+  coalesceMs?: number;
 }
 
 /** Caller audio held while no session is open, in ms. */
@@ -113,6 +119,7 @@ export class Listener {
   #cancelRetry: (() => void) | undefined;
   #loop: Promise<void> = Promise.resolve();
   #started = false;
+  #uplink: SttUplink;
 
   /** Creates the listener; {@linkcode Listener.start} opens the session. */
   constructor(options: ListenerOptions) {
@@ -120,6 +127,10 @@ export class Listener {
     if (options.sttRate !== options.callRate) {
       this.#resampler = new Resampler(options.callRate, options.sttRate);
     }
+    this.#uplink = new SttUplink({
+      sampleRate: options.sttRate,
+      coalesceMs: options.coalesceMs,
+    });
   }
 
   /** Sessions that failed so far. */
@@ -162,7 +173,8 @@ export class Listener {
     const audio = this.#resampler ? this.#resampler.push(pcm) : pcm;
     if (audio.length === 0) return;
     if (this.#session) {
-      this.#session.push(audio);
+      const message = this.#uplink.push(audio);
+      if (message) this.#session.push(message);
       return;
     }
     this.#held.push(audio.slice());
@@ -171,6 +183,12 @@ export class Listener {
     while (this.#heldBytes > limit && this.#held.length > 1) {
       this.#heldBytes -= (this.#held.shift() as Uint8Array).length;
     }
+  }
+
+  /** The voice-activity detector heard the caller: held audio goes out at once. */
+  voiced(): void {
+    const message = this.#uplink.voiced();
+    if (message) this.#session?.push(message);
   }
 
   /**
@@ -183,6 +201,9 @@ export class Listener {
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      // The vendor gets all the call's audio before its farewell.
+      const held = this.#uplink.take();
+      if (held) this.#session?.push(held);
       this.#cancelRetry?.();
       this.#abort.abort();
     }
@@ -228,6 +249,8 @@ export class Listener {
       // after the farewell, and the stream ends only after its socket has
       // closed, so nothing is left open behind the call.
       for await (const event of session.events()) {
+        const message = this.#uplink.heard(event);
+        if (message) session.push(message);
         if (!this.#closed || event.type === "final") onEvent(event);
       }
       if (!this.#closed) {
@@ -252,6 +275,12 @@ export class Listener {
         });
     } finally {
       this.#session = undefined;
+      // Audio held back for this session is the next one's.
+      const held = this.#uplink.take();
+      if (held) {
+        this.#held.push(held);
+        this.#heldBytes += held.length;
+      }
     }
   }
 }
