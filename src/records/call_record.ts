@@ -61,22 +61,18 @@ export interface CallCounters {
   underruns: number;
 }
 
-/** Everything kept of one ended call. */
-export interface CallRecord {
-  /** The session's id: unique per socket. */
-  id: string;
-  /** Exotel's CallSid (or the id the URL gave). */
-  callId: string;
-  /** Exotel's stream id. */
-  streamSid: string;
-  /** The Exotel account. */
-  accountSid: string;
-  /** The caller's number. */
-  from: string;
-  /** The number called. */
-  to: string;
-  /** Parameters from the applet URL. */
-  customParameters: Record<string, string>;
+/** Everything kept of one ended call: the snapshot's ids and numbers, and what it came to. */
+export interface CallRecord extends
+  Pick<
+    CallSnapshot,
+    | "id"
+    | "callId"
+    | "streamSid"
+    | "accountSid"
+    | "from"
+    | "to"
+    | "customParameters"
+  > {
   /** Rate of the audio both ways. */
   sampleRate: number;
   /** The bot that answered. */
