@@ -7,9 +7,10 @@
  */
 
 import type { CallSnapshot } from "../call/call_snapshot.ts";
+import type { PlayoutCounters } from "../call/player.ts";
 
-/** What the live calls have done so far, summed. */
-export interface LiveTotals {
+/** What the live calls have done so far, summed: their players' counters and these. */
+export interface LiveTotals extends PlayoutCounters {
   /** Calls counted, stopped ones not folded in yet included. */
   calls: number;
   /** Calls waiting for `start`. */
@@ -20,20 +21,6 @@ export interface LiveTotals {
   framesIn: number;
   /** Audio bytes received. */
   bytesIn: number;
-  /** Media frames sent. */
-  framesOut: number;
-  /** Audio bytes sent. */
-  bytesOut: number;
-  /** Marks sent. */
-  marksSent: number;
-  /** Marks Exotel echoed. */
-  marksAcknowledged: number;
-  /** `clear` frames sent. */
-  clears: number;
-  /** Times Exotel's queue ran dry mid-utterance. */
-  underruns: number;
-  /** Bot audio dropped unplayed, in PCM bytes. */
-  droppedBytes: number;
   /** DTMF digits pressed. */
   dtmfDigits: number;
   /** Frames skipped, by kind as a label ({@linkcode plainLabel}). */

@@ -8,6 +8,7 @@
  */
 
 import type { CallSnapshot } from "../call/call_snapshot.ts";
+import type { PlayoutCounters } from "../call/player.ts";
 import type { RecordingInfo } from "../call/recording.ts";
 import type { TranscriptEntry, TurnTiming } from "../call/bot_report.ts";
 
@@ -39,27 +40,10 @@ export interface CallEndOutcome {
   detail: string;
 }
 
-/** A call's counters when it ended. */
-export interface CallCounters {
-  /** Frames received, valid or not. */
-  framesIn: number;
-  /** PCM bytes received. */
-  bytesIn: number;
-  /** Frames skipped, by kind. */
-  badFrames: Record<string, number>;
-  /** Media frames sent. */
-  framesOut: number;
-  /** PCM bytes sent. */
-  bytesOut: number;
-  /** Marks sent. */
-  marksSent: number;
-  /** Marks Exotel echoed. */
-  marksAcknowledged: number;
-  /** `clear` frames sent. */
-  clears: number;
-  /** Times Exotel's queue ran dry mid-utterance. */
-  underruns: number;
-}
+/** A call's counters when it ended: what came in, and what the player sent. */
+export type CallCounters =
+  & Pick<CallSnapshot, "framesIn" | "bytesIn" | "badFrames">
+  & Omit<PlayoutCounters, "droppedBytes">;
 
 /** Everything kept of one ended call: the snapshot's ids and numbers, and what it came to. */
 export interface CallRecord extends
