@@ -5,7 +5,6 @@
  * dropped, counted and logged once.
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { bytesForMs } from "../src/audio/pcm.ts";
 import { createEchoBot, ECHO_MAX_BACKLOG_MS } from "../src/bots/echo.ts";
 import { Call, type CallSettings } from "../src/call/call.ts";
@@ -13,6 +12,7 @@ import { SessionRegistry } from "../src/call/registry.ts";
 import { createSocketPair } from "../src/call/socket.ts";
 import { FakeClock } from "./fakes/clock.ts";
 import { closed, connect, serve, until } from "./fakes/sockets.ts";
+import { captureLogs } from "./fakes/log_capture.ts";
 
 const settings: CallSettings = {
   chunkBytes: 3200,
@@ -97,30 +97,6 @@ function echoCall() {
   return { clock, call, send, echoed, echoedBytes, echoedAudio };
 }
 
-/** Catches the warnings the call logs, for the length of `run`. */
-async function withWarnings(
-  run: (warnings: LogRecord[]) => Promise<void>,
-): Promise<void> {
-  const warnings: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => warnings.push(record) },
-    loggers: [
-      { category: ["exovoice"], lowestLevel: "warning", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
-    await run(warnings);
-  } finally {
-    await reset();
-  }
-}
-
-function rendered(record: LogRecord): string {
-  return record.message.map(String).join("");
-}
-
 Deno.test("the echo plays a 5 s burst delivered at once back in full, byte for byte, paced at real time", async () => {
   const { clock, call, send, echoedBytes, echoedAudio } = echoCall();
   send(startFrame());
@@ -143,29 +119,27 @@ Deno.test("the echo plays a 5 s burst delivered at once back in full, byte for b
 });
 
 Deno.test("the echo keeps 30 s of backlog; beyond it drops the oldest audio, counts it and logs once", async () => {
-  await withWarnings(async (warnings) => {
-    const { clock, call, send, echoedAudio } = echoCall();
-    send(startFrame());
-    const bound = bytesForMs(ECHO_MAX_BACKLOG_MS, 8000);
-    const burst = callerAudio(bytesForMs(ECHO_MAX_BACKLOG_MS + 5000, 8000));
-    for (let at = 0; at < burst.length; at += 3200) {
-      send(mediaFrame(burst.subarray(at, at + 3200)));
-    }
-    await clock.advance(ECHO_MAX_BACKLOG_MS + 10_000);
-    const dropped = call.session.playout.droppedBytes;
-    const echoed = echoedAudio();
-    assertGreater(dropped, 0);
-    // Nothing lost without being counted, and never more than the excess.
-    assertEquals(echoed.length + dropped, burst.length);
-    assert(dropped <= burst.length - bound, `dropped ${dropped}`);
-    // The newest audio is what plays: the tail is intact, in order.
-    assertEquals(echoed.subarray(-bound), burst.subarray(-bound));
-    const drops = warnings.filter((record) =>
-      rendered(record).includes("Bot audio dropped")
-    );
-    assertEquals(drops.length, 1, warnings.map(rendered).join("\n"));
-    call.end("test");
-  });
+  await using logs = await captureLogs();
+  const { clock, call, send, echoedAudio } = echoCall();
+  send(startFrame());
+  const bound = bytesForMs(ECHO_MAX_BACKLOG_MS, 8000);
+  const burst = callerAudio(bytesForMs(ECHO_MAX_BACKLOG_MS + 5000, 8000));
+  for (let at = 0; at < burst.length; at += 3200) {
+    send(mediaFrame(burst.subarray(at, at + 3200)));
+  }
+  await clock.advance(ECHO_MAX_BACKLOG_MS + 10_000);
+  const dropped = call.session.playout.droppedBytes;
+  const echoed = echoedAudio();
+  assertGreater(dropped, 0);
+  // Nothing lost without being counted, and never more than the excess.
+  assertEquals(echoed.length + dropped, burst.length);
+  assert(dropped <= burst.length - bound, `dropped ${dropped}`);
+  // The newest audio is what plays: the tail is intact, in order.
+  assertEquals(echoed.subarray(-bound), burst.subarray(-bound));
+  const warnings = logs.lines("warning");
+  const drops = warnings.filter((line) => line.includes("Bot audio dropped"));
+  assertEquals(drops.length, 1, warnings.join("\n"));
+  call.end("test");
 });
 
 Deno.test("through the server, a 5 s burst comes back in full and a 35 s one shows its loss in /metrics", async () => {

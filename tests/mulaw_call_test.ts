@@ -5,7 +5,6 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { concat } from "@std/bytes";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { decodeMulaw, encodeMulaw, MULAW_SILENCE } from "../src/audio/mulaw.ts";
 import { padToAlignment } from "../src/audio/pcm.ts";
 import type { BotFactory, CallOutput } from "../src/bots/bot.ts";
@@ -22,6 +21,7 @@ import { textReply } from "./fakes/openai_server.ts";
 import { HELLO_TRANSCRIPT } from "./fakes/stt_servers.ts";
 import { fakeSpeech } from "./fakes/tts_servers.ts";
 import { serve } from "./fakes/sockets.ts";
+import { captureLogs } from "./fakes/log_capture.ts";
 
 const settings: CallSettings = {
   chunkBytes: 3200,
@@ -121,25 +121,6 @@ function listeningBot() {
   };
 }
 
-async function withWarnings(
-  run: (warnings: LogRecord[]) => Promise<void>,
-): Promise<void> {
-  const warnings: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => warnings.push(record) },
-    loggers: [
-      { category: ["exovoice"], lowestLevel: "warning", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
-    await run(warnings);
-  } finally {
-    await reset();
-  }
-}
-
 Deno.test("a μ-law call: the bot hears PCM decoded from μ-law, held audio before start too", async () => {
   const bot = listeningBot();
   const { call, send, clock } = setup(bot.factory, { sampleRate: 16000 });
@@ -194,22 +175,22 @@ Deno.test("a μ-law echo returns every one of the 256 codes byte for byte", asyn
 });
 
 Deno.test("an unknown encoding is logged once and treated as 16-bit PCM", async () => {
-  await withWarnings(async (warnings) => {
-    const bot = listeningBot();
-    const { call, send, clock } = setup(bot.factory);
-    send(startFrame("audio/opus", "8000"));
-    const pcm = new Uint8Array(640).map((_, i) => i);
-    send(mediaFrame(pcm));
-    send(mediaFrame(pcm));
-    await clock.advance(0);
-    assertEquals(bot.heard(), concat([pcm, pcm]));
-    const unknown = warnings.filter((record) =>
-      record.message.join("").includes("Unknown media encoding")
-    );
-    assertEquals(unknown.length, 1);
-    assertEquals(unknown[0].properties.encoding, "audio/opus");
-    call.end("test");
-  });
+  await using logs = await captureLogs();
+  const bot = listeningBot();
+  const { call, send, clock } = setup(bot.factory);
+  send(startFrame("audio/opus", "8000"));
+  const pcm = new Uint8Array(640).map((_, i) => i);
+  send(mediaFrame(pcm));
+  send(mediaFrame(pcm));
+  await clock.advance(0);
+  assertEquals(bot.heard(), concat([pcm, pcm]));
+  const unknown = logs.records.filter((record) =>
+    record.level === "warning" &&
+    record.message.join("").includes("Unknown media encoding")
+  );
+  assertEquals(unknown.length, 1);
+  assertEquals(unknown[0].properties.encoding, "audio/opus");
+  call.end("test");
 });
 
 Deno.test("through the server, a simulated 8 kHz μ-law call gets its speech echoed byte for byte", async () => {
