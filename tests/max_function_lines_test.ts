@@ -4,6 +4,7 @@ import plugin, {
   MAX_FUNCTION_LINES,
   REPORT_ONLY,
 } from "../tools/lint/max_function_lines.ts";
+import { listFiles } from "../tools/list_files.ts";
 
 const everything = createPlugin({ reportOnly: {} });
 
@@ -144,20 +145,9 @@ Deno.test("max-function-lines: the project's deno lint runs the rule and honours
   }
 });
 
-async function sourceFiles(dir: string): Promise<string[]> {
-  const files: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name.startsWith(".")) continue;
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) files.push(...await sourceFiles(path));
-    else if (/\.(ts|js)$/.test(entry.name)) files.push(path);
-  }
-  return files.sort();
-}
-
 Deno.test("max-function-lines: src/ has no long function but the report-only ones, and each of those is still long", async () => {
   const found: Record<string, string[]> = {};
-  for (const file of await sourceFiles("src")) {
+  for (const file of await listFiles("src", { match: /\.(ts|js)$/ })) {
     const source = await Deno.readTextFile(file);
     const names = Deno.lint.runPlugin(everything, file, source)
       .map((d) => /"(.*)"/.exec(d.message)?.[1] ?? d.message);

@@ -4,6 +4,7 @@ import {
   MAX_PARAMS,
   MAX_PARAMS_REPORT_ONLY,
 } from "../tools/lint/max_params.ts";
+import { listFiles } from "../tools/list_files.ts";
 
 const everything = createPlugin({ maxParamsReportOnly: {} });
 
@@ -115,20 +116,9 @@ Deno.test("max-params: the project's deno lint runs the rule and honours an igno
   }
 });
 
-async function sourceFiles(dir: string): Promise<string[]> {
-  const files: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name.startsWith(".")) continue;
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) files.push(...await sourceFiles(path));
-    else if (/\.(ts|js)$/.test(entry.name)) files.push(path);
-  }
-  return files.sort();
-}
-
 Deno.test("max-params: src/ has no function with too many parameters but the report-only ones, and each of those still has", async () => {
   const found: Record<string, string[]> = {};
-  for (const file of await sourceFiles("src")) {
+  for (const file of await listFiles("src", { match: /\.(ts|js)$/ })) {
     const source = await Deno.readTextFile(file);
     const offenders = names(source, file);
     if (offenders.length > 0) found[file] = offenders.sort();

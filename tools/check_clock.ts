@@ -16,6 +16,8 @@
  * @module
  */
 
+import { listFiles } from "./list_files.ts";
+
 /** A kind of raw time use, and how to find it on a line. */
 export interface ClockPattern {
   /** Its name, as the report quotes it. */
@@ -151,21 +153,9 @@ export async function readSources(
   options: { root: string },
 ): Promise<Map<string, string>> {
   const files = new Map<string, string>();
-  const walk = async (relative: string) => {
-    const entries = [];
-    for await (const entry of Deno.readDir(`${options.root}/${relative}`)) {
-      entries.push(entry);
-    }
-    entries.sort((a, b) => a.name.localeCompare(b.name));
-    for (const entry of entries) {
-      const path = `${relative}/${entry.name}`;
-      if (entry.isDirectory) await walk(path);
-      else if (entry.isFile && path.endsWith(".ts")) {
-        files.set(path, await Deno.readTextFile(`${options.root}/${path}`));
-      }
-    }
-  };
-  await walk(dir);
+  for (const path of await listFiles(dir, { match: /\.ts$/, ...options })) {
+    files.set(path, await Deno.readTextFile(`${options.root}/${path}`));
+  }
   return files;
 }
 

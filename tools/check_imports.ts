@@ -16,6 +16,8 @@
  * @module
  */
 
+import { listFiles } from "./list_files.ts";
+
 /** Module → the project modules it imports (code or type-only), as paths relative to the project root. */
 export type ImportGraph = Map<string, string[]>;
 
@@ -290,8 +292,11 @@ export async function loadImportGraph(
   const root = await Deno.realPath(options.root ?? ".");
   const graph: ImportGraph = new Map();
   for (const module of roots) await addModule(graph, root, module);
-  const sources = `${root}/${options.sources ?? "src"}`;
-  for (const module of await listModules(sources, root)) {
+  const modules = await listFiles(options.sources ?? "src", {
+    match: /(?<!\.d)\.(ts|tsx|mts)$/,
+    root,
+  });
+  for (const module of modules) {
     if (!graph.has(module)) await addModule(graph, root, module);
   }
   return graph;
@@ -331,20 +336,6 @@ async function addModule(
     }
     graph.set(from, [...imports].sort());
   }
-}
-
-async function listModules(dir: string, root: string): Promise<string[]> {
-  const modules: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) modules.push(...await listModules(path, root));
-    else if (
-      /\.(ts|tsx|mts)$/.test(entry.name) && !entry.name.endsWith(".d.ts")
-    ) {
-      modules.push(path.slice(root.length + 1));
-    }
-  }
-  return modules.sort();
 }
 
 /** What {@linkcode describeProblems} reports. */
