@@ -62,7 +62,7 @@ export type FakeStreamEnd =
 export interface FakeStreamOptions {
   /** Milliseconds between headers and the first event. */
   firstDelayMs?: number;
-  /** Milliseconds between events. */
+  /** Milliseconds between events, kept on a schedule: event `n` is due `firstDelayMs + n × delayMs` after the headers. */
   delayMs?: number;
   /** Send an SSE comment (`: keep-alive`) before every event, as some servers do. */
   keepAlive?: boolean;
@@ -470,9 +470,14 @@ export class FakeOpenAiServer implements AsyncDisposable {
     const run = async (
       controller: ReadableStreamDefaultController<Uint8Array>,
     ) => {
+      // Each piece is due on a schedule from the start, so one late timer
+      // does not delay every piece after it (the bench subtracts the
+      // schedule as the vendor's own time).
+      const start = performance.now();
+      let dueMs = 0;
       for (const [index, piece] of pieces.entries()) {
-        const delay = index === 0 ? options.firstDelayMs : options.delayMs;
-        if (!await sleep(delay ?? 0, stop)) break;
+        dueMs += (index === 0 ? options.firstDelayMs : options.delayMs) ?? 0;
+        if (!await sleep(start + dueMs - performance.now(), stop)) break;
         controller.enqueue(piece);
       }
       if (options.end === "hang" && !stop.aborted) {
