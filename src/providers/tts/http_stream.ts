@@ -19,6 +19,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Cancel, type Clock, systemClock } from "../../call/clock.ts";
 import { ProviderError, type ProviderErrorKind } from "../provider_error.ts";
+import { BodyReader } from "./body_reader.ts";
 
 const logger = getLogger(["exovoice", "providers", "tts"]);
 
@@ -212,7 +213,7 @@ class Exchange {
   async #firstPiece(
     request: VendorRequest,
   ): Promise<
-    { reader?: ReadableStreamDefaultReader<Uint8Array>; first?: Uint8Array }
+    { reader?: BodyReader; first?: Uint8Array }
   > {
     const response = await this.#send(request);
     const type = response.headers.get("content-type") ?? "";
@@ -224,15 +225,12 @@ class Exchange {
       );
     }
     if (response.body === null) return {};
-    const reader = response.body.getReader();
+    const reader = BodyReader.of(response.body);
     try {
-      while (true) {
-        const { done, value } = await reader.read();
-        if (done) return {};
-        if (value.length > 0) return { reader, first: value };
-      }
+      const first = await reader.read();
+      return first === undefined ? {} : { reader, first };
     } catch (error) {
-      await reader.cancel().catch(() => {});
+      await reader.cancel();
       throw error;
     }
   }
@@ -256,29 +254,29 @@ class Exchange {
   }
 
   async *#rest(
-    reader: ReadableStreamDefaultReader<Uint8Array> | undefined,
+    reader: BodyReader | undefined,
     first: Uint8Array | undefined,
   ): AsyncGenerator<Uint8Array> {
     let ended = reader === undefined;
     try {
       if (first !== undefined) yield first;
       while (reader !== undefined && !this.#callerAborted()) {
-        let result: ReadableStreamReadResult<Uint8Array>;
+        let piece: Uint8Array | undefined;
         try {
-          result = await this.#within(reader.read());
+          piece = await this.#within(reader.read());
         } catch (error) {
           if (this.#callerAborted()) return;
           throw this.#failure(error);
         }
-        if (result.done) {
+        if (piece === undefined) {
           ended = true;
           return;
         }
-        if (result.value.length > 0) yield result.value;
+        yield piece;
       }
     } finally {
       this.#detach();
-      if (!ended) await reader?.cancel().catch(() => {});
+      if (!ended) await reader?.cancel();
     }
   }
 
