@@ -314,10 +314,16 @@ Deno.test("SttUplink: any mix of frames, verdicts and vendor events sends every 
         const limit = Math.max(options.coalesceMs, options.speechCoalesceMs) *
           options.sampleRate * 2 / 1000;
         const pushed: number[] = [];
-        const sent: number[] = [];
+        // Kept as sent, to see that later frames never change a message.
+        const messages: Uint8Array[] = [];
+        let sentBytes = 0;
+        const send = (message: Uint8Array | undefined) => {
+          if (!message) return;
+          messages.push(message);
+          sentBytes += message.length;
+        };
         let next = 0;
         for (const step of steps) {
-          let message: Uint8Array | undefined;
           if (typeof step === "number") {
             const frame = Uint8Array.from(
               { length: step * 2 },
@@ -325,20 +331,19 @@ Deno.test("SttUplink: any mix of frames, verdicts and vendor events sends every 
             );
             pushed.push(...frame);
             const message = uplink.push(frame);
-            if (message) sent.push(...message);
-            // The sender may reuse its buffer once the message is sent.
+            // The frame itself goes out before its sender reuses it.
+            send(message === frame ? frame.slice() : message);
             frame.fill(0);
-          } else if (step === "voiced") message = uplink.voiced();
-          else if (step === "unvoiced") message = uplink.unvoiced();
-          else message = uplink.heard(step);
-          if (message) sent.push(...message);
+          } else if (step === "voiced") send(uplink.voiced());
+          else if (step === "unvoiced") send(uplink.unvoiced());
+          else send(uplink.heard(step));
           assert(
-            pushed.length - sent.length < Math.max(limit, 2),
-            `${pushed.length - sent.length} bytes held, limit ${limit}`,
+            pushed.length - sentBytes < Math.max(limit, 2),
+            `${pushed.length - sentBytes} bytes held, limit ${limit}`,
           );
         }
-        sent.push(...(uplink.take() ?? []));
-        assertEquals(sent, pushed);
+        send(uplink.take());
+        assertEquals(messages.flatMap((message) => [...message]), pushed);
       },
     ),
     { seed: 20261203, numRuns: 300 },

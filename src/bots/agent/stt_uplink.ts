@@ -102,7 +102,8 @@ export class SttUplink {
   #speaking = false;
   /** The vendor has heard speech and not yet ended the turn. */
   #turnOpen = false;
-  #held: Uint8Array[] = [];
+  /** The next message, gathered in place: one copy per held frame. */
+  #message: Uint8Array | undefined;
   #heldBytes = 0;
 
   /**
@@ -156,10 +157,10 @@ export class SttUplink {
     this.#audioMs += pcm.length / this.#bytesPerMs;
     if (holdBytes === 0) {
       if (this.#heldBytes === 0) return pcm;
-      this.#hold(pcm);
+      this.#hold(pcm, 0);
       return this.take();
     }
-    this.#hold(pcm);
+    this.#hold(pcm, holdBytes);
     return this.#heldBytes >= holdBytes ? this.take() : undefined;
   }
 
@@ -215,19 +216,13 @@ export class SttUplink {
 
   /** Everything held, in one piece (`undefined` when nothing is); the uplink keeps none. */
   take(): Uint8Array | undefined {
-    if (this.#heldBytes === 0) return undefined;
-    const held = this.#held;
-    this.#held = [];
+    const message = this.#message;
+    if (!message) return undefined;
+    // Handed out: the next message gathers in a buffer of its own.
+    this.#message = undefined;
     const bytes = this.#heldBytes;
     this.#heldBytes = 0;
-    if (held.length === 1) return held[0];
-    const all = new Uint8Array(bytes);
-    let offset = 0;
-    for (const piece of held) {
-      all.set(piece, offset);
-      offset += piece.length;
-    }
-    return all;
+    return message.subarray(0, bytes);
   }
 
   /** How much audio to gather per message now, in bytes; 0 sends each frame. */
@@ -252,9 +247,17 @@ export class SttUplink {
     return this.take();
   }
 
-  #hold(pcm: Uint8Array): void {
-    this.#held.push(pcm.slice());
-    this.#heldBytes += pcm.length;
+  /** Copies `pcm` into the message being gathered, sized for `holdBytes` and the frame that reaches it. */
+  #hold(pcm: Uint8Array, holdBytes: number): void {
+    const bytes = this.#heldBytes + pcm.length;
+    let message = this.#message;
+    if (!message || message.length < bytes) {
+      const grown = new Uint8Array(Math.max(bytes, holdBytes + pcm.length));
+      if (message) grown.set(message.subarray(0, this.#heldBytes));
+      message = this.#message = grown;
+    }
+    message.set(pcm, this.#heldBytes);
+    this.#heldBytes = bytes;
   }
 
   #wholeSamples(ms: number): number {
