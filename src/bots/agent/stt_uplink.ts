@@ -247,12 +247,17 @@ export class SttUplink {
     return this.take();
   }
 
-  /** Copies `pcm` into the message being gathered, sized for `holdBytes` and the frame that reaches it. */
+  /**
+   * Copies `pcm` into the message being gathered: a message of
+   * `holdBytes`, sized for whole frames like this one, so frames of one
+   * size never copy twice.
+   */
   #hold(pcm: Uint8Array, holdBytes: number): void {
     const bytes = this.#heldBytes + pcm.length;
     let message = this.#message;
     if (!message || message.length < bytes) {
-      const grown = new Uint8Array(Math.max(bytes, holdBytes + pcm.length));
+      const frames = Math.ceil(holdBytes / pcm.length);
+      const grown = new Uint8Array(Math.max(bytes, frames * pcm.length));
       if (message) grown.set(message.subarray(0, this.#heldBytes));
       message = this.#message = grown;
     }
