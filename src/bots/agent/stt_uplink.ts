@@ -5,13 +5,13 @@
  * caller has long been quiet.
  *
  * Every message costs the server a socket write (a profile of 100 agent
- * calls put a third of its busy time there, of 200 calls still 15 % once
- * quiet audio was coalesced), and that cost is the write itself, so only
- * fewer messages help. Deepgram recommends "sending between 20ms and 250ms
- * of data at once" (https://github.com/orgs/deepgram/discussions/224),
- * Gladia "≃ 100ms" chunks
- * (https://docs.gladia.io/api-reference/v2/live/action/audio-chunk), and
- * Sarvam's adapter already sends its own larger chunks. So:
+ * calls put a third of its busy time there; of 200 callers talking back to
+ * back, with quiet audio coalesced, still a fifth), and that cost is the
+ * write itself, so only fewer messages help. Deepgram recommends "sending
+ * between 20ms and 250ms of data at once"
+ * (https://github.com/orgs/deepgram/discussions/224), Gladia "≃ 100ms"
+ * chunks (https://docs.gladia.io/api-reference/v2/live/action/audio-chunk),
+ * and Sarvam's adapter already sends its own larger chunks. So:
  *
  * - While the voice-activity detector's latest window was speech, up to
  *   {@linkcode SttUplinkOptions.speechCoalesceMs} (60 ms, three frames) go
@@ -19,7 +19,8 @@
  *   produces interim results, each at most that much later, and the end of
  *   the turn is decided in the silence that follows, which goes frame by
  *   frame. 60 ms sits at the low end of Deepgram's range, a third of the
- *   messages of 20 ms frames, and well under a syllable.
+ *   messages of 20 ms frames, and well under a syllable. This holds while
+ *   the vendor has a turn open too: that turn is the speech.
  * - The moment a window is not speech, what is held goes at once and the
  *   audio goes frame by frame: the vendor's endpointing is timing that
  *   silence. So does the vendor ending the turn.
