@@ -282,7 +282,7 @@ export class AgentBot implements Bot {
         if (frame.isSpeech) {
           this.#turnTaking.voiced(frame.atMs + frame.durationMs);
           this.#listener.voiced();
-        }
+        } else this.#listener.unvoiced();
       },
       onAnalysed: (events) => this.#turnTaking.analysed(events),
     });

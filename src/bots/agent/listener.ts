@@ -3,8 +3,10 @@
  * fed with the caller's audio as it arrives (resampled when the vendor
  * cannot take the call's rate), reopened when the vendor drops it. While
  * the caller has long been quiet the audio goes in 100 ms messages rather
- * than 20 ms ones ({@linkcode SttUplink}); {@linkcode Listener.voiced}
- * sends it frame by frame again.
+ * than 20 ms ones, while the caller speaks in 60 ms ones
+ * ({@linkcode SttUplink}); the detector's verdicts,
+ * {@linkcode Listener.voiced} and {@linkcode Listener.unvoiced}, switch
+ * between them, and a window without speech sends it frame by frame.
  *
  * @module
  */
@@ -43,6 +45,8 @@ export interface ListenerOptions {
   onError(error: ProviderError): void;
   /** Most audio per message while the caller is long quiet, ms (see `stt_uplink.ts`); 0 = every frame. Default 100. */
   coalesceMs?: number;
+  /** Most audio per message while the caller speaks, ms (see `stt_uplink.ts`); 0 = every frame. Default 60. */
+  speechCoalesceMs?: number;
 }
 
 /** Caller audio held while no session is open, in ms. */
@@ -130,6 +134,7 @@ export class Listener {
     this.#uplink = new SttUplink({
       sampleRate: options.sttRate,
       coalesceMs: options.coalesceMs,
+      speechCoalesceMs: options.speechCoalesceMs,
     });
   }
 
@@ -185,10 +190,20 @@ export class Listener {
     }
   }
 
-  /** The voice-activity detector heard the caller: held audio goes out at once. */
+  /**
+   * The voice-activity detector's latest window is speech: at onset held
+   * audio goes out at once, then a few frames per message.
+   */
   voiced(): void {
-    const message = this.#uplink.voiced();
-    if (message) this.#session?.push(message);
+    this.#send(this.#uplink.voiced());
+  }
+
+  /**
+   * The voice-activity detector's latest window is not speech: held audio
+   * goes out at once, then frame by frame.
+   */
+  unvoiced(): void {
+    this.#send(this.#uplink.unvoiced());
   }
 
   /**
@@ -208,6 +223,16 @@ export class Listener {
       this.#abort.abort();
     }
     await this.#loop;
+  }
+
+  /** Sends what the uplink released, or keeps it for the next session. */
+  #send(message: Uint8Array | undefined): void {
+    if (!message) return;
+    if (this.#session) this.#session.push(message);
+    else {
+      this.#held.push(message);
+      this.#heldBytes += message.length;
+    }
   }
 
   async #run(): Promise<void> {

@@ -1,22 +1,36 @@
 /**
  * How the caller's audio is cut into speech-to-text messages: one message
- * per 20 ms frame while anything may depend on it, fewer and larger ones
- * while the caller has long been quiet.
+ * per 20 ms frame while the vendor's endpointing may depend on it, a few
+ * frames at a time while the caller speaks, and larger messages while the
+ * caller has long been quiet.
  *
  * Every message costs the server a socket write (a profile of 100 agent
- * calls put a third of its busy time there), while the caller is silent
- * most of a call: the bot is talking, or the line is idle. Deepgram
- * recommends "sending between 20ms and 250ms of data at once"
+ * calls put a third of its busy time there; of 200 callers talking back to
+ * back, with quiet audio coalesced, still a fifth), and that cost is the
+ * write itself, so only fewer messages help. Deepgram recommends "sending
+ * between 20ms and 250ms of data at once"
  * (https://github.com/orgs/deepgram/discussions/224), Gladia "≃ 100ms"
  * chunks (https://docs.gladia.io/api-reference/v2/live/action/audio-chunk),
- * and Sarvam's adapter already sends its own larger chunks. So once the
- * voice-activity detector has heard nothing for {@linkcode SttUplinkOptions.quietAfterMs}
- * and the vendor has no turn open, up to
- * {@linkcode SttUplinkOptions.coalesceMs} are sent at a time. Speech onset
- * (the detector, or the vendor's own `speech_started`/partial) sends what is
- * held at once and goes back to frame by frame; so does the vendor opening
- * a turn, and the first `quietAfterMs` after speech ends stay frame by frame
- * because endpointing needs that audio promptly.
+ * and Sarvam's adapter already sends its own larger chunks. So:
+ *
+ * - While the voice-activity detector's latest window was speech, up to
+ *   {@linkcode SttUplinkOptions.speechCoalesceMs} (60 ms, three frames) go
+ *   in one message. Latency does not suffer: during speech the vendor only
+ *   produces interim results, each at most that much later, and the end of
+ *   the turn is decided in the silence that follows, which goes frame by
+ *   frame. 60 ms sits at the low end of Deepgram's range, a third of the
+ *   messages of 20 ms frames, and well under a syllable. This holds while
+ *   the vendor has a turn open too: that turn is the speech.
+ * - The moment a window is not speech, what is held goes at once and the
+ *   audio goes frame by frame: the vendor's endpointing is timing that
+ *   silence. So does the vendor ending the turn.
+ * - Once the detector has heard nothing for
+ *   {@linkcode SttUplinkOptions.quietAfterMs} and the vendor has no turn
+ *   open, up to {@linkcode SttUplinkOptions.coalesceMs} (100 ms) go at a
+ *   time. Speech onset (the detector, or the vendor's own
+ *   `speech_started`/partial) sends what is held at once; so does the vendor
+ *   opening a turn, and the first `quietAfterMs` after speech ends stay
+ *   frame by frame.
  *
  * Time here is audio time (milliseconds of audio pushed), so the module is
  * pure: no clock, no timers.
@@ -34,6 +48,8 @@ export interface SttUplinkOptions {
   coalesceMs?: number;
   /** Audio without detected speech before messages are coalesced, ms. Default 1000. */
   quietAfterMs?: number;
+  /** Most audio per message while the detector hears speech, ms; 0 sends every frame as it comes. Default 60. */
+  speechCoalesceMs?: number;
 }
 
 /** Default {@linkcode SttUplinkOptions.coalesceMs}. */
@@ -41,6 +57,9 @@ export const DEFAULT_COALESCE_MS = 100;
 
 /** Default {@linkcode SttUplinkOptions.quietAfterMs}. */
 export const DEFAULT_QUIET_AFTER_MS = 1000;
+
+/** Default {@linkcode SttUplinkOptions.speechCoalesceMs}. */
+export const DEFAULT_SPEECH_COALESCE_MS = 60;
 
 /**
  * Decides, frame by frame, what to send the speech-to-text vendor. Each
@@ -58,23 +77,34 @@ export const DEFAULT_QUIET_AFTER_MS = 1000;
  * // Quiet for a second: 100 ms go in one message.
  * for (let i = 0; i < 4; i++) assertEquals(uplink.push(frame()), undefined);
  * assertEquals(uplink.push(frame())?.length, 1600);
- * // Speech: what is held goes at once, then frame by frame again.
+ * // Speech onset: what is held goes at once, then 60 ms at a time.
  * uplink.push(frame());
  * assertEquals(uplink.voiced()?.length, 320);
+ * assertEquals(uplink.push(frame()), undefined);
+ * uplink.voiced();
+ * assertEquals(uplink.push(frame()), undefined);
+ * assertEquals(uplink.push(frame())?.length, 960);
+ * // A window without speech: what is held goes at once, then frame by frame.
+ * uplink.push(frame());
+ * assertEquals(uplink.unvoiced()?.length, 320);
  * assertEquals(uplink.push(frame())?.length, 320);
  * ```
  */
 export class SttUplink {
   #bytesPerMs: number;
   #coalesceBytes: number;
+  #speechCoalesceBytes: number;
   #quietAfterMs: number;
   /** Audio pushed so far, ms. */
   #audioMs = 0;
   /** When speech was last detected, in audio ms. */
   #voicedAtMs = 0;
+  /** The detector's latest window was speech, and nothing since said the caller stopped. */
+  #speaking = false;
   /** The vendor has heard speech and not yet ended the turn. */
   #turnOpen = false;
-  #held: Uint8Array[] = [];
+  /** The next message, gathered in place: one copy per held frame. */
+  #message: Uint8Array | undefined;
   #heldBytes = 0;
 
   /**
@@ -86,11 +116,14 @@ export class SttUplink {
     const { sampleRate } = options;
     const coalesceMs = options.coalesceMs ?? DEFAULT_COALESCE_MS;
     const quietAfterMs = options.quietAfterMs ?? DEFAULT_QUIET_AFTER_MS;
+    const speechCoalesceMs = options.speechCoalesceMs ??
+      DEFAULT_SPEECH_COALESCE_MS;
     for (
       const [name, value] of [
         ["sampleRate", sampleRate],
         ["coalesceMs", coalesceMs],
         ["quietAfterMs", quietAfterMs],
+        ["speechCoalesceMs", speechCoalesceMs],
       ] as const
     ) {
       if (!Number.isFinite(value) || value < (name === "sampleRate" ? 1 : 0)) {
@@ -103,14 +136,14 @@ export class SttUplink {
     }
     this.#bytesPerMs = sampleRate * 2 / 1000;
     // Whole samples, so a message never splits one.
-    this.#coalesceBytes = 2 * Math.round(coalesceMs * this.#bytesPerMs / 2);
+    this.#coalesceBytes = this.#wholeSamples(coalesceMs);
+    this.#speechCoalesceBytes = this.#wholeSamples(speechCoalesceMs);
     this.#quietAfterMs = quietAfterMs;
   }
 
-  /** Whether audio is being held back (the caller has long been quiet). */
+  /** Whether audio pushed now is held back: the caller has long been quiet, or is speaking. */
   get coalescing(): boolean {
-    return this.#coalesceBytes > 0 && !this.#turnOpen &&
-      this.#audioMs - this.#voicedAtMs >= this.#quietAfterMs;
+    return this.#holdBytes() > 0;
   }
 
   /**
@@ -121,24 +154,48 @@ export class SttUplink {
   push(pcm: Uint8Array): Uint8Array | undefined {
     if (pcm.length === 0) return undefined;
     // Whether to hold this frame depends on the audio before it.
-    const coalescing = this.coalescing;
+    const holdBytes = this.#holdBytes();
     this.#audioMs += pcm.length / this.#bytesPerMs;
-    if (!coalescing) {
+    if (holdBytes === 0) {
       if (this.#heldBytes === 0) return pcm;
-      this.#hold(pcm);
+      this.#hold(pcm, 0);
       return this.take();
     }
-    this.#hold(pcm);
-    return this.#heldBytes >= this.#coalesceBytes ? this.take() : undefined;
+    this.#hold(pcm, holdBytes);
+    return this.#heldBytes >= holdBytes ? this.take() : undefined;
   }
 
-  /** The voice-activity detector heard speech just now: returns what is held. */
+  /**
+   * The voice-activity detector's latest window is speech. At speech onset
+   * this returns what is held (the quiet audio before it); while the caller
+   * goes on speaking, audio is held up to
+   * {@linkcode SttUplinkOptions.speechCoalesceMs}.
+   */
   voiced(): Uint8Array | undefined {
+    // What is held before onset (or after a detector that fell silent for
+    // the quiet span) is quiet audio, which the vendor should have now.
+    const onset = !this.#speaking || this.#quiet();
+    this.#speaking = true;
     this.#voicedAtMs = this.#audioMs;
+    return onset ? this.take() : undefined;
+  }
+
+  /**
+   * The voice-activity detector's latest window is not speech. When the
+   * caller was speaking this returns what is held, and audio goes frame by
+   * frame: the vendor's endpointing is timing this silence.
+   */
+  unvoiced(): Uint8Array | undefined {
+    if (!this.#speaking) return undefined;
+    this.#speaking = false;
     return this.take();
   }
 
-  /** An event from the vendor: a turn it opens sends what is held. */
+  /**
+   * An event from the vendor. A turn it opens sends what is held; a turn it
+   * ends does too, and audio goes frame by frame until the detector hears
+   * speech again (the quiet counts from the end of the turn).
+   */
   heard(event: SpeechEvent): Uint8Array | undefined {
     switch (event.type) {
       case "speech_started":
@@ -160,30 +217,56 @@ export class SttUplink {
 
   /** Everything held, in one piece (`undefined` when nothing is); the uplink keeps none. */
   take(): Uint8Array | undefined {
-    if (this.#heldBytes === 0) return undefined;
-    const held = this.#held;
-    this.#held = [];
+    const message = this.#message;
+    if (!message) return undefined;
+    // Handed out: the next message gathers in a buffer of its own.
+    this.#message = undefined;
     const bytes = this.#heldBytes;
     this.#heldBytes = 0;
-    if (held.length === 1) return held[0];
-    const all = new Uint8Array(bytes);
-    let offset = 0;
-    for (const piece of held) {
-      all.set(piece, offset);
-      offset += piece.length;
-    }
-    return all;
+    return message.subarray(0, bytes);
   }
 
-  #endTurn(): undefined {
+  /** How much audio to gather per message now, in bytes; 0 sends each frame. */
+  #holdBytes(): number {
+    if (this.#quiet()) return this.#coalesceBytes;
+    return this.#speaking ? this.#speechCoalesceBytes : 0;
+  }
+
+  /** Whether the caller has long been quiet and the vendor has no turn open. */
+  #quiet(): boolean {
+    return this.#coalesceBytes > 0 && !this.#turnOpen &&
+      this.#audioMs - this.#voicedAtMs >= this.#quietAfterMs;
+  }
+
+  #endTurn(): Uint8Array | undefined {
     this.#turnOpen = false;
+    // The vendor has decided; whatever the caller says next (more words, or
+    // talking over the answer) it should hear at once.
+    this.#speaking = false;
     // The quiet counts from the end of the turn.
     this.#voicedAtMs = Math.max(this.#voicedAtMs, this.#audioMs);
-    return undefined;
+    return this.take();
   }
 
-  #hold(pcm: Uint8Array): void {
-    this.#held.push(pcm.slice());
-    this.#heldBytes += pcm.length;
+  /**
+   * Copies `pcm` into the message being gathered: a message of
+   * `holdBytes`, sized for whole frames like this one, so frames of one
+   * size never copy twice.
+   */
+  #hold(pcm: Uint8Array, holdBytes: number): void {
+    const bytes = this.#heldBytes + pcm.length;
+    let message = this.#message;
+    if (!message || message.length < bytes) {
+      const frames = Math.ceil(holdBytes / pcm.length);
+      const grown = new Uint8Array(Math.max(bytes, frames * pcm.length));
+      if (message) grown.set(message.subarray(0, this.#heldBytes));
+      message = this.#message = grown;
+    }
+    message.set(pcm, this.#heldBytes);
+    this.#heldBytes = bytes;
+  }
+
+  #wholeSamples(ms: number): number {
+    return 2 * Math.round(ms * this.#bytesPerMs / 2);
   }
 }
