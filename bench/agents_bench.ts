@@ -30,7 +30,9 @@
  * Flags: `--calls 50,100,200` (one row each), `--duration-s 30` (steady
  * window per row), `--vad silero|energy`, `--cpu 0` (the core to pin the
  * server to; default 0, `-1` leaves it unpinned), `--cpu-prof DIR` (write
- * the server's CPU profile there), `--listen-s 0` (silence the caller sends
+ * the server's CPU profile there), `--v8-flags FLAGS` (the server's V8
+ * flags; those of `deno task start` by default, `""` for V8's defaults),
+ * `--listen-s 0` (silence the caller sends
  * before each turn's words, as a caller does while the bot answers; a turn
  * lasts that much longer). With `BENCH_DUMP=1` each row's per-turn
  * overheads are printed to stderr too.
@@ -44,7 +46,7 @@ import { BenchCaller, type Percentiles, percentiles } from "./agent_bench.ts";
 import { parseFlags } from "./load/flags.ts";
 import { writeErr, writeOut } from "./load/format.ts";
 import { cpuPercent, readProc, tryReadMachine } from "./load/proc.ts";
-import { startServerProcess } from "./load/server.ts";
+import { startServerProcess, startTaskV8Flags } from "./load/server.ts";
 
 /** The fake model's wait before its first token, in ms. */
 export const LLM_FIRST_TOKEN_MS = 50;
@@ -116,6 +118,8 @@ async function runRow(
     vad: string;
     cpu?: number;
     cpuProf?: string;
+    /** The server's V8 flags; those of `deno task start` by default. */
+    v8Flags?: string;
     /** One turn of caller audio: silence, then the hello fixture. */
     fixture: Uint8Array;
     /** The silence before the words, ms. */
@@ -139,6 +143,7 @@ async function runRow(
   await using server = await startServerProcess({
     kind: "main",
     cpu: options.cpu,
+    ...(options.v8Flags === undefined ? {} : { v8Flags: options.v8Flags }),
     denoFlags: [
       "--allow-ffi",
       ...(options.cpuProf
@@ -330,6 +335,11 @@ async function startFakes(
   };
 }
 
+async function v8Label(flags: string | undefined): Promise<string> {
+  const used = flags ?? await startTaskV8Flags();
+  return used === "" ? "V8's defaults" : `"${used}"`;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -373,7 +383,7 @@ const HEADER = [
 if (import.meta.main) {
   const flags = parseFlags(Deno.args, {
     numbers: ["duration-s", "cpu", "listen-s"],
-    strings: ["calls", "vad", "cpu-prof"],
+    strings: ["calls", "vad", "cpu-prof", "v8-flags"],
   });
   const counts = (flags.strings.calls ?? "50,100,200").split(",").map(
     (text) => {
@@ -411,7 +421,9 @@ if (import.meta.main) {
   const fixture = new Uint8Array((listenMs + TURN_MS) * 16);
   fixture.set(wav.pcm.subarray(0, TURN_MS * 16), listenMs * 16);
   writeOut(
-    `Agent calls, VAD=${vad}, caller silent ${listenS} s before each turn; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
+    `Agent calls, VAD=${vad}, V8 flags ${await v8Label(
+      flags.strings["v8-flags"],
+    )}, caller silent ${listenS} s before each turn; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
   );
   writeOut(`${HEADER}\n`);
   for (const calls of counts) {
@@ -420,6 +432,7 @@ if (import.meta.main) {
       vad,
       cpu,
       cpuProf: flags.strings["cpu-prof"],
+      v8Flags: flags.strings["v8-flags"],
       fixture,
       listenMs,
     });

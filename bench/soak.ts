@@ -117,6 +117,10 @@ async function main(args: string[]): Promise<number> {
       kind: kind as ServerKind,
       cpu: pin ? n["server-cpu"] ?? 0 : undefined,
       env: { BOT: "echo", CHUNK_BYTES: String(chunkBytes) },
+      // V8's own heap sizing: a larger first heap (as `deno task start`
+      // sets) lets garbage pile up before a collection, which would blur
+      // the growth this looks for.
+      v8Flags: "",
     });
     url = server.url;
     pid = server.pid;

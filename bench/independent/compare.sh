@@ -5,7 +5,9 @@
 #
 #   bash bench/independent/compare.sh [calls] [duration-s] [ramp-s] [frame-bytes]
 #
-# Set CPU_PROF=DIR to write the servers' CPU profiles there.
+# Set CPU_PROF=DIR to write the servers' CPU profiles there. exovoice runs
+# with the V8 flags of `deno task start` unless MAIN_V8_FLAGS says otherwise
+# (MAIN_V8_FLAGS= for V8's defaults); the minimal echo with V8's defaults.
 set -euo pipefail
 cd "$(dirname "$0")"
 calls=${1:-1000}
@@ -16,6 +18,8 @@ frame_bytes=${4:-3200}
 frames_per_s=$((16000 / frame_bytes))
 [ -d node_modules/ws ] || npm install --silent --no-audit --no-fund >/dev/null
 root=$(cd ../.. && pwd)
+start_v8=$(grep -o -- '--v8-flags=[^ "]*' "$root/deno.json" | head -n1 | cut -d= -f2-)
+main_v8=${MAIN_V8_FLAGS-$start_v8}
 
 measure() {
   local kind=$1 port=$2
@@ -23,6 +27,7 @@ measure() {
   [ "$kind" = minimal ] && script="$root/bench/minimal_echo.ts"
   local prof=()
   [ -n "${CPU_PROF:-}" ] && prof=(--cpu-prof --cpu-prof-dir="$CPU_PROF/$kind")
+  [ "$kind" = main ] && [ -n "$main_v8" ] && prof+=(--v8-flags="$main_v8")
   PORT=$port HOST=127.0.0.1 KV_PATH=:memory: LOG_LEVEL=warning MAX_SESSIONS=5000 \
     taskset -c 0 deno run --frozen "${prof[@]}" --allow-net --allow-env --allow-read --allow-write "$script" >/dev/null 2>&1 &
   local pid=$!

@@ -21,6 +21,12 @@ export interface ServerProcessOptions {
   env?: Record<string, string>;
   /** Extra `deno run` flags, e.g. `--cpu-prof`. */
   denoFlags?: string[];
+  /**
+   * V8's flags, as `--v8-flags` takes them; `""` for V8's defaults. By
+   * default exovoice runs with those of `deno task start`, as users run it,
+   * and the minimal echo with V8's defaults.
+   */
+  v8Flags?: string;
   /** Where the server's stdout and stderr go (default `"null"`). */
   output?: "null" | "inherit";
   /** How long it may take to accept connections (default 30000 ms). */
@@ -132,6 +138,7 @@ export async function startServerProcess(
     "--allow-env",
     "--allow-read",
     "--allow-write",
+    ...await v8FlagsFor(options),
     ...(options.denoFlags ?? []),
     decodeURIComponent(SCRIPTS[options.kind].pathname),
   ];
@@ -173,6 +180,20 @@ export async function startServerProcess(
     }
   }
   return server;
+}
+
+/** The `--v8-flags` argument `options` asks for, if any. */
+async function v8FlagsFor(options: ServerProcessOptions): Promise<string[]> {
+  const flags = options.v8Flags ??
+    (options.kind === "main" ? await startTaskV8Flags() : "");
+  return flags === "" ? [] : [`--v8-flags=${flags}`];
+}
+
+/** The V8 flags `deno task start` runs the server with (`""` for none). */
+export async function startTaskV8Flags(): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(CONFIG));
+  const start: string = config.tasks.start;
+  return start.match(/--v8-flags=(\S+)/)?.[1] ?? "";
 }
 
 /** True when the `taskset` command runs here. */
