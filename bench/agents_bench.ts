@@ -32,7 +32,8 @@
  * server to; default 0, `-1` leaves it unpinned), `--cpu-prof DIR` (write
  * the server's CPU profile there), `--v8-flags FLAGS` (the server's V8
  * flags; those of `deno task start` by default, `""` for V8's defaults),
- * `--listen-s 0` (silence the caller sends
+ * `--aligned` (every call's frame sent at the same instant, instead of
+ * spread over the 20 ms as independent calls' frames are), `--listen-s 0` (silence the caller sends
  * before each turn's words, as a caller does while the bot answers; a turn
  * lasts that much longer). With `BENCH_DUMP=1` each row's per-turn
  * overheads are printed to stderr too.
@@ -57,6 +58,8 @@ const TURN_MS = 5600;
 /** Where the fixture's speech starts. */
 const SPEECH_START_MS = 520;
 const FRAME_MS = 20;
+/** Slots of a frame's 20 ms the calls' frames are spread over. */
+const PHASES = 10;
 const FRAME_BYTES = 320;
 const KEY = "bench-key";
 /** The model's time between tokens, in ms. */
@@ -120,6 +123,8 @@ async function runRow(
     cpuProf?: string;
     /** The server's V8 flags; those of `deno task start` by default. */
     v8Flags?: string;
+    /** Every call's frame at the same instant, instead of spread over the 20 ms. */
+    aligned: boolean;
     /** One turn of caller audio: silence, then the hello fixture. */
     fixture: Uint8Array;
     /** The silence before the words, ms. */
@@ -200,19 +205,25 @@ async function runRow(
       states.push(state);
     }
   }
-  // One ticker sends every talking call's next frame each 20 ms; the calls'
-  // turns end spread evenly over a turn's length.
+  // One ticker sends every talking call's next frame each 20 ms, the calls'
+  // turns spread evenly over a turn's length. Real calls' frames come on
+  // each call's own 20 ms clock, so by default the calls are spread over
+  // PHASES slots of the 20 ms too; `--aligned` sends every call's frame at
+  // the same instant, the worst case.
   const framesPerTurn = turnMs / FRAME_MS;
+  const phases = options.aligned ? 1 : PHASES;
   const startedAt = performance.now();
 
   // Every call talking, and through its first turn.
   const warmupMs = turnMs * 2;
   let stopped = false;
   const ticker = (async () => {
-    for (let tick = 0; !stopped; tick++) {
-      const wait = startedAt + tick * FRAME_MS - performance.now();
+    for (let slot = 0; !stopped; slot++) {
+      const wait = startedAt + slot * FRAME_MS / phases - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      for (const state of states) {
+      const tick = Math.floor(slot / phases);
+      for (let i = slot % phases; i < states.length; i += phases) {
+        const state = states[i];
         if (tick < state.startTick) continue;
         const at = (state.sent % framesPerTurn) * FRAME_BYTES;
         state.caller.media(options.fixture.subarray(at, at + FRAME_BYTES));
@@ -384,6 +395,7 @@ if (import.meta.main) {
   const flags = parseFlags(Deno.args, {
     numbers: ["duration-s", "cpu", "listen-s"],
     strings: ["calls", "vad", "cpu-prof", "v8-flags"],
+    booleans: ["aligned"],
   });
   const counts = (flags.strings.calls ?? "50,100,200").split(",").map(
     (text) => {
@@ -423,7 +435,9 @@ if (import.meta.main) {
   writeOut(
     `Agent calls, VAD=${vad}, V8 flags ${await v8Label(
       flags.strings["v8-flags"],
-    )}, caller silent ${listenS} s before each turn; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
+    )}, frames ${
+      flags.booleans.has("aligned") ? "aligned" : `spread over ${PHASES} phases`
+    }, caller silent ${listenS} s before each turn; vendors: STT final at once, LLM first token ${LLM_FIRST_TOKEN_MS} ms then one per ${LLM_TOKEN_GAP_MS} ms, TTS first byte ${TTS_FIRST_BYTE_MS} ms. Overhead = first answer frame received − turn's last frame sent − those.\n`,
   );
   writeOut(`${HEADER}\n`);
   for (const calls of counts) {
@@ -433,6 +447,7 @@ if (import.meta.main) {
       cpu,
       cpuProf: flags.strings["cpu-prof"],
       v8Flags: flags.strings["v8-flags"],
+      aligned: flags.booleans.has("aligned"),
       fixture,
       listenMs,
     });
