@@ -1,4 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
+import { FakeClock } from "./fakes/clock.ts";
 import {
   type BatchInput,
   type BatchOutput,
@@ -209,4 +210,49 @@ Deno.test("a call whose handlers throw is reported and stalls neither itself nor
   assertEquals(calm.answers, [0.5, 0.25]);
   assertEquals(throwsOnTake.answers, [0.125]);
   assertEquals(errors, ["take handler broke", "answer handler broke"]);
+});
+
+Deno.test("with gatherMs, windows that come due within the wait share one run; a full batch runs at once", async () => {
+  const clock = new FakeClock();
+  const runs: BatchInput[] = [];
+  const batcher = new SileroBatcher(fakeModel(runs), {
+    maxBatch: 4,
+    gatherMs: 8,
+    schedule: (callback, ms) => clock.schedule(callback, ms),
+  });
+  const early = new FakeRow(batcher, [0.1]);
+  batcher.request(early);
+  // Other calls' frames, on their own clocks, a few ms later.
+  await clock.advance(3);
+  const late = new FakeRow(batcher, [0.2]);
+  batcher.request(late);
+  await clock.advance(4);
+  assertEquals(runs.length, 0);
+  await clock.advance(1);
+  await Promise.all([early.done, late.done]);
+  assertEquals(runs.map((run) => run.rows), [2]);
+  // Four due windows fill the batch: no waiting for the clock.
+  const full = [0.3, 0.4, 0.5, 0.6].map((p) => new FakeRow(batcher, [p]));
+  for (const row of full) batcher.request(row);
+  await Promise.all(full.map((row) => row.done));
+  assertEquals(runs.map((run) => run.rows), [2, 4]);
+  assertEquals(clock.pending, 0);
+});
+
+Deno.test("the batcher rejects a wait it cannot keep, quoting it", () => {
+  for (
+    const options of [
+      { gatherMs: -1, schedule: () => () => {} },
+      { gatherMs: 5 },
+    ]
+  ) {
+    const error = assertThrows(
+      () => new SileroBatcher(fakeModel([]), options),
+      RangeError,
+    );
+    assertEquals(
+      error.message,
+      `Invalid gatherMs "${options.gatherMs}": expected 0 or more, and a schedule to wait on`,
+    );
+  }
 });

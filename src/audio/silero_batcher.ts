@@ -76,10 +76,23 @@ export interface BatchRow {
   answer(probability: number): void;
 }
 
+/** Runs `callback` after `ms` on a clock; the returned function cancels it. */
+export type Schedule = (callback: () => void, ms: number) => () => void;
+
 /** Options of a {@linkcode SileroBatcher}. */
 export interface SileroBatcherOptions {
   /** Most rows per run (default {@linkcode DEFAULT_MAX_BATCH}). */
   maxBatch?: number;
+  /**
+   * How long a run waits for more calls' windows, in ms, unless the batch
+   * fills first; 0 (the default) runs at the next turn of the event loop.
+   * Calls' frames come on their own clocks, spread over each 20 ms, so
+   * without a wait most runs hold a few rows, and a row costs more the
+   * fewer share its run. Needs `schedule`.
+   */
+  gatherMs?: number;
+  /** The timer `gatherMs` waits on (the injected clock's `schedule`). */
+  schedule?: Schedule;
   /**
    * Called when a run fails (its windows are answered with probability 0)
    * or a row's `take` or `answer` throws (that row's window is dropped).
@@ -137,6 +150,10 @@ export class SileroBatcher {
   /** Rows waiting or in the run under way. */
   #queued = new Set<BatchRow>();
   #scheduled = false;
+  #gatherMs: number;
+  #timer: Schedule | undefined;
+  /** Cancels the wait for more rows, while one is under way. */
+  #cancelGather: (() => void) | undefined;
   #running = false;
   #buffers = new Map<number, { input: Float32Array; state: Float32Array }>();
   #stats: SileroBatcherStats = {
@@ -149,7 +166,8 @@ export class SileroBatcher {
   /**
    * Creates a batcher over `run`.
    *
-   * @throws {RangeError} when `maxBatch` is not a whole number from 1 to 1024.
+   * @throws {RangeError} when `maxBatch` is not a whole number from 1 to
+   * 1024, or `gatherMs` is negative or set without `schedule`.
    */
   constructor(run: BatchRunner, options: SileroBatcherOptions = {}) {
     const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
@@ -158,8 +176,16 @@ export class SileroBatcher {
         `Invalid maxBatch "${maxBatch}": expected a whole number from 1 to 1024`,
       );
     }
+    const gatherMs = options.gatherMs ?? 0;
+    if (!(gatherMs >= 0) || (gatherMs > 0 && !options.schedule)) {
+      throw new RangeError(
+        `Invalid gatherMs "${gatherMs}": expected 0 or more, and a schedule to wait on`,
+      );
+    }
     this.#run = run;
     this.#maxBatch = maxBatch;
+    this.#gatherMs = gatherMs;
+    this.#timer = options.schedule;
     this.#onError = options.onError;
   }
 
@@ -179,14 +205,28 @@ export class SileroBatcher {
     this.#schedule();
   }
 
-  /** After the I/O that is ready: windows that arrive meanwhile join the batch. */
+  /**
+   * After the I/O that is ready, or after `gatherMs` unless a batch fills
+   * first: windows that arrive meanwhile join the batch.
+   */
   #schedule(): void {
-    if (this.#scheduled || this.#running || this.#due.length === 0) return;
-    this.#scheduled = true;
-    setImmediate(() => {
+    if (this.#running || this.#due.length === 0) return;
+    const full = this.#due.length >= this.#maxBatch;
+    if (this.#cancelGather && full) {
+      this.#cancelGather();
+      this.#cancelGather = undefined;
       this.#scheduled = false;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    const flush = () => {
+      this.#scheduled = false;
+      this.#cancelGather = undefined;
       this.#flush();
-    });
+    };
+    if (this.#gatherMs > 0 && !full) {
+      this.#cancelGather = this.#timer!(flush, this.#gatherMs);
+    } else setImmediate(flush);
   }
 
   async #flush(): Promise<void> {

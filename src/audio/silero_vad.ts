@@ -23,6 +23,7 @@ import {
   type BatchOutput,
   type BatchRow,
   DEFAULT_MAX_BATCH,
+  type Schedule,
   SileroBatcher,
   type SileroBatcherStats,
   type SileroRate,
@@ -95,6 +96,10 @@ export interface LoadSileroOptions {
   maxBatch?: number;
   /** Called when a model run fails (its windows count as silence). */
   onError?(error: unknown): void;
+  /** How long a run waits for more calls' windows, ms (see `silero_batcher.ts`); 0 by default. */
+  gatherMs?: number;
+  /** The timer that wait runs on: the injected clock's `schedule`. */
+  schedule?: Schedule;
 }
 
 /**
@@ -127,6 +132,8 @@ export class SileroModel {
       maxBatch: options.maxBatch ??
         (runtime === "wasm" ? WASM_MAX_BATCH : DEFAULT_MAX_BATCH),
       onError: options.onError,
+      gatherMs: options.gatherMs,
+      schedule: options.schedule,
     });
   }
 
