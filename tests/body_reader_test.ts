@@ -1,4 +1,5 @@
 import { assertEquals } from "@std/assert";
+import { concat } from "@std/bytes";
 import { BodyReader } from "../src/providers/tts/body_reader.ts";
 
 /** A loopback server streaming `pieces` pieces of `size` bytes, each its index. */
@@ -29,18 +30,6 @@ async function readAll(reader: BodyReader): Promise<Uint8Array[]> {
     pieces.push(piece);
   }
   return pieces;
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(
-    pieces.reduce((sum, piece) => sum + piece.length, 0),
-  );
-  let offset = 0;
-  for (const piece of pieces) {
-    all.set(piece, offset);
-    offset += piece.length;
-  }
-  return all;
 }
 
 Deno.test("a fetched body's small pieces each own just their bytes, not a 64 KiB read buffer", async () => {
