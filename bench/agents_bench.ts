@@ -33,9 +33,9 @@
  * the server's CPU profile there), `--v8-flags FLAGS` (the server's V8
  * flags; those of `deno task start` by default, `""` for V8's defaults),
  * `--aligned` (every call's frame sent at the same instant, instead of
- * spread over the 20 ms as independent calls' frames are), `--listen-s 0` (silence the caller sends
- * before each turn's words, as a caller does while the bot answers; a turn
- * lasts that much longer). With `BENCH_DUMP=1` each row's per-turn
+ * spread over the 20 ms as independent calls' frames are), `--listen-s 0`
+ * (silence the caller sends before each turn's words, as a caller does
+ * while the bot answers; a turn lasts that much longer). With `BENCH_DUMP=1` each row's per-turn
  * overheads are printed to stderr too.
  *
  * @module

@@ -25,11 +25,11 @@ measure() {
   local kind=$1 port=$2
   local script="$root/main.ts"
   [ "$kind" = minimal ] && script="$root/bench/minimal_echo.ts"
-  local prof=()
-  [ -n "${CPU_PROF:-}" ] && prof=(--cpu-prof --cpu-prof-dir="$CPU_PROF/$kind")
-  [ "$kind" = main ] && [ -n "$main_v8" ] && prof+=(--v8-flags="$main_v8")
+  local flags=()
+  [ -n "${CPU_PROF:-}" ] && flags=(--cpu-prof --cpu-prof-dir="$CPU_PROF/$kind")
+  [ "$kind" = main ] && [ -n "$main_v8" ] && flags+=(--v8-flags="$main_v8")
   PORT=$port HOST=127.0.0.1 KV_PATH=:memory: LOG_LEVEL=warning MAX_SESSIONS=5000 \
-    taskset -c 0 deno run --frozen "${prof[@]}" --allow-net --allow-env --allow-read --allow-write "$script" >/dev/null 2>&1 &
+    taskset -c 0 deno run --frozen "${flags[@]}" --allow-net --allow-env --allow-read --allow-write "$script" >/dev/null 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
