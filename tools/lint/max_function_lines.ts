@@ -27,7 +27,7 @@
 import {
   functionName,
   type FunctionNode,
-  isChecked,
+  functionRule,
   reportOnlyFor,
 } from "./rule_support.ts";
 import { maxParamsRule } from "./max_params.ts";
@@ -174,16 +174,9 @@ export function createPlugin(options: PluginOptions = {}): Deno.lint.Plugin {
   return {
     name: "exovoice",
     rules: {
-      "max-function-lines": {
-        create(context) {
-          if (!isChecked(context.filename)) return {};
-          return {
-            FunctionDeclaration: (fn) => check(fn, context, reportOnly),
-            FunctionExpression: (fn) => check(fn, context, reportOnly),
-            ArrowFunctionExpression: (fn) => check(fn, context, reportOnly),
-          };
-        },
-      },
+      "max-function-lines": functionRule((fn, context) =>
+        check(fn, context, reportOnly)
+      ),
       "max-params": maxParamsRule(options.maxParamsReportOnly),
     },
   };

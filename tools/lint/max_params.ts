@@ -25,7 +25,7 @@
 import {
   functionName,
   type FunctionNode,
-  isChecked,
+  functionRule,
   reportOnlyFor,
 } from "./rule_support.ts";
 
@@ -76,14 +76,5 @@ export function maxParamsRule(
   reportOnly: Readonly<Record<string, readonly string[]>> =
     MAX_PARAMS_REPORT_ONLY,
 ): Deno.lint.Rule {
-  return {
-    create(context) {
-      if (!isChecked(context.filename)) return {};
-      return {
-        FunctionDeclaration: (fn) => check(fn, context, reportOnly),
-        FunctionExpression: (fn) => check(fn, context, reportOnly),
-        ArrowFunctionExpression: (fn) => check(fn, context, reportOnly),
-      };
-    },
-  };
+  return functionRule((fn, context) => check(fn, context, reportOnly));
 }

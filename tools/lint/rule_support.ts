@@ -24,6 +24,25 @@ export function isChecked(filename: string): boolean {
   return path.startsWith(CHECKED_FOLDER) || path.includes(`/${CHECKED_FOLDER}`);
 }
 
+/**
+ * A rule that calls `check` on every function of a checked file:
+ * declarations, expressions and arrows.
+ */
+export function functionRule(
+  check: (fn: FunctionNode, context: Deno.lint.RuleContext) => void,
+): Deno.lint.Rule {
+  return {
+    create(context) {
+      if (!isChecked(context.filename)) return {};
+      return {
+        FunctionDeclaration: (fn) => check(fn, context),
+        FunctionExpression: (fn) => check(fn, context),
+        ArrowFunctionExpression: (fn) => check(fn, context),
+      };
+    },
+  };
+}
+
 function keyName(key: Deno.lint.Node): string {
   if (key.type === "Identifier") return key.name;
   if (key.type === "PrivateIdentifier") return `#${key.name}`;
