@@ -10,7 +10,6 @@
  */
 import { assert, assertEquals, assertFalse } from "@std/assert";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
-import { Listener } from "../src/bots/agent/listener.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
 import type {
@@ -23,6 +22,7 @@ import type { Clock } from "../src/call/clock.ts";
 import { simulateCall } from "../tools/simulator.ts";
 import {
   fixturePcm,
+  listenerOn,
   startAgentFakes,
   startMemoryCall,
   until,
@@ -180,18 +180,7 @@ Deno.test("listener after close passes on only the finals the vendor still owes,
     { type: "end_of_turn" },
   ]);
   const clock = new FakeClock();
-  const events: SpeechEvent[] = [];
-  const listener = new Listener({
-    stt,
-    callRate: 8000,
-    sttRate: 8000,
-    language: "en-IN",
-    clock,
-    onEvent: (event) => events.push(event),
-    onError: (error) => {
-      throw error;
-    },
-  });
+  const { listener, events } = listenerOn(stt, { clock });
   listener.start();
   await until(() => stt.opened, "the session");
   stt.say({ type: "speech_started" });
@@ -216,17 +205,7 @@ Deno.test("listener at hang-up waits for the vendor's last final on its own cloc
     hangupWaitMs: 60_000,
   });
   const clock = new FakeClock();
-  const listener = new Listener({
-    stt,
-    callRate: 8000,
-    sttRate: 8000,
-    language: "en-IN",
-    clock,
-    onEvent: () => {},
-    onError: (error) => {
-      throw error;
-    },
-  });
+  const { listener } = listenerOn(stt, { clock });
   listener.start();
   const connection = await server.connection();
   listener.push(new Uint8Array(3200));

@@ -10,14 +10,11 @@ import {
   assertRejects,
 } from "@std/assert";
 import { resampleAll } from "../src/audio/resample.ts";
-import { systemClock } from "../src/call/clock.ts";
 import { AudioTrack } from "../src/bots/agent/audio_track.ts";
-import { Listener } from "../src/bots/agent/listener.ts";
 import { fallbackTone, synthesizeInto } from "../src/bots/agent/speech.ts";
 import { ProviderError } from "../src/providers/provider_error.ts";
 import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
 import { SarvamStt } from "../src/providers/stt/sarvam.ts";
-import type { SpeechEvent } from "../src/providers/stt/speech_to_text.ts";
 import { DeepgramTts } from "../src/providers/tts/deepgram.ts";
 import { ElevenLabsTts } from "../src/providers/tts/elevenlabs.ts";
 import type {
@@ -25,7 +22,7 @@ import type {
   SynthesisOptions,
   TextToSpeech,
 } from "../src/providers/tts/text_to_speech.ts";
-import { fixturePcm, until } from "./fakes/agent_call.ts";
+import { fixturePcm, listenerOn, until } from "./fakes/agent_call.ts";
 import {
   FakeSttServer,
   HELLO_SCRIPT,
@@ -157,13 +154,9 @@ Deno.test("fallback tone is 800 ms of quiet notes that start and end in silence"
 function listen(
   options: { stt: DeepgramStt | SarvamStt; callRate: number; sttRate: number },
 ) {
-  const events: SpeechEvent[] = [];
   const errors: ProviderError[] = [];
-  const listener = new Listener({
+  const { listener, events } = listenerOn(options.stt, {
     ...options,
-    language: "en-IN",
-    clock: systemClock,
-    onEvent: (event) => events.push(event),
     onError: (error) => errors.push(error),
   });
   listener.start();

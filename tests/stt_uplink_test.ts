@@ -9,8 +9,6 @@ import { assert, assertEquals, assertGreater, assertThrows } from "@std/assert";
 import { energyDetector } from "../src/audio/speech_detector.ts";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
-import { systemClock } from "../src/call/clock.ts";
-import { Listener } from "../src/bots/agent/listener.ts";
 import {
   SttUplink,
   type SttUplinkOptions,
@@ -20,6 +18,7 @@ import type { SpeechEvent } from "../src/providers/stt/speech_to_text.ts";
 import {
   feed,
   fixturePcm,
+  listenerOn,
   startAgentFakes,
   startMemoryCall,
   until,
@@ -408,18 +407,7 @@ Deno.test("listener sends a quiet caller to Deepgram in 100 ms messages, speech 
     baseUrl: server.baseUrl,
     connectTimeoutMs: 2000,
   });
-  const events: SpeechEvent[] = [];
-  const listener = new Listener({
-    stt,
-    callRate: 8000,
-    sttRate: 8000,
-    language: "en-IN",
-    clock: systemClock,
-    onEvent: (event) => events.push(event),
-    onError: (error) => {
-      throw error;
-    },
-  });
+  const { listener, events } = listenerOn(stt);
   listener.start();
   try {
     const connection = await server.connection(0);

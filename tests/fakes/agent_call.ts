@@ -39,6 +39,15 @@ import {
 } from "./stt_servers.ts";
 import { FakeTtsServer, type TtsVendor } from "./tts_servers.ts";
 import { concat } from "@std/bytes";
+import {
+  Listener,
+  type ListenerOptions,
+} from "../../src/bots/agent/listener.ts";
+import { systemClock } from "../../src/call/clock.ts";
+import type {
+  SpeechEvent,
+  SpeechToText,
+} from "../../src/providers/stt/speech_to_text.ts";
 
 /** One utterance given to a {@linkcode MemoryOutput}. */
 export interface MemoryUtterance {
@@ -425,4 +434,29 @@ export async function feed(
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
+}
+
+/**
+ * A {@linkcode Listener} on `stt` for a call at 8 kHz in `en-IN` on the
+ * system clock, its events collected; a failure throws unless `options`
+ * give an `onError`. Not started.
+ */
+export function listenerOn(
+  stt: SpeechToText,
+  options: Partial<ListenerOptions> = {},
+): { listener: Listener; events: SpeechEvent[] } {
+  const events: SpeechEvent[] = [];
+  const listener = new Listener({
+    stt,
+    callRate: 8000,
+    sttRate: 8000,
+    language: "en-IN",
+    clock: systemClock,
+    onEvent: (event) => events.push(event),
+    onError: (error) => {
+      throw error;
+    },
+    ...options,
+  });
+  return { listener, events };
 }
