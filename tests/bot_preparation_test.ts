@@ -9,6 +9,7 @@ import type {
   Bot,
   BotFactory,
   BotPreparation,
+  CallInfo,
   ConnectedCall,
   PreparingBotFactory,
 } from "../src/bots/bot.ts";
@@ -50,6 +51,18 @@ const START = {
     media_format: { encoding: "audio/x-raw", sample_rate: "8000" },
   },
 };
+
+/** The call's bot from what `connected` readied, started, its marks echoed at once. */
+async function startPrepared(
+  preparation: BotPreparation,
+  info: CallInfo,
+): Promise<{ bot: Bot; output: MemoryOutput }> {
+  const output = new MemoryOutput(info.sampleRate);
+  const bot = preparation.create(info, output);
+  output.onMark = (name) => bot.marked?.(name);
+  await bot.start?.();
+  return { bot, output };
+}
 
 /** A preparing factory that writes down what happens to it. */
 function preparingFactory(
@@ -156,10 +169,7 @@ Deno.test("agent at connected: speech-to-text is open before start, and the call
   });
   const preparation = factory.connected({ sampleRate: 8000 });
   await until(() => vendors.stt.connections.length === 1, "the STT session");
-  const output = new MemoryOutput(8000);
-  const bot = preparation.create(callInfo(8000), output);
-  output.onMark = (name) => bot.marked?.(name);
-  await bot.start?.();
+  const { bot, output } = await startPrepared(preparation, callInfo(8000));
   bot.audio(new Uint8Array(3200));
   const [session] = vendors.stt.connections;
   await until(() => session.audioBytes >= 3200, "caller audio on it");
@@ -187,10 +197,7 @@ Deno.test("agent at connected: a start at another rate than the URL's closes the
   });
   const preparation = factory.connected({ sampleRate: 8000 });
   await until(() => vendors.stt.connections.length === 1, "the STT session");
-  const output = new MemoryOutput(16000);
-  const bot = preparation.create(callInfo(16000), output);
-  output.onMark = (name) => bot.marked?.(name);
-  await bot.start?.();
+  const { bot, output } = await startPrepared(preparation, callInfo(16000));
   await until(() => vendors.stt.connections.length === 2, "a new session");
   const [readied, own] = vendors.stt.connections;
   await readied.closed;
@@ -216,10 +223,7 @@ Deno.test("agent at connected: a setup webhook choosing another language closes 
     setup: { url: hooks.url("/setup"), timeoutMs: 1500 },
   }, { providers: vendors.providers });
   const preparation = factory.connected({ sampleRate: 8000 });
-  const output = new MemoryOutput(8000);
-  const bot = preparation.create(callInfo(8000), output);
-  output.onMark = (name) => bot.marked?.(name);
-  await bot.start?.();
+  const { bot, output } = await startPrepared(preparation, callInfo(8000));
   await until(() => vendors.stt.connections.length === 2, "a new session");
   const [readied, own] = vendors.stt.connections;
   await readied.closed;
@@ -251,13 +255,10 @@ Deno.test("several agents at connected: the URL's agent= is readied; a start nam
       () => vendors.stt.connections.length === before + 1,
       "the readied session",
     );
-    const output = new MemoryOutput(8000);
-    const bot = preparation.create(
-      { ...callInfo(8000), agent: startAgent },
-      output,
-    );
-    output.onMark = (name) => bot.marked?.(name);
-    await bot.start?.();
+    const { bot, output } = await startPrepared(preparation, {
+      ...callInfo(8000),
+      agent: startAgent,
+    });
     const readied = vendors.stt.connections[before];
     if (startAgent === "sales") {
       // The readied session serves the call: no other is opened.
