@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
 import { concat } from "@std/bytes";
-import { BodyReader } from "../src/providers/tts/body_reader.ts";
+import { BodyReader } from "../src/providers/body_reader.ts";
 
 /** A loopback server streaming `pieces` pieces of `size` bytes, each its index. */
 function pieceServer(

@@ -43,6 +43,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type Cancel, type Clock, systemClock } from "../../call/clock.ts";
+import { BodyReader } from "../body_reader.ts";
 import { ProviderError } from "../provider_error.ts";
 import { readSse, SseError } from "../sse.ts";
 import type {
@@ -516,20 +517,22 @@ class Watchdog {
     body: ReadableStream<Uint8Array>,
     idleMs: number,
   ): ReadableStream<Uint8Array> {
-    const reader = body.getReader();
+    // Compact pieces: a token's few bytes must not each hold a 64 KiB
+    // buffer until the next full garbage collection (see `body_reader.ts`).
+    const reader = BodyReader.of(body);
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         if (this.#streaming && this.#reason === undefined) this.#arm(idleMs);
-        const { done, value } = await reader.read();
+        const piece = await reader.read();
         this.#disarm();
-        if (done) {
+        if (piece === undefined) {
           controller.close();
           return;
         }
         this.#streaming = true;
-        controller.enqueue(value);
+        controller.enqueue(piece);
       },
-      cancel: (reason) => reader.cancel(reason),
+      cancel: () => reader.cancel(),
     }, { highWaterMark: 0 });
   }
 

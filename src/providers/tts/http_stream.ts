@@ -19,7 +19,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Cancel, type Clock, systemClock } from "../../call/clock.ts";
 import { ProviderError, type ProviderErrorKind } from "../provider_error.ts";
-import { BodyReader } from "./body_reader.ts";
+import { BodyReader } from "../body_reader.ts";
 
 const logger = getLogger(["exovoice", "providers", "tts"]);
 

@@ -3,13 +3,16 @@
  *
  * Deno's `fetch` hands each network read to a default reader as a view
  * into a fresh 64 KiB buffer, however few bytes came: a 320-byte piece of
- * audio holds 64 KiB. Text-to-speech audio is kept until it has been
- * played, so at 200 agent calls (`deno task bench:agents`) the server held
- * about 100 MB of such buffers, RSS was 1.2 MiB per call, and their
- * churn started a full garbage collection about every second. Reading into
- * one buffer of our own (a BYOB reader, where the body is a byte stream)
- * and copying out each piece's bytes keeps only what the vendor sent:
- * external memory at 200 calls fell from 95–150 MB to 20–35 MB.
+ * audio, or a model's token, holds 64 KiB. Text-to-speech audio is kept
+ * until it has been played, so at 200 agent calls (`deno task
+ * bench:agents`) the server held about 100 MB of such buffers and RSS was
+ * 1.2 MiB per call. Even buffers dropped at once cost: with the start
+ * task's V8 heap, measured here, they were freed only by full collections,
+ * and the model's streamed answers alone (a read per token) grew external
+ * memory by about 20 MB/s at 200 calls, which started a full collection
+ * every 17 s; reading them here too brought that to one every 50 s. Reading into one buffer of our own
+ * (a BYOB reader, where the body is a byte stream) and copying out each
+ * piece's bytes keeps only what the vendor sent.
  *
  * @module
  */
