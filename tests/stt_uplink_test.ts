@@ -1,8 +1,9 @@
 /**
- * The speech-to-text uplink: 60 ms messages while the caller speaks, frame
- * by frame while the vendor's endpointing may depend on the audio, 100 ms
- * messages while the caller has long been quiet; and the listener and the
- * agent sending through it to a fake Deepgram.
+ * The speech-to-text uplink: 60 ms messages while the caller speaks (pauses
+ * within the speech's tail included), frame by frame while the vendor's
+ * endpointing may depend on the audio, 100 ms messages while the caller has
+ * long been quiet or the vendor has ended the turn; and the listener and
+ * the agent sending through it to a fake Deepgram.
  */
 import fc from "fast-check";
 import { assert, assertEquals, assertGreater, assertThrows } from "@std/assert";
@@ -10,11 +11,18 @@ import { energyDetector } from "../src/audio/speech_detector.ts";
 import type { AgentBot } from "../src/bots/agent/agent.ts";
 import { createAgentBotFactory } from "../src/bots/agent/mod.ts";
 import {
+  speechTailFor,
   SttUplink,
   type SttUplinkOptions,
 } from "../src/bots/agent/stt_uplink.ts";
+import { FallbackStt } from "../src/providers/fallback/fallback_stt.ts";
+import { ProviderChain } from "../src/providers/fallback/provider_chain.ts";
+import { ProviderHealth } from "../src/providers/fallback/provider_health.ts";
 import { DeepgramStt } from "../src/providers/stt/deepgram.ts";
-import type { SpeechEvent } from "../src/providers/stt/speech_to_text.ts";
+import type {
+  SpeechEvent,
+  SpeechToText,
+} from "../src/providers/stt/speech_to_text.ts";
 import {
   feed,
   fixturePcm,
@@ -117,13 +125,13 @@ const cases: {
   },
   {
     name:
-      "the vendor's final ending the turn sends what is held, then frame by frame until speech",
+      "the vendor's final ending the turn sends what is held, then holds quiet audio until speech",
     steps: [...speech(3), endOfTurn, "frame", "voiced", ...frames(3)],
-    sent: [...perFrame([20, 0, 0]), 40, 20, 0, ...inSpeech(3)],
+    sent: [...perFrame([20, 0, 0]), 40, 0, 20, ...inSpeech(3)],
   },
   {
     name:
-      "the vendor's end_of_turn sends what is held, then frame by frame until speech",
+      "the vendor's end_of_turn sends what is held, then holds quiet audio until speech",
     steps: [
       ...speech(3),
       { type: "end_of_turn" },
@@ -131,17 +139,19 @@ const cases: {
       "voiced",
       ...frames(3),
     ],
-    sent: [...perFrame([20, 0, 0]), 40, 20, 20, 0, ...inSpeech(3)],
+    sent: [...perFrame([20, 0, 0]), 40, 0, 0, 40, ...inSpeech(3)],
   },
   {
     name:
-      "an end of turn while the detector still hears speech leaves nothing held",
+      "an end of turn while the detector still hears speech: the next frame waits for its verdict",
     steps: [...speech(5), endOfTurn, ...speech(4)],
     sent: [
       ...perFrame([20, 0, 0, 60, 0]),
       20,
-      // Nothing was held at the end of the turn, so the next onset sends none.
-      ...perFrame([20, ...inSpeech(3)]),
+      // Held as quiet audio until its verdict, speech, sends it.
+      0,
+      20,
+      ...perFrame(inSpeech(3)),
     ],
   },
   {
@@ -163,8 +173,7 @@ const cases: {
       20,
       ...perFrame(live(59)),
       0,
-      ...live(50),
-      ...coalesced(5),
+      ...coalesced(55),
     ],
   },
   {
@@ -189,6 +198,28 @@ const cases: {
     steps: [...speech(5), ...pause(2), ...speech(3)],
     sent: perFrame(live(10)),
     options: { speechCoalesceMs: 0 },
+  },
+  {
+    name: "a pause shorter than the speech's tail is held as speech",
+    steps: [...speech(5), ...pause(4), ...speech(4)],
+    sent: [
+      ...perFrame([20, 0, 0, 60, 0, 0, 60, 0, 0, 60]),
+      ...perFrame(inSpeech(3)),
+    ],
+    options: { speechTailMs: 100 },
+  },
+  {
+    name:
+      "past the speech's tail what is held goes at once, then frame by frame",
+    steps: [...speech(3), ...pause(8)],
+    sent: [
+      ...perFrame([20, 0, 0, 60, 0, 0, 60]),
+      // 100 ms after the last speech.
+      0,
+      20,
+      ...perFrame(live(3)),
+    ],
+    options: { speechTailMs: 100 },
   },
   {
     name: "speechCoalesceMs 100 sends speech 100 ms at a time",
@@ -239,12 +270,11 @@ const quietCases: typeof cases = [
       0,
       ...live(5),
       0,
-      ...live(50),
-      ...coalesced(5),
+      ...coalesced(55),
     ],
   },
   {
-    name: "a final that ends the turn starts the quiet second afresh",
+    name: "a final that ends the turn coalesces quiet audio at once",
     steps: [
       ...frames(50),
       { type: "partial", text: "hi" },
@@ -252,7 +282,7 @@ const quietCases: typeof cases = [
       endOfTurn,
       ...frames(55),
     ],
-    sent: [...live(50), 0, ...live(10), 0, ...live(50), ...coalesced(5)],
+    sent: [...live(50), 0, ...live(10), 0, ...coalesced(55)],
   },
   {
     name: "coalesceMs 0 sends every frame",
@@ -268,9 +298,10 @@ const quietCases: typeof cases = [
   },
 ];
 
+// Without a speech tail unless a case sets one: each pause then shows at once.
 for (const { name, steps, sent, options } of cases) {
   Deno.test(`SttUplink: ${name}`, () => {
-    assertEquals(run(steps, options), sent);
+    assertEquals(run(steps, { speechTailMs: 0, ...options }), sent);
   });
 }
 
@@ -301,6 +332,7 @@ Deno.test("SttUplink: any mix of frames, verdicts and vendor events sends every 
   const options = fc.record({
     coalesceMs: fc.integer({ min: 0, max: 250 }),
     speechCoalesceMs: fc.integer({ min: 0, max: 250 }),
+    speechTailMs: fc.integer({ min: 0, max: 300 }),
     quietAfterMs: fc.integer({ min: 0, max: 2000 }),
     sampleRate: fc.constantFrom(8000, 16000),
   });
@@ -374,6 +406,30 @@ Deno.test("SttUplink: a frame reused by its sender after push does not change he
   assertEquals(uplink.take(), new Uint8Array(320).fill(1));
 });
 
+Deno.test("the speech tail follows the vendor's endpointing: Deepgram's, or the shortest in a fallback list", () => {
+  const deepgram = (endpointingMs?: number) =>
+    new DeepgramStt({ apiKey: "key", connectTimeoutMs: 1000, endpointingMs });
+  assertEquals(deepgram().endpointingMs, 300);
+  assertEquals(speechTailFor(deepgram().endpointingMs), 100);
+  const decidesAlone: SpeechToText = {
+    name: "sarvam",
+    open: () => Promise.reject(new Error("Not opened in this test")),
+  };
+  const chain = (providers: SpeechToText[]) =>
+    new FallbackStt(
+      new ProviderChain(
+        "stt",
+        providers.map((provider, i) => ({ provider, label: `stt-${i}` })),
+        { health: new ProviderHealth({ now: () => 0 }) },
+      ).forCall(),
+    );
+  const listed = chain([deepgram(600), decidesAlone, deepgram(90)]);
+  assertEquals(listed.endpointingMs, 90);
+  assertEquals(speechTailFor(listed.endpointingMs), 30);
+  assertEquals(chain([decidesAlone]).endpointingMs, undefined);
+  assertEquals(speechTailFor(undefined), 100);
+});
+
 Deno.test("SttUplink: bad options are refused, quoting the value", () => {
   assertThrows(
     () => new SttUplink({ sampleRate: 0 }),
@@ -391,13 +447,18 @@ Deno.test("SttUplink: bad options are refused, quoting the value", () => {
     'Invalid speechCoalesceMs "-20"',
   );
   assertThrows(
+    () => new SttUplink({ sampleRate: 8000, speechTailMs: Infinity }),
+    RangeError,
+    'Invalid speechTailMs "Infinity"',
+  );
+  assertThrows(
     () => new SttUplink({ sampleRate: 8000, quietAfterMs: Number.NaN }),
     RangeError,
     'Invalid quietAfterMs "NaN"',
   );
 });
 
-Deno.test("listener sends a quiet caller to Deepgram in 100 ms messages, speech in 60 ms ones, a pause frame by frame, all audio in order", async () => {
+Deno.test("listener sends a quiet caller to Deepgram in 100 ms messages, speech in 60 ms ones, a pause past the tail frame by frame, all audio in order", async () => {
   // No transcripts: the vendor opening a turn would keep frames single.
   await using server = await FakeSttServer.start("deepgram", {
     script: { turns: [] },
@@ -432,11 +493,16 @@ Deno.test("listener sends a quiet caller to Deepgram in 100 ms messages, speech 
     push(3); // then 60 ms at a time
     await until(() => connection.audioBytes === sent.length, "speech audio");
     assertEquals(connection.audioMessages, 50 + 20 + 1 + 1);
-    push(1);
-    listener.unvoiced(); // a pause: the 20 ms held go at once
-    push(2); // then frame by frame
+    // A pause: held as speech until 100 ms after the last speech (the tail
+    // for Deepgram's default endpointing), then the 40 ms held go at once,
+    // then frame by frame.
+    for (let i = 0; i < 5; i++) {
+      push(1);
+      listener.unvoiced();
+    }
+    push(2);
     await until(() => connection.audioBytes === sent.length, "the pause");
-    assertEquals(connection.audioMessages, 50 + 20 + 1 + 1 + 1 + 2);
+    assertEquals(connection.audioMessages, 50 + 20 + 1 + 1 + 1 + 3 + 2);
     assertEquals(events, []);
     listener.voiced();
     push(2); // held at close, and sent before the farewell

@@ -6,14 +6,15 @@
  * than 20 ms ones, while the caller speaks in 60 ms ones
  * ({@linkcode SttUplink}); the detector's verdicts,
  * {@linkcode Listener.voiced} and {@linkcode Listener.unvoiced}, switch
- * between them, and a window without speech sends it frame by frame.
+ * between them, and windows without speech past a short tail (within a
+ * third of the vendor's endpointing) send it frame by frame.
  *
  * @module
  */
 
 import { Resampler } from "../../audio/resample.ts";
 import type { Clock } from "../../call/clock.ts";
-import { SttUplink } from "./stt_uplink.ts";
+import { speechTailFor, SttUplink } from "./stt_uplink.ts";
 import { ProviderError } from "../../providers/provider_error.ts";
 import type {
   SpeechEvent,
@@ -135,6 +136,7 @@ export class Listener {
       sampleRate: options.sttRate,
       coalesceMs: options.coalesceMs,
       speechCoalesceMs: options.speechCoalesceMs,
+      speechTailMs: speechTailFor(options.stt.endpointingMs),
     });
   }
 
@@ -199,8 +201,8 @@ export class Listener {
   }
 
   /**
-   * The voice-activity detector's latest window is not speech: held audio
-   * goes out at once, then frame by frame.
+   * The voice-activity detector's latest window is not speech: past the
+   * speech's tail, held audio goes out at once, then frame by frame.
    */
   unvoiced(): void {
     this.#send(this.#uplink.unvoiced());

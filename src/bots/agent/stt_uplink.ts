@@ -13,7 +13,7 @@
  * chunks (https://docs.gladia.io/api-reference/v2/live/action/audio-chunk),
  * and Sarvam's adapter already sends its own larger chunks. So:
  *
- * - While the voice-activity detector's latest window was speech, up to
+ * - While the caller speaks, up to
  *   {@linkcode SttUplinkOptions.speechCoalesceMs} (60 ms, three frames) go
  *   in one message. Latency does not suffer: during speech the vendor only
  *   produces interim results, each at most that much later, and the end of
@@ -21,16 +21,25 @@
  *   frame. 60 ms sits at the low end of Deepgram's range, a third of the
  *   messages of 20 ms frames, and well under a syllable. This holds while
  *   the vendor has a turn open too: that turn is the speech.
- * - The moment a window is not speech, what is held goes at once and the
- *   audio goes frame by frame: the vendor's endpointing is timing that
- *   silence. So does the vendor ending the turn.
+ * - "Speaks" spans the pauses inside and between words: the hold lasts
+ *   through {@linkcode SttUplinkOptions.speechTailMs} (100 ms) of windows
+ *   without speech. The vendor's endpointing needs the silence that ends a
+ *   turn as it happens, but only from its window's end (300 ms after the
+ *   last word by default): everything held is sent at the tail's end, well
+ *   before, so no end of turn comes later ({@linkcode speechTailFor} keeps
+ *   the tail within a third of the window). Without the tail a pause of a
+ *   few windows inside a sentence, common in real speech, went frame by
+ *   frame: over a fifth of a talker's messages.
+ * - After the tail, what is held goes at once and the audio goes frame by
+ *   frame: the vendor's endpointing is timing that silence.
  * - Once the detector has heard nothing for
  *   {@linkcode SttUplinkOptions.quietAfterMs} and the vendor has no turn
- *   open, up to {@linkcode SttUplinkOptions.coalesceMs} (100 ms) go at a
- *   time. Speech onset (the detector, or the vendor's own
- *   `speech_started`/partial) sends what is held at once; so does the vendor
- *   opening a turn, and the first `quietAfterMs` after speech ends stay
- *   frame by frame.
+ *   open, or as soon as the vendor has ended the turn (nothing it decides
+ *   then times the silence), up to {@linkcode SttUplinkOptions.coalesceMs}
+ *   (100 ms) go at a time. Speech onset (the detector, or the vendor's own
+ *   `speech_started`/partial) sends what is held at once; so does the
+ *   vendor opening a turn, and the first `quietAfterMs` after speech ends
+ *   stay frame by frame unless the vendor ends the turn.
  *
  * Time here is audio time (milliseconds of audio pushed), so the module is
  * pure: no clock, no timers.
@@ -50,6 +59,8 @@ export interface SttUplinkOptions {
   quietAfterMs?: number;
   /** Most audio per message while the detector hears speech, ms; 0 sends every frame as it comes. Default 60. */
   speechCoalesceMs?: number;
+  /** Audio without speech that still counts as speaking (pauses inside and between words), ms. Default 100; see {@linkcode speechTailFor}. */
+  speechTailMs?: number;
 }
 
 /** Default {@linkcode SttUplinkOptions.coalesceMs}. */
@@ -60,6 +71,29 @@ export const DEFAULT_QUIET_AFTER_MS = 1000;
 
 /** Default {@linkcode SttUplinkOptions.speechCoalesceMs}. */
 export const DEFAULT_SPEECH_COALESCE_MS = 60;
+
+/** Default {@linkcode SttUplinkOptions.speechTailMs}. */
+export const DEFAULT_SPEECH_TAIL_MS = 100;
+
+/**
+ * The speech tail for a vendor that ends turns after `endpointingMs` of
+ * silence: at most a third of that, so that everything held has gone well
+ * before the vendor's window closes; {@linkcode DEFAULT_SPEECH_TAIL_MS}
+ * when the vendor's window is unknown.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(speechTailFor(300), 100);
+ * assertEquals(speechTailFor(90), 30);
+ * assertEquals(speechTailFor(undefined), 100);
+ * ```
+ */
+export function speechTailFor(endpointingMs: number | undefined): number {
+  if (endpointingMs === undefined) return DEFAULT_SPEECH_TAIL_MS;
+  return Math.min(DEFAULT_SPEECH_TAIL_MS, Math.floor(endpointingMs / 3));
+}
 
 /**
  * Decides, frame by frame, what to send the speech-to-text vendor. Each
@@ -84,9 +118,14 @@ export const DEFAULT_SPEECH_COALESCE_MS = 60;
  * uplink.voiced();
  * assertEquals(uplink.push(frame()), undefined);
  * assertEquals(uplink.push(frame())?.length, 960);
- * // A window without speech: what is held goes at once, then frame by frame.
- * uplink.push(frame());
- * assertEquals(uplink.unvoiced()?.length, 320);
+ * // Windows without speech are held as speech through a 100 ms tail…
+ * assertEquals(uplink.push(frame()), undefined);
+ * assertEquals(uplink.unvoiced(), undefined);
+ * assertEquals(uplink.push(frame()), undefined);
+ * assertEquals(uplink.unvoiced(), undefined);
+ * assertEquals(uplink.push(frame())?.length, 960);
+ * // …after which the audio goes frame by frame.
+ * uplink.unvoiced();
  * assertEquals(uplink.push(frame())?.length, 320);
  * ```
  */
@@ -95,11 +134,14 @@ export class SttUplink {
   #coalesceBytes: number;
   #speechCoalesceBytes: number;
   #quietAfterMs: number;
+  #speechTailMs: number;
   /** Audio pushed so far, ms. */
   #audioMs = 0;
   /** When speech was last detected, in audio ms. */
   #voicedAtMs = 0;
-  /** The detector's latest window was speech, and nothing since said the caller stopped. */
+  /** From when on, in audio ms, quiet audio is coalesced (when no turn is open). */
+  #quietFromMs: number;
+  /** The detector heard speech within the tail, and nothing since said the caller stopped. */
   #speaking = false;
   /** The vendor has heard speech and not yet ended the turn. */
   #turnOpen = false;
@@ -118,12 +160,14 @@ export class SttUplink {
     const quietAfterMs = options.quietAfterMs ?? DEFAULT_QUIET_AFTER_MS;
     const speechCoalesceMs = options.speechCoalesceMs ??
       DEFAULT_SPEECH_COALESCE_MS;
+    const speechTailMs = options.speechTailMs ?? DEFAULT_SPEECH_TAIL_MS;
     for (
       const [name, value] of [
         ["sampleRate", sampleRate],
         ["coalesceMs", coalesceMs],
         ["quietAfterMs", quietAfterMs],
         ["speechCoalesceMs", speechCoalesceMs],
+        ["speechTailMs", speechTailMs],
       ] as const
     ) {
       if (!Number.isFinite(value) || value < (name === "sampleRate" ? 1 : 0)) {
@@ -139,6 +183,8 @@ export class SttUplink {
     this.#coalesceBytes = this.#wholeSamples(coalesceMs);
     this.#speechCoalesceBytes = this.#wholeSamples(speechCoalesceMs);
     this.#quietAfterMs = quietAfterMs;
+    this.#quietFromMs = quietAfterMs;
+    this.#speechTailMs = speechTailMs;
   }
 
   /** Whether audio pushed now is held back: the caller has long been quiet, or is speaking. */
@@ -177,24 +223,27 @@ export class SttUplink {
     const onset = !this.#speaking || this.#quiet();
     this.#speaking = true;
     this.#voicedAtMs = this.#audioMs;
+    this.#quietFromMs = this.#audioMs + this.#quietAfterMs;
     return onset ? this.take() : undefined;
   }
 
   /**
-   * The voice-activity detector's latest window is not speech. When the
-   * caller was speaking this returns what is held, and audio goes frame by
-   * frame: the vendor's endpointing is timing this silence.
+   * The voice-activity detector's latest window is not speech. Once that
+   * has lasted past {@linkcode SttUplinkOptions.speechTailMs} since the last
+   * speech, this returns what is held, and audio goes frame by frame: the
+   * vendor's endpointing is timing this silence.
    */
   unvoiced(): Uint8Array | undefined {
     if (!this.#speaking) return undefined;
+    if (this.#audioMs - this.#voicedAtMs < this.#speechTailMs) return undefined;
     this.#speaking = false;
     return this.take();
   }
 
   /**
    * An event from the vendor. A turn it opens sends what is held; a turn it
-   * ends does too, and audio goes frame by frame until the detector hears
-   * speech again (the quiet counts from the end of the turn).
+   * ends does too, and quiet audio is coalesced from then on, until the
+   * detector hears speech again.
    */
   heard(event: SpeechEvent): Uint8Array | undefined {
     switch (event.type) {
@@ -232,19 +281,18 @@ export class SttUplink {
     return this.#speaking ? this.#speechCoalesceBytes : 0;
   }
 
-  /** Whether the caller has long been quiet and the vendor has no turn open. */
+  /** Whether the caller has long been quiet (or the vendor ended the turn) and the vendor has no turn open. */
   #quiet(): boolean {
     return this.#coalesceBytes > 0 && !this.#turnOpen &&
-      this.#audioMs - this.#voicedAtMs >= this.#quietAfterMs;
+      this.#audioMs >= this.#quietFromMs;
   }
 
   #endTurn(): Uint8Array | undefined {
     this.#turnOpen = false;
-    // The vendor has decided; whatever the caller says next (more words, or
-    // talking over the answer) it should hear at once.
+    // The vendor has decided, so no silence is being timed: quiet audio may
+    // be coalesced at once. The detector's next speech sends it all (onset).
     this.#speaking = false;
-    // The quiet counts from the end of the turn.
-    this.#voicedAtMs = Math.max(this.#voicedAtMs, this.#audioMs);
+    this.#quietFromMs = this.#audioMs;
     return this.take();
   }
 

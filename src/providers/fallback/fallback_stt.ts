@@ -76,6 +76,14 @@ export class FallbackStt implements SpeechToText {
     return this.#chain.current.name;
   }
 
+  /** The shortest endpointing among the listed vendors that set one: any of them may serve the call. */
+  get endpointingMs(): number | undefined {
+    const set = this.#chain.providers.flatMap((provider) =>
+      provider.endpointingMs === undefined ? [] : [provider.endpointingMs]
+    );
+    return set.length === 0 ? undefined : Math.min(...set);
+  }
+
   /** Opens a session on the vendor serving the call, or the next ones that can. */
   async open(options: SpeechToTextOptions): Promise<SpeechToTextSession> {
     let lastError: unknown;

@@ -166,6 +166,11 @@ export class DeepgramStt implements SpeechToText {
     };
   }
 
+  /** The silence after which Deepgram ends a turn (`endpointing`), ms. */
+  get endpointingMs(): number {
+    return this.#config.endpointingMs;
+  }
+
   /** Starts a live transcription stream of `options.sampleRate` PCM in `options.language`. */
   open(options: SpeechToTextOptions): Promise<SpeechToTextSession> {
     if (options.signal?.aborted) {

@@ -62,6 +62,11 @@ export interface SpeechToTextSession {
 export interface SpeechToText {
   /** The vendor's name, for logs and metrics. */
   readonly name: string;
+  /**
+   * The silence, in ms, after which the vendor ends a turn, when we set it
+   * (Deepgram's `endpointing`); absent when the vendor decides alone.
+   */
+  readonly endpointingMs?: number;
   /** Opens a streaming session. */
   open(options: SpeechToTextOptions): Promise<SpeechToTextSession>;
 }
